@@ -1,0 +1,535 @@
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+fn yes() -> bool {
+    true
+}
+fn one() -> f64 {
+    1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
+}
+fn is_one_u32(x: &u32) -> bool {
+    *x == 1
+}
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+fn fifty() -> f64 {
+    50.0
+}
+
+/// A whole network. Element tables keep their order; buses are referred to by
+/// their position in `buses` (0-based).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Name of the network.
+    #[serde(default)]
+    pub name: String,
+    /// System frequency in Hz (line charging uses it).
+    #[serde(default = "fifty")]
+    pub f_hz: f64,
+    /// Per-unit power base in MVA.
+    #[serde(default = "one")]
+    pub sn_mva: f64,
+    /// Buses.
+    pub buses: Vec<Bus>,
+    /// Lines (pi model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<Line>,
+    /// Two-winding transformers (pandapower "t" model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trafos: Vec<Trafo>,
+    /// Constant-power loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<Load>,
+    /// Static generators (constant P/Q injections).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sgens: Vec<Sgen>,
+    /// Storage units (load convention: positive P = charging).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storages: Vec<Storage>,
+    /// Shunts (constant impedance, `step` times the rated power).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shunts: Vec<Shunt>,
+    /// External grids (slack buses).
+    pub ext_grids: Vec<ExtGrid>,
+    /// Switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switches: Vec<Switch>,
+}
+
+/// A bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bus {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Nominal voltage in kV (the per-unit base).
+    pub vn_kv: f64,
+    /// Whether the bus is in service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+    /// Zone label (informational).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub zone: String,
+}
+
+/// A line: pi model with per-km parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// From bus (index into `buses`).
+    pub from_bus: usize,
+    /// To bus.
+    pub to_bus: usize,
+    /// Length in km.
+    pub length_km: f64,
+    /// Series resistance per km.
+    pub r_ohm_per_km: f64,
+    /// Series reactance per km.
+    pub x_ohm_per_km: f64,
+    /// Shunt capacitance per km.
+    #[serde(default)]
+    pub c_nf_per_km: f64,
+    /// Shunt conductance per km.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub g_us_per_km: f64,
+    /// Thermal current limit (one system) in kA.
+    pub max_i_ka: f64,
+    /// Number of parallel systems.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub parallel: u32,
+    /// Derating factor of `max_i_ka`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub df: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// Which winding carries the tap changer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TapSide {
+    /// High-voltage side.
+    Hv,
+    /// Low-voltage side.
+    Lv,
+}
+
+/// A ratio tap changer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapChanger {
+    /// Winding with the taps.
+    pub side: TapSide,
+    /// Neutral position.
+    #[serde(default)]
+    pub neutral: f64,
+    /// Voltage change per step in percent of the rated voltage of `side`.
+    pub step_percent: f64,
+    /// Lowest position.
+    pub min: f64,
+    /// Highest position.
+    pub max: f64,
+    /// Current position.
+    #[serde(default)]
+    pub pos: f64,
+}
+
+/// A two-winding transformer (pandapower "t" model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trafo {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// High-voltage bus.
+    pub hv_bus: usize,
+    /// Low-voltage bus.
+    pub lv_bus: usize,
+    /// Rated power in MVA.
+    pub sn_mva: f64,
+    /// Rated HV voltage in kV.
+    pub vn_hv_kv: f64,
+    /// Rated LV voltage in kV.
+    pub vn_lv_kv: f64,
+    /// Short-circuit voltage in percent.
+    pub vk_percent: f64,
+    /// Real part of the short-circuit voltage in percent.
+    pub vkr_percent: f64,
+    /// Iron losses in kW.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pfe_kw: f64,
+    /// Open-loop (magnetising) current in percent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub i0_percent: f64,
+    /// Phase shift in degrees (LV lags HV by this angle).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shift_degree: f64,
+    /// Optional ratio tap changer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<TapChanger>,
+    /// Parallel units.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub parallel: u32,
+    /// Derating factor.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub df: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// A constant-power load: consumes `p_mw * scaling`, `q_mvar * scaling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power consumed in MW.
+    pub p_mw: f64,
+    /// Reactive power consumed in Mvar.
+    #[serde(default)]
+    pub q_mvar: f64,
+    /// Scaling factor.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scaling: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// A static generator: injects `p_mw * scaling`, `q_mvar * scaling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sgen {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power injected in MW.
+    pub p_mw: f64,
+    /// Reactive power injected in Mvar.
+    #[serde(default)]
+    pub q_mvar: f64,
+    /// Scaling factor.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scaling: f64,
+    /// Rated apparent power in MVA (informational; devices use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sn_mva: Option<f64>,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// A storage unit in load convention: positive `p_mw` is charging (consumption).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power in MW (positive = charging).
+    #[serde(default)]
+    pub p_mw: f64,
+    /// Reactive power in Mvar (positive = consumption).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub q_mvar: f64,
+    /// Scaling factor.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scaling: f64,
+    /// Energy capacity in MWh (informational; devices use it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_e_mwh: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// A shunt: consumes `step * (p_mw + j q_mvar)` at rated voltage `vn_kv`
+/// (constant impedance). Negative `q_mvar` is a capacitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shunt {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power per step at rated voltage in MW.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub p_mw: f64,
+    /// Reactive power per step at rated voltage in Mvar.
+    pub q_mvar: f64,
+    /// Rated voltage in kV (defaults to the bus's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vn_kv: Option<f64>,
+    /// Current step.
+    #[serde(default = "one")]
+    pub step: f64,
+    /// Highest step.
+    #[serde(default = "one_u32")]
+    pub max_step: u32,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// An external grid: a slack bus with fixed voltage magnitude and angle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtGrid {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Voltage magnitude set-point in p.u.
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    /// Voltage angle in degrees.
+    #[serde(default)]
+    pub va_degree: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// What a switch connects its bus to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwitchElement {
+    /// Another bus.
+    #[serde(rename = "b")]
+    Bus,
+    /// A line end.
+    #[serde(rename = "l")]
+    Line,
+    /// A transformer end.
+    #[serde(rename = "t")]
+    Trafo,
+}
+
+/// A switch. A closed bus-bus switch with `z_ohm == 0` fuses its buses; with
+/// `z_ohm > 0` it is an impedance branch (`r:x = 2:1`, as pandapower).
+/// An open line or transformer switch takes that branch out of service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Index of the other bus, line or trafo.
+    pub element: usize,
+    /// Kind of `element`.
+    pub et: SwitchElement,
+    /// Closed?
+    #[serde(default = "yes")]
+    pub closed: bool,
+    /// Impedance of a closed bus-bus switch in ohm.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub z_ohm: f64,
+}
+
+/// Ratio of r to x used for bus-bus switches with an impedance (pandapower's `switch_rx_ratio`).
+pub const SWITCH_RX_RATIO: f64 = 2.0;
+
+impl Network {
+    /// Check indices and parameters; every problem names the element.
+    pub fn validate(&self) -> Result<()> {
+        let nb = self.buses.len();
+        let bad = |s: String| Err(Error::InvalidNetwork(s));
+        if nb == 0 {
+            return bad("the network has no buses".into());
+        }
+        if !(self.sn_mva.is_finite() && self.sn_mva > 0.0) {
+            return bad(format!("sn_mva must be positive, got {}", self.sn_mva));
+        }
+        if !(self.f_hz.is_finite() && self.f_hz > 0.0) {
+            return bad(format!("f_hz must be positive, got {}", self.f_hz));
+        }
+        let check_bus = |what: &str, i: usize, name: &str, bus: usize| -> Result<()> {
+            if bus >= nb {
+                return Err(Error::InvalidNetwork(format!(
+                    "{what} {i} ({name:?}) refers to bus {bus}, but the network has {nb} buses (0..{})",
+                    nb - 1
+                )));
+            }
+            Ok(())
+        };
+        let check_num = |what: &str, i: usize, name: &str, field: &str, v: f64| -> Result<()> {
+            if !v.is_finite() {
+                return Err(Error::InvalidNetwork(format!(
+                    "{what} {i} ({name:?}): {field} is {v}"
+                )));
+            }
+            Ok(())
+        };
+        for (i, b) in self.buses.iter().enumerate() {
+            if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
+                return bad(format!("bus {i} ({:?}): vn_kv must be positive, got {}", b.name, b.vn_kv));
+            }
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            check_bus("line", i, &l.name, l.from_bus)?;
+            check_bus("line", i, &l.name, l.to_bus)?;
+            for (f, v) in [
+                ("length_km", l.length_km),
+                ("r_ohm_per_km", l.r_ohm_per_km),
+                ("x_ohm_per_km", l.x_ohm_per_km),
+                ("c_nf_per_km", l.c_nf_per_km),
+                ("g_us_per_km", l.g_us_per_km),
+                ("max_i_ka", l.max_i_ka),
+                ("df", l.df),
+            ] {
+                check_num("line", i, &l.name, f, v)?;
+            }
+            if l.in_service && l.r_ohm_per_km == 0.0 && l.x_ohm_per_km == 0.0 {
+                return bad(format!("line {i} ({:?}) has zero impedance", l.name));
+            }
+            if l.length_km <= 0.0 || l.parallel == 0 {
+                return bad(format!("line {i} ({:?}): length_km and parallel must be positive", l.name));
+            }
+        }
+        for (i, t) in self.trafos.iter().enumerate() {
+            check_bus("trafo", i, &t.name, t.hv_bus)?;
+            check_bus("trafo", i, &t.name, t.lv_bus)?;
+            for (f, v) in [
+                ("sn_mva", t.sn_mva),
+                ("vn_hv_kv", t.vn_hv_kv),
+                ("vn_lv_kv", t.vn_lv_kv),
+                ("vk_percent", t.vk_percent),
+                ("vkr_percent", t.vkr_percent),
+                ("pfe_kw", t.pfe_kw),
+                ("i0_percent", t.i0_percent),
+                ("shift_degree", t.shift_degree),
+                ("df", t.df),
+            ] {
+                check_num("trafo", i, &t.name, f, v)?;
+            }
+            if t.sn_mva <= 0.0 || t.vn_hv_kv <= 0.0 || t.vn_lv_kv <= 0.0 || t.vk_percent <= 0.0 {
+                return bad(format!(
+                    "trafo {i} ({:?}): sn_mva, vn_hv_kv, vn_lv_kv and vk_percent must be positive",
+                    t.name
+                ));
+            }
+            if t.vkr_percent > t.vk_percent || t.vkr_percent < 0.0 {
+                return bad(format!(
+                    "trafo {i} ({:?}): vkr_percent must lie in [0, vk_percent]",
+                    t.name
+                ));
+            }
+            if let Some(tap) = &t.tap {
+                for (f, v) in [
+                    ("tap.neutral", tap.neutral),
+                    ("tap.step_percent", tap.step_percent),
+                    ("tap.min", tap.min),
+                    ("tap.max", tap.max),
+                    ("tap.pos", tap.pos),
+                ] {
+                    check_num("trafo", i, &t.name, f, v)?;
+                }
+                if tap.min > tap.max {
+                    return bad(format!("trafo {i} ({:?}): tap.min > tap.max", t.name));
+                }
+            }
+        }
+        for (i, e) in self.loads.iter().enumerate() {
+            check_bus("load", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+                check_num("load", i, &e.name, f, v)?;
+            }
+        }
+        for (i, e) in self.sgens.iter().enumerate() {
+            check_bus("sgen", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+                check_num("sgen", i, &e.name, f, v)?;
+            }
+        }
+        for (i, e) in self.storages.iter().enumerate() {
+            check_bus("storage", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+                check_num("storage", i, &e.name, f, v)?;
+            }
+        }
+        for (i, e) in self.shunts.iter().enumerate() {
+            check_bus("shunt", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("step", e.step)] {
+                check_num("shunt", i, &e.name, f, v)?;
+            }
+            if let Some(v) = e.vn_kv {
+                if !(v.is_finite() && v > 0.0) {
+                    return bad(format!("shunt {i} ({:?}): vn_kv must be positive", e.name));
+                }
+            }
+        }
+        for (i, e) in self.ext_grids.iter().enumerate() {
+            check_bus("ext_grid", i, &e.name, e.bus)?;
+            for (f, v) in [("vm_pu", e.vm_pu), ("va_degree", e.va_degree)] {
+                check_num("ext_grid", i, &e.name, f, v)?;
+            }
+            if e.vm_pu <= 0.0 {
+                return bad(format!("ext_grid {i} ({:?}): vm_pu must be positive", e.name));
+            }
+        }
+        if !self.ext_grids.iter().any(|e| e.in_service && self.buses[e.bus].in_service) {
+            return bad("no in-service ext_grid: the network has no slack bus".into());
+        }
+        for (i, s) in self.switches.iter().enumerate() {
+            check_bus("switch", i, &s.name, s.bus)?;
+            let n = match s.et {
+                SwitchElement::Bus => nb,
+                SwitchElement::Line => self.lines.len(),
+                SwitchElement::Trafo => self.trafos.len(),
+            };
+            if s.element >= n {
+                return bad(format!(
+                    "switch {i} ({:?}) refers to {:?} {}, which does not exist",
+                    s.name, s.et, s.element
+                ));
+            }
+            check_num("switch", i, &s.name, "z_ohm", s.z_ohm)?;
+            if s.z_ohm < 0.0 {
+                return bad(format!("switch {i} ({:?}): z_ohm must not be negative", s.name));
+            }
+            match s.et {
+                SwitchElement::Line => {
+                    let l = &self.lines[s.element];
+                    if l.from_bus != s.bus && l.to_bus != s.bus {
+                        return bad(format!("switch {i} ({:?}): line {} does not touch bus {}", s.name, s.element, s.bus));
+                    }
+                }
+                SwitchElement::Trafo => {
+                    let t = &self.trafos[s.element];
+                    if t.hv_bus != s.bus && t.lv_bus != s.bus {
+                        return bad(format!("switch {i} ({:?}): trafo {} does not touch bus {}", s.name, s.element, s.bus));
+                    }
+                }
+                SwitchElement::Bus => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,438 @@
+//! Import of pandapower's JSON format (`pandapower.to_json`).
+//!
+//! Tables are pandas DataFrames serialised with `orient: split`, usually as a JSON
+//! string inside `_object`. Element indices are labels; bus references are mapped
+//! to positions. Every table that would change the power flow but is not
+//! modelled is an error naming it.
+
+use super::model::*;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Tables that may be non-empty without affecting the power flow.
+const IGNORED_TABLES: &[&str] = &[
+    "measurement",
+    "pwl_cost",
+    "poly_cost",
+    "controller",
+    "group",
+    "bus_geodata",
+    "line_geodata",
+    "trafo_characteristic_table",
+    "shunt_characteristic_table",
+    "characteristic",
+    "q_capability_curve_table",
+    "q_capability_curve_characteristic",
+    "trafo_characteristic_spline",
+    "shunt_characteristic_spline",
+];
+
+/// Tables this crate models.
+const MODELLED_TABLES: &[&str] = &[
+    "bus", "line", "trafo", "load", "sgen", "storage", "shunt", "ext_grid", "switch",
+];
+
+/// Read a pandapower JSON file.
+pub fn read(path: &Path) -> Result<Network> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    from_str(&text).map_err(|e| match e {
+        Error::Parse { message, .. } => Error::parse(path, message),
+        other => Error::parse(path, other.to_string()),
+    })
+}
+
+/// One DataFrame in `orient: split` form.
+struct Table {
+    name: String,
+    columns: HashMap<String, usize>,
+    index: Vec<i64>,
+    data: Vec<Vec<Value>>,
+}
+
+impl Table {
+    fn parse(name: &str, v: &Value) -> Result<Table> {
+        let obj = v
+            .get("_object")
+            .ok_or_else(|| perr(format!("table {name}: no _object")))?;
+        let parsed: Value;
+        let obj = if let Some(s) = obj.as_str() {
+            parsed = serde_json::from_str(s).map_err(|e| perr(format!("table {name}: {e}")))?;
+            &parsed
+        } else {
+            obj
+        };
+        let columns = obj
+            .get("columns")
+            .and_then(|c| c.as_array())
+            .ok_or_else(|| perr(format!("table {name}: no columns")))?
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str().unwrap_or("").to_string(), i))
+            .collect();
+        let index = obj
+            .get("index")
+            .and_then(|c| c.as_array())
+            .ok_or_else(|| perr(format!("table {name}: no index")))?
+            .iter()
+            .map(|x| x.as_i64().ok_or_else(|| perr(format!("table {name}: non-integer index {x}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let data = obj
+            .get("data")
+            .and_then(|c| c.as_array())
+            .ok_or_else(|| perr(format!("table {name}: no data")))?
+            .iter()
+            .map(|r| r.as_array().cloned().ok_or_else(|| perr(format!("table {name}: a row is not an array"))))
+            .collect::<Result<Vec<_>>>()?;
+        if data.len() != index.len() {
+            return Err(perr(format!("table {name}: {} rows but {} index labels", data.len(), index.len())));
+        }
+        Ok(Table { name: name.to_string(), columns, index, data })
+    }
+
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn raw(&self, row: usize, col: &str) -> Option<&Value> {
+        self.columns.get(col).and_then(|&c| self.data[row].get(c)).filter(|v| !v.is_null())
+    }
+
+    fn f64_opt(&self, row: usize, col: &str) -> Result<Option<f64>> {
+        match self.raw(row, col) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::Bool(b)) => Ok(Some(if *b { 1.0 } else { 0.0 })),
+            Some(other) => Err(perr(format!(
+                "{} row {}: column {col} is not a number: {other}",
+                self.name, self.index[row]
+            ))),
+        }
+    }
+
+    fn f64(&self, row: usize, col: &str) -> Result<f64> {
+        self.f64_opt(row, col)?.ok_or_else(|| {
+            perr(format!("{} row {}: missing value in column {col}", self.name, self.index[row]))
+        })
+    }
+
+    fn f64_or(&self, row: usize, col: &str, default: f64) -> Result<f64> {
+        Ok(self.f64_opt(row, col)?.unwrap_or(default))
+    }
+
+    fn bool_or(&self, row: usize, col: &str, default: bool) -> bool {
+        match self.raw(row, col) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_f64().map(|x| x != 0.0).unwrap_or(default),
+            _ => default,
+        }
+    }
+
+    fn str(&self, row: usize, col: &str) -> String {
+        match self.raw(row, col) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        }
+    }
+
+    fn int(&self, row: usize, col: &str) -> Result<i64> {
+        let x = self.f64(row, col)?;
+        if x.fract() != 0.0 {
+            return Err(perr(format!("{} row {}: {col} = {x} is not an integer", self.name, self.index[row])));
+        }
+        Ok(x as i64)
+    }
+}
+
+fn perr(message: String) -> Error {
+    Error::Parse { path: String::new(), message }
+}
+
+/// Parse pandapower JSON text.
+pub fn from_str(text: &str) -> Result<Network> {
+    let root: Value = serde_json::from_str(text).map_err(|e| perr(format!("not JSON: {e}")))?;
+    let obj = root
+        .get("_object")
+        .and_then(|o| o.as_object())
+        .ok_or_else(|| perr("not a pandapower network (no _object)".into()))?;
+    if root.get("_class").and_then(|c| c.as_str()) != Some("pandapowerNet") {
+        return Err(perr("not a pandapower network (_class is not pandapowerNet)".into()));
+    }
+
+    let mut tables: HashMap<String, Table> = HashMap::new();
+    for (key, v) in obj {
+        let is_frame = v.get("_class").and_then(|c| c.as_str()) == Some("DataFrame");
+        if !is_frame || key.starts_with("res_") {
+            continue;
+        }
+        let t = Table::parse(key, v)?;
+        if MODELLED_TABLES.contains(&key.as_str()) {
+            tables.insert(key.clone(), t);
+        } else if !IGNORED_TABLES.contains(&key.as_str()) && !key.ends_with("_geodata") {
+            // Any other element table with an in-service row would change the power flow.
+            let active = (0..t.len()).filter(|&r| t.bool_or(r, "in_service", true)).count();
+            if active > 0 {
+                return Err(Error::Unsupported(format!(
+                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model (supported: {})",
+                    MODELLED_TABLES.join(", ")
+                )));
+            }
+        }
+    }
+    let empty = |name: &str| Table {
+        name: name.to_string(),
+        columns: HashMap::new(),
+        index: vec![],
+        data: vec![],
+    };
+    let mut take = |name: &str| tables.remove(name).unwrap_or_else(|| empty(name));
+
+    let f_hz = obj.get("f_hz").and_then(|v| v.as_f64()).unwrap_or(50.0);
+    let sn_mva = obj.get("sn_mva").and_then(|v| v.as_f64()).unwrap_or(1.0);
+    let name = obj.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+
+    let bt = take("bus");
+    let mut bus_pos: HashMap<i64, usize> = HashMap::new();
+    let mut buses = Vec::with_capacity(bt.len());
+    for r in 0..bt.len() {
+        bus_pos.insert(bt.index[r], r);
+        buses.push(Bus {
+            name: bt.str(r, "name"),
+            vn_kv: bt.f64(r, "vn_kv")?,
+            in_service: bt.bool_or(r, "in_service", true),
+            zone: bt.str(r, "zone"),
+        });
+    }
+    let bus_of = |t: &Table, r: usize, col: &str| -> Result<usize> {
+        let label = t.int(r, col)?;
+        bus_pos.get(&label).copied().ok_or_else(|| {
+            Error::InvalidNetwork(format!(
+                "{} row {}: {col} = {label} is not a bus of the network",
+                t.name, t.index[r]
+            ))
+        })
+    };
+
+    let lt = take("line");
+    let mut line_pos = HashMap::new();
+    let mut lines = Vec::with_capacity(lt.len());
+    for r in 0..lt.len() {
+        line_pos.insert(lt.index[r], r);
+        lines.push(Line {
+            name: lt.str(r, "name"),
+            from_bus: bus_of(&lt, r, "from_bus")?,
+            to_bus: bus_of(&lt, r, "to_bus")?,
+            length_km: lt.f64(r, "length_km")?,
+            r_ohm_per_km: lt.f64(r, "r_ohm_per_km")?,
+            x_ohm_per_km: lt.f64(r, "x_ohm_per_km")?,
+            c_nf_per_km: lt.f64_or(r, "c_nf_per_km", 0.0)?,
+            g_us_per_km: lt.f64_or(r, "g_us_per_km", 0.0)?,
+            max_i_ka: lt.f64(r, "max_i_ka")?,
+            parallel: lt.int(r, "parallel").unwrap_or(1).max(0) as u32,
+            df: lt.f64_or(r, "df", 1.0)?,
+            in_service: lt.bool_or(r, "in_service", true),
+        });
+    }
+
+    let tt = take("trafo");
+    let mut trafo_pos = HashMap::new();
+    let mut trafos = Vec::with_capacity(tt.len());
+    for r in 0..tt.len() {
+        trafo_pos.insert(tt.index[r], r);
+        let name = tt.str(r, "name");
+        let in_service = tt.bool_or(r, "in_service", true);
+        let ctx = |what: &str| format!("trafo row {} ({name:?}): {what}", tt.index[r]);
+        if tt.bool_or(r, "tap_dependency_table", false) && in_service {
+            return Err(Error::Unsupported(ctx("tap-dependent impedance tables")));
+        }
+        if tt.f64_or(r, "tap_step_degree", 0.0)? != 0.0 && in_service {
+            return Err(Error::Unsupported(ctx("phase-shifting tap changer (tap_step_degree)")));
+        }
+        if tt.f64_or(r, "tap2_step_percent", 0.0)? != 0.0 && in_service {
+            return Err(Error::Unsupported(ctx("second tap changer (tap2_*)")));
+        }
+        let changer = tt.str(r, "tap_changer_type");
+        let side = tt.str(r, "tap_side");
+        let step = tt.f64_opt(r, "tap_step_percent")?;
+        let tap = match (side.as_str(), step) {
+            ("hv" | "lv", Some(step_percent)) if !step_percent.is_nan() => {
+                if !(changer.is_empty() || changer == "Ratio") && in_service {
+                    return Err(Error::Unsupported(ctx(&format!("tap_changer_type {changer:?}"))));
+                }
+                let neutral = tt.f64_or(r, "tap_neutral", 0.0)?;
+                Some(TapChanger {
+                    side: if side == "hv" { TapSide::Hv } else { TapSide::Lv },
+                    neutral,
+                    step_percent,
+                    min: tt.f64_or(r, "tap_min", neutral)?,
+                    max: tt.f64_or(r, "tap_max", neutral)?,
+                    pos: tt.f64_or(r, "tap_pos", neutral)?,
+                })
+            }
+            _ => None,
+        };
+        trafos.push(Trafo {
+            name,
+            hv_bus: bus_of(&tt, r, "hv_bus")?,
+            lv_bus: bus_of(&tt, r, "lv_bus")?,
+            sn_mva: tt.f64(r, "sn_mva")?,
+            vn_hv_kv: tt.f64(r, "vn_hv_kv")?,
+            vn_lv_kv: tt.f64(r, "vn_lv_kv")?,
+            vk_percent: tt.f64(r, "vk_percent")?,
+            vkr_percent: tt.f64(r, "vkr_percent")?,
+            pfe_kw: tt.f64_or(r, "pfe_kw", 0.0)?,
+            i0_percent: tt.f64_or(r, "i0_percent", 0.0)?,
+            shift_degree: tt.f64_or(r, "shift_degree", 0.0)?,
+            tap,
+            parallel: tt.int(r, "parallel").unwrap_or(1).max(0) as u32,
+            df: tt.f64_or(r, "df", 1.0)?,
+            in_service,
+        });
+    }
+
+    let ld = take("load");
+    let mut loads = Vec::with_capacity(ld.len());
+    for r in 0..ld.len() {
+        let name = ld.str(r, "name");
+        let in_service = ld.bool_or(r, "in_service", true);
+        for col in ["const_z_p_percent", "const_z_q_percent", "const_i_p_percent", "const_i_q_percent", "const_z_percent", "const_i_percent"] {
+            if ld.f64_or(r, col, 0.0)? != 0.0 && in_service {
+                return Err(Error::Unsupported(format!(
+                    "load row {} ({name:?}): voltage-dependent (ZIP) load ({col} != 0)",
+                    ld.index[r]
+                )));
+            }
+        }
+        if !matches!(ld.str(r, "type").as_str(), "" | "wye") && in_service {
+            return Err(Error::Unsupported(format!(
+                "load row {} ({name:?}): load type {:?} (only balanced wye)",
+                ld.index[r],
+                ld.str(r, "type")
+            )));
+        }
+        loads.push(Load {
+            name,
+            bus: bus_of(&ld, r, "bus")?,
+            p_mw: ld.f64(r, "p_mw")?,
+            q_mvar: ld.f64_or(r, "q_mvar", 0.0)?,
+            scaling: ld.f64_or(r, "scaling", 1.0)?,
+            in_service,
+        });
+    }
+
+    let sg = take("sgen");
+    let mut sgens = Vec::with_capacity(sg.len());
+    for r in 0..sg.len() {
+        sgens.push(Sgen {
+            name: sg.str(r, "name"),
+            bus: bus_of(&sg, r, "bus")?,
+            p_mw: sg.f64(r, "p_mw")?,
+            q_mvar: sg.f64_or(r, "q_mvar", 0.0)?,
+            scaling: sg.f64_or(r, "scaling", 1.0)?,
+            sn_mva: sg.f64_opt(r, "sn_mva")?,
+            in_service: sg.bool_or(r, "in_service", true),
+        });
+    }
+
+    let st = take("storage");
+    let mut storages = Vec::with_capacity(st.len());
+    for r in 0..st.len() {
+        storages.push(Storage {
+            name: st.str(r, "name"),
+            bus: bus_of(&st, r, "bus")?,
+            p_mw: st.f64_or(r, "p_mw", 0.0)?,
+            q_mvar: st.f64_or(r, "q_mvar", 0.0)?,
+            scaling: st.f64_or(r, "scaling", 1.0)?,
+            max_e_mwh: st.f64_or(r, "max_e_mwh", 0.0)?,
+            in_service: st.bool_or(r, "in_service", true),
+        });
+    }
+
+    let sh = take("shunt");
+    let mut shunts = Vec::with_capacity(sh.len());
+    for r in 0..sh.len() {
+        let name = sh.str(r, "name");
+        let in_service = sh.bool_or(r, "in_service", true);
+        if sh.bool_or(r, "step_dependency_table", false) && in_service {
+            return Err(Error::Unsupported(format!(
+                "shunt row {} ({name:?}): step-dependency tables",
+                sh.index[r]
+            )));
+        }
+        shunts.push(Shunt {
+            name,
+            bus: bus_of(&sh, r, "bus")?,
+            p_mw: sh.f64_or(r, "p_mw", 0.0)?,
+            q_mvar: sh.f64(r, "q_mvar")?,
+            vn_kv: sh.f64_opt(r, "vn_kv")?,
+            step: sh.f64_or(r, "step", 1.0)?,
+            max_step: sh.int(r, "max_step").unwrap_or(1).max(1) as u32,
+            in_service,
+        });
+    }
+
+    let eg = take("ext_grid");
+    let mut ext_grids = Vec::with_capacity(eg.len());
+    for r in 0..eg.len() {
+        ext_grids.push(ExtGrid {
+            name: eg.str(r, "name"),
+            bus: bus_of(&eg, r, "bus")?,
+            vm_pu: eg.f64_or(r, "vm_pu", 1.0)?,
+            va_degree: eg.f64_or(r, "va_degree", 0.0)?,
+            in_service: eg.bool_or(r, "in_service", true),
+        });
+    }
+
+    let sw = take("switch");
+    let mut switches = Vec::with_capacity(sw.len());
+    for r in 0..sw.len() {
+        let et = sw.str(r, "et");
+        let label = sw.int(r, "element")?;
+        let missing = |kind: &str| {
+            Error::InvalidNetwork(format!(
+                "switch row {}: element {label} is not a {kind} of the network",
+                sw.index[r]
+            ))
+        };
+        let (et, element) = match et.as_str() {
+            "b" => (SwitchElement::Bus, *bus_pos.get(&label).ok_or_else(|| missing("bus"))?),
+            "l" => (SwitchElement::Line, *line_pos.get(&label).ok_or_else(|| missing("line"))?),
+            "t" => (SwitchElement::Trafo, *trafo_pos.get(&label).ok_or_else(|| missing("trafo"))?),
+            other => {
+                let closed = sw.bool_or(r, "closed", true);
+                if closed {
+                    return Err(Error::Unsupported(format!(
+                        "switch row {}: element type {other:?} (supported: b, l, t)",
+                        sw.index[r]
+                    )));
+                }
+                continue;
+            }
+        };
+        switches.push(Switch {
+            name: sw.str(r, "name"),
+            bus: bus_of(&sw, r, "bus")?,
+            element,
+            et,
+            closed: sw.bool_or(r, "closed", true),
+            z_ohm: sw.f64_or(r, "z_ohm", 0.0)?,
+        });
+    }
+
+    Ok(Network {
+        name,
+        f_hz,
+        sn_mva,
+        buses,
+        lines,
+        trafos,
+        loads,
+        sgens,
+        storages,
+        shunts,
+        ext_grids,
+        switches,
+    })
+}

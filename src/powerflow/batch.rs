@@ -1,0 +1,231 @@
+//! Per-copy inputs and results of a batch, shared by the CPU and GPU backends.
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+use ndarray::{Array2, ArrayView1};
+
+/// Set-points of every copy, `[B, n_element]` each, in element order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchInputs {
+    /// Load active power in MW (before scaling).
+    pub load_p_mw: Array2<f64>,
+    /// Load reactive power in Mvar (before scaling).
+    pub load_q_mvar: Array2<f64>,
+    /// Load scaling factor.
+    pub load_scaling: Array2<f64>,
+    /// Static generator active power in MW (injection).
+    pub sgen_p_mw: Array2<f64>,
+    /// Static generator reactive power in Mvar (injection).
+    pub sgen_q_mvar: Array2<f64>,
+    /// Storage active power in MW (positive = charging = consumption).
+    pub storage_p_mw: Array2<f64>,
+    /// Trafo tap positions (ignored for trafos without a tap changer).
+    pub trafo_tap_pos: Array2<f64>,
+    /// Shunt steps.
+    pub shunt_step: Array2<f64>,
+}
+
+fn rows(batch: usize, v: impl Iterator<Item = f64>) -> Array2<f64> {
+    let row: Vec<f64> = v.collect();
+    let n = row.len();
+    Array2::from_shape_fn((batch, n), |(_, j)| row[j])
+}
+
+impl BatchInputs {
+    /// Every copy at the network's own set-points.
+    pub fn from_network(net: &Network, batch: usize) -> Self {
+        BatchInputs {
+            load_p_mw: rows(batch, net.loads.iter().map(|l| l.p_mw)),
+            load_q_mvar: rows(batch, net.loads.iter().map(|l| l.q_mvar)),
+            load_scaling: rows(batch, net.loads.iter().map(|l| l.scaling)),
+            sgen_p_mw: rows(batch, net.sgens.iter().map(|s| s.p_mw)),
+            sgen_q_mvar: rows(batch, net.sgens.iter().map(|s| s.q_mvar)),
+            storage_p_mw: rows(batch, net.storages.iter().map(|s| s.p_mw)),
+            trafo_tap_pos: rows(batch, net.trafos.iter().map(|t| t.tap.as_ref().map_or(0.0, |x| x.pos))),
+            shunt_step: rows(batch, net.shunts.iter().map(|s| s.step)),
+        }
+    }
+
+    /// Number of copies.
+    pub fn batch(&self) -> usize {
+        self.load_p_mw.nrows()
+    }
+
+    /// Named arrays, for messages and generic code.
+    pub fn fields(&self) -> [(&'static str, &Array2<f64>); 8] {
+        [
+            ("load_p_mw", &self.load_p_mw),
+            ("load_q_mvar", &self.load_q_mvar),
+            ("load_scaling", &self.load_scaling),
+            ("sgen_p_mw", &self.sgen_p_mw),
+            ("sgen_q_mvar", &self.sgen_q_mvar),
+            ("storage_p_mw", &self.storage_p_mw),
+            ("trafo_tap_pos", &self.trafo_tap_pos),
+            ("shunt_step", &self.shunt_step),
+        ]
+    }
+
+    /// Shapes, finiteness and ranges (taps within `[min, max]`, shunt steps within `[0, max_step]`).
+    pub fn validate(&self, net: &Network) -> Result<()> {
+        let b = self.batch();
+        let expect = [
+            net.loads.len(),
+            net.loads.len(),
+            net.loads.len(),
+            net.sgens.len(),
+            net.sgens.len(),
+            net.storages.len(),
+            net.trafos.len(),
+            net.shunts.len(),
+        ];
+        for ((name, a), n) in self.fields().into_iter().zip(expect) {
+            if a.nrows() != b || a.ncols() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{name} has shape [{}, {}], expected [{b}, {n}]",
+                    a.nrows(),
+                    a.ncols()
+                )));
+            }
+            if let Some(((c, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::InvalidInput(format!("{name}[copy {c}][{j}] is {v}")));
+            }
+        }
+        for (k, t) in net.trafos.iter().enumerate() {
+            if let Some(tap) = &t.tap {
+                if let Some((c, v)) = self
+                    .trafo_tap_pos
+                    .column(k)
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| **v < tap.min || **v > tap.max)
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "trafo_tap_pos[copy {c}][{k}] = {v} is outside trafo {k} ({:?})'s range [{}, {}]",
+                        t.name, tap.min, tap.max
+                    )));
+                }
+            }
+        }
+        for (k, s) in net.shunts.iter().enumerate() {
+            if let Some((c, v)) = self
+                .shunt_step
+                .column(k)
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v < 0.0 || **v > s.max_step as f64)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "shunt_step[copy {c}][{k}] = {v} is outside shunt {k} ({:?})'s range [0, {}]",
+                    s.name, s.max_step
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Results of every copy, `[B, n_element]` each, in element order. Values of
+/// isolated or out-of-service elements are 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchResults {
+    /// Whether the copy converged.
+    pub converged: Vec<bool>,
+    /// Iterations used (P and Q half-step pairs).
+    pub iterations: Vec<u32>,
+    /// Final max over PQ buses of `|ΔP|`, `|ΔQ|` in p.u.
+    pub max_mismatch_pu: Vec<f64>,
+    /// Bus voltage magnitude.
+    pub vm_pu: Array2<f64>,
+    /// Bus voltage angle.
+    pub va_degree: Array2<f64>,
+    /// Line active power at the from end.
+    pub line_p_from_mw: Array2<f64>,
+    /// Line reactive power at the from end.
+    pub line_q_from_mvar: Array2<f64>,
+    /// Line current (max of both ends).
+    pub line_i_ka: Array2<f64>,
+    /// Line loading.
+    pub line_loading_percent: Array2<f64>,
+    /// Trafo loading.
+    pub trafo_loading_percent: Array2<f64>,
+    /// Ext-grid active power.
+    pub ext_grid_p_mw: Array2<f64>,
+    /// Ext-grid reactive power.
+    pub ext_grid_q_mvar: Array2<f64>,
+}
+
+impl BatchResults {
+    /// Zeros for `batch` copies of `net`.
+    pub fn zeros(net: &Network, batch: usize) -> Self {
+        let z = |n: usize| Array2::zeros((batch, n));
+        BatchResults {
+            converged: vec![false; batch],
+            iterations: vec![0; batch],
+            max_mismatch_pu: vec![f64::NAN; batch],
+            vm_pu: z(net.buses.len()),
+            va_degree: z(net.buses.len()),
+            line_p_from_mw: z(net.lines.len()),
+            line_q_from_mvar: z(net.lines.len()),
+            line_i_ka: z(net.lines.len()),
+            line_loading_percent: z(net.lines.len()),
+            trafo_loading_percent: z(net.trafos.len()),
+            ext_grid_p_mw: z(net.ext_grids.len()),
+            ext_grid_q_mvar: z(net.ext_grids.len()),
+        }
+    }
+
+    /// Number of copies.
+    pub fn batch(&self) -> usize {
+        self.converged.len()
+    }
+
+    /// Named result tables (the `pf` output keys).
+    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 9] {
+        [
+            ("vm_pu", &self.vm_pu),
+            ("va_degree", &self.va_degree),
+            ("line_p_from_mw", &self.line_p_from_mw),
+            ("line_q_from_mvar", &self.line_q_from_mvar),
+            ("line_i_ka", &self.line_i_ka),
+            ("line_loading_percent", &self.line_loading_percent),
+            ("trafo_loading_percent", &self.trafo_loading_percent),
+            ("ext_grid_p_mw", &self.ext_grid_p_mw),
+            ("ext_grid_q_mvar", &self.ext_grid_q_mvar),
+        ]
+    }
+
+    /// One copy's row of a table.
+    pub fn row<'a>(a: &'a Array2<f64>, copy: usize) -> ArrayView1<'a, f64> {
+        a.row(copy)
+    }
+}
+
+/// What one `solve` call did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SolveSummary {
+    /// Copies that converged.
+    pub converged: usize,
+    /// Copies in the batch.
+    pub batch: usize,
+    /// Mean iterations over copies.
+    pub mean_iterations: f64,
+}
+
+/// A batched power-flow backend (CPU or GPU): set inputs, solve, read results.
+pub trait PowerFlow: Send {
+    /// Backend name, with the device where it applies.
+    fn describe(&self) -> String;
+    /// Number of copies.
+    fn batch(&self) -> usize;
+    /// The inputs the next `solve` uses.
+    fn inputs(&self) -> &BatchInputs;
+    /// Mutable inputs.
+    fn inputs_mut(&mut self) -> &mut BatchInputs;
+    /// Validate the inputs and solve every copy, warm-started from its last
+    /// converged voltages (the no-load solution the first time and after a failure).
+    fn solve(&mut self) -> Result<SolveSummary>;
+    /// Results of the last solve.
+    fn results(&self) -> &BatchResults;
+    /// Start the given copies from the no-load voltages at the next solve.
+    fn reset_start(&mut self, copies: &[usize]);
+}

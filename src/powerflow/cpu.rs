@@ -1,0 +1,462 @@
+//! The batched CPU solver in f64: fast-decoupled power flow (rotated XB/BX),
+//! one copy per rayon task, shared factors, per-copy warm-started state.
+//! Nothing is allocated inside the iteration loop: every buffer lives in the
+//! copy's [`CopyState`], made once per batch. `shaders/fdpf.wgsl` mirrors
+//! [`solve_copy`] line for line.
+
+use super::admittance::{trafo_branch, BranchAdm};
+use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+use super::plan::Plan;
+use crate::complex::C64;
+use crate::error::Result;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A branch whose admittance every copy shares.
+#[derive(Debug, Clone, Copy)]
+struct FixedBranch {
+    f: u32,
+    t: u32,
+    adm: BranchAdm,
+}
+
+/// One copy's state and scratch.
+#[derive(Debug, Clone)]
+pub struct CopyState {
+    /// |V| of the PQ nodes.
+    pub vm: Vec<f64>,
+    /// Angle (rad) of the PQ nodes.
+    pub va: Vec<f64>,
+    /// Start from the no-load voltages at the next solve.
+    pub cold: bool,
+    s_spec: Vec<C64>,
+    ysh: Vec<C64>,
+    tap_adm: Vec<BranchAdm>,
+    tap_pos: Vec<f64>,
+    v: Vec<C64>,
+    cur: Vec<C64>,
+    ds: Vec<C64>,
+    rhs: Vec<f64>,
+    tmp: Vec<f64>,
+    /// Converged at the last solve.
+    pub converged: bool,
+    /// Iterations of the last solve.
+    pub iterations: u32,
+    /// Final mismatch of the last solve.
+    pub mismatch: f64,
+}
+
+impl CopyState {
+    fn new(plan: &Plan) -> Self {
+        let (n, nn) = (plan.n_pq, plan.n_node);
+        let mut v = vec![C64::ZERO; nn];
+        v[n..].copy_from_slice(&plan.slack_v);
+        CopyState {
+            vm: vec![1.0; n],
+            va: vec![0.0; n],
+            cold: true,
+            s_spec: vec![C64::ZERO; nn],
+            ysh: vec![C64::ZERO; nn],
+            tap_adm: plan.tap_trafos.iter().map(|&(_, b)| plan.branches[b].adm).collect(),
+            tap_pos: vec![f64::NAN; plan.tap_trafos.len()],
+            v,
+            cur: vec![C64::ZERO; nn],
+            ds: vec![C64::ZERO; nn],
+            rhs: vec![0.0; n],
+            tmp: vec![0.0; n],
+            converged: false,
+            iterations: 0,
+            mismatch: f64::NAN,
+        }
+    }
+}
+
+/// Shared, read-only data of the CPU kernel.
+struct Kernel {
+    plan: Arc<Plan>,
+    fixed: Vec<FixedBranch>,
+    taps: Vec<(u32, u32)>,
+    trafo_tap: Vec<Option<usize>>,
+}
+
+impl Kernel {
+    fn new(plan: Arc<Plan>) -> Self {
+        let fixed = plan
+            .fixed_branches
+            .iter()
+            .map(|&i| {
+                let b = &plan.branches[i];
+                FixedBranch { f: b.f as u32, t: b.t as u32, adm: b.adm }
+            })
+            .collect();
+        let taps = plan.tap_trafos.iter().map(|&(_, b)| (plan.branches[b].f as u32, plan.branches[b].t as u32)).collect();
+        let mut trafo_tap = vec![None; plan.net.trafos.len()];
+        for (j, &(k, _)) in plan.tap_trafos.iter().enumerate() {
+            trafo_tap[k] = Some(j);
+        }
+        Kernel { plan, fixed, taps, trafo_tap }
+    }
+
+    /// Per-copy injections, shunts and tap-dependent admittances from row `c` of `inp`.
+    fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
+        let p = &*self.plan;
+        let net = &p.net;
+        let inv_sn = 1.0 / net.sn_mva;
+        st.s_spec.fill(C64::ZERO);
+        for (k, n) in p.load_node.iter().enumerate() {
+            if let Some(n) = *n {
+                let s = inp.load_scaling[(c, k)] * inv_sn;
+                st.s_spec[n] -= C64::new(inp.load_p_mw[(c, k)] * s, inp.load_q_mvar[(c, k)] * s);
+            }
+        }
+        for (k, n) in p.sgen_node.iter().enumerate() {
+            if let Some(n) = *n {
+                let s = net.sgens[k].scaling * inv_sn;
+                st.s_spec[n] += C64::new(inp.sgen_p_mw[(c, k)] * s, inp.sgen_q_mvar[(c, k)] * s);
+            }
+        }
+        for (k, n) in p.storage_node.iter().enumerate() {
+            if let Some(n) = *n {
+                let s = net.storages[k].scaling * inv_sn;
+                st.s_spec[n] -= C64::new(inp.storage_p_mw[(c, k)] * s, net.storages[k].q_mvar * s);
+            }
+        }
+        st.ysh.fill(C64::ZERO);
+        for (k, n) in p.shunt_node.iter().enumerate() {
+            if let Some(n) = *n {
+                st.ysh[n] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
+            }
+        }
+        for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
+            let pos = inp.trafo_tap_pos[(c, k)];
+            if pos != st.tap_pos[j] {
+                st.tap_pos[j] = pos;
+                st.tap_adm[j] = trafo_branch(net, &net.trafos[k], pos).admittance();
+            }
+        }
+    }
+
+    /// `ΔS = S_spec − V·conj(Y·V)` at every PQ node; returns max(|ΔP|, |ΔQ|).
+    #[inline]
+    fn mismatch(&self, st: &mut CopyState) -> f64 {
+        let n = self.plan.n_pq;
+        for i in 0..n {
+            st.v[i] = C64::from_polar(st.vm[i], st.va[i]);
+        }
+        for i in 0..st.cur.len() {
+            st.cur[i] = st.ysh[i] * st.v[i];
+        }
+        for b in &self.fixed {
+            let (f, t) = (b.f as usize, b.t as usize);
+            let (vf, vt) = (st.v[f], st.v[t]);
+            st.cur[f] += b.adm.yff * vf + b.adm.yft * vt;
+            st.cur[t] += b.adm.ytf * vf + b.adm.ytt * vt;
+        }
+        for (j, &(f, t)) in self.taps.iter().enumerate() {
+            let (f, t) = (f as usize, t as usize);
+            let a = st.tap_adm[j];
+            let (vf, vt) = (st.v[f], st.v[t]);
+            st.cur[f] += a.yff * vf + a.yft * vt;
+            st.cur[t] += a.ytf * vf + a.ytt * vt;
+        }
+        let mut worst: f64 = 0.0;
+        for i in 0..n {
+            let d = st.s_spec[i] - st.v[i] * st.cur[i].conj();
+            st.ds[i] = d;
+            worst = worst.max(d.re.abs()).max(d.im.abs());
+        }
+        if worst.is_nan() {
+            f64::INFINITY
+        } else {
+            worst
+        }
+    }
+}
+
+/// Solve one copy: rotated fast-decoupled iterations from its current state.
+/// Returns with `st.v`/`st.cur` consistent with the final voltages.
+fn solve_copy(k: &Kernel, st: &mut CopyState) {
+    let p = &*k.plan;
+    let n = p.n_pq;
+    if st.cold {
+        for i in 0..n {
+            st.vm[i] = p.v_noload[i].abs();
+            st.va[i] = p.v_noload[i].arg();
+        }
+    }
+    let tol = p.options.tolerance_pu;
+    let rot = p.rot;
+    let mut iters = 0;
+    let mut converged = false;
+    let mut norm = k.mismatch(st);
+    loop {
+        if norm <= tol {
+            converged = true;
+            break;
+        }
+        if iters >= p.options.max_iterations || norm > 1e6 {
+            break;
+        }
+        iters += 1;
+        // P half-step: B'·Δθ = ΔP'/|V|.
+        for i in 0..n {
+            st.rhs[i] = (st.ds[i] * rot).re / st.vm[i];
+        }
+        p.bp.solve_in_place(&mut st.rhs, &mut st.tmp);
+        for i in 0..n {
+            st.va[i] += st.rhs[i];
+        }
+        norm = k.mismatch(st);
+        if norm <= tol {
+            converged = true;
+            break;
+        }
+        // Q half-step: B''·Δ|V| = ΔQ'/|V|.
+        for i in 0..n {
+            st.rhs[i] = (st.ds[i] * rot).im / st.vm[i];
+        }
+        p.bpp.solve_in_place(&mut st.rhs, &mut st.tmp);
+        for i in 0..n {
+            st.vm[i] += st.rhs[i];
+        }
+        norm = k.mismatch(st);
+    }
+    st.converged = converged;
+    st.iterations = iters;
+    st.mismatch = norm;
+    st.cold = !converged;
+}
+
+/// Solve the network's base case from the no-load start (used to pick the variant).
+pub(crate) fn solve_base_case(plan: &Plan) -> (bool, u32) {
+    let k = Kernel::new(Arc::new(plan.clone()));
+    let inp = BatchInputs::from_network(&plan.net, 1);
+    let mut st = CopyState::new(plan);
+    k.prepare(&inp, 0, &mut st);
+    solve_copy(&k, &mut st);
+    (st.converged, st.iterations)
+}
+
+/// Per-copy result rows, written straight into the result tables.
+struct ResultRows<'a> {
+    vm: &'a mut [f64],
+    va: &'a mut [f64],
+    lp: &'a mut [f64],
+    lq: &'a mut [f64],
+    li: &'a mut [f64],
+    ll: &'a mut [f64],
+    tl: &'a mut [f64],
+    ep: &'a mut [f64],
+    eq: &'a mut [f64],
+}
+
+const SQRT3: f64 = 1.732_050_807_568_877_2;
+
+fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows) {
+    let p = &*k.plan;
+    let net = &p.net;
+    let sn = net.sn_mva;
+    for (b, node) in p.bus_node.iter().enumerate() {
+        let (m, a) = match *node {
+            Some(i) => (st.v[i].abs(), st.v[i].arg().to_degrees()),
+            None => (0.0, 0.0),
+        };
+        r.vm[b] = m;
+        r.va[b] = a;
+    }
+    let flows = |adm: &BranchAdm, f: usize, t: usize| {
+        let (vf, vt) = (st.v[f], st.v[t]);
+        let i_f = adm.yff * vf + adm.yft * vt;
+        let i_t = adm.ytf * vf + adm.ytt * vt;
+        (vf * i_f.conj(), i_f.abs(), i_t.abs())
+    };
+    for (li, l) in net.lines.iter().enumerate() {
+        let Some(bi) = p.line_branch[li] else {
+            r.lp[li] = 0.0;
+            r.lq[li] = 0.0;
+            r.li[li] = 0.0;
+            r.ll[li] = 0.0;
+            continue;
+        };
+        let b = &p.branches[bi];
+        let (s, i_f, i_t) = flows(&b.adm, b.f, b.t);
+        let base_i = sn / SQRT3;
+        let i_ka = (i_f * base_i / net.buses[l.from_bus].vn_kv).max(i_t * base_i / net.buses[l.to_bus].vn_kv);
+        r.lp[li] = s.re * sn;
+        r.lq[li] = s.im * sn;
+        r.li[li] = i_ka;
+        r.ll[li] = i_ka / (l.max_i_ka * l.df * l.parallel as f64) * 100.0;
+    }
+    for (ti, t) in net.trafos.iter().enumerate() {
+        let Some(bi) = p.trafo_branch[ti] else {
+            r.tl[ti] = 0.0;
+            continue;
+        };
+        let b = &p.branches[bi];
+        let adm = match k.trafo_tap[ti] {
+            Some(j) => &st.tap_adm[j],
+            None => &b.adm,
+        };
+        let (_, i_f, i_t) = flows(adm, b.f, b.t);
+        let i_hv = i_f * sn / (SQRT3 * net.buses[t.hv_bus].vn_kv);
+        let i_lv = i_t * sn / (SQRT3 * net.buses[t.lv_bus].vn_kv);
+        let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
+        r.tl[ti] = ld / t.parallel as f64 / t.df;
+    }
+    for (e, node) in p.ext_grid_node.iter().enumerate() {
+        let (pe, qe) = match *node {
+            Some((n, count)) => {
+                let s = (st.v[n] * st.cur[n].conj() - st.s_spec[n]).scale(sn / count as f64);
+                (s.re, s.im)
+            }
+            None => (0.0, 0.0),
+        };
+        r.ep[e] = pe;
+        r.eq[e] = qe;
+    }
+}
+
+/// B copies of one network on the CPU.
+pub struct CpuBatch {
+    kernel: Kernel,
+    inputs: BatchInputs,
+    results: BatchResults,
+    states: Vec<CopyState>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl CpuBatch {
+    /// `batch` copies at the network's own set-points, using rayon's global pool.
+    pub fn new(plan: Arc<Plan>, batch: usize) -> Self {
+        let inputs = BatchInputs::from_network(&plan.net, batch);
+        let results = BatchResults::zeros(&plan.net, batch);
+        let states = (0..batch).map(|_| CopyState::new(&plan)).collect();
+        CpuBatch { kernel: Kernel::new(plan), inputs, results, states, pool: None }
+    }
+
+    /// Use a dedicated pool of `threads` threads (0 = rayon's global pool).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.pool = if threads == 0 {
+            None
+        } else {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| crate::error::Error::InvalidInput(format!("thread pool: {e}")))?,
+            )
+        };
+        Ok(self)
+    }
+
+    /// Threads the solver runs on.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
+    }
+
+    /// The shared plan.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.kernel.plan
+    }
+
+    /// Per-copy states (voltages of the PQ nodes in plan order).
+    pub fn states(&self) -> &[CopyState] {
+        &self.states
+    }
+
+    fn run(&mut self) {
+        let k = &self.kernel;
+        let inp = &self.inputs;
+        let states = &mut self.states;
+        let res = &mut self.results;
+        let (nb, nl, nt, ne) = k.plan.sizes();
+        let mut work = || {
+            states.par_iter_mut().enumerate().for_each(|(c, st)| {
+                k.prepare(inp, c, st);
+                solve_copy(k, st);
+            });
+            let sl = |a: &mut ndarray::Array2<f64>| a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize;
+            // Each copy writes only its own rows: disjoint slices of each table.
+            let ptrs = [
+                sl(&mut res.vm_pu),
+                sl(&mut res.va_degree),
+                sl(&mut res.line_p_from_mw),
+                sl(&mut res.line_q_from_mvar),
+                sl(&mut res.line_i_ka),
+                sl(&mut res.line_loading_percent),
+                sl(&mut res.trafo_loading_percent),
+                sl(&mut res.ext_grid_p_mw),
+                sl(&mut res.ext_grid_q_mvar),
+            ];
+            states.par_iter().enumerate().for_each(|(c, st)| {
+                // SAFETY: row `c` of each table is written by this task only, the
+                // tables outlive the loop and are in standard (row-major) layout.
+                let row = |i: usize, n: usize| unsafe { std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n) };
+                copy_results(
+                    k,
+                    st,
+                    ResultRows {
+                        vm: row(0, nb),
+                        va: row(1, nb),
+                        lp: row(2, nl),
+                        lq: row(3, nl),
+                        li: row(4, nl),
+                        ll: row(5, nl),
+                        tl: row(6, nt),
+                        ep: row(7, ne),
+                        eq: row(8, ne),
+                    },
+                );
+            });
+        };
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
+        for (c, st) in self.states.iter().enumerate() {
+            self.results.converged[c] = st.converged;
+            self.results.iterations[c] = st.iterations;
+            self.results.max_mismatch_pu[c] = st.mismatch;
+        }
+    }
+}
+
+impl PowerFlow for CpuBatch {
+    fn describe(&self) -> String {
+        format!("cpu (f64, {} threads)", self.threads())
+    }
+    fn batch(&self) -> usize {
+        self.states.len()
+    }
+    fn inputs(&self) -> &BatchInputs {
+        &self.inputs
+    }
+    fn inputs_mut(&mut self) -> &mut BatchInputs {
+        &mut self.inputs
+    }
+    fn solve(&mut self) -> Result<SolveSummary> {
+        self.inputs.validate(&self.kernel.plan.net)?;
+        self.run();
+        Ok(summary(&self.results))
+    }
+    fn results(&self) -> &BatchResults {
+        &self.results
+    }
+    fn reset_start(&mut self, copies: &[usize]) {
+        for &c in copies {
+            if let Some(st) = self.states.get_mut(c) {
+                st.cold = true;
+            }
+        }
+    }
+}
+
+/// Summary of a results table.
+pub fn summary(r: &BatchResults) -> SolveSummary {
+    let b = r.batch();
+    SolveSummary {
+        converged: r.converged.iter().filter(|&&c| c).count(),
+        batch: b,
+        mean_iterations: r.iterations.iter().map(|&i| i as f64).sum::<f64>() / b.max(1) as f64,
+    }
+}
