@@ -24,12 +24,18 @@ impl C64 {
     #[inline(always)]
     pub fn from_polar(m: f64, theta: f64) -> Self {
         let (s, c) = theta.sin_cos();
-        C64 { re: m * c, im: m * s }
+        C64 {
+            re: m * c,
+            im: m * s,
+        }
     }
     /// Complex conjugate.
     #[inline(always)]
     pub fn conj(self) -> Self {
-        C64 { re: self.re, im: -self.im }
+        C64 {
+            re: self.re,
+            im: -self.im,
+        }
     }
     /// `|z|²`.
     #[inline(always)]
@@ -50,12 +56,18 @@ impl C64 {
     #[inline(always)]
     pub fn inv(self) -> Self {
         let d = self.norm_sqr();
-        C64 { re: self.re / d, im: -self.im / d }
+        C64 {
+            re: self.re / d,
+            im: -self.im / d,
+        }
     }
     /// Multiply by a real number.
     #[inline(always)]
     pub fn scale(self, k: f64) -> Self {
-        C64 { re: self.re * k, im: self.im * k }
+        C64 {
+            re: self.re * k,
+            im: self.im * k,
+        }
     }
 }
 
@@ -63,14 +75,20 @@ impl Add for C64 {
     type Output = C64;
     #[inline(always)]
     fn add(self, o: C64) -> C64 {
-        C64 { re: self.re + o.re, im: self.im + o.im }
+        C64 {
+            re: self.re + o.re,
+            im: self.im + o.im,
+        }
     }
 }
 impl Sub for C64 {
     type Output = C64;
     #[inline(always)]
     fn sub(self, o: C64) -> C64 {
-        C64 { re: self.re - o.re, im: self.im - o.im }
+        C64 {
+            re: self.re - o.re,
+            im: self.im - o.im,
+        }
     }
 }
 impl Mul for C64 {
@@ -94,7 +112,10 @@ impl Neg for C64 {
     type Output = C64;
     #[inline(always)]
     fn neg(self) -> C64 {
-        C64 { re: -self.re, im: -self.im }
+        C64 {
+            re: -self.re,
+            im: -self.im,
+        }
     }
 }
 impl AddAssign for C64 {

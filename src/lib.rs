@@ -9,9 +9,15 @@
 //! `network` → `powerflow` → (`devices`, `env`) → CLI. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod agents;
+pub mod bench;
 pub mod complex;
+pub mod devices;
+pub mod env;
 pub mod error;
+pub mod gpu;
 pub mod network;
 pub mod powerflow;
+pub mod setup;
 
 pub use error::{Error, Result};

@@ -19,8 +19,14 @@ fn check(name: &str, net: powergrid::network::Network) {
         if !ref_converged(&reference, c) {
             continue;
         }
-        assert!(r.converged[c], "{name} scenario {c}: did not converge (mismatch {})", r.max_mismatch_pu[c]);
-        let d = |key: &str, a: &ndarray::Array2<f64>| max_abs_diff(a.row(c).as_slice().unwrap(), &ref_table(&reference, c, key));
+        assert!(
+            r.converged[c],
+            "{name} scenario {c}: did not converge (mismatch {})",
+            r.max_mismatch_pu[c]
+        );
+        let d = |key: &str, a: &ndarray::Array2<f64>| {
+            max_abs_diff(a.row(c).as_slice().unwrap(), &ref_table(&reference, c, key))
+        };
         let dv = [
             d("vm_pu", &r.vm_pu),
             d("va_degree", &r.va_degree),
@@ -31,12 +37,37 @@ fn check(name: &str, net: powergrid::network::Network) {
         for k in 0..5 {
             worst[k] = worst[k].max(dv[k]);
         }
-        assert!(dv[0] <= 1e-6, "{name} scenario {c}: max |Δvm| = {:e}", dv[0]);
-        assert!(dv[1] <= 1e-4, "{name} scenario {c}: max |Δva| = {:e}°", dv[1]);
-        assert!(dv[2] <= 1e-3, "{name} scenario {c}: max |Δline loading| = {:e} %", dv[2]);
-        assert!(dv[3] <= 1e-6, "{name} scenario {c}: max |Δext_grid P| = {:e} MW", dv[3]);
-        assert!(dv[4] <= 1e-3, "{name} scenario {c}: max |Δtrafo loading| = {:e} %", dv[4]);
-        for key in ["line_p_from_mw", "line_q_from_mvar", "line_i_ka", "ext_grid_q_mvar"] {
+        assert!(
+            dv[0] <= 1e-6,
+            "{name} scenario {c}: max |Δvm| = {:e}",
+            dv[0]
+        );
+        assert!(
+            dv[1] <= 1e-4,
+            "{name} scenario {c}: max |Δva| = {:e}°",
+            dv[1]
+        );
+        assert!(
+            dv[2] <= 1e-3,
+            "{name} scenario {c}: max |Δline loading| = {:e} %",
+            dv[2]
+        );
+        assert!(
+            dv[3] <= 1e-6,
+            "{name} scenario {c}: max |Δext_grid P| = {:e} MW",
+            dv[3]
+        );
+        assert!(
+            dv[4] <= 1e-3,
+            "{name} scenario {c}: max |Δtrafo loading| = {:e} %",
+            dv[4]
+        );
+        for key in [
+            "line_p_from_mw",
+            "line_q_from_mvar",
+            "line_i_ka",
+            "ext_grid_q_mvar",
+        ] {
             let a = r.tables().into_iter().find(|(k, _)| *k == key).unwrap().1;
             let dd = d(key, a);
             assert!(dd <= 1e-5, "{name} scenario {c}: max |Δ{key}| = {dd:e}");

@@ -389,7 +389,10 @@ impl Network {
         };
         for (i, b) in self.buses.iter().enumerate() {
             if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
-                return bad(format!("bus {i} ({:?}): vn_kv must be positive, got {}", b.name, b.vn_kv));
+                return bad(format!(
+                    "bus {i} ({:?}): vn_kv must be positive, got {}",
+                    b.name, b.vn_kv
+                ));
             }
         }
         for (i, l) in self.lines.iter().enumerate() {
@@ -410,7 +413,10 @@ impl Network {
                 return bad(format!("line {i} ({:?}) has zero impedance", l.name));
             }
             if l.length_km <= 0.0 || l.parallel == 0 {
-                return bad(format!("line {i} ({:?}): length_km and parallel must be positive", l.name));
+                return bad(format!(
+                    "line {i} ({:?}): length_km and parallel must be positive",
+                    l.name
+                ));
             }
         }
         for (i, t) in self.trafos.iter().enumerate() {
@@ -458,19 +464,31 @@ impl Network {
         }
         for (i, e) in self.loads.iter().enumerate() {
             check_bus("load", i, &e.name, e.bus)?;
-            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+            for (f, v) in [
+                ("p_mw", e.p_mw),
+                ("q_mvar", e.q_mvar),
+                ("scaling", e.scaling),
+            ] {
                 check_num("load", i, &e.name, f, v)?;
             }
         }
         for (i, e) in self.sgens.iter().enumerate() {
             check_bus("sgen", i, &e.name, e.bus)?;
-            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+            for (f, v) in [
+                ("p_mw", e.p_mw),
+                ("q_mvar", e.q_mvar),
+                ("scaling", e.scaling),
+            ] {
                 check_num("sgen", i, &e.name, f, v)?;
             }
         }
         for (i, e) in self.storages.iter().enumerate() {
             check_bus("storage", i, &e.name, e.bus)?;
-            for (f, v) in [("p_mw", e.p_mw), ("q_mvar", e.q_mvar), ("scaling", e.scaling)] {
+            for (f, v) in [
+                ("p_mw", e.p_mw),
+                ("q_mvar", e.q_mvar),
+                ("scaling", e.scaling),
+            ] {
                 check_num("storage", i, &e.name, f, v)?;
             }
         }
@@ -491,10 +509,17 @@ impl Network {
                 check_num("ext_grid", i, &e.name, f, v)?;
             }
             if e.vm_pu <= 0.0 {
-                return bad(format!("ext_grid {i} ({:?}): vm_pu must be positive", e.name));
+                return bad(format!(
+                    "ext_grid {i} ({:?}): vm_pu must be positive",
+                    e.name
+                ));
             }
         }
-        if !self.ext_grids.iter().any(|e| e.in_service && self.buses[e.bus].in_service) {
+        if !self
+            .ext_grids
+            .iter()
+            .any(|e| e.in_service && self.buses[e.bus].in_service)
+        {
             return bad("no in-service ext_grid: the network has no slack bus".into());
         }
         for (i, s) in self.switches.iter().enumerate() {
@@ -512,19 +537,28 @@ impl Network {
             }
             check_num("switch", i, &s.name, "z_ohm", s.z_ohm)?;
             if s.z_ohm < 0.0 {
-                return bad(format!("switch {i} ({:?}): z_ohm must not be negative", s.name));
+                return bad(format!(
+                    "switch {i} ({:?}): z_ohm must not be negative",
+                    s.name
+                ));
             }
             match s.et {
                 SwitchElement::Line => {
                     let l = &self.lines[s.element];
                     if l.from_bus != s.bus && l.to_bus != s.bus {
-                        return bad(format!("switch {i} ({:?}): line {} does not touch bus {}", s.name, s.element, s.bus));
+                        return bad(format!(
+                            "switch {i} ({:?}): line {} does not touch bus {}",
+                            s.name, s.element, s.bus
+                        ));
                     }
                 }
                 SwitchElement::Trafo => {
                     let t = &self.trafos[s.element];
                     if t.hv_bus != s.bus && t.lv_bus != s.bus {
-                        return bad(format!("switch {i} ({:?}): trafo {} does not touch bus {}", s.name, s.element, s.bus));
+                        return bad(format!(
+                            "switch {i} ({:?}): trafo {} does not touch bus {}",
+                            s.name, s.element, s.bus
+                        ));
                     }
                 }
                 SwitchElement::Bus => {}

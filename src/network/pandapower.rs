@@ -76,19 +76,35 @@ impl Table {
             .and_then(|c| c.as_array())
             .ok_or_else(|| perr(format!("table {name}: no index")))?
             .iter()
-            .map(|x| x.as_i64().ok_or_else(|| perr(format!("table {name}: non-integer index {x}"))))
+            .map(|x| {
+                x.as_i64()
+                    .ok_or_else(|| perr(format!("table {name}: non-integer index {x}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let data = obj
             .get("data")
             .and_then(|c| c.as_array())
             .ok_or_else(|| perr(format!("table {name}: no data")))?
             .iter()
-            .map(|r| r.as_array().cloned().ok_or_else(|| perr(format!("table {name}: a row is not an array"))))
+            .map(|r| {
+                r.as_array()
+                    .cloned()
+                    .ok_or_else(|| perr(format!("table {name}: a row is not an array")))
+            })
             .collect::<Result<Vec<_>>>()?;
         if data.len() != index.len() {
-            return Err(perr(format!("table {name}: {} rows but {} index labels", data.len(), index.len())));
+            return Err(perr(format!(
+                "table {name}: {} rows but {} index labels",
+                data.len(),
+                index.len()
+            )));
         }
-        Ok(Table { name: name.to_string(), columns, index, data })
+        Ok(Table {
+            name: name.to_string(),
+            columns,
+            index,
+            data,
+        })
     }
 
     fn len(&self) -> usize {
@@ -96,7 +112,10 @@ impl Table {
     }
 
     fn raw(&self, row: usize, col: &str) -> Option<&Value> {
-        self.columns.get(col).and_then(|&c| self.data[row].get(c)).filter(|v| !v.is_null())
+        self.columns
+            .get(col)
+            .and_then(|&c| self.data[row].get(c))
+            .filter(|v| !v.is_null())
     }
 
     fn f64_opt(&self, row: usize, col: &str) -> Result<Option<f64>> {
@@ -113,7 +132,10 @@ impl Table {
 
     fn f64(&self, row: usize, col: &str) -> Result<f64> {
         self.f64_opt(row, col)?.ok_or_else(|| {
-            perr(format!("{} row {}: missing value in column {col}", self.name, self.index[row]))
+            perr(format!(
+                "{} row {}: missing value in column {col}",
+                self.name, self.index[row]
+            ))
         })
     }
 
@@ -140,14 +162,20 @@ impl Table {
     fn int(&self, row: usize, col: &str) -> Result<i64> {
         let x = self.f64(row, col)?;
         if x.fract() != 0.0 {
-            return Err(perr(format!("{} row {}: {col} = {x} is not an integer", self.name, self.index[row])));
+            return Err(perr(format!(
+                "{} row {}: {col} = {x} is not an integer",
+                self.name, self.index[row]
+            )));
         }
         Ok(x as i64)
     }
 }
 
 fn perr(message: String) -> Error {
-    Error::Parse { path: String::new(), message }
+    Error::Parse {
+        path: String::new(),
+        message,
+    }
 }
 
 /// Parse pandapower JSON text.
@@ -158,7 +186,9 @@ pub fn from_str(text: &str) -> Result<Network> {
         .and_then(|o| o.as_object())
         .ok_or_else(|| perr("not a pandapower network (no _object)".into()))?;
     if root.get("_class").and_then(|c| c.as_str()) != Some("pandapowerNet") {
-        return Err(perr("not a pandapower network (_class is not pandapowerNet)".into()));
+        return Err(perr(
+            "not a pandapower network (_class is not pandapowerNet)".into(),
+        ));
     }
 
     let mut tables: HashMap<String, Table> = HashMap::new();
@@ -172,7 +202,9 @@ pub fn from_str(text: &str) -> Result<Network> {
             tables.insert(key.clone(), t);
         } else if !IGNORED_TABLES.contains(&key.as_str()) && !key.ends_with("_geodata") {
             // Any other element table with an in-service row would change the power flow.
-            let active = (0..t.len()).filter(|&r| t.bool_or(r, "in_service", true)).count();
+            let active = (0..t.len())
+                .filter(|&r| t.bool_or(r, "in_service", true))
+                .count();
             if active > 0 {
                 return Err(Error::Unsupported(format!(
                     "the network has {active} in-service element(s) in table '{key}', which powergrid does not model (supported: {})",
@@ -191,7 +223,11 @@ pub fn from_str(text: &str) -> Result<Network> {
 
     let f_hz = obj.get("f_hz").and_then(|v| v.as_f64()).unwrap_or(50.0);
     let sn_mva = obj.get("sn_mva").and_then(|v| v.as_f64()).unwrap_or(1.0);
-    let name = obj.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let name = obj
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
 
     let bt = take("bus");
     let mut bus_pos: HashMap<i64, usize> = HashMap::new();
@@ -248,7 +284,9 @@ pub fn from_str(text: &str) -> Result<Network> {
             return Err(Error::Unsupported(ctx("tap-dependent impedance tables")));
         }
         if tt.f64_or(r, "tap_step_degree", 0.0)? != 0.0 && in_service {
-            return Err(Error::Unsupported(ctx("phase-shifting tap changer (tap_step_degree)")));
+            return Err(Error::Unsupported(ctx(
+                "phase-shifting tap changer (tap_step_degree)",
+            )));
         }
         if tt.f64_or(r, "tap2_step_percent", 0.0)? != 0.0 && in_service {
             return Err(Error::Unsupported(ctx("second tap changer (tap2_*)")));
@@ -259,11 +297,17 @@ pub fn from_str(text: &str) -> Result<Network> {
         let tap = match (side.as_str(), step) {
             ("hv" | "lv", Some(step_percent)) if !step_percent.is_nan() => {
                 if !(changer.is_empty() || changer == "Ratio") && in_service {
-                    return Err(Error::Unsupported(ctx(&format!("tap_changer_type {changer:?}"))));
+                    return Err(Error::Unsupported(ctx(&format!(
+                        "tap_changer_type {changer:?}"
+                    ))));
                 }
                 let neutral = tt.f64_or(r, "tap_neutral", 0.0)?;
                 Some(TapChanger {
-                    side: if side == "hv" { TapSide::Hv } else { TapSide::Lv },
+                    side: if side == "hv" {
+                        TapSide::Hv
+                    } else {
+                        TapSide::Lv
+                    },
                     neutral,
                     step_percent,
                     min: tt.f64_or(r, "tap_min", neutral)?,
@@ -297,7 +341,14 @@ pub fn from_str(text: &str) -> Result<Network> {
     for r in 0..ld.len() {
         let name = ld.str(r, "name");
         let in_service = ld.bool_or(r, "in_service", true);
-        for col in ["const_z_p_percent", "const_z_q_percent", "const_i_p_percent", "const_i_q_percent", "const_z_percent", "const_i_percent"] {
+        for col in [
+            "const_z_p_percent",
+            "const_z_q_percent",
+            "const_i_p_percent",
+            "const_i_q_percent",
+            "const_z_percent",
+            "const_i_percent",
+        ] {
             if ld.f64_or(r, col, 0.0)? != 0.0 && in_service {
                 return Err(Error::Unsupported(format!(
                     "load row {} ({name:?}): voltage-dependent (ZIP) load ({col} != 0)",
@@ -397,9 +448,18 @@ pub fn from_str(text: &str) -> Result<Network> {
             ))
         };
         let (et, element) = match et.as_str() {
-            "b" => (SwitchElement::Bus, *bus_pos.get(&label).ok_or_else(|| missing("bus"))?),
-            "l" => (SwitchElement::Line, *line_pos.get(&label).ok_or_else(|| missing("line"))?),
-            "t" => (SwitchElement::Trafo, *trafo_pos.get(&label).ok_or_else(|| missing("trafo"))?),
+            "b" => (
+                SwitchElement::Bus,
+                *bus_pos.get(&label).ok_or_else(|| missing("bus"))?,
+            ),
+            "l" => (
+                SwitchElement::Line,
+                *line_pos.get(&label).ok_or_else(|| missing("line"))?,
+            ),
+            "t" => (
+                SwitchElement::Trafo,
+                *trafo_pos.get(&label).ok_or_else(|| missing("trafo"))?,
+            ),
             other => {
                 let closed = sw.bool_or(r, "closed", true);
                 if closed {

@@ -59,7 +59,12 @@ pub fn line_branch(net: &Network, l: &Line) -> PiBranch {
     let z = C64::new(l.r_ohm_per_km, l.x_ohm_per_km).scale(l.length_km / par / base_z);
     let b = 2.0 * PI * net.f_hz * l.c_nf_per_km * 1e-9 * base_z * l.length_km * par;
     let g = l.g_us_per_km * 1e-6 * base_z * l.length_km * par;
-    PiBranch { z, y_sh: C64::new(g, b), ratio: 1.0, shift_rad: 0.0 }
+    PiBranch {
+        z,
+        y_sh: C64::new(g, b),
+        ratio: 1.0,
+        shift_rad: 0.0,
+    }
 }
 
 /// Bus-bus switch with impedance `z_ohm` (pandapower: `r:x = switch_rx_ratio`,
@@ -69,7 +74,12 @@ pub fn switch_branch(net: &Network, bus: usize, z_ohm: f64) -> PiBranch {
     let base_z = vn * vn / net.sn_mva;
     let k = (1.0 + SWITCH_RX_RATIO * SWITCH_RX_RATIO).sqrt();
     let z = C64::new(SWITCH_RX_RATIO / k, 1.0 / k).scale(z_ohm / base_z);
-    PiBranch { z, y_sh: C64::ZERO, ratio: 1.0, shift_rad: 0.0 }
+    PiBranch {
+        z,
+        y_sh: C64::ZERO,
+        ratio: 1.0,
+        shift_rad: 0.0,
+    }
 }
 
 /// Rated winding voltages after the tap: the tapped side's voltage is
@@ -109,9 +119,17 @@ pub fn trafo_branch(net: &Network, t: &Trafo, tap_pos: f64) -> PiBranch {
     let vnl2 = t.vn_lv_kv * t.vn_lv_kv;
     let pfe = t.pfe_kw * 1e-3;
     let b_real = pfe / vnl2 * base_z;
-    let b_img = ((t.i0_percent / 100.0 * t.sn_mva).powi(2) - pfe * pfe).max(0.0).sqrt() * base_z / vnl2;
+    let b_img = ((t.i0_percent / 100.0 * t.sn_mva).powi(2) - pfe * pfe)
+        .max(0.0)
+        .sqrt()
+        * base_z
+        / vnl2;
     // y = −j·b_real − b_img·sign(i0)
-    let mut y = C64::new(-b_img * t.i0_percent.signum() * (t.i0_percent != 0.0) as u8 as f64, -b_real).scale(par);
+    let mut y = C64::new(
+        -b_img * t.i0_percent.signum() * (t.i0_percent != 0.0) as u8 as f64,
+        -b_real,
+    )
+    .scale(par);
     if y != C64::ZERO {
         // T to pi (pandapower `_wye_delta`, symmetric split of the leakage impedance).
         let za = C64::new(r, x).scale(0.5);

@@ -41,7 +41,12 @@ impl BatchInputs {
             sgen_p_mw: rows(batch, net.sgens.iter().map(|s| s.p_mw)),
             sgen_q_mvar: rows(batch, net.sgens.iter().map(|s| s.q_mvar)),
             storage_p_mw: rows(batch, net.storages.iter().map(|s| s.p_mw)),
-            trafo_tap_pos: rows(batch, net.trafos.iter().map(|t| t.tap.as_ref().map_or(0.0, |x| x.pos))),
+            trafo_tap_pos: rows(
+                batch,
+                net.trafos
+                    .iter()
+                    .map(|t| t.tap.as_ref().map_or(0.0, |x| x.pos)),
+            ),
             shunt_step: rows(batch, net.shunts.iter().map(|s| s.step)),
         }
     }

@@ -7,6 +7,7 @@
 use super::admittance::{trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 use super::plan::Plan;
+use super::sparse_lu::{scale_upper, PatternValues};
 use crate::complex::C64;
 use crate::error::Result;
 use rayon::prelude::*;
@@ -25,17 +26,22 @@ struct FixedBranch {
 pub struct CopyState {
     /// |V| of the PQ nodes.
     pub vm: Vec<f64>,
-    /// Angle (rad) of the PQ nodes.
-    pub va: Vec<f64>,
+    /// 1/|V| of the PQ nodes.
+    inv_vm: Vec<f64>,
+    /// Voltages of every node (PQ nodes first, then slack nodes).
+    pub v: Vec<C64>,
     /// Start from the no-load voltages at the next solve.
     pub cold: bool,
     s_spec: Vec<C64>,
     ysh: Vec<C64>,
     tap_adm: Vec<BranchAdm>,
     tap_pos: Vec<f64>,
-    v: Vec<C64>,
+    /// Uses its own B'' factors (its taps differ from the network's).
+    own_bpp: bool,
+    bpp_a: PatternValues,
+    bpp_f: PatternValues,
+    bpp_us: Vec<f64>,
     cur: Vec<C64>,
-    ds: Vec<C64>,
     rhs: Vec<f64>,
     tmp: Vec<f64>,
     /// Converged at the last solve.
@@ -53,15 +59,34 @@ impl CopyState {
         v[n..].copy_from_slice(&plan.slack_v);
         CopyState {
             vm: vec![1.0; n],
-            va: vec![0.0; n],
+            inv_vm: vec![1.0; n],
             cold: true,
             s_spec: vec![C64::ZERO; nn],
             ysh: vec![C64::ZERO; nn],
-            tap_adm: plan.tap_trafos.iter().map(|&(_, b)| plan.branches[b].adm).collect(),
+            tap_adm: plan
+                .tap_trafos
+                .iter()
+                .map(|&(_, b)| plan.branches[b].adm)
+                .collect(),
             tap_pos: vec![f64::NAN; plan.tap_trafos.len()],
+            own_bpp: false,
+            bpp_a: if plan.tap_trafos.is_empty() {
+                PatternValues::default()
+            } else {
+                plan.bpp.zero_values()
+            },
+            bpp_f: if plan.tap_trafos.is_empty() {
+                PatternValues::default()
+            } else {
+                plan.bpp.zero_values()
+            },
+            bpp_us: if plan.tap_trafos.is_empty() {
+                vec![]
+            } else {
+                vec![0.0; plan.bpp.u_col.len()]
+            },
             v,
             cur: vec![C64::ZERO; nn],
-            ds: vec![C64::ZERO; nn],
             rhs: vec![0.0; n],
             tmp: vec![0.0; n],
             converged: false,
@@ -77,24 +102,78 @@ struct Kernel {
     fixed: Vec<FixedBranch>,
     taps: Vec<(u32, u32)>,
     trafo_tap: Vec<Option<usize>>,
+    /// Nodes with a shunt element.
+    shunt_nodes: Vec<usize>,
+    /// Rows of the PQ nodes of the copy-independent part of Y (fixed branches), CSR.
+    y_ptr: Vec<u32>,
+    y_col: Vec<u32>,
+    y_val: Vec<C64>,
 }
 
 impl Kernel {
     fn new(plan: Arc<Plan>) -> Self {
-        let fixed = plan
+        let fixed: Vec<FixedBranch> = plan
             .fixed_branches
             .iter()
             .map(|&i| {
                 let b = &plan.branches[i];
-                FixedBranch { f: b.f as u32, t: b.t as u32, adm: b.adm }
+                FixedBranch {
+                    f: b.f as u32,
+                    t: b.t as u32,
+                    adm: b.adm,
+                }
             })
             .collect();
-        let taps = plan.tap_trafos.iter().map(|&(_, b)| (plan.branches[b].f as u32, plan.branches[b].t as u32)).collect();
+        let taps = plan
+            .tap_trafos
+            .iter()
+            .map(|&(_, b)| (plan.branches[b].f as u32, plan.branches[b].t as u32))
+            .collect();
         let mut trafo_tap = vec![None; plan.net.trafos.len()];
         for (j, &(k, _)) in plan.tap_trafos.iter().enumerate() {
             trafo_tap[k] = Some(j);
         }
-        Kernel { plan, fixed, taps, trafo_tap }
+        let mut shunt_nodes: Vec<usize> = plan.shunt_node.iter().flatten().copied().collect();
+        shunt_nodes.sort_unstable();
+        shunt_nodes.dedup();
+        // Gather form of the fixed branches: one accumulation per PQ row, no
+        // store-to-load chains through shared nodes.
+        let n = plan.n_pq;
+        let mut rows: Vec<std::collections::BTreeMap<u32, C64>> = vec![Default::default(); n];
+        for b in &fixed {
+            let (f, t) = (b.f as usize, b.t as usize);
+            let mut add = |r: usize, c: u32, y: C64| {
+                if r < n {
+                    *rows[r].entry(c).or_insert(C64::ZERO) += y;
+                }
+            };
+            add(f, b.f, b.adm.yff);
+            add(f, b.t, b.adm.yft);
+            add(t, b.f, b.adm.ytf);
+            add(t, b.t, b.adm.ytt);
+        }
+        let (mut y_ptr, mut y_col, mut y_val) = (vec![0u32], vec![], vec![]);
+        for r in rows {
+            for (c, y) in r {
+                y_col.push(c);
+                y_val.push(y);
+            }
+            y_ptr.push(y_col.len() as u32);
+        }
+        assert!(
+            y_col.iter().all(|&c| (c as usize) < plan.n_node),
+            "Y column out of range"
+        );
+        Kernel {
+            plan,
+            fixed,
+            taps,
+            trafo_tap,
+            shunt_nodes,
+            y_ptr,
+            y_col,
+            y_val,
+        }
     }
 
     /// Per-copy injections, shunts and tap-dependent admittances from row `c` of `inp`.
@@ -127,68 +206,134 @@ impl Kernel {
                 st.ysh[n] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
             }
         }
+        let mut taps_changed = false;
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];
             if pos != st.tap_pos[j] {
                 st.tap_pos[j] = pos;
                 st.tap_adm[j] = trafo_branch(net, &net.trafos[k], pos).admittance();
+                taps_changed = true;
+            }
+        }
+        if taps_changed {
+            // FDPF needs B'' at the copy's own taps when they are far from the
+            // network's (measured: ieee34 diverges otherwise); refactor on the static pattern.
+            let base =
+                p.tap_trafos.iter().zip(&st.tap_pos).all(|(&(k, _), &pos)| {
+                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+                });
+            st.own_bpp = !base
+                && p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp);
+            if st.own_bpp {
+                scale_upper(&p.bpp, &st.bpp_f, &mut st.bpp_us);
             }
         }
     }
 
-    /// `ΔS = S_spec − V·conj(Y·V)` at every PQ node; returns max(|ΔP|, |ΔQ|).
+    /// `ΔS = S_spec − V·conj(Y·V)` at every PQ node from the rectangular
+    /// voltages `st.v`, written straight into the right-hand side of the next
+    /// half-step: `rhs_i = Re(ΔS_i·e^{jψ})/|V_i|` for a P half-step (`p_step`),
+    /// `Im(…)/|V_i|` for a Q half-step. Returns max(|ΔP|, |ΔQ|) (infinite if not finite).
     #[inline]
-    fn mismatch(&self, st: &mut CopyState) -> f64 {
+    fn mismatch(&self, st: &mut CopyState, p_step: bool) -> f64 {
         let n = self.plan.n_pq;
-        for i in 0..n {
-            st.v[i] = C64::from_polar(st.vm[i], st.va[i]);
-        }
-        for i in 0..st.cur.len() {
-            st.cur[i] = st.ysh[i] * st.v[i];
-        }
-        for b in &self.fixed {
-            let (f, t) = (b.f as usize, b.t as usize);
-            let (vf, vt) = (st.v[f], st.v[t]);
-            st.cur[f] += b.adm.yff * vf + b.adm.yft * vt;
-            st.cur[t] += b.adm.ytf * vf + b.adm.ytt * vt;
+        let rot = self.plan.rot;
+        // Copy-dependent parts first (shunt steps, tap-changing trafos), then one
+        // pass over the rows of the shared part that also forms the mismatch.
+        st.cur[..n].fill(C64::ZERO);
+        for &i in &self.shunt_nodes {
+            if i < n {
+                st.cur[i] = st.ysh[i] * st.v[i];
+            }
         }
         for (j, &(f, t)) in self.taps.iter().enumerate() {
             let (f, t) = (f as usize, t as usize);
             let a = st.tap_adm[j];
             let (vf, vt) = (st.v[f], st.v[t]);
-            st.cur[f] += a.yff * vf + a.yft * vt;
-            st.cur[t] += a.ytf * vf + a.ytt * vt;
+            if f < n {
+                st.cur[f] += a.yff * vf + a.yft * vt;
+            }
+            if t < n {
+                st.cur[t] += a.ytf * vf + a.ytt * vt;
+            }
         }
+        let v = &st.v[..];
+        let (y_val, y_col) = (&self.y_val[..], &self.y_col[..]);
+        assert!(
+            self.y_ptr.len() == n + 1
+                && *self.y_ptr.last().unwrap_or(&0) as usize == y_val.len()
+                && y_val.len() == y_col.len()
+        );
+        let rows = self.y_ptr.windows(2);
         let mut worst: f64 = 0.0;
-        for i in 0..n {
-            let d = st.s_spec[i] - st.v[i] * st.cur[i].conj();
-            st.ds[i] = d;
-            worst = worst.max(d.re.abs()).max(d.im.abs());
+        let mut total: f64 = 0.0;
+        for ((((row, cur), s), (vi, inv_vm)), rhs) in rows
+            .zip(&st.cur[..n])
+            .zip(&st.s_spec[..n])
+            .zip(v[..n].iter().zip(&st.inv_vm[..n]))
+            .zip(st.rhs[..n].iter_mut())
+        {
+            let mut acc = *cur;
+            for k in row[0] as usize..row[1] as usize {
+                // SAFETY: y_ptr is non-decreasing and ends at y_val.len() (checked above and
+                // in `Kernel::new`); every column is a node (< n_node = v.len()).
+                unsafe {
+                    acc += *y_val.get_unchecked(k)
+                        * *v.get_unchecked(*y_col.get_unchecked(k) as usize);
+                }
+            }
+            let d = *s - *vi * acc.conj();
+            let (ar, ai) = (d.re.abs(), d.im.abs());
+            let m = if ar > ai { ar } else { ai };
+            worst = if m > worst { m } else { worst };
+            total += ar + ai;
+            let dr = d * rot;
+            *rhs = if p_step { dr.re } else { dr.im } * inv_vm;
         }
-        if worst.is_nan() {
-            f64::INFINITY
-        } else {
+        // A NaN anywhere makes the sum NaN (the comparisons above skip it).
+        if total.is_finite() {
             worst
+        } else {
+            f64::INFINITY
         }
     }
 }
 
+/// `e^{jθ}`; a Taylor series for the small angle steps of an iteration
+/// (exact to rounding for |θ| < 0.05), libm otherwise.
+#[inline(always)]
+fn cis(t: f64) -> C64 {
+    if t.abs() < 0.05 {
+        let t2 = t * t;
+        let c = 1.0 - t2 * (0.5 - t2 * (1.0 / 24.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 40320.0))));
+        let s = t
+            * (1.0
+                - t2 * (1.0 / 6.0
+                    - t2 * (1.0 / 120.0 - t2 * (1.0 / 5040.0 - t2 * (1.0 / 362880.0)))));
+        C64::new(c, s)
+    } else {
+        C64::from_polar(1.0, t)
+    }
+}
+
 /// Solve one copy: rotated fast-decoupled iterations from its current state.
-/// Returns with `st.v`/`st.cur` consistent with the final voltages.
+/// The state is the rectangular voltage `V`; a P half-step turns each `V_i` by
+/// `Δθ_i`, a Q half-step scales it to `|V_i| + Δ|V_i|`. Returns with
+/// `st.v`/`st.cur` consistent with the final voltages.
 fn solve_copy(k: &Kernel, st: &mut CopyState) {
     let p = &*k.plan;
     let n = p.n_pq;
     if st.cold {
-        for i in 0..n {
-            st.vm[i] = p.v_noload[i].abs();
-            st.va[i] = p.v_noload[i].arg();
-        }
+        st.v[..n].copy_from_slice(&p.v_noload);
+    }
+    for i in 0..n {
+        st.vm[i] = st.v[i].norm_sqr().sqrt();
+        st.inv_vm[i] = 1.0 / st.vm[i];
     }
     let tol = p.options.tolerance_pu;
-    let rot = p.rot;
     let mut iters = 0;
     let mut converged = false;
-    let mut norm = k.mismatch(st);
+    let mut norm = k.mismatch(st, true);
     loop {
         if norm <= tol {
             converged = true;
@@ -198,28 +343,30 @@ fn solve_copy(k: &Kernel, st: &mut CopyState) {
             break;
         }
         iters += 1;
-        // P half-step: B'·Δθ = ΔP'/|V|.
+        // P half-step: B'·Δθ = ΔP'/|V| (rhs formed by the mismatch).
+        p.bp.solve_in_place(&mut st.rhs);
         for i in 0..n {
-            st.rhs[i] = (st.ds[i] * rot).re / st.vm[i];
+            st.v[i] = st.v[i] * cis(st.rhs[i]);
         }
-        p.bp.solve_in_place(&mut st.rhs, &mut st.tmp);
-        for i in 0..n {
-            st.va[i] += st.rhs[i];
-        }
-        norm = k.mismatch(st);
+        norm = k.mismatch(st, false);
         if norm <= tol {
             converged = true;
             break;
         }
         // Q half-step: B''·Δ|V| = ΔQ'/|V|.
-        for i in 0..n {
-            st.rhs[i] = (st.ds[i] * rot).im / st.vm[i];
+        if st.own_bpp {
+            p.bpp
+                .solve_flat(&st.bpp_f.l, &st.bpp_us, &st.bpp_f.d, &mut st.rhs);
+        } else {
+            p.bpp.solve_in_place(&mut st.rhs);
         }
-        p.bpp.solve_in_place(&mut st.rhs, &mut st.tmp);
         for i in 0..n {
-            st.vm[i] += st.rhs[i];
+            let vm = st.vm[i] + st.rhs[i];
+            st.v[i] = st.v[i].scale(vm * st.inv_vm[i]);
+            st.vm[i] = vm;
+            st.inv_vm[i] = 1.0 / vm;
         }
-        norm = k.mismatch(st);
+        norm = k.mismatch(st, true);
     }
     st.converged = converged;
     st.iterations = iters;
@@ -227,14 +374,40 @@ fn solve_copy(k: &Kernel, st: &mut CopyState) {
     st.cold = !converged;
 }
 
-/// Solve the network's base case from the no-load start (used to pick the variant).
-pub(crate) fn solve_base_case(plan: &Plan) -> (bool, u32) {
+/// Score a plan's variant and rotation for the warm-started use the solver is
+/// built for: iterations of a cold solve of the base case (weight 1/10) plus the
+/// mean iterations of warm solves after deterministic ±3 % changes of every load
+/// and sgen. `None` if any solve fails to converge.
+pub(crate) fn score_variant(plan: &Plan) -> Option<f64> {
     let k = Kernel::new(Arc::new(plan.clone()));
-    let inp = BatchInputs::from_network(&plan.net, 1);
+    let mut inp = BatchInputs::from_network(&plan.net, 1);
     let mut st = CopyState::new(plan);
     k.prepare(&inp, 0, &mut st);
     solve_copy(&k, &mut st);
-    (st.converged, st.iterations)
+    if !st.converged {
+        return None;
+    }
+    let cold = st.iterations as f64;
+    let base = inp.clone();
+    let mut warm = 0.0;
+    const STEPS: usize = 4;
+    for step in 0..STEPS {
+        let f = |j: usize| 1.0 + 0.03 * ((j * 7 + step * 13) as f64).sin();
+        for j in 0..base.load_p_mw.ncols() {
+            inp.load_p_mw[(0, j)] = base.load_p_mw[(0, j)] * f(j);
+            inp.load_q_mvar[(0, j)] = base.load_q_mvar[(0, j)] * f(j + 1);
+        }
+        for j in 0..base.sgen_p_mw.ncols() {
+            inp.sgen_p_mw[(0, j)] = base.sgen_p_mw[(0, j)] * f(j + 2);
+        }
+        k.prepare(&inp, 0, &mut st);
+        solve_copy(&k, &mut st);
+        if !st.converged {
+            return None;
+        }
+        warm += st.iterations as f64;
+    }
+    Some(cold / 10.0 + warm / STEPS as f64)
 }
 
 /// Per-copy result rows, written straight into the result tables.
@@ -251,6 +424,31 @@ struct ResultRows<'a> {
 }
 
 const SQRT3: f64 = 1.732_050_807_568_877_2;
+
+/// Currents injected at the slack nodes (only needed for results).
+fn slack_currents(k: &Kernel, st: &mut CopyState) {
+    let n = k.plan.n_pq;
+    for i in n..st.cur.len() {
+        st.cur[i] = st.ysh[i] * st.v[i];
+    }
+    let add = |f: usize, t: usize, a: &BranchAdm, cur: &mut [C64]| {
+        let (vf, vt) = (st.v[f], st.v[t]);
+        if f >= n {
+            cur[f] += a.yff * vf + a.yft * vt;
+        }
+        if t >= n {
+            cur[t] += a.ytf * vf + a.ytt * vt;
+        }
+    };
+    let mut cur = std::mem::take(&mut st.cur);
+    for b in &k.fixed {
+        add(b.f as usize, b.t as usize, &b.adm, &mut cur);
+    }
+    for (j, &(f, t)) in k.taps.iter().enumerate() {
+        add(f as usize, t as usize, &st.tap_adm[j], &mut cur);
+    }
+    st.cur = cur;
+}
 
 fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows) {
     let p = &*k.plan;
@@ -281,7 +479,8 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows) {
         let b = &p.branches[bi];
         let (s, i_f, i_t) = flows(&b.adm, b.f, b.t);
         let base_i = sn / SQRT3;
-        let i_ka = (i_f * base_i / net.buses[l.from_bus].vn_kv).max(i_t * base_i / net.buses[l.to_bus].vn_kv);
+        let i_ka = (i_f * base_i / net.buses[l.from_bus].vn_kv)
+            .max(i_t * base_i / net.buses[l.to_bus].vn_kv);
         r.lp[li] = s.re * sn;
         r.lq[li] = s.im * sn;
         r.li[li] = i_ka;
@@ -331,7 +530,13 @@ impl CpuBatch {
         let inputs = BatchInputs::from_network(&plan.net, batch);
         let results = BatchResults::zeros(&plan.net, batch);
         let states = (0..batch).map(|_| CopyState::new(&plan)).collect();
-        CpuBatch { kernel: Kernel::new(plan), inputs, results, states, pool: None }
+        CpuBatch {
+            kernel: Kernel::new(plan),
+            inputs,
+            results,
+            states,
+            pool: None,
+        }
     }
 
     /// Use a dedicated pool of `threads` threads (0 = rayon's global pool).
@@ -351,7 +556,9 @@ impl CpuBatch {
 
     /// Threads the solver runs on.
     pub fn threads(&self) -> usize {
-        self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
     }
 
     /// The shared plan.
@@ -359,7 +566,7 @@ impl CpuBatch {
         &self.kernel.plan
     }
 
-    /// Per-copy states (voltages of the PQ nodes in plan order).
+    /// Per-copy states.
     pub fn states(&self) -> &[CopyState] {
         &self.states
     }
@@ -374,8 +581,11 @@ impl CpuBatch {
             states.par_iter_mut().enumerate().for_each(|(c, st)| {
                 k.prepare(inp, c, st);
                 solve_copy(k, st);
+                slack_currents(k, st);
             });
-            let sl = |a: &mut ndarray::Array2<f64>| a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize;
+            let sl = |a: &mut ndarray::Array2<f64>| {
+                a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize
+            };
             // Each copy writes only its own rows: disjoint slices of each table.
             let ptrs = [
                 sl(&mut res.vm_pu),
@@ -391,7 +601,9 @@ impl CpuBatch {
             states.par_iter().enumerate().for_each(|(c, st)| {
                 // SAFETY: row `c` of each table is written by this task only, the
                 // tables outlive the loop and are in standard (row-major) layout.
-                let row = |i: usize, n: usize| unsafe { std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n) };
+                let row = |i: usize, n: usize| unsafe {
+                    std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n)
+                };
                 copy_results(
                     k,
                     st,

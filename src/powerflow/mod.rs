@@ -11,3 +11,50 @@ pub mod sparse_lu;
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 pub use cpu::CpuBatch;
 pub use plan::{Plan, SolverOptions, Variant};
+pub mod gpu;
+
+/// Which power-flow backend to use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The f64 CPU solver.
+    Cpu,
+    /// The WGSL solver on any wgpu adapter (lavapipe included).
+    Gpu,
+    /// A real GPU if there is one, else the CPU.
+    Auto,
+}
+
+/// Make a batch of `batch` copies on the chosen backend; returns it with a line
+/// saying which backend was chosen and why.
+pub fn new_backend(
+    kind: BackendKind,
+    plan: std::sync::Arc<Plan>,
+    batch: usize,
+) -> crate::Result<(Box<dyn PowerFlow>, String)> {
+    match kind {
+        BackendKind::Cpu => {
+            let b = CpuBatch::new(plan, batch);
+            let d = b.describe();
+            Ok((Box::new(b), d))
+        }
+        BackendKind::Gpu => {
+            let b = gpu::new_batch(plan, batch)?;
+            let d = b.describe();
+            Ok((b, d))
+        }
+        BackendKind::Auto => {
+            if gpu::real_gpu_available() {
+                let b = gpu::new_batch(plan, batch)?;
+                let d = format!("auto: {}", b.describe());
+                Ok((b, d))
+            } else {
+                let b = CpuBatch::new(plan, batch);
+                let d = format!("auto: no real GPU adapter found, using {}", b.describe());
+                Ok((Box::new(b), d))
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! admittances, the rotated B'/B'' and their sparse LU factors, the no-load start.
 
 use super::admittance::{line_branch, shunt_y_per_step, switch_branch, trafo_branch, BranchAdm};
-use super::sparse_lu::SparseLu;
+use super::sparse_lu::{PatternValues, Slot, SparseLu};
 use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::network::{Network, SwitchElement};
@@ -32,7 +32,11 @@ pub struct SolverOptions {
 
 impl Default for SolverOptions {
     fn default() -> Self {
-        SolverOptions { tolerance_pu: 1e-9, max_iterations: 100, variant: None }
+        SolverOptions {
+            tolerance_pu: 1e-8,
+            max_iterations: 100,
+            variant: None,
+        }
     }
 }
 
@@ -117,6 +121,10 @@ pub struct Plan {
     pub bpp: SparseLu,
     /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`.
     pub v_noload: Vec<C64>,
+    /// B'' values (on `bpp`'s pattern) without the tap-changing trafos.
+    pub bpp_a0: PatternValues,
+    /// Pattern slots `(ff, tt, ft, tf)` of each tap-changing trafo in B''.
+    pub bpp_tap_slots: Vec<[Option<Slot>; 4]>,
 }
 
 struct UnionFind(Vec<usize>);
@@ -176,19 +184,42 @@ impl Plan {
         }
         let mut raw = vec![];
         for (k, l) in net.lines.iter().enumerate() {
-            if l.in_service && !open_line[k] && net.buses[l.from_bus].in_service && net.buses[l.to_bus].in_service {
-                raw.push(Raw { f: root[l.from_bus], t: root[l.to_bus], source: BranchSource::Line(k), pi: line_branch(net, l) });
+            if l.in_service
+                && !open_line[k]
+                && net.buses[l.from_bus].in_service
+                && net.buses[l.to_bus].in_service
+            {
+                raw.push(Raw {
+                    f: root[l.from_bus],
+                    t: root[l.to_bus],
+                    source: BranchSource::Line(k),
+                    pi: line_branch(net, l),
+                });
             }
         }
         for (k, t) in net.trafos.iter().enumerate() {
-            if t.in_service && !open_trafo[k] && net.buses[t.hv_bus].in_service && net.buses[t.lv_bus].in_service {
+            if t.in_service
+                && !open_trafo[k]
+                && net.buses[t.hv_bus].in_service
+                && net.buses[t.lv_bus].in_service
+            {
                 let pos = t.tap.as_ref().map(|x| x.pos).unwrap_or(0.0);
-                raw.push(Raw { f: root[t.hv_bus], t: root[t.lv_bus], source: BranchSource::Trafo(k), pi: trafo_branch(net, t, pos) });
+                raw.push(Raw {
+                    f: root[t.hv_bus],
+                    t: root[t.lv_bus],
+                    source: BranchSource::Trafo(k),
+                    pi: trafo_branch(net, t, pos),
+                });
             }
         }
         for &k in &z_switches {
             let s = &net.switches[k];
-            raw.push(Raw { f: root[s.bus], t: root[s.element], source: BranchSource::Switch(k), pi: switch_branch(net, s.bus, s.z_ohm) });
+            raw.push(Raw {
+                f: root[s.bus],
+                t: root[s.element],
+                source: BranchSource::Switch(k),
+                pi: switch_branch(net, s.bus, s.z_ohm),
+            });
         }
 
         // 3. Live part: roots reachable from an in-service ext_grid.
@@ -202,7 +233,11 @@ impl Plan {
         let mut is_slack = vec![false; nb];
         let mut live = vec![false; nb];
         let mut stack = vec![];
-        for e in net.ext_grids.iter().filter(|e| e.in_service && net.buses[e.bus].in_service) {
+        for e in net
+            .ext_grids
+            .iter()
+            .filter(|e| e.in_service && net.buses[e.bus].in_service)
+        {
             let r = root[e.bus];
             is_slack[r] = true;
             if !live[r] {
@@ -218,10 +253,14 @@ impl Plan {
                 }
             }
         }
-        let isolated_buses: Vec<usize> = (0..nb).filter(|&b| net.buses[b].in_service && !live[root[b]]).collect();
+        let isolated_buses: Vec<usize> = (0..nb)
+            .filter(|&b| net.buses[b].in_service && !live[root[b]])
+            .collect();
 
         // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill).
-        let pq_roots: Vec<usize> = (0..nb).filter(|&r| root[r] == r && live[r] && !is_slack[r]).collect();
+        let pq_roots: Vec<usize> = (0..nb)
+            .filter(|&r| root[r] == r && live[r] && !is_slack[r])
+            .collect();
         let order = min_degree_order(&pq_roots, &adj, &is_slack);
         let mut node_of_root = vec![usize::MAX; nb];
         for (i, &r) in order.iter().enumerate() {
@@ -230,7 +269,11 @@ impl Plan {
         let n_pq = order.len();
         let mut slack_v = vec![];
         let mut n_node = n_pq;
-        for e in net.ext_grids.iter().filter(|e| e.in_service && net.buses[e.bus].in_service) {
+        for e in net
+            .ext_grids
+            .iter()
+            .filter(|e| e.in_service && net.buses[e.bus].in_service)
+        {
             let r = root[e.bus];
             if node_of_root[r] == usize::MAX {
                 node_of_root[r] = n_node;
@@ -286,11 +329,29 @@ impl Plan {
         }
 
         let node = |b: usize| bus_node[b];
-        let load_node = net.loads.iter().map(|e| if e.in_service { node(e.bus) } else { None }).collect();
-        let sgen_node = net.sgens.iter().map(|e| if e.in_service { node(e.bus) } else { None }).collect();
-        let storage_node = net.storages.iter().map(|e| if e.in_service { node(e.bus) } else { None }).collect();
-        let shunt_node: Vec<Option<usize>> = net.shunts.iter().map(|e| if e.in_service { node(e.bus) } else { None }).collect();
-        let shunt_y = (0..net.shunts.len()).map(|k| shunt_y_per_step(net, k)).collect();
+        let load_node = net
+            .loads
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let sgen_node = net
+            .sgens
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let storage_node = net
+            .storages
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let shunt_node: Vec<Option<usize>> = net
+            .shunts
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let shunt_y = (0..net.shunts.len())
+            .map(|k| shunt_y_per_step(net, k))
+            .collect();
         let mut per_node = vec![0usize; n_node];
         let eg_nodes: Vec<Option<usize>> = net
             .ext_grids
@@ -300,7 +361,10 @@ impl Plan {
         for n in eg_nodes.iter().flatten() {
             per_node[*n] += 1;
         }
-        let ext_grid_node = eg_nodes.iter().map(|n| n.map(|n| (n, per_node[n]))).collect();
+        let ext_grid_node = eg_nodes
+            .iter()
+            .map(|n| n.map(|n| (n, per_node[n])))
+            .collect();
 
         let mut plan = Plan {
             net: net.clone(),
@@ -324,9 +388,11 @@ impl Plan {
             variant: Variant::XB,
             psi: 0.0,
             rot: C64::new(1.0, 0.0),
-            bp: SparseLu::factor(0, &[])?,
-            bpp: SparseLu::factor(0, &[])?,
+            bp: SparseLu::default(),
+            bpp: SparseLu::default(),
             v_noload: vec![],
+            bpp_a0: PatternValues::default(),
+            bpp_tap_slots: vec![],
         };
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
@@ -380,87 +446,199 @@ impl Plan {
         }
         use faer::linalg::solvers::Solve;
         let x = y.partial_piv_lu().solve(&rhs);
-        let v: Vec<C64> = (0..n).map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im)).collect();
+        let v: Vec<C64> = (0..n)
+            .map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im))
+            .collect();
         if v.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(Error::InvalidNetwork("the no-load solution is singular".into()));
+            return Err(Error::InvalidNetwork(
+                "the no-load solution is singular".into(),
+            ));
         }
         Ok(v)
     }
 
+    /// Series susceptance of a branch in B' (`p = true`) or B'' for the current variant.
+    fn series_b(&self, z: C64, p: bool) -> f64 {
+        let zr = z * C64::from_polar(1.0, self.psi);
+        let x_only = (self.variant == Variant::XB) == p;
+        if x_only {
+            1.0 / zr.im
+        } else {
+            -(zr.inv().im)
+        }
+    }
+
+    /// B'' entries of a branch: `(ff, tt, ft = tf)` for impedance `z`, ratio and shunt `y_sh`.
+    fn bpp_stamp(&self, z: C64, ratio: f64, y_sh: C64) -> [f64; 3] {
+        let b = self.series_b(z, false);
+        let half = (y_sh * C64::from_polar(1.0, -self.psi)).im * 0.5;
+        let r2 = ratio * ratio;
+        [(b - half) / r2, b - half, -b / ratio]
+    }
+
+    /// B'' stamp of tap-changing trafo `j` (index into `tap_trafos`) at tap position `pos`.
+    pub fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
+        let (k, _) = self.tap_trafos[j];
+        let pi = trafo_branch(&self.net, &self.net.trafos[k], pos);
+        self.bpp_stamp(pi.z, pi.ratio, pi.y_sh)
+    }
+
+    fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
+        for (slot, val) in slots.iter().zip([s[0], s[1], s[2], s[2]]) {
+            match slot {
+                Some(Slot::D(i)) => v.d[*i] += val,
+                Some(Slot::L(k)) => v.l[*k] += val,
+                Some(Slot::U(k)) => v.u[*k] += val,
+                None => {}
+            }
+        }
+    }
+
+    /// B'' factors for a copy whose tap positions (per `tap_trafos` entry) are `taps`:
+    /// `a` receives the matrix, `out` its factors (same pattern as `self.bpp`).
+    /// Allocates nothing; returns false on a zero pivot.
+    pub fn bpp_factor_for_taps(
+        &self,
+        taps: &[f64],
+        a: &mut PatternValues,
+        out: &mut PatternValues,
+        work: &mut [f64],
+    ) -> bool {
+        a.l.copy_from_slice(&self.bpp_a0.l);
+        a.d.copy_from_slice(&self.bpp_a0.d);
+        a.u.copy_from_slice(&self.bpp_a0.u);
+        for (j, &pos) in taps.iter().enumerate() {
+            Self::add_stamp(a, &self.bpp_tap_slots[j], self.bpp_tap_stamp(j, pos));
+        }
+        self.bpp.factor_values(a, out, work)
+    }
+
     /// Build B' and B'' for `variant` and rotation `psi`, and factor them.
+    /// B' (shared by every copy) is factored by faer; B'' gets a static no-pivot
+    /// pattern so that copies with other tap positions can refactor it cheaply.
     pub fn set_variant(&mut self, variant: Variant, psi: f64) -> Result<()> {
-        let n = self.n_pq;
-        let rot_z = C64::from_polar(1.0, psi); // z' = z·e^{jψ}
-        let rot_y = C64::from_polar(1.0, -psi); // y' = y·e^{−jψ}
-        let mut bp = vec![0.0; n * n];
-        let mut bpp = vec![0.0; n * n];
-        let x_only = |z: C64| 1.0 / (z * rot_z).im;
-        let full = |z: C64| -((z * rot_z).inv().im);
-        let (fp, fpp): (&dyn Fn(C64) -> f64, &dyn Fn(C64) -> f64) = match variant {
-            Variant::XB => (&x_only, &full),
-            Variant::BX => (&full, &x_only),
-        };
-        let stamp = |m: &mut Vec<f64>, f: usize, t: usize, b: f64, ratio: f64| {
-            if f == t {
-                return;
-            }
-            if f < n {
-                m[f * n + f] += b / (ratio * ratio);
-            }
-            if t < n {
-                m[t * n + t] += b;
-            }
-            if f < n && t < n {
-                m[f * n + t] -= b / ratio;
-                m[t * n + f] -= b / ratio;
-            }
-        };
-        for br in &self.branches {
-            stamp(&mut bp, br.f, br.t, fp(br.z), 1.0);
-            stamp(&mut bpp, br.f, br.t, fpp(br.z), br.ratio);
-            // Line charging and magnetising admittance belong to B'' only.
-            let half = (br.y_sh * rot_y).im * 0.5;
-            if br.f < n {
-                bpp[br.f * n + br.f] -= half / (br.ratio * br.ratio);
-            }
-            if br.t < n {
-                bpp[br.t * n + br.t] -= half;
-            }
-        }
-        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
-            bpp[i * n + i] -= (*y * rot_y).im;
-        }
-        self.bp = SparseLu::factor(n, &bp)?;
-        self.bpp = SparseLu::factor(n, &bpp)?;
         self.variant = variant;
         self.psi = psi;
         self.rot = C64::from_polar(1.0, psi);
+        let n = self.n_pq;
+        let mut bp = vec![0.0; n * n];
+        for br in &self.branches {
+            let (f, t) = (br.f, br.t);
+            if f == t {
+                continue;
+            }
+            let b = self.series_b(br.z, true);
+            if f < n {
+                bp[f * n + f] += b;
+            }
+            if t < n {
+                bp[t * n + t] += b;
+            }
+            if f < n && t < n {
+                bp[f * n + t] -= b;
+                bp[t * n + f] -= b;
+            }
+        }
+        self.bp = SparseLu::factor_dense(n, &bp)?;
+
+        // B'': pattern, then values without the tap-changing trafos, then with them.
+        let entries: Vec<(usize, usize)> = self
+            .branches
+            .iter()
+            .filter(|b| b.f < n && b.t < n && b.f != b.t)
+            .map(|b| (b.f, b.t))
+            .collect();
+        self.bpp = SparseLu::symbolic(n, &entries);
+        let slots = |p: &Plan, f: usize, t: usize| -> [Option<Slot>; 4] {
+            let s = |i: usize, j: usize| {
+                if i < n && j < n {
+                    p.bpp.slot(i, j)
+                } else {
+                    None
+                }
+            };
+            if f == t {
+                // A self-loop only adds its shunt part to one diagonal.
+                [s(f, f), None, None, None]
+            } else {
+                [s(f, f), s(t, t), s(f, t), s(t, f)]
+            }
+        };
+        let mut a0 = self.bpp.zero_values();
+        let tapped: Vec<usize> = self.tap_trafos.iter().map(|&(_, b)| b).collect();
+        for (bi, br) in self.branches.iter().enumerate() {
+            if tapped.contains(&bi) {
+                continue;
+            }
+            let mut st = self.bpp_stamp(br.z, br.ratio, br.y_sh);
+            if br.f == br.t {
+                st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
+            }
+            Self::add_stamp(&mut a0, &slots(self, br.f, br.t), st);
+        }
+        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
+            a0.d[i] -= (*y * C64::from_polar(1.0, -psi)).im;
+        }
+        self.bpp_tap_slots = self
+            .tap_trafos
+            .iter()
+            .map(|&(_, b)| slots(self, self.branches[b].f, self.branches[b].t))
+            .collect();
+        self.bpp_a0 = a0;
+        let base_taps: Vec<f64> = self
+            .tap_trafos
+            .iter()
+            .map(|&(k, _)| self.net.trafos[k].tap.as_ref().map_or(0.0, |t| t.pos))
+            .collect();
+        let mut a = self.bpp.zero_values();
+        let mut f = self.bpp.zero_values();
+        let mut work = vec![0.0; n];
+        if !self.bpp_factor_for_taps(&base_taps, &mut a, &mut f, &mut work) {
+            return Err(Error::InvalidNetwork("B'' is singular".into()));
+        }
+        let mut dense = vec![0.0; n * n];
+        for i in 0..n {
+            dense[i * n + i] = a.d[i];
+            for k in self.bpp.l_ptr[i] as usize..self.bpp.l_ptr[i + 1] as usize {
+                dense[i * n + self.bpp.l_col[k] as usize] = a.l[k];
+            }
+            for k in self.bpp.u_ptr[i] as usize..self.bpp.u_ptr[i + 1] as usize {
+                dense[i * n + self.bpp.u_col[k] as usize] = a.u[k];
+            }
+        }
+        self.bpp.factor_own(&a, &dense)?;
         Ok(())
     }
 
-    /// Try XB and BX over a grid of ψ on the base case from the no-load start and
-    /// keep the pair with the fewest iterations (ties: smaller ψ, XB first).
+    /// Try XB and BX over a grid of ψ and keep the pair with the lowest score
+    /// (see `cpu::score_variant`: mostly warm-start iterations; ties: smaller ψ, XB first).
     fn choose_variant(&mut self) -> Result<()> {
-        let mut best: Option<(u32, Variant, f64)> = None;
+        let mut best: Option<(f64, Variant, f64)> = None;
         for variant in [Variant::XB, Variant::BX] {
             for step in 0..=12 {
                 let psi = step as f64 * 0.1;
                 if self.set_variant(variant, psi).is_err() {
                     continue;
                 }
-                let (conv, iters) = super::cpu::solve_base_case(self);
-                if conv && best.is_none_or(|(b, _, _)| iters < b) {
-                    best = Some((iters, variant, psi));
+                if let Some(score) = super::cpu::score_variant(self) {
+                    if best.is_none_or(|(b, _, _)| score < b - 1e-9) {
+                        best = Some((score, variant, psi));
+                    }
                 }
             }
         }
-        let (_, v, psi) = best.unwrap_or((0, Variant::XB, 0.0));
+        let (_, v, psi) = best.unwrap_or((0.0, Variant::XB, 0.0));
         self.set_variant(v, psi)
     }
 
     /// Number of buses / lines / trafos / ext_grids in the network tables.
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
-        (self.net.buses.len(), self.net.lines.len(), self.net.trafos.len(), self.net.ext_grids.len())
+        (
+            self.net.buses.len(),
+            self.net.lines.len(),
+            self.net.trafos.len(),
+            self.net.ext_grids.len(),
+        )
     }
 }
 
@@ -468,14 +646,26 @@ impl Plan {
 fn min_degree_order(pq: &[usize], adj: &[Vec<usize>], is_slack: &[bool]) -> Vec<usize> {
     let mut nbrs: std::collections::HashMap<usize, BTreeSet<usize>> = pq
         .iter()
-        .map(|&r| (r, adj[r].iter().copied().filter(|&v| v != r && !is_slack[v]).collect()))
+        .map(|&r| {
+            (
+                r,
+                adj[r]
+                    .iter()
+                    .copied()
+                    .filter(|&v| v != r && !is_slack[v])
+                    .collect(),
+            )
+        })
         .collect();
     let mut remaining: BTreeSet<(usize, usize)> = nbrs.iter().map(|(&r, s)| (s.len(), r)).collect();
     let mut order = Vec::with_capacity(pq.len());
     while let Some(&(deg, r)) = remaining.iter().next() {
         remaining.remove(&(deg, r));
         order.push(r);
-        let ns: Vec<usize> = nbrs.remove(&r).map(|s| s.into_iter().collect()).unwrap_or_default();
+        let ns: Vec<usize> = nbrs
+            .remove(&r)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
         for &a in &ns {
             if let Some(sa) = nbrs.get_mut(&a) {
                 let old = sa.len();

@@ -136,10 +136,22 @@ impl OutputFile {
             .map(|c| ScenarioOutput {
                 converged: r.converged[c],
                 iterations: r.iterations[c],
-                max_mismatch_pu: if r.max_mismatch_pu[c].is_finite() { r.max_mismatch_pu[c] } else { f64::MAX },
-                results: r.tables().iter().map(|(k, a)| (k.to_string(), a.row(c).to_vec())).collect(),
+                max_mismatch_pu: if r.max_mismatch_pu[c].is_finite() {
+                    r.max_mismatch_pu[c]
+                } else {
+                    f64::MAX
+                },
+                results: r
+                    .tables()
+                    .iter()
+                    .map(|(k, a)| (k.to_string(), a.row(c).to_vec()))
+                    .collect(),
             })
             .collect();
-        OutputFile { backend, isolated_buses, scenarios }
+        OutputFile {
+            backend,
+            isolated_buses,
+            scenarios,
+        }
     }
 }

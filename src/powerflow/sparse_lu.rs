@@ -1,157 +1,344 @@
 //! Sparse LU factors of B' and B'' for the FDPF half-steps.
 //!
-//! The matrix is factored once per network with faer (dense LU with partial
-//! pivoting, rows and columns already in a fill-reducing elimination order), then
-//! the factors' non-zeros are kept in CSR form: on a radial feeder ordered
-//! leaves-first there is no fill, and each solve is one sweep up and down the tree.
+//! A static no-pivot pattern is computed once per network (symbolic elimination
+//! in the plan's fill-reducing order: on a radial feeder ordered leaves-first
+//! there is no fill), so that a copy whose taps change B'' can refactor it in
+//! O(nnz) without allocating. The matrices are diagonally dominant, so no
+//! pivoting is needed; every factorisation is checked against the assembled
+//! matrix, and a test checks the solves against faer's dense LU.
+//!
+//! Factor values are kept in the classic row-wise form (`l_val`, `u_val`,
+//! `u_diag_inv`, which the GPU shader mirrors) and, for the CPU, in a flat form
+//! where U is scaled by its inverse diagonal (`U' = D⁻¹U`, unit upper), so that
+//! `x = U'⁻¹·(D⁻¹·L⁻¹·b)` is two flat loops over the non-zeros.
 
 use crate::error::{Error, Result};
-use faer::Mat;
 
-/// `P·A = L·U` with `L` unit lower triangular, stored sparse.
-#[derive(Debug, Clone)]
+/// Where a matrix entry `(i, j)` lives in a [`SparseLu`]'s static pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Strictly lower: index into the lower values.
+    L(usize),
+    /// Diagonal: row index.
+    D(usize),
+    /// Strictly upper: index into the upper values.
+    U(usize),
+}
+
+/// Values laid out on a [`SparseLu`]'s pattern: either a matrix (`l`, `d`, `u`
+/// its entries) or its factors (`l` of L, `d = 1/U_ii`, `u` of U).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatternValues {
+    /// Strictly lower entries.
+    pub l: Vec<f64>,
+    /// Diagonal entries (matrix) or inverse pivots (factors).
+    pub d: Vec<f64>,
+    /// Strictly upper entries.
+    pub u: Vec<f64>,
+}
+
+/// A static sparsity pattern with its row-wise (CSR) and flat (row, col) forms,
+/// plus the factor values of the network's own matrix.
+#[derive(Debug, Clone, Default)]
 pub struct SparseLu {
     /// Dimension.
     pub n: usize,
-    /// Row permutation: `(P·b)[i] = b[perm[i]]`; `None` when it is the identity.
-    pub perm: Option<Vec<u32>>,
-    /// Strictly lower part of L, CSR.
+    /// CSR row pointers of the strictly lower part.
     pub l_ptr: Vec<u32>,
-    /// Column indices of L.
+    /// Columns of the strictly lower part (ascending within a row).
     pub l_col: Vec<u32>,
-    /// Values of L.
-    pub l_val: Vec<f64>,
-    /// Strictly upper part of U, CSR.
+    /// Row of each strictly lower entry.
+    pub l_row: Vec<u32>,
+    /// CSR row pointers of the strictly upper part.
     pub u_ptr: Vec<u32>,
-    /// Column indices of U.
+    /// Columns of the strictly upper part.
     pub u_col: Vec<u32>,
-    /// Values of U.
+    /// Row of each strictly upper entry.
+    pub u_row: Vec<u32>,
+    /// Row permutation (always `None`: no pivoting; kept for the GPU layout).
+    pub perm: Option<Vec<u32>>,
+    /// L values of the network's own matrix.
+    pub l_val: Vec<f64>,
+    /// U values (unscaled) of the network's own matrix.
     pub u_val: Vec<f64>,
-    /// `1/U[i][i]`.
+    /// `1/U_ii` of the network's own matrix.
     pub u_diag_inv: Vec<f64>,
+    /// `D⁻¹U` of the network's own matrix (flat CPU solve).
+    pub u_scaled: Vec<f64>,
 }
 
 impl SparseLu {
-    /// Factor a dense row-major `n×n` matrix.
-    pub fn factor(n: usize, a: &[f64]) -> Result<SparseLu> {
-        let m = Mat::<f64>::from_fn(n, n, |i, j| a[i * n + j]);
-        let lu = m.partial_piv_lu();
-        let (l, u) = (lu.L(), lu.U());
-        let fwd: Vec<u32> = lu.P().arrays().0.iter().map(|&i| i as u32).collect();
+    /// Symbolic no-pivot LU of an `n×n` matrix whose off-diagonal entries are
+    /// `entries` (mirrored: the pattern is structurally symmetric), fill included.
+    pub fn symbolic(n: usize, entries: &[(usize, usize)]) -> SparseLu {
+        use std::collections::BTreeSet;
+        let mut rows: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+        for &(i, j) in entries {
+            if i != j {
+                rows[i].insert(j);
+                rows[j].insert(i);
+            }
+        }
         let mut out = SparseLu {
             n,
-            perm: None,
             l_ptr: vec![0],
-            l_col: vec![],
-            l_val: vec![],
             u_ptr: vec![0],
-            u_col: vec![],
-            u_val: vec![],
-            u_diag_inv: Vec::with_capacity(n),
+            ..Default::default()
         };
-        for i in 0..n {
-            for j in 0..i {
-                let v = l[(i, j)];
-                if v != 0.0 {
-                    out.l_col.push(j as u32);
-                    out.l_val.push(v);
+        let mut upper: Vec<Vec<usize>> = Vec::with_capacity(n);
+        for (i, row) in rows.iter().enumerate() {
+            let mut s = row.clone();
+            let mut cur = 0;
+            while let Some(&j) = s.range(cur..i).next() {
+                for &c in &upper[j] {
+                    if c != i {
+                        s.insert(c);
+                    }
                 }
+                cur = j + 1;
+            }
+            for &j in s.range(..i) {
+                out.l_col.push(j as u32);
+                out.l_row.push(i as u32);
             }
             out.l_ptr.push(out.l_col.len() as u32);
-            let d = u[(i, i)];
-            if !(d.is_finite() && d.abs() > 1e-300) {
-                return Err(Error::InvalidNetwork(
-                    "the fast-decoupled matrix is singular (a part of the network has no impedance path to a slack bus?)".into(),
-                ));
-            }
-            out.u_diag_inv.push(1.0 / d);
-            for j in i + 1..n {
-                let v = u[(i, j)];
-                if v != 0.0 {
-                    out.u_col.push(j as u32);
-                    out.u_val.push(v);
-                }
+            let up: Vec<usize> = s.range(i + 1..).copied().collect();
+            for &j in &up {
+                out.u_col.push(j as u32);
+                out.u_row.push(i as u32);
             }
             out.u_ptr.push(out.u_col.len() as u32);
+            upper.push(up);
         }
-        // Pick the permutation convention that reproduces A (checked, not assumed).
-        let identity = fwd.iter().enumerate().all(|(i, &p)| p as usize == i);
-        if !identity {
-            let inv = {
-                let mut inv = vec![0u32; n];
-                for (i, &p) in fwd.iter().enumerate() {
-                    inv[p as usize] = i as u32;
-                }
-                inv
-            };
-            let mut best = None;
-            for cand in [fwd, inv] {
-                out.perm = Some(cand.clone());
-                if out.residual(a) < 1e-8 {
-                    best = Some(cand);
-                    break;
-                }
-            }
-            out.perm = best;
-            if out.perm.is_none() {
-                return Err(Error::InvalidNetwork("LU factorisation check failed".into()));
-            }
-        } else if out.residual(a) > 1e-8 {
-            return Err(Error::InvalidNetwork("LU factorisation check failed".into()));
-        }
-        Ok(out)
+        out.l_val = vec![0.0; out.l_col.len()];
+        out.u_val = vec![0.0; out.u_col.len()];
+        out.u_scaled = vec![0.0; out.u_col.len()];
+        out.u_diag_inv = vec![0.0; n];
+        out
     }
 
-    /// Relative residual of solving `A x = b` for a fixed `b`.
-    fn residual(&self, a: &[f64]) -> f64 {
-        let n = self.n;
-        let b: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64 * 0.1).collect();
-        let mut x = b.clone();
-        let mut tmp = vec![0.0; n];
-        self.solve_in_place(&mut x, &mut tmp);
-        let mut worst: f64 = 0.0;
+    /// Factor a dense row-major matrix on the pattern of its non-zeros.
+    pub fn factor_dense(n: usize, a: &[f64]) -> Result<SparseLu> {
+        let entries: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .filter(|&(i, j)| i != j && a[i * n + j] != 0.0)
+            .collect();
+        let mut lu = SparseLu::symbolic(n, &entries);
+        let mut m = lu.zero_values();
         for i in 0..n {
-            let mut s = 0.0;
-            for j in 0..n {
-                s += a[i * n + j] * x[j];
+            m.d[i] = a[i * n + i];
+            for k in lu.l_ptr[i] as usize..lu.l_ptr[i + 1] as usize {
+                m.l[k] = a[i * n + lu.l_col[k] as usize];
             }
-            worst = worst.max((s - b[i]).abs() / b[i].abs());
+            for k in lu.u_ptr[i] as usize..lu.u_ptr[i + 1] as usize {
+                m.u[k] = a[i * n + lu.u_col[k] as usize];
+            }
         }
-        worst
+        lu.factor_own(&m, a)?;
+        Ok(lu)
+    }
+
+    /// Factor the matrix `m` (on this pattern) as this factor's own values and
+    /// check the factors against its dense form `dense`.
+    pub fn factor_own(&mut self, m: &PatternValues, dense: &[f64]) -> Result<()> {
+        let mut f = self.zero_values();
+        let mut work = vec![0.0; self.n];
+        if !self.factor_values(m, &mut f, &mut work) {
+            return Err(Error::InvalidNetwork(
+                "a fast-decoupled matrix is singular (a part of the network has no impedance path to a slack bus?)".into(),
+            ));
+        }
+        let mut us = vec![0.0; f.u.len()];
+        scale_upper(self, &f, &mut us);
+        self.u_scaled = us;
+        self.l_val = f.l;
+        self.u_val = f.u;
+        self.u_diag_inv = f.d;
+        if self.n > 0 && self.residual(dense) > 1e-8 {
+            return Err(Error::InvalidNetwork(
+                "LU factorisation check failed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The slot of entry `(i, j)`, if it is in the pattern.
+    pub fn slot(&self, i: usize, j: usize) -> Option<Slot> {
+        use std::cmp::Ordering::*;
+        match j.cmp(&i) {
+            Equal => Some(Slot::D(i)),
+            Less => (self.l_ptr[i] as usize..self.l_ptr[i + 1] as usize)
+                .find(|&k| self.l_col[k] as usize == j)
+                .map(Slot::L),
+            Greater => (self.u_ptr[i] as usize..self.u_ptr[i + 1] as usize)
+                .find(|&k| self.u_col[k] as usize == j)
+                .map(Slot::U),
+        }
+    }
+
+    /// Zero values on this pattern.
+    pub fn zero_values(&self) -> PatternValues {
+        PatternValues {
+            l: vec![0.0; self.l_col.len()],
+            d: vec![0.0; self.n],
+            u: vec![0.0; self.u_col.len()],
+        }
     }
 
     /// Number of stored non-zeros of L and U (diagonal included).
     pub fn nnz(&self) -> usize {
-        self.l_val.len() + self.u_val.len() + self.n
+        self.l_col.len() + self.u_col.len() + self.n
     }
 
-    /// Solve `A x = b` in place; `tmp` (length `n`) is used only if there is a permutation.
+    /// Numeric no-pivot LU (up-looking, row by row) of matrix `a` into factor
+    /// values `out`. `work` has length `n`. Allocates nothing. Returns false if
+    /// a pivot is zero or not finite.
+    pub fn factor_values(
+        &self,
+        a: &PatternValues,
+        out: &mut PatternValues,
+        work: &mut [f64],
+    ) -> bool {
+        for i in 0..self.n {
+            let (l0, l1) = (self.l_ptr[i] as usize, self.l_ptr[i + 1] as usize);
+            let (u0, u1) = (self.u_ptr[i] as usize, self.u_ptr[i + 1] as usize);
+            for k in l0..l1 {
+                work[self.l_col[k] as usize] = a.l[k];
+            }
+            work[i] = a.d[i];
+            for k in u0..u1 {
+                work[self.u_col[k] as usize] = a.u[k];
+            }
+            for k in l0..l1 {
+                let j = self.l_col[k] as usize;
+                let lij = work[j] * out.d[j];
+                out.l[k] = lij;
+                for m in self.u_ptr[j] as usize..self.u_ptr[j + 1] as usize {
+                    work[self.u_col[m] as usize] -= lij * out.u[m];
+                }
+            }
+            let d = work[i];
+            if !(d.is_finite() && d.abs() > 1e-300) {
+                return false;
+            }
+            out.d[i] = 1.0 / d;
+            for k in u0..u1 {
+                out.u[k] = work[self.u_col[k] as usize];
+            }
+        }
+        true
+    }
+
+    /// Solve `A x = b` in place with this factor's own values.
     #[inline]
-    pub fn solve_in_place(&self, x: &mut [f64], tmp: &mut [f64]) {
+    pub fn solve_in_place(&self, x: &mut [f64]) {
+        self.solve_flat(&self.l_val, &self.u_scaled, &self.u_diag_inv, x);
+    }
+
+    /// Solve `A x = b` in place with flat factor values: `l` of L, `u_scaled`
+    /// of `D⁻¹U` (see [`scale_upper`]), `d` = `1/U_ii`.
+    #[inline]
+    pub fn solve_flat(&self, l: &[f64], u_scaled: &[f64], d: &[f64], x: &mut [f64]) {
         let n = self.n;
-        if let Some(p) = &self.perm {
-            tmp[..n].copy_from_slice(&x[..n]);
-            for i in 0..n {
-                x[i] = tmp[p[i] as usize];
-            }
+        assert!(
+            x.len() >= n
+                && l.len() == self.l_col.len()
+                && u_scaled.len() == self.u_col.len()
+                && d.len() == n
+        );
+        // Forward, unit L, in row order: x_r −= L_rc·x_c with c < r already final.
+        for ((val, &r), &c) in l.iter().zip(&self.l_row).zip(&self.l_col) {
+            // SAFETY: rows and columns of the pattern are < n <= x.len() (built by `symbolic`).
+            unsafe { *x.get_unchecked_mut(r as usize) -= val * *x.get_unchecked(c as usize) };
         }
-        // Forward: L y = P b (unit diagonal).
+        for (xi, d) in x[..n].iter_mut().zip(d) {
+            *xi *= d;
+        }
+        // Backward, unit U' = D⁻¹U, rows descending: x_r −= U'_rc·x_c with c > r final.
+        for ((val, &r), &c) in u_scaled.iter().zip(&self.u_row).zip(&self.u_col).rev() {
+            // SAFETY: as above.
+            unsafe { *x.get_unchecked_mut(r as usize) -= val * *x.get_unchecked(c as usize) };
+        }
+    }
+
+    /// Worst relative residual of solving `A x = b` for a fixed `b` (dense `A`).
+    pub fn residual(&self, a: &[f64]) -> f64 {
+        let n = self.n;
+        let b: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64 * 0.1).collect();
+        let mut x = b.clone();
+        self.solve_in_place(&mut x);
+        let mut worst: f64 = 0.0;
         for i in 0..n {
-            let (a, b) = (self.l_ptr[i] as usize, self.l_ptr[i + 1] as usize);
-            let mut s = x[i];
-            for k in a..b {
-                s -= self.l_val[k] * x[self.l_col[k] as usize];
-            }
-            x[i] = s;
+            let s: f64 = (0..n).map(|j| a[i * n + j] * x[j]).sum();
+            worst = worst.max((s - b[i]).abs() / b[i].abs());
         }
-        // Backward: U x = y.
-        for i in (0..n).rev() {
-            let (a, b) = (self.u_ptr[i] as usize, self.u_ptr[i + 1] as usize);
-            let mut s = x[i];
-            for k in a..b {
-                s -= self.u_val[k] * x[self.u_col[k] as usize];
-            }
-            x[i] = s * self.u_diag_inv[i];
+        if worst.is_nan() {
+            f64::INFINITY
+        } else {
+            worst
         }
+    }
+}
+
+/// `D⁻¹U` of factor values `f` on `lu`'s pattern, written to `out`; returns `out`.
+pub fn scale_upper<'a>(lu: &SparseLu, f: &PatternValues, out: &'a mut [f64]) -> &'a [f64] {
+    for ((o, u), &r) in out.iter_mut().zip(&f.u).zip(&lu.u_row) {
+        *o = u * f.d[r as usize];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The static-pattern LU solves like faer's dense LU, with and without fill.
+    #[test]
+    fn matches_faer_dense_lu() {
+        use faer::linalg::solvers::Solve;
+        let n = 9;
+        // A meshed, diagonally dominant matrix (fill appears).
+        let mut a = vec![0.0; n * n];
+        let edges = [
+            (0, 1),
+            (1, 2),
+            (2, 3),
+            (3, 0),
+            (4, 5),
+            (5, 6),
+            (6, 7),
+            (7, 8),
+            (8, 4),
+            (2, 6),
+            (1, 8),
+        ];
+        for (k, &(i, j)) in edges.iter().enumerate() {
+            let b = 1.0 + k as f64 * 0.37;
+            a[i * n + i] += b;
+            a[j * n + j] += b;
+            a[i * n + j] -= b;
+            a[j * n + i] -= b;
+        }
+        a[0] += 2.0; // a path to "ground"
+        a[5 * n + 5] += 0.5;
+        let lu = SparseLu::factor_dense(n, &a).unwrap();
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin() + 0.1).collect();
+        let mut x = b.clone();
+        lu.solve_in_place(&mut x);
+        let m = faer::Mat::<f64>::from_fn(n, n, |i, j| a[i * n + j]);
+        let rhs = faer::Mat::<f64>::from_fn(n, 1, |i, _| b[i]);
+        let y = m.partial_piv_lu().solve(&rhs);
+        for i in 0..n {
+            assert!(
+                (x[i] - y[(i, 0)]).abs() < 1e-12,
+                "x[{i}] = {} vs faer {}",
+                x[i],
+                y[(i, 0)]
+            );
+        }
+        assert!(
+            lu.nnz() > n + 2 * edges.len(),
+            "fill expected on a meshed pattern"
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn reference(name: &str) -> ScenarioFile {
 
 /// A reference scenario's converged flag.
 pub fn ref_converged(f: &ScenarioFile, c: usize) -> bool {
-    f.scenarios[c].extra.get("converged").and_then(|v| v.as_bool()).unwrap_or(false)
+    f.scenarios[c]
+        .extra
+        .get("converged")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 /// A reference scenario's result table.
@@ -45,5 +49,8 @@ pub fn ref_table(f: &ScenarioFile, c: usize, key: &str) -> Vec<f64> {
 /// Max |a − b|.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }

@@ -1,0 +1,445 @@
+// Batched rotated fast-decoupled power flow, one invocation per copy.
+//
+// Mirrors `solve_copy` in src/powerflow/cpu.rs step for step (mismatch, P half-step
+// B'·Δθ = Re(ΔS·e^{jψ})/|V|, Q half-step B''·Δ|V| = Im(ΔS·e^{jψ})/|V|, convergence
+// checked after each half-step), then writes the result tables of `copy_results`.
+//
+// f32 accuracy: node voltages are kept as deviations from a per-node reference frame,
+// V_i = e^{jφ_i}·W_i with W_i = (1+u_i)·e^{jθ_i}, u = |V|−1 and φ_i the no-load
+// angle, so θ and W−1 are small. Branch currents are formed from voltage
+// differences, never as Y·V, so no large terms cancel:
+//   D   = Wf/r − e^{−jδ}·Wt = (ρ − e^{−jδ}) + ρ·dWf − e^{−jδ}·dWt   (ρ = 1/r)
+//   J_f = ρ·ys·D + ρ²·yh·Wf,   J_t = −ys·e^{jδ}·D + yh·Wt
+// with J = I·e^{−jφ} (local frame), ys the series admittance, yh half the shunt
+// admittance, r the off-nominal ratio and δ = φ_f − shift − φ_t (≈ 0).
+//
+// Layout: everything per copy is batch-interleaved, `row * batch + copy`.
+
+struct Params {
+    batch: u32,
+    n_pq: u32,
+    n_node: u32,
+    n_br: u32,
+    n_fixed: u32,
+    nb: u32,
+    nl: u32,
+    nt: u32,
+    ne: u32,
+    max_iter: u32,
+    bp_perm: u32,
+    polish: u32,
+    tol: f32,
+    rot_re: f32,
+    rot_im: f32,
+    diverge: f32,
+    // Offsets into `idx`.
+    i_br: u32,
+    i_bp_lptr: u32,
+    i_bp_lcol: u32,
+    i_bp_uptr: u32,
+    i_bp_ucol: u32,
+    i_bp_perm: u32,
+    i_bpp_lptr: u32,
+    i_bpp_lcol: u32,
+    i_bpp_uptr: u32,
+    i_bpp_ucol: u32,
+    i_bus: u32,
+    i_line: u32,
+    i_trafo: u32,
+    i_ext: u32,
+    nnz_bpp_l: u32,
+    nnz_bpp_u: u32,
+    // Offsets into `sh`.
+    s_br: u32,
+    s_bp_l: u32,
+    s_bp_u: u32,
+    s_bp_d: u32,
+    s_u0: u32,
+    s_phi: u32,
+    s_line: u32,
+    s_trafo: u32,
+    s_ext: u32,
+    sn: f32,
+    // Per-node f32 noise-floor coefficient of the mismatch (× (|dW| + 0.01)).
+    s_tol: u32,
+    // FDPF iterations one dispatch may run (lavapipe caps loop trips per invocation).
+    pass_iters: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+// Shared integer data: branch ends, factor patterns, element → node/branch maps.
+@group(0) @binding(1) var<storage, read> idx: array<u32>;
+// Shared f32 data: fixed branches, B' factors, reference frame, result scales.
+@group(0) @binding(2) var<storage, read> sh: array<f32>;
+// Per-copy inputs: S_spec, node shunts, tap-changing branches.
+@group(0) @binding(3) var<storage, read> pc: array<f32>;
+// Per-copy B'' factor values (L, U, 1/diag).
+@group(0) @binding(4) var<storage, read> bppv: array<f32>;
+// Per-copy state and scratch: u, θ, dW, J, x, tmp, cold flag.
+@group(0) @binding(5) var<storage, read_write> work: array<f32>;
+// Per-copy status and result tables.
+@group(0) @binding(6) var<storage, read_write> outp: array<f32>;
+
+const NONE: u32 = 0xffffffffu;
+const DEG: f32 = 57.29577951308232;
+const F9: u32 = 9u;
+
+fn at(row: u32, c: u32) -> u32 {
+    return row * P.batch + c;
+}
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+fn conj(a: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x, -a.y);
+}
+
+// Work rows.
+fn r_u(i: u32) -> u32 { return i; }
+fn r_th(i: u32) -> u32 { return P.n_node + i; }
+fn r_dwr(i: u32) -> u32 { return 2u * P.n_node + i; }
+fn r_dwi(i: u32) -> u32 { return 3u * P.n_node + i; }
+fn r_jr(i: u32) -> u32 { return 4u * P.n_node + i; }
+fn r_ji(i: u32) -> u32 { return 5u * P.n_node + i; }
+fn r_x(i: u32) -> u32 { return 6u * P.n_node + i; }
+fn r_tmp(i: u32) -> u32 { return 6u * P.n_node + P.n_pq + i; }
+fn r_cold() -> u32 { return 6u * P.n_node + 2u * P.n_pq; }
+// Loop state kept between dispatches: phase (0 start, 1 iterating, 2 done),
+// iterations, polish iterations, converged, raw and scaled mismatch.
+fn r_loop(k: u32) -> u32 { return r_cold() + 1u + k; }
+
+// `(cos θ − 1, sin θ)` accurate to f32 rounding for small θ (the usual case: θ is
+// relative to the no-load angle); the built-ins otherwise.
+fn cosm1_sin(th: f32) -> vec2<f32> {
+    if abs(th) < 0.785 {
+        let t2 = th * th;
+        let cm1 = -t2 * (0.5 - t2 * (1.0 / 24.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 40320.0 - t2 * (1.0 / 3628800.0)))));
+        let s = th * (1.0 - t2 * (1.0 / 6.0 - t2 * (1.0 / 120.0 - t2 * (1.0 / 5040.0 - t2 * (1.0 / 362880.0 - t2 * (1.0 / 39916800.0))))));
+        return vec2<f32>(cm1, s);
+    }
+    let h = sin(0.5 * th);
+    return vec2<f32>(-2.0 * h * h, sin(th));
+}
+
+struct Branch {
+    ys: vec2<f32>,
+    yh: vec2<f32>,
+    rho: f32,
+    c0: vec2<f32>,
+    e: vec2<f32>,
+}
+
+// Branch k: fixed branches are shared, tap-changing ones are per copy.
+fn branch(k: u32, c: u32) -> Branch {
+    if k < P.n_fixed {
+        let o = P.s_br + F9 * k;
+        return Branch(vec2<f32>(sh[o], sh[o + 1u]), vec2<f32>(sh[o + 2u], sh[o + 3u]), sh[o + 4u], vec2<f32>(sh[o + 5u], sh[o + 6u]), vec2<f32>(sh[o + 7u], sh[o + 8u]));
+    }
+    let r = 4u * P.n_node + F9 * (k - P.n_fixed);
+    return Branch(
+        vec2<f32>(pc[at(r, c)], pc[at(r + 1u, c)]),
+        vec2<f32>(pc[at(r + 2u, c)], pc[at(r + 3u, c)]),
+        pc[at(r + 4u, c)],
+        vec2<f32>(pc[at(r + 5u, c)], pc[at(r + 6u, c)]),
+        vec2<f32>(pc[at(r + 7u, c)], pc[at(r + 8u, c)]),
+    );
+}
+
+fn dw(i: u32, c: u32) -> vec2<f32> {
+    return vec2<f32>(work[at(r_dwr(i), c)], work[at(r_dwi(i), c)]);
+}
+
+fn cur(i: u32, c: u32) -> vec2<f32> {
+    return vec2<f32>(work[at(r_jr(i), c)], work[at(r_ji(i), c)]);
+}
+
+struct Flow {
+    f: u32,
+    t: u32,
+    jf: vec2<f32>,
+    jt: vec2<f32>,
+}
+
+// Currents at both ends of branch k (local frames), from the stored dW.
+fn branch_flow(k: u32, c: u32) -> Flow {
+    let f = idx[P.i_br + 2u * k];
+    let t = idx[P.i_br + 2u * k + 1u];
+    let b = branch(k, c);
+    let dwf = dw(f, c);
+    let dwt = dw(t, c);
+    let d = b.c0 + b.rho * dwf - cmul(b.e, dwt);
+    let wf = vec2<f32>(1.0, 0.0) + dwf;
+    let wt = vec2<f32>(1.0, 0.0) + dwt;
+    let jf = b.rho * cmul(b.ys, d) + (b.rho * b.rho) * cmul(b.yh, wf);
+    let jt = cmul(b.yh, wt) - cmul(cmul(b.ys, conj(b.e)), d);
+    return Flow(f, t, jf, jt);
+}
+
+fn s_spec(i: u32, c: u32) -> vec2<f32> {
+    return vec2<f32>(pc[at(i, c)], pc[at(P.n_node + i, c)]);
+}
+
+// ΔS_i = S_spec − W·conj(J) (frame-independent).
+fn delta_s(i: u32, c: u32) -> vec2<f32> {
+    let w = vec2<f32>(1.0, 0.0) + dw(i, c);
+    return s_spec(i, c) - cmul(w, conj(cur(i, c)));
+}
+
+// Voltages from the state, currents into every node; returns max(|ΔP|, |ΔQ|) over
+// PQ nodes, raw and scaled by each node's tolerance (converged when the latter ≤ 1).
+fn mismatch(c: u32) -> vec2<f32> {
+    let n_node = P.n_node;
+    for (var i = 0u; i < n_node; i++) {
+        let u = work[at(r_u(i), c)];
+        let cs = cosm1_sin(work[at(r_th(i), c)]);
+        // (1+u)·e^{jθ} − 1 = u·cos θ + (cos θ − 1) + j(1+u)·sin θ
+        let d = vec2<f32>(u * (1.0 + cs.x) + cs.x, (1.0 + u) * cs.y);
+        work[at(r_dwr(i), c)] = d.x;
+        work[at(r_dwi(i), c)] = d.y;
+        let y = vec2<f32>(pc[at(2u * n_node + i, c)], pc[at(3u * n_node + i, c)]);
+        let j = cmul(y, vec2<f32>(1.0, 0.0) + d);
+        work[at(r_jr(i), c)] = j.x;
+        work[at(r_ji(i), c)] = j.y;
+    }
+    for (var k = 0u; k < P.n_br; k++) {
+        let fl = branch_flow(k, c);
+        work[at(r_jr(fl.f), c)] += fl.jf.x;
+        work[at(r_ji(fl.f), c)] += fl.jf.y;
+        work[at(r_jr(fl.t), c)] += fl.jt.x;
+        work[at(r_ji(fl.t), c)] += fl.jt.y;
+    }
+    var worst = vec2<f32>(0.0, 0.0);
+    for (var i = 0u; i < P.n_pq; i++) {
+        let ds = delta_s(i, c);
+        let m = max(abs(ds.x), abs(ds.y));
+        let tol = max(P.tol, sh[P.s_tol + i] * (length(dw(i, c)) + 0.01));
+        worst = max(worst, vec2<f32>(m, m / tol));
+        if !(m < 1e30) {
+            // NaN or infinite: diverged.
+            worst = vec2<f32>(1e30, 1e30);
+        }
+    }
+    return worst;
+}
+
+// x ← B'⁻¹·x with the shared factors (optional row permutation).
+fn solve_bp(c: u32) {
+    let n = P.n_pq;
+    if P.bp_perm != 0u {
+        for (var i = 0u; i < n; i++) {
+            work[at(r_tmp(i), c)] = work[at(r_x(i), c)];
+        }
+        for (var i = 0u; i < n; i++) {
+            work[at(r_x(i), c)] = work[at(r_tmp(idx[P.i_bp_perm + i]), c)];
+        }
+    }
+    for (var i = 0u; i < n; i++) {
+        var s = work[at(r_x(i), c)];
+        for (var k = idx[P.i_bp_lptr + i]; k < idx[P.i_bp_lptr + i + 1u]; k++) {
+            s -= sh[P.s_bp_l + k] * work[at(r_x(idx[P.i_bp_lcol + k]), c)];
+        }
+        work[at(r_x(i), c)] = s;
+    }
+    for (var ii = 0u; ii < n; ii++) {
+        let i = n - 1u - ii;
+        var s = work[at(r_x(i), c)];
+        for (var k = idx[P.i_bp_uptr + i]; k < idx[P.i_bp_uptr + i + 1u]; k++) {
+            s -= sh[P.s_bp_u + k] * work[at(r_x(idx[P.i_bp_ucol + k]), c)];
+        }
+        work[at(r_x(i), c)] = s * sh[P.s_bp_d + i];
+    }
+}
+
+// x ← B''⁻¹·x with this copy's factor values (no permutation).
+fn solve_bpp(c: u32) {
+    let n = P.n_pq;
+    let ou = P.nnz_bpp_l;
+    let od = P.nnz_bpp_l + P.nnz_bpp_u;
+    for (var i = 0u; i < n; i++) {
+        var s = work[at(r_x(i), c)];
+        for (var k = idx[P.i_bpp_lptr + i]; k < idx[P.i_bpp_lptr + i + 1u]; k++) {
+            s -= bppv[at(k, c)] * work[at(r_x(idx[P.i_bpp_lcol + k]), c)];
+        }
+        work[at(r_x(i), c)] = s;
+    }
+    for (var ii = 0u; ii < n; ii++) {
+        let i = n - 1u - ii;
+        var s = work[at(r_x(i), c)];
+        for (var k = idx[P.i_bpp_uptr + i]; k < idx[P.i_bpp_uptr + i + 1u]; k++) {
+            s -= bppv[at(ou + k, c)] * work[at(r_x(idx[P.i_bpp_ucol + k]), c)];
+        }
+        work[at(r_x(i), c)] = s * bppv[at(od + i, c)];
+    }
+}
+
+fn p_half_step(c: u32) {
+    let rot = vec2<f32>(P.rot_re, P.rot_im);
+    for (var i = 0u; i < P.n_pq; i++) {
+        work[at(r_x(i), c)] = cmul(delta_s(i, c), rot).x / (1.0 + work[at(r_u(i), c)]);
+    }
+    solve_bp(c);
+    for (var i = 0u; i < P.n_pq; i++) {
+        work[at(r_th(i), c)] += work[at(r_x(i), c)];
+    }
+}
+
+fn q_half_step(c: u32) {
+    let rot = vec2<f32>(P.rot_re, P.rot_im);
+    for (var i = 0u; i < P.n_pq; i++) {
+        work[at(r_x(i), c)] = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
+    }
+    solve_bpp(c);
+    for (var i = 0u; i < P.n_pq; i++) {
+        work[at(r_u(i), c)] += work[at(r_x(i), c)];
+    }
+}
+
+fn write_results(c: u32) {
+    let nb = P.nb;
+    let nl = P.nl;
+    let o_va = 3u + nb;
+    let o_lp = 3u + 2u * nb;
+    let o_lq = o_lp + nl;
+    let o_li = o_lq + nl;
+    let o_ll = o_li + nl;
+    let o_tl = o_ll + nl;
+    let o_ep = o_tl + P.nt;
+    let o_eq = o_ep + P.ne;
+    for (var b = 0u; b < nb; b++) {
+        let i = idx[P.i_bus + b];
+        var vm = 0.0;
+        var va = 0.0;
+        if i != NONE {
+            vm = 1.0 + work[at(r_u(i), c)];
+            va = sh[P.s_phi + i] + work[at(r_th(i), c)] * DEG;
+            va -= 360.0 * round(va / 360.0);
+        }
+        outp[at(3u + b, c)] = vm;
+        outp[at(o_va + b, c)] = va;
+    }
+    for (var l = 0u; l < nl; l++) {
+        let k = idx[P.i_line + l];
+        var s = vec2<f32>(0.0, 0.0);
+        var i_ka = 0.0;
+        var loading = 0.0;
+        if k != NONE {
+            let fl = branch_flow(k, c);
+            let wf = vec2<f32>(1.0, 0.0) + dw(fl.f, c);
+            s = cmul(wf, conj(fl.jf)) * P.sn;
+            let o = P.s_line + 3u * l;
+            i_ka = max(length(fl.jf) * sh[o], length(fl.jt) * sh[o + 1u]);
+            loading = i_ka * sh[o + 2u];
+        }
+        outp[at(o_lp + l, c)] = s.x;
+        outp[at(o_lq + l, c)] = s.y;
+        outp[at(o_li + l, c)] = i_ka;
+        outp[at(o_ll + l, c)] = loading;
+    }
+    for (var t = 0u; t < P.nt; t++) {
+        let k = idx[P.i_trafo + t];
+        var loading = 0.0;
+        if k != NONE {
+            let fl = branch_flow(k, c);
+            let o = P.s_trafo + 2u * t;
+            loading = max(length(fl.jf) * sh[o], length(fl.jt) * sh[o + 1u]);
+        }
+        outp[at(o_tl + t, c)] = loading;
+    }
+    for (var e = 0u; e < P.ne; e++) {
+        let i = idx[P.i_ext + e];
+        var s = vec2<f32>(0.0, 0.0);
+        if i != NONE {
+            s = -delta_s(i, c) * sh[P.s_ext + e];
+        }
+        outp[at(o_ep + e, c)] = s.x;
+        outp[at(o_eq + e, c)] = s.y;
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= P.batch {
+        return;
+    }
+    let phase = work[at(r_loop(0u), c)];
+    if phase == 2.0 {
+        return;
+    }
+    var iters = 0u;
+    var polish = 0u;
+    var converged = false;
+    var norm: vec2<f32>;
+    if phase == 0.0 {
+        // Slack nodes: fixed voltage (θ is relative to the slack's own angle).
+        for (var i = P.n_pq; i < P.n_node; i++) {
+            work[at(r_u(i), c)] = sh[P.s_u0 + i];
+            work[at(r_th(i), c)] = 0.0;
+        }
+        if work[at(r_cold(), c)] != 0.0 {
+            // No-load start: θ = 0 in the no-load frame.
+            for (var i = 0u; i < P.n_pq; i++) {
+                work[at(r_u(i), c)] = sh[P.s_u0 + i];
+                work[at(r_th(i), c)] = 0.0;
+            }
+        }
+        norm = mismatch(c);
+    } else {
+        // Resume: dW and J are still those of the current state.
+        iters = u32(work[at(r_loop(1u), c)]);
+        polish = u32(work[at(r_loop(2u), c)]);
+        converged = work[at(r_loop(3u), c)] != 0.0;
+        norm = vec2<f32>(work[at(r_loop(4u), c)], work[at(r_loop(5u), c)]);
+    }
+    var finished = false;
+    var budget = P.pass_iters;
+    loop {
+        if norm.y <= 1.0 || converged {
+            // f32: a few more iterations below the tolerance tighten the answer.
+            converged = true;
+            if polish >= P.polish {
+                finished = true;
+                break;
+            }
+        } else if iters >= P.max_iter || norm.x > P.diverge {
+            finished = true;
+            break;
+        }
+        if budget == 0u {
+            break;
+        }
+        budget -= 1u;
+        if converged {
+            polish += 1u;
+        }
+        iters += 1u;
+        p_half_step(c);
+        norm = mismatch(c);
+        if norm.y <= 1.0 && !converged {
+            converged = true;
+            if P.polish == 0u {
+                finished = true;
+                break;
+            }
+        }
+        q_half_step(c);
+        norm = mismatch(c);
+    }
+    if !finished {
+        work[at(r_loop(0u), c)] = 1.0;
+        work[at(r_loop(1u), c)] = f32(iters);
+        work[at(r_loop(2u), c)] = f32(polish);
+        work[at(r_loop(3u), c)] = select(0.0, 1.0, converged);
+        work[at(r_loop(4u), c)] = norm.x;
+        work[at(r_loop(5u), c)] = norm.y;
+        return;
+    }
+    work[at(r_loop(0u), c)] = 2.0;
+    outp[at(0u, c)] = select(0.0, 1.0, converged);
+    outp[at(1u, c)] = f32(iters - polish);
+    outp[at(2u, c)] = norm.x;
+    work[at(r_cold(), c)] = select(1.0, 0.0, converged);
+    write_results(c);
+}

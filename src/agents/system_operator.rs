@@ -1,0 +1,42 @@
+//! The system operator: publishes the hourly price; as an agent it scales the
+//! price by a factor in `[min_factor, max_factor]` (action `a` →
+//! `min + (a+1)/2·(max − min)`), and its cost is minus the trading revenue.
+
+use ndarray::Array1;
+
+/// The system operator of a batch.
+#[derive(Debug, Clone)]
+pub struct SystemOperator {
+    /// Price column of the time series.
+    pub price_column: usize,
+    /// Export is paid `price × sell_discount`.
+    pub sell_discount: f64,
+    /// Buses it watches (e.g. the DSO feeder), solved ones only.
+    pub buses: Vec<usize>,
+    /// Lines with both ends on its buses.
+    pub lines: Vec<usize>,
+    /// Price-factor bounds when it is an agent.
+    pub control: Option<(f64, f64)>,
+    /// Price factor per copy.
+    pub factor: Array1<f64>,
+}
+
+impl SystemOperator {
+    /// Whether it acts.
+    pub fn is_agent(&self) -> bool {
+        self.control.is_some()
+    }
+    /// Apply an action of copy `c`.
+    pub fn apply(&mut self, c: usize, a: f32) {
+        if let Some((lo, hi)) = self.control {
+            self.factor[c] = crate::devices::scale_action(a, lo, hi);
+        }
+    }
+    /// Factor back to 1 (clipped to the bounds).
+    pub fn reset_copy(&mut self, c: usize) {
+        self.factor[c] = match self.control {
+            Some((lo, hi)) => 1.0f64.clamp(lo, hi),
+            None => 1.0,
+        };
+    }
+}

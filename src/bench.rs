@@ -1,0 +1,94 @@
+//! `powergrid bench pf`: power flows per second on a warm batch.
+
+use crate::error::Result;
+use crate::network::Network;
+use crate::powerflow::{new_backend, BackendKind, BatchInputs, Plan, SolverOptions};
+use rand::{RngExt, SeedableRng};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What `bench pf` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PfBench {
+    /// Backend description.
+    pub backend: String,
+    /// Copies per batch.
+    pub batch: usize,
+    /// Threads (CPU backend: rayon threads).
+    pub threads: usize,
+    /// Batches solved while measuring.
+    pub steps: usize,
+    /// Power flows per second (batch × steps / wall time).
+    pub power_flows_per_s: f64,
+    /// The same divided by the number of threads.
+    pub power_flows_per_s_per_thread: f64,
+    /// Mean iterations per power flow.
+    pub mean_iterations: f64,
+    /// Share of power flows that converged.
+    pub converged_fraction: f64,
+}
+
+/// Every injection of the network's own set-points times `1 + u`, `u` uniform in ±`spread`.
+pub fn perturb(net: &Network, inp: &mut BatchInputs, rng: &mut impl rand::Rng, spread: f64) {
+    let base = BatchInputs::from_network(net, 1);
+    let mut jitter = |dst: &mut ndarray::Array2<f64>, src: &ndarray::Array2<f64>| {
+        for ((_, j), v) in dst.indexed_iter_mut() {
+            *v = src[(0, j)] * (1.0 + rng.random_range(-spread..=spread));
+        }
+    };
+    jitter(&mut inp.load_p_mw, &base.load_p_mw);
+    jitter(&mut inp.load_q_mvar, &base.load_q_mvar);
+    jitter(&mut inp.sgen_p_mw, &base.sgen_p_mw);
+    jitter(&mut inp.sgen_q_mvar, &base.sgen_q_mvar);
+    jitter(&mut inp.storage_p_mw, &base.storage_p_mw);
+}
+
+/// Solve `batch` copies repeatedly, each step perturbing every injection by up to
+/// ±3 % around the base case (as consecutive RL steps do), for at least `seconds`.
+/// The first (cold) solve is not measured.
+pub fn bench_pf(
+    net: &Network,
+    batch: usize,
+    backend: BackendKind,
+    seconds: f64,
+) -> Result<PfBench> {
+    let plan = Arc::new(Plan::new(net, SolverOptions::default())?);
+    let (mut pf, desc) = new_backend(backend, plan, batch)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // Pre-generate a few perturbed input sets so that RNG cost is not measured.
+    let sets: Vec<BatchInputs> = (0..8)
+        .map(|_| {
+            let mut inp = pf.inputs().clone();
+            perturb(net, &mut inp, &mut rng, 0.03);
+            inp
+        })
+        .collect();
+    *pf.inputs_mut() = sets[0].clone();
+    pf.solve()?;
+    let (mut steps, mut iters, mut conv) = (0usize, 0.0, 0usize);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || steps < 3 {
+        pf.inputs_mut().clone_from(&sets[(steps + 1) % sets.len()]);
+        let s = pf.solve()?;
+        iters += s.mean_iterations;
+        conv += s.converged;
+        steps += 1;
+    }
+    let dt = start.elapsed().as_secs_f64();
+    let threads = if desc.starts_with("cpu") || desc.contains("using cpu") {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let rate = (batch * steps) as f64 / dt;
+    Ok(PfBench {
+        backend: desc,
+        batch,
+        threads,
+        steps,
+        power_flows_per_s: rate,
+        power_flows_per_s_per_thread: rate / threads as f64,
+        mean_iterations: iters / steps as f64,
+        converged_fraction: conv as f64 / (batch * steps) as f64,
+    })
+}

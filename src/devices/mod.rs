@@ -1,0 +1,145 @@
+//! Devices, vectorised over the batch: parameters once per unit, state as
+//! `[B, n_units]` arrays (structure of arrays). Each kind decodes its slice of
+//! an agent's action (values in `[-1, 1]`, clipped) into set-points, enforces
+//! its limits, and writes the set-points into the power-flow inputs.
+//!
+//! Action layout per unit (see each module for the formula):
+//!
+//! | device | dims | meaning |
+//! |---|---|---|
+//! | generator | 2 | `P = p_min + (a0+1)/2·(p_max−p_min)`, `Q = q_min + (a1+1)/2·(q_max−q_min)`, then projected |
+//! | storage | 1 | `P = a0·p_max` (positive = charging), clipped to the SOC head-room |
+//! | solar / wind | 2 | `P = available·(a0+1)/2` (the rest is curtailed), `Q = a1·q_max` within the inverter rating |
+//! | tap changer | 1 | `tap = round(tap_min + (a0+1)/2·(tap_max−tap_min))` |
+//! | capacitor | 1 | `step = round((a0+1)/2·max_step)` |
+
+pub mod capacitor;
+pub mod generator;
+pub mod load;
+pub mod renewable;
+pub mod storage;
+pub mod transformer;
+
+pub use capacitor::Capacitors;
+pub use generator::{GeneratorParams, Generators};
+pub use load::LoadGroups;
+pub use renewable::{RenewableParams, Renewables};
+pub use storage::{StorageParams, Storages};
+pub use transformer::TapChangers;
+
+/// Map an action value in `[-1, 1]` (clipped) to `[lo, hi]`.
+#[inline]
+pub fn scale_action(a: f32, lo: f64, hi: f64) -> f64 {
+    let a = (a as f64).clamp(-1.0, 1.0);
+    lo + 0.5 * (a + 1.0) * (hi - lo)
+}
+
+/// One device of an agent: its kind and its unit index within that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRef {
+    /// Unit of [`Generators`].
+    Generator(usize),
+    /// Unit of [`Storages`].
+    Storage(usize),
+    /// Unit of [`Renewables`].
+    Renewable(usize),
+    /// Unit of [`TapChangers`].
+    TapChanger(usize),
+    /// Unit of [`Capacitors`].
+    Capacitor(usize),
+}
+
+impl DeviceRef {
+    /// Number of action values the device takes.
+    pub fn action_dim(self) -> usize {
+        match self {
+            DeviceRef::Generator(_) | DeviceRef::Renewable(_) => 2,
+            DeviceRef::Storage(_) | DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => 1,
+        }
+    }
+    /// Number of observation values the device contributes.
+    pub fn obs_dim(self) -> usize {
+        match self {
+            DeviceRef::Generator(_) => 2,
+            DeviceRef::Storage(_) => 2,
+            DeviceRef::Renewable(_) => 3,
+            DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => 1,
+        }
+    }
+}
+
+/// Every device of a batch.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    /// Dispatchable generators.
+    pub generators: Generators,
+    /// Energy storage.
+    pub storages: Storages,
+    /// Solar and wind.
+    pub renewables: Renewables,
+    /// Tap changers.
+    pub taps: TapChangers,
+    /// Capacitor banks.
+    pub capacitors: Capacitors,
+    /// Loads following profiles.
+    pub loads: LoadGroups,
+}
+
+impl Devices {
+    /// Apply one device's action slice for copy `c`; `profile[k]` is the
+    /// renewable profile values of this hour (indexed by renewable unit).
+    #[inline]
+    pub fn apply(&mut self, d: DeviceRef, c: usize, a: &[f32], dt_h: f64, renewable_profile: f64) {
+        match d {
+            DeviceRef::Generator(k) => self.generators.apply(c, k, a[0], a[1]),
+            DeviceRef::Storage(k) => self.storages.apply(c, k, a[0], dt_h),
+            DeviceRef::Renewable(k) => self.renewables.apply(c, k, a[0], a[1], renewable_profile),
+            DeviceRef::TapChanger(k) => self.taps.apply(c, k, a[0]),
+            DeviceRef::Capacitor(k) => self.capacitors.apply(c, k, a[0]),
+        }
+    }
+
+    /// Operating cost of one device for copy `c` over this step ($).
+    #[inline]
+    pub fn cost(&self, d: DeviceRef, c: usize, dt_h: f64) -> f64 {
+        match d {
+            DeviceRef::Generator(k) => self.generators.cost(c, k, dt_h),
+            DeviceRef::Storage(k) => self.storages.cost(c, k, dt_h),
+            DeviceRef::Renewable(_) => 0.0,
+            DeviceRef::TapChanger(k) => self.taps.cost(c, k),
+            DeviceRef::Capacitor(k) => self.capacitors.cost(c, k),
+        }
+    }
+
+    /// Limit violation of one device for copy `c` (SOC outside limits; `|S|` above rating in MVA).
+    #[inline]
+    pub fn violation(&self, d: DeviceRef, c: usize) -> f64 {
+        match d {
+            DeviceRef::Generator(k) => self.generators.violation(c, k),
+            DeviceRef::Storage(k) => self.storages.violation(c, k),
+            DeviceRef::Renewable(k) => self.renewables.violation(c, k),
+            DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => 0.0,
+        }
+    }
+
+    /// Write one device's normalised observation (`obs_dim` values).
+    #[inline]
+    pub fn observe(&self, d: DeviceRef, c: usize, out: &mut [f32]) {
+        match d {
+            DeviceRef::Generator(k) => self.generators.observe(c, k, out),
+            DeviceRef::Storage(k) => self.storages.observe(c, k, out),
+            DeviceRef::Renewable(k) => self.renewables.observe(c, k, out),
+            DeviceRef::TapChanger(k) => self.taps.observe(c, k, out),
+            DeviceRef::Capacitor(k) => self.capacitors.observe(c, k, out),
+        }
+    }
+
+    /// Reset copy `c`'s device state (renewables get this hour's profile).
+    pub fn reset_copy(&mut self, c: usize) {
+        self.generators.reset_copy(c);
+        self.storages.reset_copy(c);
+        self.renewables.reset_copy(c);
+        self.taps.reset_copy(c);
+        self.capacitors.reset_copy(c);
+    }
+}

@@ -1,0 +1,99 @@
+//! Solar and wind: available P = capacity × this hour's normalised profile of
+//! its zone; the action curtails P and sets Q within the inverter rating.
+
+use ndarray::Array2;
+
+/// Parameters of one solar or wind unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenewableParams {
+    /// Capacity in MW.
+    pub capacity_mw: f64,
+    /// Reactive limit (±) in Mvar.
+    pub q_max_mvar: f64,
+    /// Inverter rating in MVA.
+    pub s_rated_mva: f64,
+    /// Time-series column of its profile.
+    pub profile_column: usize,
+}
+
+impl RenewableParams {
+    /// Available P for a profile value: `capacity × max(profile, 0)`, at most the rating.
+    pub fn available(&self, profile: f64) -> f64 {
+        (self.capacity_mw * profile.max(0.0)).min(self.s_rated_mva)
+    }
+    /// Set-point: `P = available·(a_p+1)/2`, `Q = a_q·q_max` clipped to `±√(s² − P²)`.
+    pub fn set_point(&self, available: f64, a_p: f32, a_q: f32) -> (f64, f64) {
+        let p = super::scale_action(a_p, 0.0, available);
+        let qs = (self.s_rated_mva * self.s_rated_mva - p * p)
+            .max(0.0)
+            .sqrt();
+        let qlim = self.q_max_mvar.min(qs);
+        let q = ((a_q as f64).clamp(-1.0, 1.0) * self.q_max_mvar).clamp(-qlim, qlim);
+        (p, q)
+    }
+}
+
+/// Renewable units of a batch.
+#[derive(Debug, Clone)]
+pub struct Renewables {
+    /// Parameters per unit.
+    pub params: Vec<RenewableParams>,
+    /// Static-generator index of each unit.
+    pub sgen: Vec<usize>,
+    /// Available P this hour in MW, `[B, n]`.
+    pub available_mw: Array2<f64>,
+    /// Delivered P in MW, `[B, n]`.
+    pub p_mw: Array2<f64>,
+    /// Q in Mvar, `[B, n]`.
+    pub q_mvar: Array2<f64>,
+}
+
+impl Renewables {
+    /// Units for `batch` copies.
+    pub fn new(params: Vec<RenewableParams>, sgen: Vec<usize>, batch: usize) -> Self {
+        let n = params.len();
+        Renewables {
+            params,
+            sgen,
+            available_mw: Array2::zeros((batch, n)),
+            p_mw: Array2::zeros((batch, n)),
+            q_mvar: Array2::zeros((batch, n)),
+        }
+    }
+    /// Zero state; the environment then calls [`Renewables::set_uncurtailed`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for k in 0..self.params.len() {
+            self.available_mw[[c, k]] = 0.0;
+            self.p_mw[[c, k]] = 0.0;
+            self.q_mvar[[c, k]] = 0.0;
+        }
+    }
+    /// At reset: deliver everything available, `Q = 0`.
+    pub fn set_uncurtailed(&mut self, c: usize, k: usize, profile: f64) {
+        let a = self.params[k].available(profile);
+        self.available_mw[[c, k]] = a;
+        self.p_mw[[c, k]] = a;
+        self.q_mvar[[c, k]] = 0.0;
+    }
+    /// Apply an action for a profile value of this hour.
+    pub fn apply(&mut self, c: usize, k: usize, a_p: f32, a_q: f32, profile: f64) {
+        let prm = &self.params[k];
+        let avail = prm.available(profile);
+        let (p, q) = prm.set_point(avail, a_p, a_q);
+        self.available_mw[[c, k]] = avail;
+        self.p_mw[[c, k]] = p;
+        self.q_mvar[[c, k]] = q;
+    }
+    /// `max(|S| − s_rated, 0)` in MVA.
+    pub fn violation(&self, c: usize, k: usize) -> f64 {
+        let (p, q) = (self.p_mw[[c, k]], self.q_mvar[[c, k]]);
+        ((p * p + q * q).sqrt() - self.params[k].s_rated_mva).max(0.0)
+    }
+    /// `[available/capacity, P/capacity, Q/s_rated]`.
+    pub fn observe(&self, c: usize, k: usize, out: &mut [f32]) {
+        let cap = self.params[k].capacity_mw.max(1e-12);
+        out[0] = (self.available_mw[[c, k]] / cap) as f32;
+        out[1] = (self.p_mw[[c, k]] / cap) as f32;
+        out[2] = (self.q_mvar[[c, k]] / self.params[k].s_rated_mva) as f32;
+    }
+}

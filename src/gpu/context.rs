@@ -1,0 +1,160 @@
+//! One context struct owns the wgpu instance, adapter, device and queue.
+//!
+//! Adapter choice honours `WGPU_BACKEND` (e.g. `vulkan`) and `WGPU_ADAPTER_NAME`
+//! (a case-insensitive substring of the adapter name, e.g. `llvmpipe`); without
+//! them the first discrete GPU, then integrated, virtual, other and last CPU
+//! adapter is taken.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, OnceLock};
+
+/// What the chosen adapter is.
+#[derive(Debug, Clone)]
+pub struct GpuInfo {
+    /// Adapter name as the driver reports it.
+    pub name: String,
+    /// Backend (Vulkan, Metal, DX12, GL).
+    pub backend: String,
+    /// Device type.
+    pub device_type: wgpu::DeviceType,
+    /// Driver name and version.
+    pub driver: String,
+}
+
+impl GpuInfo {
+    /// Whether the adapter emulates a GPU on the CPU (lavapipe/llvmpipe, WARP, SwiftShader).
+    pub fn is_cpu_emulated(&self) -> bool {
+        let n = self.name.to_lowercase();
+        self.device_type == wgpu::DeviceType::Cpu
+            || n.contains("llvmpipe")
+            || n.contains("lavapipe")
+            || n.contains("swiftshader")
+    }
+}
+
+impl std::fmt::Display for GpuInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {:?}", self.name, self.backend, self.device_type)?;
+        if !self.driver.is_empty() {
+            write!(f, ", {}", self.driver)?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Instance, adapter, device and queue, with the limits the solvers need.
+pub struct GpuContext {
+    /// The adapter in use.
+    pub adapter: wgpu::Adapter,
+    /// The logical device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// What the adapter is.
+    pub info: GpuInfo,
+    /// Device limits (the adapter's own, requested in full).
+    pub limits: wgpu::Limits,
+    /// Whether timestamp queries on compute passes are enabled.
+    pub timestamps: bool,
+}
+
+fn info_of(a: &wgpu::Adapter) -> GpuInfo {
+    let i = a.get_info();
+    GpuInfo {
+        name: i.name,
+        backend: format!("{:?}", i.backend),
+        device_type: i.device_type,
+        driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter the environment allows (`WGPU_BACKEND`), in preference order,
+/// filtered by `WGPU_ADAPTER_NAME` when set.
+fn candidate_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut all = pollster::block_on(inst.enumerate_adapters(backends));
+    if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
+        let want = want.to_lowercase();
+        all.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+    }
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    all.sort_by_key(|a| (rank(a), info_of(a).is_cpu_emulated()));
+    all
+}
+
+impl GpuContext {
+    /// Open the preferred adapter (see the module docs).
+    pub fn new() -> Result<GpuContext> {
+        let inst = instance();
+        let adapters = candidate_adapters(&inst);
+        let Some(adapter) = adapters.into_iter().next() else {
+            let mut msg = String::from("no GPU adapter found (wgpu saw none");
+            if let Ok(b) = std::env::var("WGPU_BACKEND") {
+                msg += &format!(" with WGPU_BACKEND={b}");
+            }
+            if let Ok(n) = std::env::var("WGPU_ADAPTER_NAME") {
+                msg += &format!(" named like WGPU_ADAPTER_NAME={n}");
+            }
+            msg += "); install a Vulkan/Metal/DX12 driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers` for lavapipe) or use --backend cpu";
+            return Err(Error::Gpu(msg));
+        };
+        let info = info_of(&adapter);
+        let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut features = wgpu::Features::empty();
+        if timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("powergrid"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("{info}: cannot open the device: {e}")))?;
+        Ok(GpuContext {
+            adapter,
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+        })
+    }
+
+    /// The process-wide context, opened on first use and shared after.
+    pub fn shared() -> Result<Arc<GpuContext>> {
+        static CTX: OnceLock<std::result::Result<Arc<GpuContext>, String>> = OnceLock::new();
+        CTX.get_or_init(|| GpuContext::new().map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| Error::Gpu(e.trim_start_matches("GPU: ").to_string()))
+    }
+
+    /// Largest storage buffer binding, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+}
+
+/// Whether any allowed adapter is a real GPU (not emulated on the CPU).
+pub fn real_gpu_available() -> bool {
+    static REAL: OnceLock<bool> = OnceLock::new();
+    *REAL.get_or_init(|| {
+        candidate_adapters(&instance())
+            .iter()
+            .any(|a| !info_of(a).is_cpu_emulated())
+    })
+}

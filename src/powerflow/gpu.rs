@@ -1,0 +1,1001 @@
+//! GPU backend: the batched FDPF of [`cpu`](super::cpu) in WGSL (`shaders/fdpf.wgsl`),
+//! the whole iteration loop in one dispatch, one invocation per copy.
+//!
+//! Data path: the shared matrices, factors and element maps are uploaded once per
+//! batch; per-copy set-points, node shunts, tap-dependent branches and B'' factor
+//! values are prepared on the host in f64, rounded to f32 and uploaded only where
+//! they changed (host mirrors of the device buffers tell what changed). The voltage
+//! state stays on the device, so a warm start costs no upload. A batch larger than
+//! the device's storage-binding limit is split into chunks, each with its own
+//! buffers, all dispatched in one submission.
+//!
+//! f32 accuracy: the state is stored as deviations from the no-load frame and branch
+//! currents are formed from voltage differences (see the shader's header), so the
+//! answer matches the f64 CPU solver to about 1e-6 p.u. The convergence tolerance is
+//! `max(tolerance_pu, F32_TOLERANCE_PU)` followed by [`POLISH_ITERATIONS`] more iterations.
+
+use super::admittance::trafo_branch;
+use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+use super::plan::{BranchSource, Plan};
+use super::sparse_lu::PatternValues;
+use crate::complex::C64;
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use std::sync::Arc;
+
+/// The solver's WGSL source.
+pub const FDPF_WGSL: &str = include_str!("../../shaders/fdpf.wgsl");
+
+/// Smallest mismatch tolerance (p.u.) used on the GPU: f32 rounding of branch
+/// currents puts the mismatch floor a little below it.
+pub const F32_TOLERANCE_PU: f64 = 1e-6;
+/// Iterations run after reaching the tolerance, to tighten the f32 answer.
+pub const POLISH_ITERATIONS: u32 = 5;
+/// Copies per workgroup (the shader's `@workgroup_size`).
+const WORKGROUP: u32 = 64;
+const NONE: u32 = u32::MAX;
+/// Loop trips one invocation may make per dispatch on llvmpipe. Its hard limit is
+/// 65535 per SIMD group, and lanes on diverging paths (one iterating, one writing
+/// results) add up, so half of it.
+const LOOP_TRIP_BUDGET: usize = 30_000;
+const SQRT3: f64 = 1.732_050_807_568_877_2;
+
+/// Whether a real (non-CPU-emulated) GPU adapter is present.
+pub fn real_gpu_available() -> bool {
+    crate::gpu::context::real_gpu_available()
+}
+
+/// A batch on the GPU (the process-wide [`GpuContext`]).
+pub fn new_batch(plan: Arc<Plan>, batch: usize) -> Result<Box<dyn PowerFlow>> {
+    Ok(Box::new(GpuBatch::new(plan, batch)?))
+}
+
+/// Uniform parameters; field order and layout match `Params` in the shader.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    n_pq: u32,
+    n_node: u32,
+    n_br: u32,
+    n_fixed: u32,
+    nb: u32,
+    nl: u32,
+    nt: u32,
+    ne: u32,
+    max_iter: u32,
+    bp_perm: u32,
+    polish: u32,
+    tol: f32,
+    rot_re: f32,
+    rot_im: f32,
+    diverge: f32,
+    i_br: u32,
+    i_bp_lptr: u32,
+    i_bp_lcol: u32,
+    i_bp_uptr: u32,
+    i_bp_ucol: u32,
+    i_bp_perm: u32,
+    i_bpp_lptr: u32,
+    i_bpp_lcol: u32,
+    i_bpp_uptr: u32,
+    i_bpp_ucol: u32,
+    i_bus: u32,
+    i_line: u32,
+    i_trafo: u32,
+    i_ext: u32,
+    nnz_bpp_l: u32,
+    nnz_bpp_u: u32,
+    s_br: u32,
+    s_bp_l: u32,
+    s_bp_u: u32,
+    s_bp_d: u32,
+    s_u0: u32,
+    s_phi: u32,
+    s_line: u32,
+    s_trafo: u32,
+    s_ext: u32,
+    sn: f32,
+    s_tol: u32,
+    pass_iters: u32,
+}
+
+/// Branch data in the shader's local-frame form (9 values):
+/// `ys`, `yh = y_sh/2`, `ρ = 1/ratio`, `c0 = ρ − e^{−jδ}`, `e = e^{−jδ}`
+/// with `δ = φ_f − shift − φ_t`.
+fn branch_values(z: C64, y_sh: C64, ratio: f64, shift: f64, phi_f: f64, phi_t: f64) -> [f64; 9] {
+    let ys = z.inv();
+    let yh = y_sh.scale(0.5);
+    let rho = 1.0 / ratio;
+    let delta = phi_f - shift - phi_t;
+    let e = C64::from_polar(1.0, -delta);
+    // ρ − e^{−jδ} = (ρ − 1) + (1 − cos δ) + j·sin δ, without cancellation.
+    let h = (0.5 * delta).sin();
+    let c0 = C64::new((rho - 1.0) + 2.0 * h * h, delta.sin());
+    [ys.re, ys.im, yh.re, yh.im, rho, c0.re, c0.im, e.re, e.im]
+}
+
+/// Offsets and sizes shared by every chunk.
+struct Layout {
+    params: Params,
+    /// Rows of the per-copy input buffer.
+    rows_pc: usize,
+    /// Rows of the per-copy B'' value buffer.
+    rows_bpp: usize,
+    /// Rows of the state/scratch buffer.
+    rows_work: usize,
+    /// Rows of the output buffer.
+    rows_out: usize,
+    /// Row of the cold-start flag in the work buffer (the loop phase row follows it).
+    row_cold: usize,
+    /// Dispatches per solve.
+    passes: usize,
+    /// Reference angle of every node (rad).
+    phi: Vec<f64>,
+    /// `shift` (rad) of each tap-changing trafo.
+    tap_shift: Vec<f64>,
+}
+
+/// Per-row dirty ranges of a host mirror (copy indices, inclusive).
+struct Mirror {
+    data: Vec<f32>,
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    batch: usize,
+}
+
+impl Mirror {
+    fn new(rows: usize, batch: usize) -> Self {
+        Mirror {
+            data: vec![0.0; rows * batch],
+            lo: vec![usize::MAX; rows],
+            hi: vec![0; rows],
+            batch,
+        }
+    }
+    #[inline]
+    fn put(&mut self, row: usize, c: usize, v: f64) {
+        let v = v as f32;
+        let i = row * self.batch + c;
+        if self.data[i].to_bits() != v.to_bits() {
+            self.data[i] = v;
+            self.lo[row] = self.lo[row].min(c);
+            self.hi[row] = self.hi[row].max(c);
+        }
+    }
+    /// Upload what changed since the last upload: dirty spans, merged when close.
+    fn upload(&mut self, queue: &wgpu::Queue, buf: &wgpu::Buffer) {
+        let mut span: Option<(usize, usize)> = None;
+        let gap = self.batch / 4 + 64;
+        for row in 0..self.lo.len() {
+            if self.lo[row] == usize::MAX {
+                continue;
+            }
+            let (a, b) = (
+                row * self.batch + self.lo[row],
+                row * self.batch + self.hi[row] + 1,
+            );
+            span = match span {
+                Some((s, e)) if a <= e + gap => Some((s, b)),
+                Some((s, e)) => {
+                    queue.write_buffer(buf, (s * 4) as u64, bytemuck::cast_slice(&self.data[s..e]));
+                    Some((a, b))
+                }
+                None => Some((a, b)),
+            };
+            self.lo[row] = usize::MAX;
+            self.hi[row] = 0;
+        }
+        if let Some((s, e)) = span {
+            queue.write_buffer(buf, (s * 4) as u64, bytemuck::cast_slice(&self.data[s..e]));
+        }
+    }
+}
+
+/// One slice of the batch with its own per-copy buffers.
+struct Chunk {
+    /// B'' values written for every copy at least once.
+    primed: bool,
+    _params: wgpu::Buffer,
+    c0: usize,
+    len: usize,
+    pc: Mirror,
+    bpp: Mirror,
+    pc_buf: wgpu::Buffer,
+    bpp_buf: wgpu::Buffer,
+    work_buf: wgpu::Buffer,
+    out_buf: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+}
+
+/// B copies of one network on the GPU.
+pub struct GpuBatch {
+    ctx: Arc<GpuContext>,
+    plan: Arc<Plan>,
+    layout: Layout,
+    pipeline: wgpu::ComputePipeline,
+    chunks: Vec<Chunk>,
+    inputs: BatchInputs,
+    results: BatchResults,
+    /// Tap position of every copy's tap-changing trafos at the last prepare (NaN: never).
+    tap_pos: Vec<f64>,
+    /// Copies to start cold at the next solve.
+    pending_cold: Vec<usize>,
+    bpp_a: PatternValues,
+    bpp_f: PatternValues,
+    bpp_work: Vec<f64>,
+    gpu_ns: Option<f64>,
+    _shared: (wgpu::Buffer, wgpu::Buffer),
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(4),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+fn init_buffer(
+    ctx: &GpuContext,
+    label: &str,
+    data: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    // Bindings may not be empty: pad to at least 16 bytes.
+    let mut bytes = data.to_vec();
+    bytes.resize(bytes.len().max(16).next_multiple_of(4), 0);
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &bytes,
+            usage,
+        })
+}
+
+impl GpuBatch {
+    /// `batch` copies at the network's own set-points, on the shared context.
+    pub fn new(plan: Arc<Plan>, batch: usize) -> Result<Self> {
+        Self::with_max_chunk(plan, batch, usize::MAX)
+    }
+
+    /// Like [`new`](Self::new), with at most `max_chunk` copies per dispatch (the
+    /// device's binding limit lowers it further).
+    pub fn with_max_chunk(plan: Arc<Plan>, batch: usize, max_chunk: usize) -> Result<Self> {
+        let ctx = GpuContext::shared()?;
+        Self::on(ctx, plan, batch, max_chunk)
+    }
+
+    /// On an explicit context.
+    pub fn on(
+        ctx: Arc<GpuContext>,
+        plan: Arc<Plan>,
+        batch: usize,
+        max_chunk: usize,
+    ) -> Result<Self> {
+        if plan.bpp.perm.is_some() {
+            return Err(Error::Gpu(
+                "B'' factors with row pivoting are not supported by the GPU solver".into(),
+            ));
+        }
+        let (idx, sh, mut layout) = build_shared(&plan);
+        if ctx.info.is_cpu_emulated() {
+            // llvmpipe stops a shader invocation after 65535 loop trips in total, so
+            // the iteration loop is split over several dispatches there (state and
+            // loop counters stay in the work buffer between them).
+            let (n, nn) = (plan.n_pq, plan.n_node);
+            let (nb, nl, nt, ne) = plan.sizes();
+            let mismatch = nn + layout.params.n_br as usize + n;
+            let perm = if plan.bp.perm.is_some() { 2 * n } else { 0 };
+            let per_iter = 2 * mismatch
+                + (4 * n + perm + plan.bp.l_col.len() + plan.bp.u_col.len())
+                + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
+                + 4;
+            let fixed = nn + n + mismatch + nb + nl + nt + ne + 16;
+            let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
+            layout.params.pass_iters = iters as u32;
+            let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
+            layout.passes = total.div_ceil(iters) + 1;
+        }
+        let device = &ctx.device;
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("fdpf.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(FDPF_WGSL.into()),
+        });
+        let ro = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("fdpf"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                ro(1, true),
+                ro(2, true),
+                ro(3, true),
+                ro(4, true),
+                ro(5, false),
+                ro(6, false),
+            ],
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("fdpf"),
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("fdpf"),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let su = wgpu::BufferUsages::STORAGE;
+        let idx_buf = init_buffer(&ctx, "fdpf idx", bytemuck::cast_slice(&idx), su);
+        let sh_buf = init_buffer(&ctx, "fdpf shared", bytemuck::cast_slice(&sh), su);
+
+        // Chunk size: the largest per-copy buffer must fit one binding.
+        let max_rows = layout
+            .rows_pc
+            .max(layout.rows_bpp)
+            .max(layout.rows_work)
+            .max(layout.rows_out)
+            .max(1);
+        let fit = (ctx.max_binding_bytes() / (max_rows as u64 * 4)) as usize;
+        let per = max_chunk.min(fit).min(65535 * WORKGROUP as usize).max(1);
+        let mut chunks = vec![];
+        let mut c0 = 0;
+        while c0 < batch {
+            let len = per.min(batch - c0);
+            chunks.push(make_chunk(&ctx, &layout, &bgl, &idx_buf, &sh_buf, c0, len));
+            c0 += len;
+        }
+        let n_tap = plan.tap_trafos.len();
+        let results = BatchResults::zeros(&plan.net, batch);
+        let inputs = BatchInputs::from_network(&plan.net, batch);
+        let zero = plan.bpp.zero_values();
+        Ok(GpuBatch {
+            layout,
+            pipeline,
+            chunks,
+            inputs,
+            results,
+            tap_pos: vec![f64::NAN; batch * n_tap],
+            pending_cold: vec![],
+            bpp_a: zero.clone(),
+            bpp_f: zero,
+            bpp_work: vec![0.0; plan.n_pq],
+            gpu_ns: None,
+            _shared: (idx_buf, sh_buf),
+            plan,
+            ctx,
+        })
+    }
+
+    /// The adapter this batch runs on.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// Number of dispatches (chunks) the batch is split into.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// GPU time of the last solve's compute passes in seconds (timestamp queries),
+    /// where the adapter supports them.
+    pub fn last_gpu_seconds(&self) -> Option<f64> {
+        self.gpu_ns.map(|ns| ns * 1e-9)
+    }
+
+    /// Per-copy inputs of `chunk` into its host mirrors (f64 → f32), B'' refactored
+    /// for copies whose taps changed.
+    fn prepare(&mut self, ci: usize) {
+        let p = &*self.plan;
+        let net = &p.net;
+        let inp = &self.inputs;
+        let (n, nn) = (p.n_pq, p.n_node);
+        let n_tap = p.tap_trafos.len();
+        let inv_sn = 1.0 / net.sn_mva;
+        let chunk = &mut self.chunks[ci];
+        let mut s = vec![C64::ZERO; nn];
+        let mut y = vec![C64::ZERO; nn];
+        for lc in 0..chunk.len {
+            let c = chunk.c0 + lc;
+            s.fill(C64::ZERO);
+            for (k, nd) in p.load_node.iter().enumerate() {
+                if let Some(nd) = *nd {
+                    let f = inp.load_scaling[(c, k)] * inv_sn;
+                    s[nd] -= C64::new(inp.load_p_mw[(c, k)] * f, inp.load_q_mvar[(c, k)] * f);
+                }
+            }
+            for (k, nd) in p.sgen_node.iter().enumerate() {
+                if let Some(nd) = *nd {
+                    let f = net.sgens[k].scaling * inv_sn;
+                    s[nd] += C64::new(inp.sgen_p_mw[(c, k)] * f, inp.sgen_q_mvar[(c, k)] * f);
+                }
+            }
+            for (k, nd) in p.storage_node.iter().enumerate() {
+                if let Some(nd) = *nd {
+                    let f = net.storages[k].scaling * inv_sn;
+                    s[nd] -= C64::new(inp.storage_p_mw[(c, k)] * f, net.storages[k].q_mvar * f);
+                }
+            }
+            y.fill(C64::ZERO);
+            for (k, nd) in p.shunt_node.iter().enumerate() {
+                if let Some(nd) = *nd {
+                    y[nd] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
+                }
+            }
+            for i in 0..nn {
+                chunk.pc.put(i, lc, s[i].re);
+                chunk.pc.put(nn + i, lc, s[i].im);
+                chunk.pc.put(2 * nn + i, lc, y[i].re);
+                chunk.pc.put(3 * nn + i, lc, y[i].im);
+            }
+            let mut changed = false;
+            for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
+                let pos = inp.trafo_tap_pos[(c, k)];
+                let slot = &mut self.tap_pos[c * n_tap + j];
+                if pos.to_bits() != slot.to_bits() {
+                    *slot = pos;
+                    changed = true;
+                    let pi = trafo_branch(net, &net.trafos[k], pos);
+                    let b = &p.branches[bi];
+                    let v = branch_values(
+                        pi.z,
+                        pi.y_sh,
+                        pi.ratio,
+                        self.layout.tap_shift[j],
+                        self.layout.phi[b.f],
+                        self.layout.phi[b.t],
+                    );
+                    for (q, x) in v.iter().enumerate() {
+                        chunk.pc.put(4 * nn + 9 * j + q, lc, *x);
+                    }
+                }
+            }
+            if changed || !chunk.primed {
+                let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];
+                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+                });
+                let own = !base
+                    && p.bpp_factor_for_taps(
+                        taps,
+                        &mut self.bpp_a,
+                        &mut self.bpp_f,
+                        &mut self.bpp_work,
+                    );
+                let (l, u, d) = if own {
+                    (&self.bpp_f.l, &self.bpp_f.u, &self.bpp_f.d)
+                } else {
+                    (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
+                };
+                for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
+                    chunk.bpp.put(k, lc, v);
+                }
+            }
+        }
+        chunk.primed = true;
+    }
+
+    fn run(&mut self) -> Result<()> {
+        for ci in 0..self.chunks.len() {
+            self.prepare(ci);
+        }
+        let ctx = self.ctx.clone();
+        let (device, queue) = (&ctx.device, &ctx.queue);
+        for ch in &mut self.chunks {
+            ch.pc.upload(queue, &ch.pc_buf);
+            ch.bpp.upload(queue, &ch.bpp_buf);
+        }
+        let one = 1.0f32.to_ne_bytes();
+        for c in self.pending_cold.drain(..) {
+            if let Some(ch) = self
+                .chunks
+                .iter()
+                .find(|ch| c >= ch.c0 && c < ch.c0 + ch.len)
+            {
+                queue.write_buffer(
+                    &ch.work_buf,
+                    ((self.layout.row_cold * ch.len + c - ch.c0) * 4) as u64,
+                    &one,
+                );
+            }
+        }
+        // Every copy starts a new solve (loop phase 0).
+        for ch in &self.chunks {
+            let zeros = vec![0u8; ch.len * 4];
+            queue.write_buffer(
+                &ch.work_buf,
+                ((self.layout.row_cold + 1) * ch.len * 4) as u64,
+                &zeros,
+            );
+        }
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("fdpf"),
+        });
+        for ch in &self.chunks {
+            {
+                let tw = ch
+                    .queries
+                    .as_ref()
+                    .map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
+                        query_set: q,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("fdpf"),
+                    timestamp_writes: tw,
+                });
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, &ch.bind_group, &[]);
+                for _ in 0..self.layout.passes {
+                    pass.dispatch_workgroups((ch.len as u32).div_ceil(WORKGROUP), 1, 1);
+                }
+            }
+            if let Some((q, resolve, read)) = &ch.queries {
+                enc.resolve_query_set(q, 0..2, resolve, 0);
+                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+            }
+            enc.copy_buffer_to_buffer(&ch.out_buf, 0, &ch.staging, 0, ch.out_buf.size());
+        }
+        queue.submit([enc.finish()]);
+        for ch in &self.chunks {
+            ch.staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+            if let Some((_, _, read)) = &ch.queries {
+                read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+            }
+        }
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
+        let period = queue.get_timestamp_period() as f64;
+        let mut gpu_ns = None;
+        let (nb, nl, nt, ne) = self.plan.sizes();
+        let r = &mut self.results;
+        for ch in &self.chunks {
+            {
+                let view = ch
+                    .staging
+                    .slice(..)
+                    .get_mapped_range()
+                    .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
+                let out: &[f32] = bytemuck::cast_slice(&view);
+                let b = ch.len;
+                let row = |k: usize| &out[k * b..(k + 1) * b];
+                for lc in 0..b {
+                    let c = ch.c0 + lc;
+                    r.converged[c] = row(0)[lc] != 0.0;
+                    r.iterations[c] = row(1)[lc] as u32;
+                    r.max_mismatch_pu[c] = row(2)[lc] as f64;
+                }
+                let mut o = 3;
+                for table in [&mut r.vm_pu, &mut r.va_degree] {
+                    fill_table(table, out, o, nb, ch.c0, b);
+                    o += nb;
+                }
+                for table in [
+                    &mut r.line_p_from_mw,
+                    &mut r.line_q_from_mvar,
+                    &mut r.line_i_ka,
+                    &mut r.line_loading_percent,
+                ] {
+                    fill_table(table, out, o, nl, ch.c0, b);
+                    o += nl;
+                }
+                fill_table(&mut r.trafo_loading_percent, out, o, nt, ch.c0, b);
+                o += nt;
+                fill_table(&mut r.ext_grid_p_mw, out, o, ne, ch.c0, b);
+                fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, ch.c0, b);
+            }
+            ch.staging.unmap();
+            if let Some((_, _, read)) = &ch.queries {
+                {
+                    let view = read
+                        .slice(..)
+                        .get_mapped_range()
+                        .map_err(|e| Error::Gpu(format!("reading timestamps: {e}")))?;
+                    let t: &[u64] = bytemuck::cast_slice(&view);
+                    let dt = t[1].wrapping_sub(t[0]) as f64 * period;
+                    gpu_ns = Some(gpu_ns.unwrap_or(0.0) + dt);
+                }
+                read.unmap();
+            }
+        }
+        self.gpu_ns = gpu_ns;
+        Ok(())
+    }
+}
+
+/// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
+fn fill_table(
+    table: &mut ndarray::Array2<f64>,
+    out: &[f32],
+    o: usize,
+    n: usize,
+    c0: usize,
+    b: usize,
+) {
+    for j in 0..n {
+        let src = &out[(o + j) * b..(o + j + 1) * b];
+        for (lc, v) in src.iter().enumerate() {
+            table[(c0 + lc, j)] = *v as f64;
+        }
+    }
+}
+
+fn make_chunk(
+    ctx: &GpuContext,
+    layout: &Layout,
+    bgl: &wgpu::BindGroupLayout,
+    idx: &wgpu::Buffer,
+    sh: &wgpu::Buffer,
+    c0: usize,
+    len: usize,
+) -> Chunk {
+    use wgpu::BufferUsages as U;
+    let b = len as u64 * 4;
+    let mut params = layout.params;
+    params.batch = len as u32;
+    let params_buf = init_buffer(ctx, "fdpf params", bytemuck::bytes_of(&params), U::UNIFORM);
+    let pc_buf = storage(
+        ctx,
+        "fdpf per-copy inputs",
+        layout.rows_pc as u64 * b,
+        U::STORAGE | U::COPY_DST,
+    );
+    let bpp_buf = storage(
+        ctx,
+        "fdpf per-copy B''",
+        layout.rows_bpp as u64 * b,
+        U::STORAGE | U::COPY_DST,
+    );
+    // Work starts zeroed with every copy cold.
+    let mut work = vec![0.0f32; layout.rows_work * len];
+    work[layout.row_cold * len..(layout.row_cold + 1) * len].fill(1.0);
+    let work_buf = init_buffer(
+        ctx,
+        "fdpf state",
+        bytemuck::cast_slice(&work),
+        U::STORAGE | U::COPY_DST,
+    );
+    let out_bytes = layout.rows_out as u64 * b;
+    let out_buf = storage(ctx, "fdpf results", out_bytes, U::STORAGE | U::COPY_SRC);
+    let staging = storage(
+        ctx,
+        "fdpf results readback",
+        out_buf.size(),
+        U::MAP_READ | U::COPY_DST,
+    );
+    fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: buf.as_entire_binding(),
+        }
+    }
+    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("fdpf"),
+        layout: bgl,
+        entries: &[
+            entry(0, &params_buf),
+            entry(1, idx),
+            entry(2, sh),
+            entry(3, &pc_buf),
+            entry(4, &bpp_buf),
+            entry(5, &work_buf),
+            entry(6, &out_buf),
+        ],
+    });
+    let queries = ctx.timestamps.then(|| {
+        let q = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("fdpf time"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = storage(ctx, "fdpf time resolve", 16, U::QUERY_RESOLVE | U::COPY_SRC);
+        let read = storage(ctx, "fdpf time read", 16, U::MAP_READ | U::COPY_DST);
+        (q, resolve, read)
+    });
+    Chunk {
+        primed: false,
+        _params: params_buf,
+        c0,
+        len,
+        pc: Mirror::new(layout.rows_pc, len),
+        bpp: Mirror::new(layout.rows_bpp, len),
+        pc_buf,
+        bpp_buf,
+        work_buf,
+        out_buf,
+        staging,
+        bind_group,
+        queries,
+    }
+}
+
+/// The shared `idx` (u32) and `sh` (f32) arrays and the layout of every buffer.
+fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
+    let net = &p.net;
+    let (n, nn) = (p.n_pq, p.n_node);
+    let (nb, nl, nt, ne) = p.sizes();
+    let sn = net.sn_mva;
+    // Reference frame: the no-load voltages (slack: its own voltage).
+    let mut phi = vec![0.0; nn];
+    let mut u0 = vec![0.0; nn];
+    for i in 0..nn {
+        let v = if i < n {
+            p.v_noload[i]
+        } else {
+            p.slack_v[i - n]
+        };
+        phi[i] = v.arg();
+        u0[i] = v.abs() - 1.0;
+    }
+    let shift_of = |src: BranchSource| match src {
+        BranchSource::Trafo(k) => net.trafos[k].shift_degree.to_radians(),
+        _ => 0.0,
+    };
+    // GPU branch order: fixed branches, then the tap-changing trafos.
+    let mut gpu_branch = vec![NONE; p.branches.len()];
+    let order: Vec<usize> = p
+        .fixed_branches
+        .iter()
+        .copied()
+        .chain(p.tap_trafos.iter().map(|&(_, b)| b))
+        .collect();
+    for (k, &b) in order.iter().enumerate() {
+        gpu_branch[b] = k as u32;
+    }
+    let mut prm = Params {
+        n_pq: n as u32,
+        n_node: nn as u32,
+        n_br: order.len() as u32,
+        n_fixed: p.fixed_branches.len() as u32,
+        nb: nb as u32,
+        nl: nl as u32,
+        nt: nt as u32,
+        ne: ne as u32,
+        max_iter: p.options.max_iterations,
+        bp_perm: p.bp.perm.is_some() as u32,
+        polish: POLISH_ITERATIONS,
+        tol: p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32,
+        rot_re: p.rot.re as f32,
+        rot_im: p.rot.im as f32,
+        diverge: 1e6,
+        sn: sn as f32,
+        pass_iters: u32::MAX,
+        ..Default::default()
+    };
+
+    let mut idx: Vec<u32> = vec![];
+    let put = |v: &[u32], idx: &mut Vec<u32>| -> u32 {
+        let o = idx.len() as u32;
+        idx.extend_from_slice(v);
+        o
+    };
+    let ft: Vec<u32> = order
+        .iter()
+        .flat_map(|&b| [p.branches[b].f as u32, p.branches[b].t as u32])
+        .collect();
+    prm.i_br = put(&ft, &mut idx);
+    prm.i_bp_lptr = put(&p.bp.l_ptr, &mut idx);
+    prm.i_bp_lcol = put(&p.bp.l_col, &mut idx);
+    prm.i_bp_uptr = put(&p.bp.u_ptr, &mut idx);
+    prm.i_bp_ucol = put(&p.bp.u_col, &mut idx);
+    prm.i_bp_perm = put(p.bp.perm.as_deref().unwrap_or(&[]), &mut idx);
+    prm.i_bpp_lptr = put(&p.bpp.l_ptr, &mut idx);
+    prm.i_bpp_lcol = put(&p.bpp.l_col, &mut idx);
+    prm.i_bpp_uptr = put(&p.bpp.u_ptr, &mut idx);
+    prm.i_bpp_ucol = put(&p.bpp.u_col, &mut idx);
+    let bus: Vec<u32> = p
+        .bus_node
+        .iter()
+        .map(|x| x.map_or(NONE, |i| i as u32))
+        .collect();
+    prm.i_bus = put(&bus, &mut idx);
+    let line: Vec<u32> = p
+        .line_branch
+        .iter()
+        .map(|x| x.map_or(NONE, |b| gpu_branch[b]))
+        .collect();
+    prm.i_line = put(&line, &mut idx);
+    let trafo: Vec<u32> = p
+        .trafo_branch
+        .iter()
+        .map(|x| x.map_or(NONE, |b| gpu_branch[b]))
+        .collect();
+    prm.i_trafo = put(&trafo, &mut idx);
+    let ext: Vec<u32> = p
+        .ext_grid_node
+        .iter()
+        .map(|x| x.map_or(NONE, |(i, _)| i as u32))
+        .collect();
+    prm.i_ext = put(&ext, &mut idx);
+    prm.nnz_bpp_l = p.bpp.l_col.len() as u32;
+    prm.nnz_bpp_u = p.bpp.u_col.len() as u32;
+
+    let mut sh: Vec<f64> = vec![];
+    let putf = |v: &[f64], sh: &mut Vec<f64>| -> u32 {
+        let o = sh.len() as u32;
+        sh.extend_from_slice(v);
+        o
+    };
+    let fixed: Vec<f64> = p
+        .fixed_branches
+        .iter()
+        .flat_map(|&b| {
+            let br = &p.branches[b];
+            branch_values(
+                br.z,
+                br.y_sh,
+                br.ratio,
+                shift_of(br.source),
+                phi[br.f],
+                phi[br.t],
+            )
+        })
+        .collect();
+    prm.s_br = putf(&fixed, &mut sh);
+    prm.s_bp_l = putf(&p.bp.l_val, &mut sh);
+    prm.s_bp_u = putf(&p.bp.u_val, &mut sh);
+    prm.s_bp_d = putf(&p.bp.u_diag_inv, &mut sh);
+    prm.s_u0 = putf(&u0, &mut sh);
+    let phi_deg: Vec<f64> = phi.iter().map(|x| x.to_degrees()).collect();
+    prm.s_phi = putf(&phi_deg, &mut sh);
+    let line_k: Vec<f64> = net
+        .lines
+        .iter()
+        .flat_map(|l| {
+            let base_i = sn / SQRT3;
+            [
+                base_i / net.buses[l.from_bus].vn_kv,
+                base_i / net.buses[l.to_bus].vn_kv,
+                100.0 / (l.max_i_ka * l.df * l.parallel as f64),
+            ]
+        })
+        .collect();
+    prm.s_line = putf(&line_k, &mut sh);
+    let trafo_k: Vec<f64> = net
+        .trafos
+        .iter()
+        .flat_map(|t| {
+            let k = 100.0 / (t.sn_mva * t.parallel as f64 * t.df);
+            [
+                sn * t.vn_hv_kv / net.buses[t.hv_bus].vn_kv * k,
+                sn * t.vn_lv_kv / net.buses[t.lv_bus].vn_kv * k,
+            ]
+        })
+        .collect();
+    prm.s_trafo = putf(&trafo_k, &mut sh);
+    let ext_k: Vec<f64> = p
+        .ext_grid_node
+        .iter()
+        .map(|x| x.map_or(0.0, |(_, cnt)| sn / cnt as f64))
+        .collect();
+    prm.s_ext = putf(&ext_k, &mut sh);
+    // Per-node f32 noise floor of the mismatch: the rounding of dW (≈ eps·|dW|) at
+    // both ends of a branch makes ≈ 2·eps·|ys|·|dW| of current noise, so the shader
+    // accepts |ΔS_i| ≤ max(tol, k_i·(|dW_i| + 0.01)) with k_i = 8·eps·Σ|ys| (margin 4).
+    let mut k_node = vec![0.0; nn];
+    for b in &p.branches {
+        let y = b.z.inv().abs();
+        k_node[b.f] += y;
+        k_node[b.t] += y;
+    }
+    let tol_node: Vec<f64> = k_node
+        .iter()
+        .map(|k| 8.0 * 0.5 * f32::EPSILON as f64 * k)
+        .collect();
+    prm.s_tol = putf(&tol_node, &mut sh);
+    prm.tol = p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32;
+    let sh: Vec<f32> = sh.iter().map(|&x| x as f32).collect();
+
+    let n_tap = p.tap_trafos.len();
+    let layout = Layout {
+        params: prm,
+        rows_pc: 4 * nn + 9 * n_tap,
+        rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
+        rows_work: 6 * nn + 2 * n + 7,
+        rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne,
+        row_cold: 6 * nn + 2 * n,
+        passes: 1,
+        phi,
+        tap_shift: p
+            .tap_trafos
+            .iter()
+            .map(|&(k, _)| net.trafos[k].shift_degree.to_radians())
+            .collect(),
+    };
+    (idx, sh, layout)
+}
+
+impl PowerFlow for GpuBatch {
+    fn describe(&self) -> String {
+        let chunks = if self.chunks.len() > 1 {
+            format!(", {} dispatches", self.chunks.len())
+        } else {
+            String::new()
+        };
+        format!("gpu (f32 WGSL on {}{chunks})", self.ctx.info)
+    }
+    fn batch(&self) -> usize {
+        self.results.batch()
+    }
+    fn inputs(&self) -> &BatchInputs {
+        &self.inputs
+    }
+    fn inputs_mut(&mut self) -> &mut BatchInputs {
+        &mut self.inputs
+    }
+    fn solve(&mut self) -> Result<SolveSummary> {
+        self.inputs.validate(&self.plan.net)?;
+        self.run()?;
+        Ok(super::cpu::summary(&self.results))
+    }
+    fn results(&self) -> &BatchResults {
+        &self.results
+    }
+    fn reset_start(&mut self, copies: &[usize]) {
+        self.pending_cold
+            .extend(copies.iter().copied().filter(|&c| c < self.results.batch()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).
+    #[test]
+    fn branch_form_matches_admittance() {
+        let pi = crate::powerflow::admittance::PiBranch {
+            z: C64::new(0.01, 0.05),
+            y_sh: C64::new(0.001, 0.02),
+            ratio: 1.0375,
+            shift_rad: -0.6,
+        };
+        let a = pi.admittance();
+        let (phi_f, phi_t) = (0.1, 0.1 + 0.6 - 0.003);
+        let v = |phi: f64, u: f64, th: f64| {
+            (
+                C64::from_polar(1.0 + u, phi + th),
+                C64::new(u * th.cos() + th.cos() - 1.0, (1.0 + u) * th.sin()),
+            )
+        };
+        let ((vf, dwf), (vt, dwt)) = (v(phi_f, 0.02, 0.01), v(phi_t, -0.03, -0.02));
+        let x = branch_values(pi.z, pi.y_sh, pi.ratio, pi.shift_rad, phi_f, phi_t);
+        let c = |i: usize| C64::new(x[i], x[i + 1]);
+        let (ys, yh, rho, c0, e) = (c(0), c(2), x[4], c(5), c(7));
+        let d = c0 + dwf.scale(rho) - e * dwt;
+        let one = C64::new(1.0, 0.0);
+        let jf = (ys * d).scale(rho) + (yh * (one + dwf)).scale(rho * rho);
+        let jt = yh * (one + dwt) - ys * e.conj() * d;
+        let i_f = (a.yff * vf + a.yft * vt) * C64::from_polar(1.0, -phi_f);
+        let i_t = (a.ytf * vf + a.ytt * vt) * C64::from_polar(1.0, -phi_t);
+        assert!((jf - i_f).abs() < 1e-12, "{jf:?} {i_f:?}");
+        assert!((jt - i_t).abs() < 1e-12, "{jt:?} {i_t:?}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Setups: an environment configuration (`setups/<name>/config.yml`) and the
+//! hourly time series it reads (a CSV with only the columns it uses).
+
+pub mod config;
+pub mod timeseries;
+
+pub use config::{find_setup, Setup, SetupConfig};
+pub use timeseries::TimeSeries;

@@ -1,0 +1,124 @@
+//! Bad input gives a clear error, no panic, and leaves every copy's state as it was.
+#![allow(clippy::needless_range_loop)]
+
+mod env_util;
+use env_util::*;
+use ndarray::Array2;
+use powergrid::env::{EnvOptions, VecEnv};
+use powergrid::Error;
+
+#[test]
+fn nan_or_misshaped_actions_are_rejected_without_changing_state() {
+    let mut env = env("ieee34_ieee13", 3);
+    env.reset(0).unwrap();
+    let a = const_actions(&env, 0.4);
+    step(&mut env, &a).unwrap();
+    let before = snapshot(&env);
+    let steps = env.steps_in_episode().to_vec();
+
+    let mut nan = const_actions(&env, 0.1);
+    nan[1][[2, 3]] = f32::NAN;
+    let e = step(&mut env, &nan).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)));
+    assert!(
+        e.to_string().contains("MG2") && e.to_string().contains("NaN"),
+        "{e}"
+    );
+    let mut inf = const_actions(&env, 0.1);
+    inf[0][[0, 0]] = f32::INFINITY;
+    assert!(step(&mut env, &inf).is_err());
+
+    let mut bad = const_actions(&env, 0.1);
+    bad[2] = Array2::zeros((3, 4));
+    let e = step(&mut env, &bad).unwrap_err();
+    assert!(e.to_string().contains("shape"), "{e}");
+    let e = step(&mut env, &bad[..2]).unwrap_err();
+    assert!(e.to_string().contains("3 agents"), "{e}");
+    let wrong_b: Vec<Array2<f32>> = env
+        .action_dims()
+        .iter()
+        .map(|&d| Array2::zeros((2, d)))
+        .collect();
+    assert!(step(&mut env, &wrong_b).is_err());
+
+    assert_eq!(snapshot(&env), before);
+    assert_eq!(env.steps_in_episode(), &steps[..]);
+    // And it still steps afterwards.
+    step(&mut env, &a).unwrap();
+}
+
+#[test]
+fn unknown_setup_is_an_error() {
+    let e = VecEnv::from_name("no_such_setup", &EnvOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::InvalidSetup(_)));
+    assert!(e.to_string().contains("no_such_setup"));
+}
+
+#[test]
+fn misspelt_config_key_names_key_and_file() {
+    let cfg = edited_setup("ieee34_ieee13", "misspelt", |s| {
+        s.replace("penalty: 10.0", "penalti: 10.0")
+    });
+    let e = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .unwrap();
+    let m = e.to_string();
+    assert!(matches!(e, Error::Parse { .. }));
+    assert!(m.contains("penalti") && m.contains("config.yml"), "{m}");
+
+    let cfg = edited_setup("ieee34_ieee13", "misspelt_dev", |s| {
+        s.replacen("e_mwh: 0.5", "e_mwhh: 0.5", 1)
+    });
+    let m = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(m.contains("e_mwhh") && m.contains("config.yml"), "{m}");
+
+    let cfg = edited_setup("ieee34_ieee13", "badname", |s| {
+        s.replace("\"MG1 ess_1\"", "\"MG1 ess_9\"")
+    });
+    let m = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(m.contains("MG1 ess_9") && m.contains("agents[0]"), "{m}");
+}
+
+#[test]
+fn csv_missing_a_column_names_the_column_and_file() {
+    let dir = scratch("csvcol");
+    let csv = dir.join("short.csv");
+    let mut text = String::from("timestamp,price:0096WD_7_N001,load:BANC\n");
+    for h in 0..200 {
+        text += &format!("t{h},50.0,0.5\n");
+    }
+    std::fs::write(&csv, text).unwrap();
+    let csv_s = csv.display().to_string();
+    let cfg = edited_setup("ieee34_ieee13", "csvmissing", |s| {
+        s.lines()
+            .map(|l| {
+                if l.starts_with("train_data:") {
+                    format!("train_data: {csv_s:?}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let e = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .unwrap();
+    let m = e.to_string();
+    assert!(m.contains("short.csv") && m.contains("load:AVA"), "{m}");
+
+    // A value that is not a number names the line.
+    std::fs::write(&csv, "timestamp,price:0096WD_7_N001\nt0,abc\n").unwrap();
+    let m = powergrid::setup::TimeSeries::read(&csv, &["price:0096WD_7_N001".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("line 2"), "{m}");
+}

@@ -1,0 +1,108 @@
+//! The documented observation layouts, in both modes.
+#![allow(clippy::needless_range_loop)]
+
+mod env_util;
+use approx::assert_abs_diff_eq;
+use env_util::*;
+use powergrid::env::{EnvOptions, VecEnv};
+use powergrid::setup::config::ObservationMode;
+
+fn make(mode: ObservationMode, batch: usize) -> VecEnv {
+    VecEnv::from_name(
+        "ieee34_ieee13",
+        &EnvOptions {
+            batch,
+            observation: Some(mode),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn distributed_layout() {
+    let mut env = make(ObservationMode::Distributed, 2);
+    env.reset(5).unwrap();
+    {
+        let a = const_actions(&env, 0.5);
+        step(&mut env, &a)
+    }
+    .unwrap();
+    let net = env.network().clone();
+    for (i, agent) in env.agents().iter().enumerate() {
+        let l = env.layout(i);
+        // 3 devices (2 + 2 + 3) + buses + load + pcc + price + sin + cos.
+        assert_eq!(l.dim(), 7 + agent.buses.len() + 5);
+        assert_eq!(env.observations()[i].ncols(), l.dim());
+        assert_eq!(agent.buses.len(), 13, "an IEEE 13 microgrid has 13 buses");
+        let o = env.observations()[i].row(1);
+        // generator [P/p_max, Q/s_rated]; storage [soc, P/p_max]; solar [avail, P, Q].
+        let d = env.devices();
+        assert_abs_diff_eq!(
+            o[0],
+            (d.generators.p_mw[[1, i]] / d.generators.params[i].p_max_mw) as f32
+        );
+        assert_abs_diff_eq!(o[2], d.storages.soc[[1, i]] as f32);
+        assert_abs_diff_eq!(
+            o[3],
+            (d.storages.p_mw[[1, i]] / d.storages.params[i].p_max_mw) as f32
+        );
+        assert_abs_diff_eq!(
+            o[5],
+            (d.renewables.p_mw[[1, i]] / d.renewables.params[i].capacity_mw) as f32
+        );
+        let f = l.field("bus (vm_pu-1)/0.05").unwrap();
+        assert_eq!(f.offset, 7);
+        for (j, &b) in agent.buses.iter().enumerate() {
+            assert!(net.buses[b].name.starts_with(&agent.name));
+            let vm = env.power_flow().vm_pu[[1, b]];
+            assert_abs_diff_eq!(o[f.offset + j], ((vm - 1.0) / 0.05) as f32, epsilon = 1e-5);
+        }
+        let p = l.field("pcc import/base_power").unwrap().offset;
+        assert_abs_diff_eq!(o[p], env.info().pcc_import_mw[[1, i]] as f32);
+        let price = l.field("price/price_scale").unwrap().offset;
+        assert_abs_diff_eq!(o[price], (env.info().price[1] / 100.0) as f32);
+        let h = (env.info().hour[1] % 24) as f64 * std::f64::consts::TAU / 24.0;
+        assert_abs_diff_eq!(o[price + 1], h.sin() as f32, epsilon = 1e-6);
+        assert_abs_diff_eq!(o[price + 2], h.cos() as f32, epsilon = 1e-6);
+        assert_eq!(price + 3, l.dim());
+    }
+}
+
+#[test]
+fn centralized_layout_is_global_and_identical_for_every_agent() {
+    let mut env = make(ObservationMode::Centralized, 2);
+    env.reset(5).unwrap();
+    // Centralized mode steps (the original crashed on the first step).
+    for _ in 0..3 {
+        {
+            let a = const_actions(&env, -0.2);
+            step(&mut env, &a)
+        }
+        .unwrap();
+    }
+    let net = env.network().clone();
+    let l = env.layout(0);
+    let n_bus = net.buses.len(); // every bus is solved (fused pairs report the same voltage)
+    assert_eq!(l.field("bus (vm_pu-1)/0.05").unwrap().len, n_bus);
+    assert_eq!(l.dim(), n_bus + 3 * 7 + net.loads.len() + 3 + 1 + 3);
+    let obs = env.observations();
+    for i in 1..3 {
+        assert_eq!(obs[i], obs[0]);
+        assert_eq!(env.layout(i), l);
+    }
+    let o = obs[0].row(0);
+    let loads = l.field("load P/base_power").unwrap();
+    let s = env.scenario(0).inputs;
+    for k in 0..net.loads.len() {
+        let p = s.load_p_mw.as_ref().unwrap()[k] * s.load_scaling.as_ref().unwrap()[k];
+        assert_abs_diff_eq!(o[loads.offset + k], p as f32, epsilon = 1e-7);
+    }
+    // MG2's storage SOC sits in MG2's device block.
+    let mg2 = l
+        .fields
+        .iter()
+        .find(|f| f.name.starts_with("MG2.device[1]"))
+        .unwrap();
+    assert_abs_diff_eq!(o[mg2.offset], env.devices().storages.soc[[0, 1]] as f32);
+}

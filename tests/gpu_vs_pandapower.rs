@@ -1,0 +1,117 @@
+//! Every reference scenario of the five networks, solved as one GPU batch per
+//! network, against pandapower and against the CPU solver.
+
+mod common;
+use common::*;
+use powergrid::network;
+use powergrid::powerflow::gpu::GpuBatch;
+use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
+use std::sync::Arc;
+
+/// The GPU context, or `None` (with a notice) where there is no adapter and
+/// `POWERGRID_REQUIRE_GPU` is not set.
+pub fn gpu_or_skip(test: &str) -> bool {
+    match powergrid::gpu::GpuContext::shared() {
+        Ok(ctx) => {
+            eprintln!("{test}: running on {}", ctx.info);
+            true
+        }
+        Err(e) => {
+            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("{test}: skipped, {e}");
+            false
+        }
+    }
+}
+
+fn check(name: &str) {
+    let net = network::load(pandapower_json(name)).unwrap();
+    let reference = reference(name);
+    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let b = reference.scenarios.len();
+    let inputs = reference.to_inputs(&net).unwrap();
+    let mut gpu = GpuBatch::new(plan.clone(), b).unwrap();
+    *gpu.inputs_mut() = inputs.clone();
+    gpu.solve().unwrap();
+    let mut cpu = CpuBatch::new(plan.clone(), b);
+    *cpu.inputs_mut() = inputs;
+    cpu.solve().unwrap();
+    let (g, c) = (gpu.results(), cpu.results());
+    let mut worst = [0.0f64; 5];
+    for s in 0..b {
+        assert_eq!(
+            g.converged[s], c.converged[s],
+            "{name} scenario {s}: GPU converged {} (mismatch {:e}), CPU {}",
+            g.converged[s], g.max_mismatch_pu[s], c.converged[s]
+        );
+        if !c.converged[s] {
+            continue;
+        }
+        let row = |a: &ndarray::Array2<f64>| a.row(s).to_vec();
+        let dvm_cpu = max_abs_diff(&row(&g.vm_pu), &row(&c.vm_pu));
+        let dva_cpu = max_abs_diff(&row(&g.va_degree), &row(&c.va_degree));
+        worst[0] = worst[0].max(dvm_cpu);
+        worst[1] = worst[1].max(dva_cpu);
+        assert!(
+            dvm_cpu <= 1e-5,
+            "{name} scenario {s}: GPU vs CPU max |Δvm| = {dvm_cpu:e}"
+        );
+        if !ref_converged(&reference, s) {
+            continue;
+        }
+        let dvm = max_abs_diff(&row(&g.vm_pu), &ref_table(&reference, s, "vm_pu"));
+        let dva = max_abs_diff(&row(&g.va_degree), &ref_table(&reference, s, "va_degree"));
+        worst[2] = worst[2].max(dvm);
+        worst[3] = worst[3].max(dva);
+        assert!(
+            dvm <= 1e-5,
+            "{name} scenario {s}: GPU vs pandapower max |Δvm| = {dvm:e}"
+        );
+        assert!(
+            dva <= 1e-3,
+            "{name} scenario {s}: GPU vs pandapower max |Δva| = {dva:e}°"
+        );
+        // Flows through near-zero-impedance branches (regulators) carry f32 noise of
+        // about eps·|y|·|ΔV|: checked relative to the table's largest value.
+        for key in [
+            "line_p_from_mw",
+            "line_q_from_mvar",
+            "line_i_ka",
+            "line_loading_percent",
+            "trafo_loading_percent",
+            "ext_grid_p_mw",
+            "ext_grid_q_mvar",
+        ] {
+            let a = g.tables().into_iter().find(|(k, _)| *k == key).unwrap().1;
+            let r = ref_table(&reference, s, key);
+            let scale = r.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(&row(a), &r) / scale;
+            worst[4] = worst[4].max(d);
+            assert!(
+                d <= 5e-3,
+                "{name} scenario {s}: GPU vs pandapower max |Δ{key}| = {d:e} of the largest value"
+            );
+        }
+    }
+    eprintln!(
+        "{name}: {b} scenarios on {}: worst vs CPU |Δvm| {:.2e} |Δva| {:.2e}°, vs pandapower |Δvm| {:.2e} |Δva| {:.2e}°, flows/loading (relative) {:.2e}",
+        gpu.describe(),
+        worst[0],
+        worst[1],
+        worst[2],
+        worst[3],
+        worst[4]
+    );
+}
+
+#[test]
+fn gpu_matches_pandapower_and_cpu() {
+    if !gpu_or_skip("gpu_matches_pandapower_and_cpu") {
+        return;
+    }
+    for name in NETWORKS {
+        check(name);
+    }
+}
