@@ -1,1 +1,53 @@
-fn main() {}
+//! CPU power flows per second over the five shipped networks and several batch
+//! sizes, warm-started: each timed solve switches to another of eight input sets
+//! in which every injection is perturbed by up to ±3 % (as consecutive RL steps do),
+//! the same workload as `powergrid bench pf`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use powergrid::bench::perturb;
+use powergrid::network;
+use powergrid::powerflow::{BatchInputs, CpuBatch, Plan, PowerFlow, SolverOptions};
+use rand::SeedableRng;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const NETWORKS: [&str; 5] = ["ieee13", "ieee34", "ieee123", "cigre_lv", "ieee34_ieee13"];
+const BATCHES: [usize; 3] = [1, 256, 4096];
+
+fn bench(c: &mut Criterion) {
+    for name in NETWORKS {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("networks/{name}.yml"));
+        let net = network::load(&path).expect("shipped network");
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).expect("plan"));
+        let mut g = c.benchmark_group(format!("cpu_pf/{name}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(2));
+        for batch in BATCHES {
+            let mut pf = CpuBatch::new(plan.clone(), batch);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let sets: Vec<BatchInputs> = (0..8)
+                .map(|_| {
+                    let mut inp = pf.inputs().clone();
+                    perturb(&net, &mut inp, &mut rng, 0.03);
+                    inp
+                })
+                .collect();
+            pf.solve().expect("cold solve");
+            let mut k = 0;
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(BenchmarkId::from_parameter(batch), |b| {
+                b.iter(|| {
+                    k = (k + 1) % sets.len();
+                    pf.inputs_mut().clone_from(&sets[k]);
+                    pf.solve().expect("solve")
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -105,7 +105,11 @@ impl Div for C64 {
     type Output = C64;
     #[inline(always)]
     fn div(self, o: C64) -> C64 {
-        self * o.inv()
+        let d = o.norm_sqr();
+        C64 {
+            re: (self.re * o.re + self.im * o.im) / d,
+            im: (self.im * o.re - self.re * o.im) / d,
+        }
     }
 }
 impl Neg for C64 {

@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A scenario key, its values and the batch table they go to.
+type Field<'a> = (
+    &'static str,
+    &'a Option<Vec<f64>>,
+    &'a mut ndarray::Array2<f64>,
+);
+
 /// One scenario's inputs; every key optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +84,7 @@ impl ScenarioFile {
         let mut inp = BatchInputs::from_network(net, self.scenarios.len());
         for (c, s) in self.scenarios.iter().enumerate() {
             let i = &s.inputs;
-            let pairs: [(&str, &Option<Vec<f64>>, &mut ndarray::Array2<f64>); 8] = [
+            let pairs: [Field<'_>; 8] = [
                 ("load_p_mw", &i.load_p_mw, &mut inp.load_p_mw),
                 ("load_q_mvar", &i.load_q_mvar, &mut inp.load_q_mvar),
                 ("load_scaling", &i.load_scaling, &mut inp.load_scaling),
