@@ -110,7 +110,7 @@ fn recomputed_mismatch(
     let v = |b: usize| C64::from_polar(vm[b], va[b].to_radians());
     let mut s_calc = vec![C64::ZERO; plan.n_node];
     let mut s_spec = vec![C64::ZERO; plan.n_node];
-    let mut flow =
+    let flow =
         |pi: powergrid::powerflow::admittance::PiBranch, f: usize, t: usize, s: &mut Vec<C64>| {
             let (Some(nf), Some(nt)) = (plan.bus_node[f], plan.bus_node[t]) else {
                 return;
