@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
             g.bench_function(BenchmarkId::from_parameter(batch), |b| {
                 b.iter(|| {
                     k = (k + 1) % sets.len();
-                    pf.inputs_mut().clone_from(&sets[k]);
+                    pf.inputs_mut().assign(&sets[k]);
                     pf.solve().expect("solve")
                 })
             });

@@ -68,7 +68,7 @@ pub fn bench_pf(
     let (mut steps, mut iters, mut conv) = (0usize, 0.0, 0usize);
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds || steps < 3 {
-        pf.inputs_mut().clone_from(&sets[(steps + 1) % sets.len()]);
+        pf.inputs_mut().assign(&sets[(steps + 1) % sets.len()]);
         let s = pf.solve()?;
         iters += s.mean_iterations;
         conv += s.converged;

@@ -56,6 +56,18 @@ impl BatchInputs {
         self.load_p_mw.nrows()
     }
 
+    /// Copy `other`'s values into these arrays without reallocating (shapes must match).
+    pub fn assign(&mut self, other: &BatchInputs) {
+        self.load_p_mw.assign(&other.load_p_mw);
+        self.load_q_mvar.assign(&other.load_q_mvar);
+        self.load_scaling.assign(&other.load_scaling);
+        self.sgen_p_mw.assign(&other.sgen_p_mw);
+        self.sgen_q_mvar.assign(&other.sgen_q_mvar);
+        self.storage_p_mw.assign(&other.storage_p_mw);
+        self.trafo_tap_pos.assign(&other.trafo_tap_pos);
+        self.shunt_step.assign(&other.shunt_step);
+    }
+
     /// Named arrays, for messages and generic code.
     pub fn fields(&self) -> [(&'static str, &Array2<f64>); 8] {
         [
