@@ -58,9 +58,18 @@ fn perturb(net: &Network, inp: &mut BatchInputs, rng: &mut ChaCha8Rng, spread: f
 
 /// Compares flags and vm; returns the worst |Δvm|, copies converged on both, and
 /// copies the CPU stopped at its iteration cap while still converging slowly
-/// (mismatch ≤ 1e-4 but above its 1e-9 tolerance; f32 cannot resolve 1e-9, so the
-/// GPU's looser tolerance may accept them): counted, not compared.
-fn compare(name: &str, step: usize, g: &dyn PowerFlow, c: &dyn PowerFlow) -> (f64, usize, usize) {
+/// (mismatch ≤ 1e-4 but above its tolerance). Those are re-solved alone on the CPU
+/// with a 2,000-iteration cap by `recheck`, which must then converge to the GPU's
+/// answer. They are ill-conditioned (near voltage collapse: FDPF needs over 100
+/// iterations), and there the f32 answer is measured up to ~1.0e-5 p.u. from the
+/// f64 one, so they are held to 2e-5 instead of the 1e-5 of every other copy.
+fn compare(
+    name: &str,
+    step: usize,
+    g: &dyn PowerFlow,
+    c: &dyn PowerFlow,
+    recheck: &dyn Fn(usize) -> (bool, Vec<f64>, f64),
+) -> (f64, usize, usize) {
     let (gr, cr) = (g.results(), c.results());
     let mut worst: f64 = 0.0;
     let mut conv = 0;
@@ -72,6 +81,25 @@ fn compare(name: &str, step: usize, g: &dyn PowerFlow, c: &dyn PowerFlow) -> (f6
             && cr.max_mismatch_pu[s] <= 1e-4
         {
             slow += 1;
+            let (ok, vm, m) = recheck(s);
+            if !ok {
+                // The f64 FDPF stagnates short of its 1e-8 tolerance here. Accept the
+                // GPU's flag only if the f64 iterate is within f32 reach of a solution
+                // (mismatch ≤ 1e-5 p.u.) and the two agree on the voltages.
+                let d = max_abs_diff(gr.vm_pu.row(s).as_slice().unwrap(), &vm);
+                assert!(
+                    m <= 1e-5 && d <= 2e-5,
+                    "{name} step {step} copy {s}: GPU converged; the CPU stagnates at mismatch {m:e} p.u. after 2,000 iterations, |Δvm| {d:e}"
+                );
+                eprintln!("{name} step {step} copy {s}: CPU stagnates at mismatch {m:.1e} p.u.; |Δvm| to the GPU {d:.2e}");
+                continue;
+            }
+            let d = max_abs_diff(gr.vm_pu.row(s).as_slice().unwrap(), &vm);
+            assert!(
+                d <= 2e-5,
+                "{name} step {step} copy {s} (slow on CPU): max |Δvm| = {d:e}"
+            );
+            eprintln!("{name} step {step} copy {s}: slow on the CPU (ill-conditioned), |Δvm| {d:.2e} after the long re-solve");
             continue;
         }
         assert_eq!(
@@ -106,6 +134,7 @@ fn gpu_matches_cpu_on_random_perturbations() {
         let mut gpu = GpuBatch::new(plan.clone(), COPIES).unwrap();
         let mut cpu = CpuBatch::new(plan.clone(), COPIES);
         // Step 0: cold start; steps 1–2: warm start after a ±10 % change of every injection.
+        let mut history: Vec<BatchInputs> = vec![];
         for step in 0..3 {
             if step > 0 {
                 let mut small = inputs.clone();
@@ -123,9 +152,48 @@ fn gpu_matches_cpu_on_random_perturbations() {
             *cpu.inputs_mut() = inputs.clone();
             let gs = gpu.solve().unwrap();
             cpu.solve().unwrap();
-            let (worst, conv, slow) = compare(name, step, &gpu, &cpu);
+            let long_plan = Arc::new(
+                Plan::new(
+                    &net,
+                    SolverOptions {
+                        max_iterations: 2000,
+                        variant: Some((plan.variant, plan.psi)),
+                        ..SolverOptions::default()
+                    },
+                )
+                .unwrap(),
+            );
+            history.push(inputs.clone());
+            // Replays copy `s`'s inputs of every step so far (same warm-start history)
+            // on a CPU batch of one copy with a 2,000-iteration cap.
+            let recheck = |s: usize| {
+                let mut one = CpuBatch::new(long_plan.clone(), 1);
+                for past in &history {
+                    let inp = one.inputs_mut();
+                    for (dst, src) in [
+                        (&mut inp.load_p_mw, &past.load_p_mw),
+                        (&mut inp.load_q_mvar, &past.load_q_mvar),
+                        (&mut inp.load_scaling, &past.load_scaling),
+                        (&mut inp.sgen_p_mw, &past.sgen_p_mw),
+                        (&mut inp.sgen_q_mvar, &past.sgen_q_mvar),
+                        (&mut inp.storage_p_mw, &past.storage_p_mw),
+                        (&mut inp.trafo_tap_pos, &past.trafo_tap_pos),
+                        (&mut inp.shunt_step, &past.shunt_step),
+                    ] {
+                        dst.row_mut(0).assign(&src.row(s));
+                    }
+                    one.solve().unwrap();
+                }
+                let r = one.results();
+                (
+                    r.converged[0],
+                    r.vm_pu.row(0).to_vec(),
+                    r.max_mismatch_pu[0],
+                )
+            };
+            let (worst, conv, slow) = compare(name, step, &gpu, &cpu, &recheck);
             eprintln!(
-                "{name} step {step}: {conv}/{COPIES} converged on both ({slow} more: CPU slow at its cap), mean iterations GPU {:.1}, worst |Δvm| {worst:.2e}",
+                "{name} step {step}: {conv}/{COPIES} converged on both ({slow} more: CPU slow at its cap, re-solved with 2,000 iterations and compared), mean iterations GPU {:.1}, worst |Δvm| {worst:.2e}",
                 gs.mean_iterations
             );
         }
@@ -150,7 +218,7 @@ fn repeated_solve_and_reset_are_consistent() {
     *cpu.inputs_mut() = gpu.inputs().clone();
     gpu.solve().unwrap();
     cpu.solve().unwrap();
-    compare(name, 0, &gpu, &cpu);
+    compare(name, 0, &gpu, &cpu, &|_| panic!("no copy may be slow here"));
     let first = gpu.results().clone();
     // Same inputs again: warm start at the solution, no iterations needed.
     let s = gpu.solve().unwrap();
@@ -178,5 +246,5 @@ fn repeated_solve_and_reset_are_consistent() {
             "copy {c}: cold restart iterations"
         );
     }
-    compare(name, 2, &gpu, &cpu);
+    compare(name, 2, &gpu, &cpu, &|_| panic!("no copy may be slow here"));
 }

@@ -99,6 +99,12 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan drivers probe Wayland and print an "error:" line when
+    // XDG_RUNTIME_DIR is unset (headless servers, CI); point it somewhere
+    // harmless before any thread exists.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,13 +69,17 @@ fn info_of(a: &wgpu::Adapter) -> GpuInfo {
 }
 
 fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    // Without WGPU_BACKEND, skip the GL backend: it has nothing for batched compute
+    // and its EGL probe prints errors on headless machines.
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    wgpu::Instance::new(desc)
 }
 
 /// Every adapter the environment allows (`WGPU_BACKEND`), in preference order,
 /// filtered by `WGPU_ADAPTER_NAME` when set.
 fn candidate_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
     let mut all = pollster::block_on(inst.enumerate_adapters(backends));
     if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
         let want = want.to_lowercase();

@@ -54,3 +54,86 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// Power balance at every solved node recomputed from the reported voltages with
+/// a plain per-branch loop (independent of the solver's gather kernel and state).
+pub fn recomputed_mismatch(
+    net: &powergrid::network::Network,
+    plan: &powergrid::powerflow::Plan,
+    inp: &powergrid::powerflow::BatchInputs,
+    c: usize,
+    vm: &[f64],
+    va: &[f64],
+) -> f64 {
+    use powergrid::complex::C64;
+    use powergrid::powerflow::admittance::{
+        line_branch, shunt_y_per_step, switch_branch, trafo_branch,
+    };
+    let v = |b: usize| C64::from_polar(vm[b], va[b].to_radians());
+    let mut s_calc = vec![C64::ZERO; plan.n_node];
+    let mut s_spec = vec![C64::ZERO; plan.n_node];
+    let flow =
+        |pi: powergrid::powerflow::admittance::PiBranch, f: usize, t: usize, s: &mut Vec<C64>| {
+            let (Some(nf), Some(nt)) = (plan.bus_node[f], plan.bus_node[t]) else {
+                return;
+            };
+            let a = pi.admittance();
+            s[nf] += v(f) * (a.yff * v(f) + a.yft * v(t)).conj();
+            s[nt] += v(t) * (a.ytf * v(f) + a.ytt * v(t)).conj();
+        };
+    for l in net.lines.iter().filter(|l| l.in_service) {
+        flow(line_branch(net, l), l.from_bus, l.to_bus, &mut s_calc);
+    }
+    for (k, t) in net.trafos.iter().enumerate().filter(|(_, t)| t.in_service) {
+        flow(
+            trafo_branch(net, t, inp.trafo_tap_pos[(c, k)]),
+            t.hv_bus,
+            t.lv_bus,
+            &mut s_calc,
+        );
+    }
+    for s in net
+        .switches
+        .iter()
+        .filter(|s| s.closed && s.z_ohm > 0.0 && s.et == powergrid::network::SwitchElement::Bus)
+    {
+        flow(
+            switch_branch(net, s.bus, s.z_ohm),
+            s.bus,
+            s.element,
+            &mut s_calc,
+        );
+    }
+    for (k, sh) in net.shunts.iter().enumerate() {
+        if let Some(n) = plan.bus_node[sh.bus] {
+            s_calc[n] += (shunt_y_per_step(net, k).scale(inp.shunt_step[(c, k)])
+                * v(sh.bus)
+                * v(sh.bus).conj())
+            .conj();
+        }
+    }
+    let sn = net.sn_mva;
+    for (k, l) in net.loads.iter().enumerate() {
+        if let Some(n) = plan.bus_node[l.bus] {
+            s_spec[n] -= C64::new(inp.load_p_mw[(c, k)], inp.load_q_mvar[(c, k)])
+                .scale(inp.load_scaling[(c, k)] / sn);
+        }
+    }
+    for (k, g) in net.sgens.iter().enumerate() {
+        if let Some(n) = plan.bus_node[g.bus] {
+            s_spec[n] +=
+                C64::new(inp.sgen_p_mw[(c, k)], inp.sgen_q_mvar[(c, k)]).scale(g.scaling / sn);
+        }
+    }
+    for (k, s) in net.storages.iter().enumerate() {
+        if let Some(n) = plan.bus_node[s.bus] {
+            s_spec[n] -= C64::new(inp.storage_p_mw[(c, k)], s.q_mvar).scale(s.scaling / sn);
+        }
+    }
+    (0..plan.n_pq)
+        .map(|n| {
+            let d = s_spec[n] - s_calc[n];
+            d.re.abs().max(d.im.abs())
+        })
+        .fold(0.0, f64::max)
+}
