@@ -15,22 +15,6 @@ use std::sync::Arc;
 /// Copies per network.
 const COPIES: usize = 4096;
 
-fn gpu_or_skip(test: &str) -> bool {
-    match powergrid::gpu::GpuContext::shared() {
-        Ok(ctx) => {
-            eprintln!("{test}: running on {}", ctx.info);
-            true
-        }
-        Err(e) => {
-            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("{test}: skipped, {e}");
-            false
-        }
-    }
-}
-
 /// Random set-points: injections scaled by `1 ± spread`, taps anywhere in range,
 /// shunt steps anywhere in `0..=max_step`.
 fn perturb(net: &Network, inp: &mut BatchInputs, rng: &mut ChaCha8Rng, spread: f64) {

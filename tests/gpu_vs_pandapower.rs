@@ -8,25 +8,7 @@ use powergrid::powerflow::gpu::GpuBatch;
 use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
-/// The GPU context, or `None` (with a notice) where there is no adapter and
-/// `POWERGRID_REQUIRE_GPU` is not set.
-pub fn gpu_or_skip(test: &str) -> bool {
-    match powergrid::gpu::GpuContext::shared() {
-        Ok(ctx) => {
-            eprintln!("{test}: running on {}", ctx.info);
-            true
-        }
-        Err(e) => {
-            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("{test}: skipped, {e}");
-            false
-        }
-    }
-}
-
-fn check(name: &str) {
+pub fn check(name: &str) {
     let net = network::load(pandapower_json(name)).unwrap();
     let reference = reference(name);
     let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());

@@ -137,3 +137,22 @@ pub fn recomputed_mismatch(
         })
         .fold(0.0, f64::max)
 }
+
+/// Whether a GPU adapter is there: prints which, or prints a notice and returns
+/// false — unless `POWERGRID_REQUIRE_GPU=1` (set by `.ci/run`), which makes a
+/// missing adapter a failure.
+pub fn gpu_or_skip(test: &str) -> bool {
+    match powergrid::gpu::GpuContext::shared() {
+        Ok(ctx) => {
+            eprintln!("{test}: running on {}", ctx.info);
+            true
+        }
+        Err(e) => {
+            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("{test}: skipped, {e}");
+            false
+        }
+    }
+}
