@@ -232,3 +232,32 @@ fn repeated_solve_and_reset_are_consistent() {
     }
     compare(name, 2, &gpu, &cpu, &|_| panic!("no copy may be slow here"));
 }
+
+/// The real-GPU path — the whole iteration loop in one dispatch — on whatever
+/// adapter there is (lavapipe in CI: ieee13 stays under its loop-trip limit),
+/// against the CPU solver.
+#[test]
+fn single_dispatch_path_matches_cpu() {
+    if !gpu_or_skip("single_dispatch_path_matches_cpu") {
+        return;
+    }
+    let net = network::load(pandapower_json("ieee13")).unwrap();
+    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut inputs = BatchInputs::from_network(&net, 256);
+    perturb(&net, &mut inputs, &mut rng, 0.3);
+    let mut gpu = GpuBatch::single_dispatch(plan.clone(), 256).unwrap();
+    let mut cpu = CpuBatch::new(plan, 256);
+    for step in 0..2 {
+        *gpu.inputs_mut() = inputs.clone();
+        *cpu.inputs_mut() = inputs.clone();
+        gpu.solve().unwrap();
+        cpu.solve().unwrap();
+        let (worst, conv, _) = compare("ieee13 single dispatch", step, &gpu, &cpu, &|_| {
+            panic!("no copy may be slow here")
+        });
+        assert_eq!(conv, 256, "every copy converges on both");
+        eprintln!("ieee13 single dispatch step {step}: worst |Δvm| {worst:.2e}");
+        perturb(&net, &mut inputs, &mut rng, 0.05);
+    }
+}

@@ -270,6 +270,14 @@ impl GpuBatch {
         Self::on(ctx, plan, batch, max_chunk)
     }
 
+    /// Like [`new`](Self::new), but the whole iteration loop in one dispatch even on
+    /// a CPU-emulated adapter (as on real GPUs), so that path can be tested on
+    /// lavapipe with a network small enough for its loop-trip limit.
+    pub fn single_dispatch(plan: Arc<Plan>, batch: usize) -> Result<Self> {
+        let ctx = GpuContext::shared()?;
+        Self::build(ctx, plan, batch, usize::MAX, true)
+    }
+
     /// On an explicit context.
     pub fn on(
         ctx: Arc<GpuContext>,
@@ -277,13 +285,23 @@ impl GpuBatch {
         batch: usize,
         max_chunk: usize,
     ) -> Result<Self> {
+        Self::build(ctx, plan, batch, max_chunk, false)
+    }
+
+    fn build(
+        ctx: Arc<GpuContext>,
+        plan: Arc<Plan>,
+        batch: usize,
+        max_chunk: usize,
+        single_dispatch: bool,
+    ) -> Result<Self> {
         if plan.bpp.perm.is_some() {
             return Err(Error::Gpu(
                 "B'' factors with row pivoting are not supported by the GPU solver".into(),
             ));
         }
         let (idx, sh, mut layout) = build_shared(&plan);
-        if ctx.info.is_cpu_emulated() {
+        if ctx.info.is_cpu_emulated() && !single_dispatch {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so
             // the iteration loop is split over several dispatches there (state and
             // loop counters stay in the work buffer between them).
