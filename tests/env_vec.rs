@@ -141,8 +141,8 @@ fn same_seed_same_trajectory_on_one_and_two_threads() {
     assert_ne!(one, other, "another seed gives another trajectory");
 }
 
-/// pandapower cannot run here; the CPU solver is validated against pandapower's
-/// reference solutions in `tests/cpu_vs_pandapower.rs`. So a step's set-points
+/// The round trip through the `pf` formats (`tests/env_vs_pandapower.rs` compares
+/// a step with pandapower itself): a step's set-points
 /// are exported in the `pf` scenario format, together with the network as solved
 /// (YAML), read back, and solved independently by a fresh CPU batch; the
 /// environment's bus voltages must match that solution within 1e-6 p.u.
