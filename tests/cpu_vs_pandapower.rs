@@ -8,7 +8,14 @@ use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
 fn check(name: &str, net: powergrid::network::Network) {
-    let reference = reference(name);
+    check_against(name, net, reference(name));
+}
+
+fn check_against(
+    name: &str,
+    net: powergrid::network::Network,
+    reference: powergrid::powerflow::scenarios::ScenarioFile,
+) {
     let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
     let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
     *batch.inputs_mut() = reference.to_inputs(&net).unwrap();
@@ -135,4 +142,20 @@ fn non_converged_reference_scenarios_are_honest() {
         }
     }
     eprintln!("{checked} scenarios that pandapower could not solve were solved and verified");
+}
+
+/// Element-model features the five networks leave at their defaults (trafo iron
+/// losses and magnetising current in the "t" model, HV-side taps, a 150° shift,
+/// parallel lines, line conductance, derating, a shunt rated at another voltage,
+/// scaling, an out-of-service line, an open line switch, a switch with impedance,
+/// an out-of-service second slack, f = 60 Hz, sn_mva = 10), against pandapower
+/// (`tests/data/features/make_reference.py`).
+#[test]
+fn element_features_match_pandapower() {
+    let net = network::load(path("tests/data/features/network.json")).unwrap();
+    let reference = powergrid::powerflow::scenarios::ScenarioFile::read(&path(
+        "tests/data/features/reference.json",
+    ))
+    .unwrap();
+    check_against("features", net, reference);
 }

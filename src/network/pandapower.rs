@@ -292,11 +292,18 @@ pub fn from_str(text: &str) -> Result<Network> {
             return Err(Error::Unsupported(ctx("second tap changer (tap2_*)")));
         }
         let changer = tt.str(r, "tap_changer_type");
+        // pandapower ≥ 3.0 has `tap_changer_type`, and a trafo whose type is null has
+        // no tap changer at all (its tap columns are ignored); older files have no
+        // such column and a tap changer wherever side and step are given.
+        let typed = tt.columns.contains_key("tap_changer_type");
         let side = tt.str(r, "tap_side");
         let step = tt.f64_opt(r, "tap_step_percent")?;
         let tap = match (side.as_str(), step) {
+            _ if typed && changer.is_empty() => None,
             ("hv" | "lv", Some(step_percent)) if !step_percent.is_nan() => {
-                if !(changer.is_empty() || changer == "Ratio") && in_service {
+                if !(changer.is_empty() || changer == "Ratio" || changer == "Symmetrical")
+                    && in_service
+                {
                     return Err(Error::Unsupported(ctx(&format!(
                         "tap_changer_type {changer:?}"
                     ))));

@@ -114,9 +114,10 @@ pub fn trafo_branch(net: &Network, t: &Trafo, tap_pos: f64) -> PiBranch {
     let x_sc = (z_sc * z_sc - r_sc * r_sc).max(0.0).sqrt();
     let (mut r, mut x) = (r_sc / par, x_sc / par);
 
-    // Magnetising branch (pandapower `_calc_y_from_dataframe`), as a ppc "BR_B" value y.
+    // Magnetising branch (pandapower `_calc_y_from_dataframe`), as a ppc "BR_B" value y,
+    // referred to the tapped LV winding voltage.
     let base_z = bus_lv * bus_lv / net.sn_mva;
-    let vnl2 = t.vn_lv_kv * t.vn_lv_kv;
+    let vnl2 = vn_lv * vn_lv;
     let pfe = t.pfe_kw * 1e-3;
     let b_real = pfe / vnl2 * base_z;
     let b_img = ((t.i0_percent / 100.0 * t.sn_mva).powi(2) - pfe * pfe)
