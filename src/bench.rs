@@ -75,11 +75,7 @@ pub fn bench_pf(
         steps += 1;
     }
     let dt = start.elapsed().as_secs_f64();
-    let threads = if desc.starts_with("cpu") || desc.contains("using cpu") {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = pf.threads();
     let rate = (batch * steps) as f64 / dt;
     Ok(PfBench {
         backend: desc,

@@ -153,19 +153,7 @@ fn gpu_matches_cpu_on_random_perturbations() {
             let recheck = |s: usize| {
                 let mut one = CpuBatch::new(long_plan.clone(), 1);
                 for past in &history {
-                    let inp = one.inputs_mut();
-                    for (dst, src) in [
-                        (&mut inp.load_p_mw, &past.load_p_mw),
-                        (&mut inp.load_q_mvar, &past.load_q_mvar),
-                        (&mut inp.load_scaling, &past.load_scaling),
-                        (&mut inp.sgen_p_mw, &past.sgen_p_mw),
-                        (&mut inp.sgen_q_mvar, &past.sgen_q_mvar),
-                        (&mut inp.storage_p_mw, &past.storage_p_mw),
-                        (&mut inp.trafo_tap_pos, &past.trafo_tap_pos),
-                        (&mut inp.shunt_step, &past.shunt_step),
-                    ] {
-                        dst.row_mut(0).assign(&src.row(s));
-                    }
+                    one.inputs_mut().copy_row_from(0, past, s);
                     one.solve().unwrap();
                 }
                 let r = one.results();

@@ -56,6 +56,34 @@ impl BatchInputs {
         self.load_p_mw.nrows()
     }
 
+    /// Set copy `dst`'s values to copy `src` of `other` (same network).
+    pub fn copy_row_from(&mut self, dst: usize, other: &BatchInputs, src: usize) {
+        self.load_p_mw
+            .row_mut(dst)
+            .assign(&other.load_p_mw.row(src));
+        self.load_q_mvar
+            .row_mut(dst)
+            .assign(&other.load_q_mvar.row(src));
+        self.load_scaling
+            .row_mut(dst)
+            .assign(&other.load_scaling.row(src));
+        self.sgen_p_mw
+            .row_mut(dst)
+            .assign(&other.sgen_p_mw.row(src));
+        self.sgen_q_mvar
+            .row_mut(dst)
+            .assign(&other.sgen_q_mvar.row(src));
+        self.storage_p_mw
+            .row_mut(dst)
+            .assign(&other.storage_p_mw.row(src));
+        self.trafo_tap_pos
+            .row_mut(dst)
+            .assign(&other.trafo_tap_pos.row(src));
+        self.shunt_step
+            .row_mut(dst)
+            .assign(&other.shunt_step.row(src));
+    }
+
     /// Copy `other`'s values into these arrays without reallocating (shapes must match).
     pub fn assign(&mut self, other: &BatchInputs) {
         self.load_p_mw.assign(&other.load_p_mw);
@@ -245,4 +273,8 @@ pub trait PowerFlow: Send {
     fn results(&self) -> &BatchResults;
     /// Start the given copies from the no-load voltages at the next solve.
     fn reset_start(&mut self, copies: &[usize]);
+    /// CPU threads the backend solves on (1 for the GPU, which drives it from one).
+    fn threads(&self) -> usize {
+        1
+    }
 }

@@ -567,11 +567,6 @@ impl CpuBatch {
         Ok(self)
     }
 
-    /// Threads the solver runs on.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
-
     /// The shared plan.
     pub fn plan(&self) -> &Arc<Plan> {
         &self.kernel.plan
@@ -661,6 +656,9 @@ impl PowerFlow for CpuBatch {
     }
     fn results(&self) -> &BatchResults {
         &self.results
+    }
+    fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
     fn reset_start(&mut self, copies: &[usize]) {
         for &c in copies {
