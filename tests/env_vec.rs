@@ -148,15 +148,7 @@ fn same_seed_same_trajectory_on_one_and_two_threads() {
 /// environment's bus voltages must match that solution within 1e-6 p.u.
 #[test]
 fn a_step_matches_an_independent_solve_of_its_scenario() {
-    let mut env = env("ieee34_ieee13", 3);
-    env.reset(11).unwrap();
-    let mut a = const_actions(&env, 0.0);
-    let mut rng = copy_rng(5, 0);
-    for x in a.iter_mut() {
-        x.iter_mut()
-            .for_each(|v| *v = rng.random_range(-1.0f32..=1.0));
-    }
-    step(&mut env, &a).unwrap();
+    let env = ieee34_ieee13_after_a_random_step();
     let dir = scratch("scenario");
     let net_path = dir.join("network.yml");
     powergrid::network::yaml::write(env.network(), &net_path).unwrap();

@@ -11,21 +11,11 @@
 
 mod env_util;
 use env_util::*;
-use powergrid::env::vec_env::copy_rng;
 use powergrid::powerflow::scenarios::ScenarioFile;
-use rand::RngExt;
 
 #[test]
 fn env_step_matches_pandapower() {
-    let mut env = env("ieee34_ieee13", 3);
-    env.reset(11).unwrap();
-    let mut a = const_actions(&env, 0.0);
-    let mut rng = copy_rng(5, 0);
-    for x in a.iter_mut() {
-        x.iter_mut()
-            .for_each(|v| *v = rng.random_range(-1.0f32..=1.0));
-    }
-    step(&mut env, &a).unwrap();
+    let env = ieee34_ieee13_after_a_random_step();
     let dir = root().join("tests/data/env_step");
     let file = ScenarioFile {
         scenarios: (0..3).map(|c| env.scenario(c)).collect(),

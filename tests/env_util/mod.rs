@@ -89,3 +89,21 @@ pub fn snapshot(env: &VecEnv) -> Vec<f64> {
     v.extend(env.power_flow().vm_pu.iter());
     v
 }
+
+/// `ieee34_ieee13` with 3 copies, reset with seed 11, after one step of uniform
+/// random actions drawn from copy stream `(5, 0)`: the step both
+/// `a_step_matches_an_independent_solve_of_its_scenario` and the pandapower
+/// comparison use.
+pub fn ieee34_ieee13_after_a_random_step() -> VecEnv {
+    use rand::RngExt;
+    let mut env = env("ieee34_ieee13", 3);
+    env.reset(11).unwrap();
+    let mut a = const_actions(&env, 0.0);
+    let mut rng = powergrid::env::vec_env::copy_rng(5, 0);
+    for x in a.iter_mut() {
+        x.iter_mut()
+            .for_each(|v| *v = rng.random_range(-1.0f32..=1.0));
+    }
+    step(&mut env, &a).unwrap();
+    env
+}
