@@ -7,7 +7,6 @@ use approx::assert_abs_diff_eq;
 use env_util::*;
 use ndarray::Array2;
 use powergrid::env::reward::{loading_violation, reward, trading_cost, voltage_violation};
-use powergrid::env::{EnvOptions, VecEnv};
 
 #[test]
 fn reward_terms_by_hand() {
@@ -33,14 +32,7 @@ fn cost_safety_reward_of_a_microgrid_by_hand() {
     let cfg = edited_setup("ieee34_ieee13", "reward_hand", |s| {
         s.replace("share_reward: true", "share_reward: false")
     });
-    let mut env = VecEnv::from_name(
-        cfg.to_str().unwrap(),
-        &EnvOptions {
-            batch: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut env = env(cfg.to_str().unwrap(), 2);
     env.reset(3).unwrap();
     // MG1: diesel at full P with Q target 0, ESS charging at full power, solar uncurtailed.
     let mut a: Vec<Array2<f32>> = const_actions(&env, 0.0);
@@ -145,14 +137,7 @@ fn convergence_failure_gets_the_setup_reward_and_safety() {
             r#"{ prefix: "DSO ", profile: "load:BANC", scale: 60.0 }"#,
         )
     });
-    let mut env = VecEnv::from_name(
-        cfg.to_str().unwrap(),
-        &EnvOptions {
-            batch: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut env = env(cfg.to_str().unwrap(), 2);
     env.reset(0).unwrap();
     {
         let a = const_actions(&env, 0.0);
@@ -183,14 +168,7 @@ fn system_operator_agent_scales_the_price_within_bounds() {
                 "  bus_prefix: \"DSO \"\n  agent: { min_factor: 0.5, max_factor: 1.5 }\n",
             )
     });
-    let mut env = VecEnv::from_name(
-        cfg.to_str().unwrap(),
-        &EnvOptions {
-            batch: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut env = env(cfg.to_str().unwrap(), 2);
     assert_eq!(env.agent_names().last().unwrap(), "system_operator");
     assert_eq!(env.action_dims(), &[5, 5, 5, 1]);
     env.reset(0).unwrap();
