@@ -5,9 +5,47 @@ use powergrid::env::rollout::{self, Policy, RolloutOptions};
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
 use powergrid::powerflow::{new_backend, BackendKind, Plan, SolverOptions};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// `--batch`, `--envs`, `--steps`: a whole number of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(v) if v >= 1 && v <= usize::MAX as i128 => Ok(v as usize),
+        Ok(v) => Err(format!("must be at least 1, got {v}")),
+        Err(_) => Err(format!("must be a whole number of at least 1, got {s:?}")),
+    }
+}
+
+/// `--seconds`: a finite number above 0.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "must be a finite number of seconds above 0, got {v}"
+        )),
+        Err(_) => Err(format!("must be a number of seconds above 0, got {s:?}")),
+    }
+}
+
+/// `--seed`: a whole number in 0..=2^64-1.
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("must be a whole number from 0 to {}, got {s:?}", u64::MAX))
+}
+
+/// Write to stdout. A closed pipe (`powergrid pf … | head`) ends the program
+/// quietly with success, as Unix tools do, instead of panicking.
+fn emit(text: &str) -> powergrid::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r.map_err(|e| powergrid::Error::io("<stdout>", e)),
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -36,12 +74,15 @@ enum Cmd {
         /// Write the results here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Print the memory estimate of the batch on stderr.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
         /// pandapower JSON file.
         input: PathBuf,
-        /// Output YAML file.
+        /// Output YAML file (`-` for stdout).
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -56,10 +97,10 @@ enum Cmd {
         #[arg(long, default_value = "ieee34_ieee13")]
         setup: String,
         /// Number of copies.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = count, allow_negative_numbers = true)]
         envs: usize,
         /// Steps per copy.
-        #[arg(long, default_value_t = 96)]
+        #[arg(long, default_value_t = 96, value_parser = count, allow_negative_numbers = true)]
         steps: usize,
         /// Policy.
         #[arg(long, value_enum, default_value = "random")]
@@ -68,7 +109,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "auto")]
         backend: BackendKind,
         /// Seed.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = seed, allow_negative_numbers = true)]
         seed: u64,
         /// Print the summary as one JSON object.
         #[arg(long)]
@@ -84,17 +125,20 @@ enum BenchCmd {
         #[arg(long)]
         network: PathBuf,
         /// Copies per batch.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = count, allow_negative_numbers = true)]
         batch: usize,
         /// Backend.
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendKind,
         /// Minimum measuring time in seconds.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = seconds, allow_negative_numbers = true)]
         seconds: f64,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print the memory estimate of the batch on stderr.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -122,6 +166,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             scenarios,
             backend,
             output,
+            verbose,
         } => {
             let net = network::load(&network)?;
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
@@ -129,6 +174,10 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 Some(p) => ScenarioFile::read(p)?.to_inputs(&net)?,
                 None => powergrid::powerflow::BatchInputs::from_network(&net, 1),
             };
+            if verbose {
+                let e = powergrid::powerflow::memory::estimate(&plan, inputs.batch(), backend);
+                eprintln!("memory: {e}");
+            }
             let (mut pf, desc) = new_backend(backend, plan.clone(), inputs.batch())?;
             eprintln!("backend: {desc}");
             if !plan.isolated_buses.is_empty() {
@@ -148,7 +197,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let text = serde_json::to_string(&out).expect("results serialise");
             match output {
                 Some(p) => std::fs::write(&p, text).map_err(|e| powergrid::Error::io(&p, e))?,
-                None => println!("{text}"),
+                None => emit(&text)?,
             }
             Ok(())
         }
@@ -156,10 +205,19 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let net = network::pandapower::read(&input)?;
             net.validate()
                 .map_err(|e| powergrid::Error::parse(&input, e))?;
-            network::yaml::write(&net, &output)?;
+            let to_stdout = output.as_os_str() == "-";
+            if to_stdout {
+                emit(network::yaml::to_string(&net)?.trim_end())?;
+            } else {
+                network::yaml::write(&net, &output)?;
+            }
             eprintln!(
                 "wrote {} ({} buses, {} lines, {} trafos, {} loads, {} sgens, {} storages, {} shunts, {} ext_grids, {} switches)",
-                output.display(),
+                if to_stdout {
+                    "<stdout>".to_string()
+                } else {
+                    output.display().to_string()
+                },
                 net.buses.len(),
                 net.lines.len(),
                 net.trafos.len(),
@@ -180,26 +238,38 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     backend,
                     seconds,
                     json,
+                    verbose,
                 },
         } => {
             let net = network::load(&network)?;
+            if verbose {
+                let plan = Plan::new(&net, SolverOptions::default())?;
+                let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
+                eprintln!("memory: {e}");
+            }
             let r = powergrid::bench::bench_pf(&net, batch, backend, seconds)?;
             if json {
-                println!("{}", serde_json::to_string(&r).expect("serialise"));
+                let mut v = serde_json::to_value(&r).expect("serialise");
+                v["network"] = net.name.clone().into();
+                v["network_file"] = network.display().to_string().into();
+                emit(&v.to_string())?;
             } else {
-                println!("network            {}", network.display());
-                println!("backend            {}", r.backend);
-                println!("batch              {}", r.batch);
-                println!("threads            {}", r.threads);
-                println!("power flows / s    {:.0}", r.power_flows_per_s);
-                println!("per thread / s     {:.0}", r.power_flows_per_s_per_thread);
-                println!(
-                    "µs per power flow  {:.3} (wall, whole batch / batch size)",
-                    1e6 / r.power_flows_per_s
-                );
-                println!("mean iterations    {:.2}", r.mean_iterations);
-                println!("converged          {:.4}", r.converged_fraction);
-                println!("steps measured     {}", r.steps);
+                let text = [
+                    format!("network            {} ({})", net.name, network.display()),
+                    format!("backend            {}", r.backend),
+                    format!("batch              {}", r.batch),
+                    format!("threads            {}", r.threads),
+                    format!("power flows / s    {:.0}", r.power_flows_per_s),
+                    format!("per thread / s     {:.0}", r.power_flows_per_s_per_thread),
+                    format!(
+                        "µs per power flow  {:.3} (wall, whole batch / batch size)",
+                        1e6 / r.power_flows_per_s
+                    ),
+                    format!("mean iterations    {:.2}", r.mean_iterations),
+                    format!("converged          {:.4}", r.converged_fraction),
+                    format!("steps measured     {} in {:.3} s", r.steps, r.seconds),
+                ];
+                emit(&text.join("\n"))?;
             }
             Ok(())
         }
@@ -223,9 +293,9 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             };
             let (summary, text) = rollout::run(&opts)?;
             if json {
-                println!("{summary}");
+                emit(&summary.to_string())?;
             } else {
-                println!("{text}");
+                emit(&text)?;
             }
             Ok(())
         }
