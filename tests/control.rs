@@ -306,3 +306,83 @@ fn pandapower_controllers_import_with_their_parameters() {
         (0, Some(net.shunts[0].bus), 1.0, 0.02, 1)
     );
 }
+
+/// `powergrid import` carries the controllers into YAML, and `pf --control`
+/// on that YAML settles every scenario where pandapower does, on its taps and steps.
+#[test]
+fn cli_import_then_pf_control() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("powergrid-control-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let yml = dir.join("ieee123.yml");
+    let json = path("tests/data/control/ieee123.json");
+    let st = Command::new(env!("CARGO_BIN_EXE_powergrid"))
+        .args([
+            "import",
+            json.to_str().unwrap(),
+            "-o",
+            yml.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(network::load(&yml).unwrap(), network::load(&json).unwrap());
+    let reference = path("tests/data/control/ieee123_reference.json");
+    let run = |control: bool| -> serde_json::Value {
+        let out = dir.join(format!("out-{control}.json"));
+        let mut args = vec![
+            "pf",
+            "--network",
+            yml.to_str().unwrap(),
+            "--scenarios",
+            reference.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        if control {
+            args.push("--control");
+        }
+        let st = Command::new(env!("CARGO_BIN_EXE_powergrid"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    let plain = run(false);
+    assert!(plain["scenarios"][0].get("control_iterations").is_none());
+    let ctl = run(true);
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+    let want = want["scenarios"].as_array().unwrap();
+    let got = ctl["scenarios"].as_array().unwrap();
+    assert_eq!(got.len(), want.len());
+    for (c, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g["control_settled"], w["converged"], "scenario {c}");
+        if w["converged"].as_bool().unwrap() {
+            assert_eq!(
+                g["trafo_tap_pos"], w["results"]["trafo_tap_pos"],
+                "scenario {c}"
+            );
+            assert_eq!(g["shunt_step"], w["results"]["shunt_step"], "scenario {c}");
+            assert_eq!(
+                g["control_iterations"], w["control_iterations"],
+                "scenario {c}"
+            );
+        }
+    }
+    // Networks without controllers are refused, naming the file.
+    let st = Command::new(env!("CARGO_BIN_EXE_powergrid"))
+        .args([
+            "pf",
+            "--network",
+            network_yaml("ieee13").to_str().unwrap(),
+            "--control",
+        ])
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    let e = String::from_utf8_lossy(&st.stderr);
+    assert!(e.contains("ieee13.yml has no controllers"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
