@@ -202,7 +202,10 @@ impl LineDrop {
 ///   measured bus is not energised (pandapower would never settle there).
 ///
 /// A controller measuring an in-service ext_grid's bus does nothing
-/// (pandapower deactivates it).
+/// (pandapower deactivates it). The step compared with the limits is the
+/// shunt's current one; pandapower 3.5.6 compares the step it cached when the
+/// controller was made or last moved, which differs only when the step was
+/// changed from outside in between (the reference script syncs it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscreteShuntControl {
