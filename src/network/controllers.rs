@@ -155,7 +155,7 @@ impl DiscreteTapControl {
 /// Line-drop compensation of a tap controller, as IEEE regulators are set: the
 /// controller regulates the voltage at a virtual load centre,
 ///
-/// `V_reg = V − I·Z_c`, `Z_c = (r_volt + j·x_volt)·pt_ratio / ct_primary_a` [Ω],
+/// `V_reg = V − I·Z_c`, `Z_c = (r_volt + j·x_volt)·pt_ratio / ct_primary_a` (ohms),
 ///
 /// with `V` the measured bus's voltage and `I` the current leaving the trafo
 /// at that side, towards the feeder. In the bus's per unit (base
