@@ -2,7 +2,10 @@
 
 For ieee34, ieee123 and ieee34_ieee13 (the pandapower JSONs in
 tests/data/pandapower/) this puts a DiscreteTapControl on every trafo with a tap
-changer and a DiscreteShuntController on every shunt, writes the network with
+changer and a DiscreteShuntController on every shunt; `features`
+(tests/data/features/network.json) gets controllers in the directions the
+feeders leave out (HV-side tap, negative step, HV side at the slack, a
+controller with a later `order`). It writes the network with
 its controllers to `<name>.json`, and solves a set of scenarios (load levels ×
 starting taps/steps) to settlement, written to `<name>_reference.json` in the
 `pf` scenario format:
@@ -41,8 +44,24 @@ TOL_MVA = 1e-10
 LEVELS = [0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 1.05, 1.15, 1.25]
 
 
+def add_features_controllers(net):
+    """The small `features` network: the directions the IEEE feeders leave out."""
+    # HV-side tap, LV measured: a higher tap lowers the voltage.
+    DiscreteTapControl(net, 0, vm_lower_pu=1.0, vm_upper_pu=1.02)
+    # HV measured at the slack bus: pandapower's controller does nothing.
+    DiscreteTapControl(net, 0, vm_lower_pu=0.99, vm_upper_pu=1.01, side="hv")
+    # LV-side tap with a negative step: the direction flips.
+    net.trafo.at[1, "tap_step_percent"] = -2.5
+    DiscreteTapControl(net, 1, vm_lower_pu=0.97, vm_upper_pu=1.0, order=1)
+    # A capacitor with losses, rated at another voltage than its bus.
+    DiscreteShuntController(net, 0, vm_set_pu=1.0, tol=0.01)
+
+
 def add_controllers(name, net):
     """A tap controller on every tap-changing trafo, a shunt controller on every shunt."""
+    if name == "features":
+        add_features_controllers(net)
+        return
     for t in net.trafo.index:
         if net.trafo.at[t, "tap_changer_type"] is None or np.isnan(net.trafo.at[t, "tap_step_percent"]):
             continue
@@ -76,7 +95,8 @@ def thresholds(net):
 
 def starts(net, rng):
     """Starting (taps, steps): the network's own, then random ones."""
-    taps0 = net.trafo.tap_pos.fillna(0.0).to_numpy(dtype=float)
+    has_tap = (net.trafo.tap_changer_type.notna() & net.trafo.tap_step_percent.notna()).to_numpy()
+    taps0 = np.where(has_tap, net.trafo.tap_pos.fillna(0.0).to_numpy(dtype=float), 0.0)
     steps0 = net.shunt.step.to_numpy(dtype=float)
     out = [(taps0, steps0)]
     for _ in range(2):
@@ -144,8 +164,10 @@ def solve(net, level, taps, steps, th):
 
 def main():
     rng = np.random.default_rng(7)
-    for name in ["ieee34", "ieee123", "ieee34_ieee13"]:
-        net = pp.from_json(os.path.join(SRC, name + ".json"))
+    for name in ["ieee34", "ieee123", "ieee34_ieee13", "features"]:
+        src = os.path.join(HERE, "..", "features", "network.json") if name == "features" \
+            else os.path.join(SRC, name + ".json")
+        net = pp.from_json(src)
         add_controllers(name, net)
         pp.to_json(net, os.path.join(HERE, name + ".json"))
         th = thresholds(net)
