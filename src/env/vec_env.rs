@@ -57,11 +57,11 @@ use crate::env::observation::{
 };
 use crate::env::reward::{self, N_COST_TERMS, TERMS};
 use crate::error::{Error, Result};
-use crate::network::Network;
+use crate::network::{Controller, Network};
 use crate::powerflow::admittance::trafo_branch;
 use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
 use crate::powerflow::{new_backend, BackendKind, BatchResults, Plan, PowerFlow, SolverOptions};
-use crate::setup::config::{ControllerSpec, DeviceConfig, ObservationMode, PccElement};
+use crate::setup::config::{DeviceConfig, ObservationMode, PccElement};
 use crate::setup::{Setup, TimeSeries};
 use ndarray::{Array1, Array2, Array3, ArrayView2};
 use rand::{RngExt, SeedableRng};
@@ -171,7 +171,9 @@ pub struct StepInfo {
     pub operator_safety: Array1<f64>,
     /// Hour (row of the split's CSV) the copy is at.
     pub hour: Array1<usize>,
-    /// Power flows the automatic control needed this step (1 without controllers).
+    /// Control iterations of the automatic controllers this step (each is a
+    /// move and a power flow; 0: the first power flow already settled, or no
+    /// controllers).
     pub control_iterations: Array1<u32>,
     /// Steps each automatic controller moved this step, `[B, n_controllers]`.
     pub controller_moves: Array2<u32>,
@@ -383,7 +385,7 @@ impl VecEnv {
                 || setup
                     .controllers
                     .iter()
-                    .any(|c| matches!(c, ControllerSpec::Tap { trafo, .. } if *trafo == k))
+                    .any(|c| matches!(&c.controller, Controller::DiscreteTap(t) if t.trafo == k))
         };
         for (((a, refs), buses), pcc) in cfg
             .agents
@@ -449,13 +451,13 @@ impl VecEnv {
         let controlled_taps = setup
             .controllers
             .iter()
-            .filter_map(|c| match c {
-                ControllerSpec::Tap { trafo, .. } => {
-                    let t = net.trafos[*trafo]
+            .filter_map(|c| match &c.controller {
+                Controller::DiscreteTap(t) => {
+                    let tap = net.trafos[t.trafo]
                         .tap
                         .as_ref()
                         .expect("checked by Setup::load");
-                    Some((*trafo, t.pos.round().clamp(t.min, t.max)))
+                    Some((t.trafo, tap.pos.round().clamp(tap.min, tap.max)))
                 }
                 _ => None,
             })
@@ -463,10 +465,10 @@ impl VecEnv {
         let controlled_shunts = setup
             .controllers
             .iter()
-            .filter_map(|c| match c {
-                ControllerSpec::Shunt { shunt, .. } => {
-                    let s = &net.shunts[*shunt];
-                    Some((*shunt, s.step.round().clamp(0.0, s.max_step as f64)))
+            .filter_map(|c| match &c.controller {
+                Controller::DiscreteShunt(x) => {
+                    let s = &net.shunts[x.shunt];
+                    Some((x.shunt, s.step.round().clamp(0.0, s.max_step as f64)))
                 }
                 _ => None,
             })
@@ -881,12 +883,12 @@ impl VecEnv {
                 self.st.pcc_held.row_mut(c).fill(0.0);
             }
             let vm = res.vm_pu.row(c);
-            self.info.control_iterations[c] = self.control.iterations[c];
+            self.info.control_iterations[c] = self.control.iterations(c);
             let mut ctrl_wear = 0.0;
             let mut terms = self.info.terms.index_axis_mut(ndarray::Axis(0), c);
             terms.fill(0.0);
             for (k, spec) in self.control.specs.iter().enumerate() {
-                let m = self.control.moves[[c, k]];
+                let m = self.control.moves(c, k);
                 self.info.controller_moves[[c, k]] = m;
                 let w = spec.wear_cost() * m as f64;
                 ctrl_wear += w;
