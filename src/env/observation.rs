@@ -21,12 +21,14 @@
 //!
 //! **Centralized**: every agent gets the same global vector: every solved
 //! node's voltage (as in 2), every grid agent's device block (agent order),
-//! every profiled load's `P / base_power` (load table order), every grid
+//! every load group's total `P / base_power` (setup `loads:` order; loads of
+//! one group follow one profile, so one column per group), every grid
 //! agent's PCC import `/ base_power`, the price factor (only when the operator
 //! acts), then item 4.
 //!
 //! Columns that could never change are left out (slack voltages, loads
-//! without a profile or with zero power, a price factor nobody sets).
+//! without a profile, a price factor nobody sets), and so are exact copies
+//! (fused buses).
 //!
 //! **Failed copies.** A copy whose power flow did not converge shows the last
 //! converged voltages and PCC imports of its episode (after a reset that did
@@ -43,8 +45,8 @@ pub enum ObsSource {
     BusVm(usize),
     /// A grid agent's total load `/ base_power`.
     AgentLoad(usize),
-    /// One load's P `/ base_power`.
-    LoadP(usize),
+    /// One load group's (setup `loads[g]`) total P `/ base_power`.
+    LoadGroup(usize),
     /// A grid agent's PCC import `/ base_power`.
     PccImport(usize),
     /// Σ PCC import of every grid agent `/ base_power`.

@@ -191,6 +191,8 @@ struct Params {
     plan: Arc<Plan>,
     agents: Vec<GridAgent>,
     live_buses: Vec<usize>,
+    /// Loads of each setup load group (in service, non-zero power).
+    load_groups: Vec<Vec<usize>>,
     layouts: Vec<ObservationLayout>,
     agent_names: Vec<String>,
     action_dims: Vec<usize>,
@@ -349,13 +351,18 @@ impl VecEnv {
             }
         }
         let mut loads = LoadGroups::default();
+        let mut load_groups: Vec<Vec<usize>> = vec![Vec::new(); cfg.loads.len()];
         for (l, load) in net.loads.iter().enumerate() {
-            if let Some(g) = cfg
+            if let Some(gi) = cfg
                 .loads
                 .iter()
-                .find(|g| load.name.starts_with(g.prefix.as_str()))
+                .position(|g| load.name.starts_with(g.prefix.as_str()))
             {
+                let g = &cfg.loads[gi];
                 loads.members.push((l, col(&g.profile), g.scale));
+                if load.in_service && (load.p_mw != 0.0) {
+                    load_groups[gi].push(l);
+                }
             }
         }
         let n_ren = ren_p.len();
@@ -433,7 +440,16 @@ impl VecEnv {
         (0..b).for_each(|c| operator.reset_copy(c));
 
         let mode = options.observation.unwrap_or(cfg.observation);
-        let layouts = build_layouts(mode, &agents, &operator, &live_buses, &plan, &devices);
+        let group_names: Vec<String> = cfg.loads.iter().map(|g| g.prefix.clone()).collect();
+        let layouts = build_layouts(
+            mode,
+            &agents,
+            &operator,
+            &live_buses,
+            &plan,
+            &load_groups,
+            &group_names,
+        );
         let mut agent_names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
         let mut action_dims: Vec<usize> = agents.iter().map(|a| a.action_dim).collect();
         if operator.is_agent() {
@@ -496,6 +512,7 @@ impl VecEnv {
                 plan,
                 agents,
                 live_buses,
+                load_groups,
                 layouts,
                 agent_names,
                 action_dims,
@@ -1043,7 +1060,13 @@ impl VecEnv {
                                 .sum::<f64>()
                                 / bp,
                         ),
-                        ObsSource::LoadP(l) => finite(load_mw(l) / bp),
+                        ObsSource::LoadGroup(g) => finite(
+                            self.p.load_groups[g]
+                                .iter()
+                                .map(|&l| load_mw(l))
+                                .sum::<f64>()
+                                / bp,
+                        ),
                         ObsSource::PccImport(a) => finite(pcc[a] / bp),
                         ObsSource::TotalImport => finite(pcc.sum() / bp),
                         ObsSource::PriceFactor => operator.factor[c] as f32,
@@ -1101,18 +1124,13 @@ fn build_layouts(
     operator: &SystemOperator,
     live_buses: &[usize],
     plan: &Plan,
-    devices: &Devices,
+    load_groups: &[Vec<usize>],
+    group_names: &[String],
 ) -> Vec<ObservationLayout> {
     let net = &plan.net;
     let n_agents = agents.len() + operator.is_agent() as usize;
     // Loads whose power changes: profiled and non-zero.
-    let profiled: Vec<usize> = devices
-        .loads
-        .members
-        .iter()
-        .map(|m| m.0)
-        .filter(|&l| net.loads[l].p_mw != 0.0 && net.loads[l].in_service)
-        .collect();
+    let profiled: Vec<usize> = load_groups.iter().flatten().copied().collect();
     let device_fields = |l: &mut ObservationLayout, a: &GridAgent| {
         for (j, d) in a.devices.iter().enumerate() {
             let (kind, cols) = match d {
@@ -1201,10 +1219,17 @@ fn build_layouts(
                 device_fields(&mut l, a);
             }
             l.push(
-                "load P/base_power",
-                profiled
+                "load group P/base_power",
+                load_groups
                     .iter()
-                    .map(|&x| (format!("{} P", net.loads[x].name), ObsSource::LoadP(x))),
+                    .enumerate()
+                    .filter(|(_, m)| !m.is_empty())
+                    .map(|(g, _)| {
+                        (
+                            format!("loads {:?} P", group_names[g]),
+                            ObsSource::LoadGroup(g),
+                        )
+                    }),
             );
             l.push(
                 "pcc import/base_power",
