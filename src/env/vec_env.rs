@@ -46,22 +46,19 @@
 //! 0, after a reset that failed). Diverged values never leave the environment
 //! except through [`VecEnv::power_flow`], the raw solver output.
 
-use crate::agents::{GridAgent, Pcc, SystemOperator};
-use crate::devices::{
-    CapacitorParams, Capacitors, DeviceRef, Devices, GeneratorParams, Generators, LoadGroups,
-    RenewableParams, Renewables, StorageParams, Storages, TapChangers, TapParams,
-};
+use crate::agents::{GridAgent, SystemOperator};
+use crate::devices::{DeviceRef, Devices};
 use crate::env::control_glue::EnvControl;
 use crate::env::observation::{
     finite, price_feature, time_features, voltage_feature, ObsSource, ObservationLayout,
 };
 use crate::env::reward::{self, N_COST_TERMS, TERMS};
+use crate::env::world::World;
 use crate::error::{Error, Result};
-use crate::network::{Controller, Network};
-use crate::powerflow::admittance::trafo_branch;
+use crate::network::Network;
 use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
 use crate::powerflow::{new_backend, BackendKind, BatchResults, Plan, PowerFlow, SolverOptions};
-use crate::setup::config::{DeviceConfig, ObservationMode, PccElement};
+use crate::setup::config::ObservationMode;
 use crate::setup::{Setup, TimeSeries};
 use ndarray::{Array1, Array2, Array3, ArrayView2};
 use rand::{RngExt, SeedableRng};
@@ -253,128 +250,6 @@ impl VecEnv {
         }
         let cfg = &setup.config;
         let net = &setup.network;
-        let ts = &setup.train;
-        let col = |name: &str| ts.column(name).expect("setup columns are read");
-        let mut gen_p = Vec::new();
-        let mut gen_e = Vec::new();
-        let mut sto_p = Vec::new();
-        let mut sto_e = Vec::new();
-        let mut ren_p = Vec::new();
-        let mut ren_e = Vec::new();
-        let mut tap_e = Vec::new();
-        let mut tap_p = Vec::new();
-        let mut cap_e = Vec::new();
-        let mut cap_p = Vec::new();
-        let mut agent_devices = Vec::new();
-        for (a, elems) in cfg.agents.iter().zip(&setup.device_elements) {
-            let mut refs = Vec::new();
-            for (d, &e) in a.devices.iter().zip(elems) {
-                refs.push(match d {
-                    DeviceConfig::Generator(g) => {
-                        gen_p.push(GeneratorParams {
-                            p_min_mw: g.p_min_mw,
-                            p_max_mw: g.p_max_mw,
-                            q_min_mvar: g.q_min_mvar,
-                            q_max_mvar: g.q_max_mvar,
-                            s_rated_mva: g.s_rated_mva,
-                            pf_min: g.pf_min,
-                            cost: g.cost,
-                        });
-                        gen_e.push(e);
-                        DeviceRef::Generator(gen_p.len() - 1)
-                    }
-                    DeviceConfig::Storage(s) => {
-                        sto_p.push(StorageParams {
-                            e_mwh: s.e_mwh,
-                            p_max_mw: s.p_max_mw,
-                            soc_min: s.soc_min,
-                            soc_max: s.soc_max,
-                            soc_init: s.soc_init,
-                            eta_ch: s.eta_ch,
-                            eta_dis: s.eta_dis,
-                            degradation_cost_per_mwh: s.degradation_cost_per_mwh,
-                        });
-                        sto_e.push(e);
-                        DeviceRef::Storage(sto_p.len() - 1)
-                    }
-                    DeviceConfig::Solar(r) | DeviceConfig::Wind(r) => {
-                        ren_p.push(RenewableParams {
-                            capacity_mw: r.capacity_mw,
-                            q_max_mvar: r.q_max_mvar,
-                            s_rated_mva: r.s_rated_mva,
-                            profile_column: col(&r.profile),
-                        });
-                        ren_e.push(e);
-                        DeviceRef::Renewable(ren_p.len() - 1)
-                    }
-                    DeviceConfig::TapChanger(t) => {
-                        let tap = net.trafos[e].tap.as_ref().expect("checked by Setup::load");
-                        tap_e.push(e);
-                        tap_p.push(TapParams {
-                            tap_min: tap.min,
-                            tap_max: tap.max,
-                            tap_init: tap.pos.round().clamp(tap.min, tap.max),
-                            max_move: t.max_move,
-                            wear_cost: t.wear_cost,
-                        });
-                        DeviceRef::TapChanger(tap_e.len() - 1)
-                    }
-                    DeviceConfig::Capacitor(c) => {
-                        let s = &net.shunts[e];
-                        cap_e.push(e);
-                        cap_p.push(CapacitorParams {
-                            max_step: s.max_step as f64,
-                            step_init: s.step.round().clamp(0.0, s.max_step as f64),
-                            max_move: c.max_move,
-                            wear_cost: c.wear_cost,
-                        });
-                        DeviceRef::Capacitor(cap_e.len() - 1)
-                    }
-                });
-            }
-            agent_devices.push(refs);
-        }
-        // A device element may be owned once.
-        for (what, e) in [
-            ("static generator", [gen_e.clone(), ren_e.clone()].concat()),
-            ("storage", sto_e.clone()),
-            ("trafo", tap_e.clone()),
-            ("shunt", cap_e.clone()),
-        ] {
-            let mut s = e.clone();
-            s.sort_unstable();
-            if let Some(w) = s.windows(2).find(|w| w[0] == w[1]) {
-                return Err(Error::parse(
-                    &setup.path,
-                    format!("{what} {} is controlled by two devices", w[0]),
-                ));
-            }
-        }
-        let mut loads = LoadGroups::default();
-        let mut load_groups: Vec<Vec<usize>> = vec![Vec::new(); cfg.loads.len()];
-        for (l, load) in net.loads.iter().enumerate() {
-            if let Some(gi) = cfg
-                .loads
-                .iter()
-                .position(|g| load.name.starts_with(g.prefix.as_str()))
-            {
-                let g = &cfg.loads[gi];
-                loads.members.push((l, col(&g.profile), g.scale));
-                if load.in_service && (load.p_mw != 0.0) {
-                    load_groups[gi].push(l);
-                }
-            }
-        }
-        let n_ren = ren_p.len();
-        let devices = Devices {
-            generators: Generators::new(gen_p, gen_e, b),
-            storages: Storages::new(sto_p, sto_e, b),
-            renewables: Renewables::new(ren_p, ren_e, b),
-            taps: TapChangers::new(tap_e, tap_p, b),
-            capacitors: Capacitors::new(cap_e, cap_p, b),
-            loads,
-        };
-
         let plan = Arc::new(Plan::new(
             net,
             SolverOptions {
@@ -384,61 +259,16 @@ impl VecEnv {
                 ..SolverOptions::default()
             },
         )?);
-        let live: Vec<bool> = plan.bus_node.iter().map(|n| n.is_some()).collect();
-        let live_buses: Vec<usize> = (0..net.buses.len()).filter(|&i| live[i]).collect();
-        let mut agents = Vec::new();
-        let controlled_trafo = |k: usize| {
-            devices.taps.trafo.contains(&k)
-                || setup
-                    .controllers
-                    .iter()
-                    .any(|c| matches!(&c.controller, Controller::DiscreteTap(t) if t.trafo == k))
-        };
-        for (((a, refs), buses), pcc) in cfg
-            .agents
-            .iter()
-            .zip(agent_devices)
-            .zip(&setup.agent_buses)
-            .zip(&setup.agent_pcc)
-        {
-            let pcc = pcc.map(|p| match p {
-                PccElement::Trafo(k) => {
-                    let t = &net.trafos[k];
-                    let fixed = (!controlled_trafo(k)).then(|| {
-                        trafo_branch(net, t, t.tap.as_ref().map_or(0.0, |x| x.pos)).admittance()
-                    });
-                    Pcc::Trafo {
-                        trafo: k,
-                        hv: t.hv_bus,
-                        lv: t.lv_bus,
-                        fixed,
-                    }
-                }
-                PccElement::Line(l) => Pcc::Line(l),
-                PccElement::ExtGrid(i) => Pcc::ExtGrid(i),
-            });
-            agents.push(GridAgent::new(a.name.clone(), refs, buses, &live, net, pcc));
-        }
-        let so = &cfg.system_operator;
-        let mut op_own = vec![false; net.buses.len()];
-        setup.operator_buses.iter().for_each(|&x| op_own[x] = true);
-        let mut operator = SystemOperator {
-            price_column: col(&so.price),
-            sell_discount: so.sell_discount,
-            buses: setup
-                .operator_buses
-                .iter()
-                .copied()
-                .filter(|&x| live[x])
-                .collect(),
-            lines: (0..net.lines.len())
-                .filter(|&l| op_own[net.lines[l].from_bus] && op_own[net.lines[l].to_bus])
-                .collect(),
-            control: so.agent.as_ref().map(|p| (p.min_factor, p.max_factor)),
-            factor: Array1::ones(b),
-        };
-        (0..b).for_each(|c| operator.reset_copy(c));
-
+        let World {
+            devices,
+            agents,
+            operator,
+            live_buses,
+            load_groups,
+            controlled_taps,
+            controlled_shunts,
+        } = World::new(&setup, &plan, b);
+        let n_ren = devices.renewables.params.len();
         let mode = options.observation.unwrap_or(cfg.observation);
         let group_names: Vec<String> = cfg.loads.iter().map(|g| g.prefix.clone()).collect();
         let layouts = build_layouts(
@@ -464,31 +294,6 @@ impl VecEnv {
             b,
             cfg.control_max_iterations,
         )?;
-        let controlled_taps = setup
-            .controllers
-            .iter()
-            .filter_map(|c| match &c.controller {
-                Controller::DiscreteTap(t) => {
-                    let tap = net.trafos[t.trafo]
-                        .tap
-                        .as_ref()
-                        .expect("checked by Setup::load");
-                    Some((t.trafo, tap.pos.round().clamp(tap.min, tap.max)))
-                }
-                _ => None,
-            })
-            .collect();
-        let controlled_shunts = setup
-            .controllers
-            .iter()
-            .filter_map(|c| match &c.controller {
-                Controller::DiscreteShunt(x) => {
-                    let s = &net.shunts[x.shunt];
-                    Some((x.shunt, s.step.round().clamp(0.0, s.max_step as f64)))
-                }
-                _ => None,
-            })
-            .collect();
         let (pf, backend) = new_backend(options.backend, plan.clone(), b)?;
         let hours = match options.split {
             Split::Train => setup.train.hours,

@@ -23,6 +23,7 @@
 //!       - { type: storage, element: "MG1 ess_1", e_mwh: 0.5, p_max_mw: 0.1 }
 //! ```
 
+use crate::devices::{CapacitorParams, GeneratorParams, RenewableParams, StorageParams, TapParams};
 use crate::error::{Error, Result};
 use crate::network::{
     self, Controller, DiscreteShuntControl, DiscreteTapControl, LineDrop, Network, Sgen, Storage,
@@ -460,6 +461,157 @@ impl ControllerSpec {
     }
 }
 
+/// A device resolved from the config: its parameters and its network element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceSpec {
+    /// Dispatchable generator on static generator `sgen`.
+    Generator {
+        /// Parameters.
+        params: GeneratorParams,
+        /// Static-generator index.
+        sgen: usize,
+    },
+    /// Storage on storage element `element`.
+    Storage {
+        /// Parameters.
+        params: StorageParams,
+        /// Storage index.
+        element: usize,
+    },
+    /// Solar or wind on static generator `sgen`.
+    Renewable {
+        /// Parameters (the profile column indexes the setup's time series).
+        params: RenewableParams,
+        /// Static-generator index.
+        sgen: usize,
+    },
+    /// Tap changer of trafo `trafo`.
+    TapChanger {
+        /// Parameters.
+        params: TapParams,
+        /// Trafo index.
+        trafo: usize,
+    },
+    /// Capacitor bank on shunt `shunt`.
+    Capacitor {
+        /// Parameters.
+        params: CapacitorParams,
+        /// Shunt index.
+        shunt: usize,
+    },
+}
+
+impl DeviceSpec {
+    /// `(element table, index)` of the device's network element.
+    pub fn element(&self) -> (&'static str, usize) {
+        match self {
+            DeviceSpec::Generator { sgen, .. } | DeviceSpec::Renewable { sgen, .. } => {
+                ("static generator", *sgen)
+            }
+            DeviceSpec::Storage { element, .. } => ("storage", *element),
+            DeviceSpec::TapChanger { trafo, .. } => ("trafo", *trafo),
+            DeviceSpec::Capacitor { shunt, .. } => ("shunt", *shunt),
+        }
+    }
+}
+
+/// A load that follows a profile: `scaling = scale × profile(hour)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadMember {
+    /// Load index.
+    pub load: usize,
+    /// Time-series column of its profile.
+    pub column: usize,
+    /// Scale.
+    pub scale: f64,
+    /// Index of its group in the setup's `loads:`.
+    pub group: usize,
+}
+
+fn device_spec(
+    path: &Path,
+    key: &str,
+    d: &DeviceConfig,
+    e: usize,
+    net: &Network,
+    cols: &[String],
+) -> Result<DeviceSpec> {
+    let moves = |m: f64| {
+        if m.is_finite() && m >= 1.0 {
+            Ok(m)
+        } else {
+            Err(Error::parse(path, format!("{key}.max_move: must be >= 1")))
+        }
+    };
+    Ok(match d {
+        DeviceConfig::Generator(g) => DeviceSpec::Generator {
+            params: GeneratorParams {
+                p_min_mw: g.p_min_mw,
+                p_max_mw: g.p_max_mw,
+                q_min_mvar: g.q_min_mvar,
+                q_max_mvar: g.q_max_mvar,
+                s_rated_mva: g.s_rated_mva,
+                pf_min: g.pf_min,
+                cost: g.cost,
+            },
+            sgen: e,
+        },
+        DeviceConfig::Storage(s) => DeviceSpec::Storage {
+            params: StorageParams {
+                e_mwh: s.e_mwh,
+                p_max_mw: s.p_max_mw,
+                soc_min: s.soc_min,
+                soc_max: s.soc_max,
+                soc_init: s.soc_init,
+                eta_ch: s.eta_ch,
+                eta_dis: s.eta_dis,
+                degradation_cost_per_mwh: s.degradation_cost_per_mwh,
+            },
+            element: e,
+        },
+        DeviceConfig::Solar(r) | DeviceConfig::Wind(r) => DeviceSpec::Renewable {
+            params: RenewableParams {
+                capacity_mw: r.capacity_mw,
+                q_max_mvar: r.q_max_mvar,
+                s_rated_mva: r.s_rated_mva,
+                profile_column: cols
+                    .iter()
+                    .position(|c| *c == r.profile)
+                    .expect("columns() has it"),
+            },
+            sgen: e,
+        },
+        DeviceConfig::TapChanger(t) => {
+            let tap = net.trafos[e]
+                .tap
+                .as_ref()
+                .expect("checked: it has a tap changer");
+            DeviceSpec::TapChanger {
+                params: TapParams {
+                    tap_min: tap.min,
+                    tap_max: tap.max,
+                    tap_init: tap.pos.round().clamp(tap.min, tap.max),
+                    max_move: moves(t.max_move)?,
+                    wear_cost: t.wear_cost,
+                },
+                trafo: e,
+            }
+        }
+        DeviceConfig::Capacitor(c) => {
+            let sh = &net.shunts[e];
+            DeviceSpec::Capacitor {
+                params: CapacitorParams {
+                    max_step: sh.max_step as f64,
+                    step_init: sh.step.round().clamp(0.0, sh.max_step as f64),
+                    max_move: moves(c.max_move)?,
+                    wear_cost: c.wear_cost,
+                },
+                shunt: e,
+            }
+        }
+    })
+}
+
 /// A loaded setup: the config, the network with the setup's added elements,
 /// and both time-series splits.
 #[derive(Debug, Clone)]
@@ -475,9 +627,11 @@ pub struct Setup {
     pub train: TimeSeries,
     /// Test split.
     pub test: TimeSeries,
-    /// Network element of each device, in config order per agent:
-    /// sgen index for generators/renewables, storage index, trafo index, shunt index.
-    pub device_elements: Vec<Vec<usize>>,
+    /// Each agent's devices in config order, typed and resolved (parameters
+    /// and network element).
+    pub agent_devices: Vec<Vec<DeviceSpec>>,
+    /// Loads that follow a profile (setup `loads:` groups).
+    pub load_members: Vec<LoadMember>,
     /// Point of common coupling of each agent.
     pub agent_pcc: Vec<Option<PccElement>>,
     /// Bus indices of each agent.
@@ -655,7 +809,8 @@ impl Setup {
                 name,
             )
         };
-        let mut device_elements = Vec::new();
+        let cols = config.columns();
+        let mut agent_devices = Vec::new();
         let mut pccs = Vec::new();
         let mut agent_buses = Vec::new();
         for (ai, a) in config.agents.iter().enumerate() {
@@ -812,7 +967,7 @@ impl Setup {
                         &c.shunt,
                     )?,
                 };
-                elems.push(e);
+                elems.push(device_spec(&path, &dkey, d, e, &network, &cols)?);
             }
             let pcc = match &a.pcc {
                 None => None,
@@ -847,7 +1002,7 @@ impl Setup {
                 }
             };
             pccs.push(pcc);
-            device_elements.push(elems);
+            agent_devices.push(elems);
         }
         let operator_buses = match &config.system_operator.bus_prefix {
             Some(p) => (0..network.buses.len())
@@ -865,13 +1020,48 @@ impl Setup {
                 &format!("no load name starts with {:?}", g.prefix),
             )?;
         }
+        // A network element may be one device only.
+        let mut owners: Vec<(&str, usize, String)> = Vec::new();
+        for (ai, devs) in agent_devices.iter().enumerate() {
+            for (di, d) in devs.iter().enumerate() {
+                let (what, e) = d.element();
+                let key = format!("agents[{ai}].devices[{di}]");
+                if let Some((_, _, first)) = owners.iter().find(|(w, x, _)| *w == what && *x == e) {
+                    return Err(Error::parse(
+                        &path,
+                        format!("{key}: {what} {e} is already the device {first}"),
+                    ));
+                }
+                owners.push((what, e, key));
+            }
+        }
+        let mut load_members = Vec::new();
+        for (l, load) in network.loads.iter().enumerate() {
+            if let Some(gi) = config
+                .loads
+                .iter()
+                .position(|g| load.name.starts_with(g.prefix.as_str()))
+            {
+                let g = &config.loads[gi];
+                let col = cols
+                    .iter()
+                    .position(|c| *c == g.profile)
+                    .expect("columns() has it");
+                load_members.push(LoadMember {
+                    load: l,
+                    column: col,
+                    scale: g.scale,
+                    group: gi,
+                });
+            }
+        }
         let controllers = resolve_controllers(&path, &config, &network)?;
-        let cols = config.columns();
         let train = TimeSeries::read(&dir.join(&config.train_data), &cols)?;
         let test = TimeSeries::read(&dir.join(&config.test_data), &cols)?;
         for (ts, key) in [(&train, "train_data"), (&test, "test_data")] {
             check(
-                ts.hours > config.max_episode_steps,
+                // an episode reads the hour after its last step (the next price)
+                ts.hours > config.max_episode_steps + 1,
                 key,
                 &format!(
                     "{} hours are too few for episodes of {} steps",
@@ -885,7 +1075,8 @@ impl Setup {
             network,
             train,
             test,
-            device_elements,
+            agent_devices,
+            load_members,
             agent_pcc: pccs,
             agent_buses,
             operator_buses,
