@@ -18,6 +18,14 @@ fn reward_terms_by_hand() {
     assert_abs_diff_eq!(trading_cost(0.2, 50.0, 0.8, 1.0), 10.0);
     assert_abs_diff_eq!(trading_cost(-0.2, 50.0, 0.8, 0.5), -4.0);
     assert_abs_diff_eq!(reward(3.0, 0.5, 10.0), -8.0);
+    // The term table: positions, names and kinds agree.
+    use powergrid::env::reward::{Term, ALL_TERMS, TERMS};
+    for (i, t) in ALL_TERMS.iter().enumerate() {
+        assert_eq!(*t as usize, i);
+        assert_eq!(t.name(), TERMS[i]);
+        assert_eq!(t.is_cost(), TERMS[i].starts_with("cost_"));
+    }
+    assert_eq!(Term::OperatorVoltage.name(), "safety_operator_voltage");
 }
 
 /// The price column of the training CSV.

@@ -6,7 +6,7 @@
 use super::{Split, VecEnv};
 use crate::devices::DeviceRef;
 use crate::env::observation::{finite, price_feature, time_features, voltage_feature, ObsSource};
-use crate::env::reward::{self, N_COST_TERMS};
+use crate::env::reward::{self, Term, N_COST_TERMS};
 use crate::error::Result;
 use crate::setup::config::ObservationMode;
 use rand::RngExt;
@@ -128,7 +128,7 @@ impl VecEnv {
                 let w = spec.wear_cost() * m as f64;
                 ctrl_wear += w;
                 if let Some(a) = spec.charge_to() {
-                    terms[[a, 4]] += w;
+                    terms[[a, Term::ControllerWear as usize]] += w;
                 }
             }
             self.info.controller_wear_cost[c] = ctrl_wear;
@@ -153,14 +153,14 @@ impl VecEnv {
                 revenue += trading;
                 for d in &a.devices {
                     let t = match d {
-                        DeviceRef::Generator(_) => 0,
-                        DeviceRef::Storage(_) => 2,
+                        DeviceRef::Generator(_) => Term::Generation,
+                        DeviceRef::Storage(_) => Term::Storage,
                         DeviceRef::Renewable(_) => continue,
-                        DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => 3,
+                        DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => Term::Wear,
                     };
-                    terms[[i, t]] += devices.cost(*d, c, dt);
+                    terms[[i, t as usize]] += devices.cost(*d, c, dt);
                 }
-                terms[[i, 1]] = trading;
+                terms[[i, Term::Trading as usize]] = trading;
                 if conv {
                     let mut v = 0.0;
                     for &b in &a.buses {
@@ -173,11 +173,12 @@ impl VecEnv {
                     for &x in &a.trafos {
                         l += reward::loading_violation(res.trafo_loading_percent[[c, x]]);
                     }
-                    terms[[i, 5]] = v;
-                    terms[[i, 6]] = l;
-                    terms[[i, 8]] = cfg.operator_safety_weight * op_safety;
+                    terms[[i, Term::Voltage as usize]] = v;
+                    terms[[i, Term::Loading as usize]] = l;
+                    terms[[i, Term::OperatorVoltage as usize]] =
+                        cfg.operator_safety_weight * op_safety;
                 }
-                terms[[i, 7]] = a.device_violation(devices, c);
+                terms[[i, Term::Devices as usize]] = a.device_violation(devices, c);
             }
             if operator.is_agent() {
                 let mut l = 0.0;
@@ -186,9 +187,9 @@ impl VecEnv {
                         l += reward::loading_violation(res.line_loading_percent[[c, x]]);
                     }
                 }
-                terms[[n_grid, 1]] = -revenue;
-                terms[[n_grid, 5]] = op_safety;
-                terms[[n_grid, 6]] = l;
+                terms[[n_grid, Term::Trading as usize]] = -revenue;
+                terms[[n_grid, Term::Voltage as usize]] = op_safety;
+                terms[[n_grid, Term::Loading as usize]] = l;
             }
             for i in 0..n_agents {
                 let row_t = terms.row(i);
