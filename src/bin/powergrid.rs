@@ -423,9 +423,10 @@ mod rollout {
                 names[i], mr[i], mc[i], ms[i]
             );
         }
-        text += "  reward terms (mean over agents):";
-        for (name, v) in &terms_mean {
-            text += &format!(" {name} {:.4}", v.as_f64().unwrap_or(0.0));
+        text += "  reward terms (mean over agents; safety unweighted):";
+        for name in TERMS {
+            let v = terms_mean.get(name).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            text += &format!(" {name} {v:.4}");
         }
         text += "\n";
         text += &format!(
