@@ -36,6 +36,11 @@ enum Cmd {
         /// Write the results here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Run the network's controllers to settlement (as pandapower's
+        /// `runpp(run_control=True)`); adds `trafo_tap_pos`, `shunt_step`,
+        /// `control_iterations` and `control_settled` per scenario.
+        #[arg(long)]
+        control: bool,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
@@ -127,8 +132,15 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             scenarios,
             backend,
             output,
+            control,
         } => {
             let net = network::load(&network)?;
+            if control && net.controllers.is_empty() {
+                return Err(powergrid::Error::InvalidInput(format!(
+                    "--control: {} has no controllers",
+                    network.display()
+                )));
+            }
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
             let inputs = match &scenarios {
                 Some(p) => ScenarioFile::read(p)?.to_inputs(&net)?,
@@ -144,12 +156,32 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 );
             }
             *pf.inputs_mut() = inputs;
-            let s = pf.solve()?;
+            let mut ctl = None;
+            if control {
+                let mut c = powergrid::control::ControlLoop::new(
+                    &net,
+                    &net.controllers,
+                    pf.batch(),
+                    Default::default(),
+                )?;
+                let s = c.run(pf.as_mut())?;
+                eprintln!(
+                    "control: {} of {} settled, {} failed, mean {:.2} control iterations (max {})",
+                    s.settled, s.batch, s.failed, s.mean_iterations, s.max_iterations
+                );
+                ctl = Some(c);
+            } else {
+                pf.solve()?;
+            }
+            let s = powergrid::powerflow::cpu::summary(pf.results());
             eprintln!(
                 "{} of {} converged, mean {:.1} iterations",
                 s.converged, s.batch, s.mean_iterations
             );
-            let out = OutputFile::from_results(desc, plan.isolated_buses.clone(), pf.results());
+            let mut out = OutputFile::from_results(desc, plan.isolated_buses.clone(), pf.results());
+            if let Some(c) = &ctl {
+                out.add_control(pf.inputs(), c.iterations(), c.settled());
+            }
             let text = serde_json::to_string(&out).expect("results serialise");
             match output {
                 Some(p) => std::fs::write(&p, text).map_err(|e| powergrid::Error::io(&p, e))?,
