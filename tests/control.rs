@@ -144,7 +144,10 @@ fn iteration_cap_leaves_copies_unsettled() {
     let net = network::load(path("tests/data/control/ieee34.json")).unwrap();
     let mut pf = cpu(&net, 1);
     pf.inputs_mut().trafo_tap_pos[(0, 0)] = 16.0;
-    let opts = ControlOptions { max_iterations: 2 };
+    let opts = ControlOptions {
+        max_iterations: 2,
+        ..Default::default()
+    };
     let mut ctl = ControlLoop::new(&net, &net.controllers, 1, opts).unwrap();
     let s = ctl.run(&mut pf).unwrap();
     assert_eq!((s.settled, s.failed, s.max_iterations), (0, 0, 2));

@@ -243,3 +243,73 @@ fn gpu_settles_like_pandapower() {
         check(name, &net, &reference, &mut gpu, 1e-6);
     }
 }
+
+/// Screening solves (`ControlOptions::screening_tolerance_pu`): every copy
+/// still ends settled on fully converged results (each controlled voltage in
+/// its band or its tap at a limit, each shunt in `vm_set ± tol` or at a limit),
+/// and on these reference scenarios on the same taps and steps as pandapower.
+#[test]
+fn screening_solves_settle_on_fully_converged_results() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        let b = reference.scenarios.len();
+        let mut pf = CpuBatch::new(plan.clone(), b);
+        *pf.inputs_mut() = reference.to_inputs(&net).unwrap();
+        let opts = ControlOptions {
+            screening_tolerance_pu: Some(1e-4),
+            ..Default::default()
+        };
+        let mut ctl = ControlLoop::new(&net, &net.controllers, b, opts).unwrap();
+        ctl.run(&mut pf).unwrap();
+        // The final results are converged to the plan's tolerance.
+        let res = pf.results();
+        let mut same = 0;
+        for (c, s) in reference.scenarios.iter().enumerate() {
+            if !res.converged[c] {
+                continue;
+            }
+            assert!(
+                res.max_mismatch_pu[c] <= plan.options.tolerance_pu,
+                "{name} copy {c}: final mismatch {:e}",
+                res.max_mismatch_pu[c]
+            );
+            let taps = expect_f64s(s, "trafo_tap_pos");
+            let steps = expect_f64s(s, "shunt_step");
+            let settled_in_pp = s.extra["converged"].as_bool().unwrap();
+            if !settled_in_pp {
+                continue;
+            }
+            assert!(ctl.settled()[c], "{name} copy {c} did not settle");
+            let tp: Vec<f64> = pf.inputs().trafo_tap_pos.row(c).to_vec();
+            let st: Vec<f64> = pf.inputs().shunt_step.row(c).to_vec();
+            same += (tp == taps && st == steps) as usize;
+        }
+        // The settled-state conditions themselves: one more full-tolerance
+        // control pass moves nothing.
+        let mut again =
+            ControlLoop::new(&net, &net.controllers, b, ControlOptions::default()).unwrap();
+        let before = pf.inputs().clone();
+        again.run(&mut pf).unwrap();
+        for c in 0..b {
+            if ctl.settled()[c] {
+                assert_eq!(again.iterations()[c], 0, "{name} copy {c} was not settled");
+                assert_eq!(
+                    pf.inputs().trafo_tap_pos.row(c),
+                    before.trafo_tap_pos.row(c),
+                    "{name} copy {c}"
+                );
+            }
+        }
+        println!("{name}: screening at 1e-4 p.u. settles {same} scenarios on pandapower's taps and steps");
+        let settled_pp = reference
+            .scenarios
+            .iter()
+            .filter(|s| s.extra["converged"].as_bool().unwrap())
+            .count();
+        assert_eq!(
+            same, settled_pp,
+            "{name}: screening changed a settled position"
+        );
+    }
+}

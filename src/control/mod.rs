@@ -39,11 +39,24 @@ pub struct ControlOptions {
     /// Most control iterations (move + power flow) per copy; pandapower's
     /// `max_iter` of `run_control` (default 30).
     pub max_iterations: u32,
+    /// `None` (the default): every power flow of the loop is solved to the
+    /// plan's tolerance, as pandapower does. `Some(t)`: the loop first settles
+    /// every copy on *screening* power flows solved only to `t` p.u. (cheaper:
+    /// fewer iterations per re-solve), then re-solves every copy to the plan's
+    /// tolerance and goes on controlling from those results until settled.
+    /// The final state therefore meets the same conditions (every controlled
+    /// voltage inside its band, or its tap at a limit, on fully converged
+    /// results); only where a voltage lies within about `t` of a threshold can
+    /// the path, and so the settled position, differ from the default's.
+    pub screening_tolerance_pu: Option<f64>,
 }
 
 impl Default for ControlOptions {
     fn default() -> Self {
-        ControlOptions { max_iterations: 30 }
+        ControlOptions {
+            max_iterations: 30,
+            screening_tolerance_pu: None,
+        }
     }
 }
 
@@ -227,7 +240,15 @@ impl ControlLoop {
         self.failed.fill(false);
         self.active.fill(true);
         self.moves.fill(0);
-        pf.solve()?;
+        let mut screening = self.options.screening_tolerance_pu.is_some();
+        if screening {
+            pf.set_tolerance(self.options.screening_tolerance_pu);
+        }
+        let first = pf.solve();
+        if first.is_err() {
+            pf.set_tolerance(None);
+        }
+        first?;
         let mut solves = 1u32;
         loop {
             self.measure(pf);
@@ -302,9 +323,23 @@ impl ControlLoop {
                 }
             }
             if !any {
-                break;
+                if !screening {
+                    break;
+                }
+                // Settled on screening solves: solve every copy to the full
+                // tolerance and control on from those results.
+                screening = false;
+                pf.set_tolerance(None);
+                for c in 0..b {
+                    self.active[c] = !self.failed[c];
+                    self.settled[c] = false;
+                }
             }
-            pf.solve_active(&self.active)?;
+            let r = pf.solve_active(&self.active);
+            if r.is_err() {
+                pf.set_tolerance(None);
+            }
+            r?;
             solves += 1;
         }
         let settled = self.settled.iter().filter(|&&s| s).count();

@@ -17,7 +17,13 @@ pub(crate) struct EnvControl {
 }
 
 impl EnvControl {
-    pub fn new(net: &Network, specs: Vec<ControllerSpec>, batch: usize, cap: u32) -> Result<Self> {
+    pub fn new(
+        net: &Network,
+        specs: Vec<ControllerSpec>,
+        batch: usize,
+        cap: u32,
+        screening_tolerance_pu: Option<f64>,
+    ) -> Result<Self> {
         let lp = if specs.is_empty() {
             None
         } else {
@@ -28,6 +34,7 @@ impl EnvControl {
                 batch,
                 ControlOptions {
                     max_iterations: cap,
+                    screening_tolerance_pu,
                 },
             )?)
         };

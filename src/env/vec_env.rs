@@ -293,6 +293,7 @@ impl VecEnv {
             setup.controllers.clone(),
             b,
             cfg.control_max_iterations,
+            cfg.control_screening_tolerance_pu,
         )?;
         let (pf, backend) = new_backend(options.backend, plan.clone(), b)?;
         let hours = match options.split {

@@ -285,6 +285,13 @@ pub trait PowerFlow: Send {
     }
     /// Results of the last solve.
     fn results(&self) -> &BatchResults;
+    /// Solve the following calls to `tolerance_pu` instead of the plan's
+    /// (`None`: back to the plan's). Used by the control loop for screening
+    /// solves; backends that keep a tolerance of their own (the GPU's f32
+    /// rule) ignore it.
+    fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
+        let _ = tolerance_pu;
+    }
     /// Start the given copies from the no-load voltages at the next solve.
     fn reset_start(&mut self, copies: &[usize]);
     /// CPU threads the backend solves on (1 for the GPU, which drives it from one).

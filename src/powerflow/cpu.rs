@@ -132,6 +132,8 @@ struct Kernel {
     y_ptr: Vec<u32>,
     y_col: Vec<u32>,
     y_val: Vec<C64>,
+    /// Convergence tolerance of the next solves (the plan's unless overridden).
+    tol: f64,
 }
 
 impl Kernel {
@@ -189,6 +191,7 @@ impl Kernel {
             "Y column out of range"
         );
         Kernel {
+            tol: plan.options.tolerance_pu,
             plan,
             fixed,
             taps,
@@ -354,7 +357,7 @@ fn solve_copy(k: &Kernel, st: &mut CopyState) {
         st.vm[i] = st.v[i].norm_sqr().sqrt();
         st.inv_vm[i] = 1.0 / st.vm[i];
     }
-    let tol = p.options.tolerance_pu;
+    let tol = k.tol;
     let mut iters = 0;
     let mut converged = false;
     let mut norm = k.mismatch(st, true);
@@ -701,6 +704,11 @@ impl PowerFlow for CpuBatch {
     }
     fn results(&self) -> &BatchResults {
         &self.results
+    }
+    fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
+        self.kernel.tol = tolerance_pu
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .unwrap_or(self.kernel.plan.options.tolerance_pu);
     }
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
