@@ -77,7 +77,8 @@ pub struct Plan {
     pub net: Network,
     /// Solver settings.
     pub options: SolverOptions,
-    /// PQ nodes are `0..n_pq` in elimination order.
+    /// PQ nodes are `0..n_pq` in elimination order (bus nodes, and the
+    /// auxiliary nodes of branches cut at one end, which no bus maps to).
     pub n_pq: usize,
     /// Slack nodes are `n_pq..n_node`.
     pub n_node: usize,
@@ -152,10 +153,11 @@ impl Plan {
         if !(options.tolerance_pu > 0.0 && options.tolerance_pu.is_finite()) {
             return Err(Error::InvalidInput("tolerance_pu must be positive".into()));
         }
-        // 1. Fuse buses joined by closed zero-impedance bus-bus switches.
+        // 1. Fuse buses joined by closed zero-impedance bus-bus switches; note which
+        //    end of each line / trafo an open switch cuts (`[from/hv, to/lv]`).
         let mut uf = UnionFind((0..nb).collect());
-        let mut open_line = vec![false; net.lines.len()];
-        let mut open_trafo = vec![false; net.trafos.len()];
+        let mut open_line = vec![[false; 2]; net.lines.len()];
+        let mut open_trafo = vec![[false; 2]; net.trafos.len()];
         let mut z_switches = vec![];
         for (k, s) in net.switches.iter().enumerate() {
             match s.et {
@@ -169,44 +171,66 @@ impl Plan {
                         }
                     }
                 }
-                SwitchElement::Line => open_line[s.element] |= !s.closed,
-                SwitchElement::Trafo => open_trafo[s.element] |= !s.closed,
+                // pandapower (`_gather_branch_switch_info`): the switch is at the
+                // from/hv end if its bus is that end's bus, else at the other end.
+                SwitchElement::Line => {
+                    let end = (s.bus != net.lines[s.element].from_bus) as usize;
+                    open_line[s.element][end] |= !s.closed;
+                }
+                SwitchElement::Trafo => {
+                    let end = (s.bus != net.trafos[s.element].hv_bus) as usize;
+                    open_trafo[s.element][end] |= !s.closed;
+                }
             }
         }
-        let root: Vec<usize> = (0..nb).map(|b| uf.find(b)).collect();
+        // Roots `0..nb` are bus roots; roots from `nb` on are auxiliary nodes.
+        let mut root: Vec<usize> = (0..nb).map(|b| uf.find(b)).collect();
 
-        // 2. Raw branches between bus roots.
+        // 2. Raw branches between roots. As pandapower (`_switch_branches`,
+        //    `_branches_with_oos_buses`, with `neglect_open_switch_branches =
+        //    False`), a branch cut at one end only (open switch, or for a line an
+        //    out-of-service bus) keeps that end on an auxiliary PQ node of its own
+        //    with no injection: its charging and magnetising admittance stay
+        //    connected at the other end. A branch cut at both ends is dropped.
         struct Raw {
             f: usize,
             t: usize,
             source: BranchSource,
             pi: super::admittance::PiBranch,
         }
+        let end_root = |bus: usize, live: bool, root: &mut Vec<usize>| -> usize {
+            if live {
+                root[bus]
+            } else {
+                root.push(root.len());
+                root.len() - 1
+            }
+        };
         let mut raw = vec![];
         for (k, l) in net.lines.iter().enumerate() {
-            if l.in_service
-                && !open_line[k]
-                && net.buses[l.from_bus].in_service
-                && net.buses[l.to_bus].in_service
-            {
+            let live_f = net.buses[l.from_bus].in_service && !open_line[k][0];
+            let live_t = net.buses[l.to_bus].in_service && !open_line[k][1];
+            if l.in_service && (live_f || live_t) {
                 raw.push(Raw {
-                    f: root[l.from_bus],
-                    t: root[l.to_bus],
+                    f: end_root(l.from_bus, live_f, &mut root),
+                    t: end_root(l.to_bus, live_t, &mut root),
                     source: BranchSource::Line(k),
                     pi: line_branch(net, l),
                 });
             }
         }
         for (k, t) in net.trafos.iter().enumerate() {
+            let [open_hv, open_lv] = open_trafo[k];
+            // A trafo at an out-of-service bus is out of service (pandapower).
             if t.in_service
-                && !open_trafo[k]
+                && !(open_hv && open_lv)
                 && net.buses[t.hv_bus].in_service
                 && net.buses[t.lv_bus].in_service
             {
                 let pos = t.tap.as_ref().map(|x| x.pos).unwrap_or(0.0);
                 raw.push(Raw {
-                    f: root[t.hv_bus],
-                    t: root[t.lv_bus],
+                    f: end_root(t.hv_bus, !open_hv, &mut root),
+                    t: end_root(t.lv_bus, !open_lv, &mut root),
                     source: BranchSource::Trafo(k),
                     pi: trafo_branch(net, t, pos),
                 });
@@ -221,17 +245,18 @@ impl Plan {
                 pi: switch_branch(net, s.bus, s.z_ohm),
             });
         }
+        let n_root = root.len();
 
         // 3. Live part: roots reachable from an in-service ext_grid.
-        let mut adj: Vec<Vec<usize>> = vec![vec![]; nb];
+        let mut adj: Vec<Vec<usize>> = vec![vec![]; n_root];
         for r in &raw {
             if r.f != r.t {
                 adj[r.f].push(r.t);
                 adj[r.t].push(r.f);
             }
         }
-        let mut is_slack = vec![false; nb];
-        let mut live = vec![false; nb];
+        let mut is_slack = vec![false; n_root];
+        let mut live = vec![false; n_root];
         let mut stack = vec![];
         for e in net
             .ext_grids
@@ -258,11 +283,11 @@ impl Plan {
             .collect();
 
         // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill).
-        let pq_roots: Vec<usize> = (0..nb)
+        let pq_roots: Vec<usize> = (0..n_root)
             .filter(|&r| root[r] == r && live[r] && !is_slack[r])
             .collect();
         let order = min_degree_order(&pq_roots, &adj, &is_slack);
-        let mut node_of_root = vec![usize::MAX; nb];
+        let mut node_of_root = vec![usize::MAX; n_root];
         for (i, &r) in order.iter().enumerate() {
             node_of_root[r] = i;
         }
