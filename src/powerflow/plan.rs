@@ -126,6 +126,9 @@ pub struct Plan {
     pub bpp_a0: PatternValues,
     /// Pattern slots `(ff, tt, ft, tf)` of each tap-changing trafo in B''.
     pub bpp_tap_slots: Vec<[Option<Slot>; 4]>,
+    /// Symbolic factor pattern shared by B' and B'' (topology only: built once,
+    /// whatever the variant).
+    pattern: SparseLu,
 }
 
 struct UnionFind(Vec<usize>);
@@ -282,7 +285,8 @@ impl Plan {
             .filter(|&b| net.buses[b].in_service && !live[root[b]])
             .collect();
 
-        // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill).
+        // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill; on a
+        //    meshed grid its fill is within 2 % of faer's AMD, see README).
         let pq_roots: Vec<usize> = (0..n_root)
             .filter(|&r| root[r] == r && live[r] && !is_slack[r])
             .collect();
@@ -418,13 +422,24 @@ impl Plan {
             v_noload: vec![],
             bpp_a0: PatternValues::default(),
             bpp_tap_slots: vec![],
+            pattern: SparseLu::default(),
         };
+        // Off-diagonal pattern of B' and B'': branches between two PQ nodes.
+        let entries: Vec<(usize, usize)> = plan
+            .branches
+            .iter()
+            .filter(|b| b.f < n_pq && b.t < n_pq && b.f != b.t)
+            .map(|b| (b.f, b.t))
+            .collect();
+        plan.pattern = SparseLu::symbolic(n_pq, &entries);
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
-            Some((v, psi)) => plan.set_variant(v, psi)?,
-            None => plan.choose_variant()?,
+            Some((v, psi)) => {
+                plan.set_variant(v, psi)?;
+                Ok(plan)
+            }
+            None => Plan::choose_variant(plan),
         }
-        Ok(plan)
     }
 
     /// Base-case shunt admittance at every node (network's own shunt steps).
@@ -438,46 +453,51 @@ impl Plan {
         y
     }
 
-    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps (faer LU, complex).
+    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps:
+    /// `Y_pp` assembled as triplets (duplicates summed) and solved by faer's
+    /// sparse LU (fill-reducing column order, partial pivoting), complex.
     fn no_load_voltages(&self) -> Result<Vec<C64>> {
         use faer::c64;
+        use faer::linalg::solvers::Solve;
+        use faer::sparse::{SparseColMat, Triplet};
         let n = self.n_pq;
         if n == 0 {
             return Ok(vec![]);
         }
-        let mut y = faer::Mat::<c64>::zeros(n, n);
-        let mut rhs = faer::Mat::<c64>::zeros(n, 1);
         let cx = |z: C64| c64::new(z.re, z.im);
-        let ysh = self.base_node_shunts();
-        for i in 0..n {
-            y[(i, i)] += cx(ysh[i]);
+        let mut triplets: Vec<Triplet<usize, usize, c64>> =
+            Vec::with_capacity(n + 4 * self.branches.len());
+        let mut rhs = faer::Mat::<c64>::zeros(n, 1);
+        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
+            triplets.push(Triplet::new(i, i, cx(*y)));
         }
-        let add = |r: usize, c: usize, v: C64, y: &mut faer::Mat<c64>, rhs: &mut faer::Mat<c64>| {
-            if r >= n {
-                return;
-            }
-            if c < n {
-                y[(r, c)] += cx(v);
-            } else {
-                let vs = self.slack_v[c - n];
-                rhs[(r, 0)] -= cx(v * vs);
-            }
-        };
         for b in &self.branches {
-            add(b.f, b.f, b.adm.yff, &mut y, &mut rhs);
-            add(b.f, b.t, b.adm.yft, &mut y, &mut rhs);
-            add(b.t, b.f, b.adm.ytf, &mut y, &mut rhs);
-            add(b.t, b.t, b.adm.ytt, &mut y, &mut rhs);
+            for (r, c, v) in [
+                (b.f, b.f, b.adm.yff),
+                (b.f, b.t, b.adm.yft),
+                (b.t, b.f, b.adm.ytf),
+                (b.t, b.t, b.adm.ytt),
+            ] {
+                if r >= n {
+                    continue;
+                }
+                if c < n {
+                    triplets.push(Triplet::new(r, c, cx(v)));
+                } else {
+                    rhs[(r, 0)] -= cx(v * self.slack_v[c - n]);
+                }
+            }
         }
-        use faer::linalg::solvers::Solve;
-        let x = y.partial_piv_lu().solve(&rhs);
+        let singular = || Error::InvalidNetwork("the no-load solution is singular".into());
+        let y = SparseColMat::<usize, c64>::try_new_from_triplets(n, n, &triplets)
+            .map_err(|_| singular())?;
+        let lu = y.sp_lu().map_err(|_| singular())?;
+        let x = lu.solve(&rhs);
         let v: Vec<C64> = (0..n)
             .map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im))
             .collect();
         if v.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(Error::InvalidNetwork(
-                "the no-load solution is singular".into(),
-            ));
+            return Err(singular());
         }
         Ok(v)
     }
@@ -539,45 +559,19 @@ impl Plan {
     }
 
     /// Build B' and B'' for `variant` and rotation `psi`, and factor them.
-    /// B' (shared by every copy) is factored by faer; B'' gets a static no-pivot
-    /// pattern so that copies with other tap positions can refactor it cheaply.
+    /// Both are assembled straight onto their static no-pivot sparse pattern
+    /// (symbolic elimination in the plan's fill-reducing order); B'' keeps its
+    /// tap-free values so that copies with other tap positions can refactor it
+    /// cheaply. No dense matrix is formed.
     pub fn set_variant(&mut self, variant: Variant, psi: f64) -> Result<()> {
         self.variant = variant;
         self.psi = psi;
         self.rot = C64::from_polar(1.0, psi);
         let n = self.n_pq;
-        let mut bp = vec![0.0; n * n];
-        for br in &self.branches {
-            let (f, t) = (br.f, br.t);
-            if f == t {
-                continue;
-            }
-            let b = self.series_b(br.z, true);
-            if f < n {
-                bp[f * n + f] += b;
-            }
-            if t < n {
-                bp[t * n + t] += b;
-            }
-            if f < n && t < n {
-                bp[f * n + t] -= b;
-                bp[t * n + f] -= b;
-            }
-        }
-        self.bp = SparseLu::factor_dense(n, &bp)?;
-
-        // B'': pattern, then values without the tap-changing trafos, then with them.
-        let entries: Vec<(usize, usize)> = self
-            .branches
-            .iter()
-            .filter(|b| b.f < n && b.t < n && b.f != b.t)
-            .map(|b| (b.f, b.t))
-            .collect();
-        self.bpp = SparseLu::symbolic(n, &entries);
-        let slots = |p: &Plan, f: usize, t: usize| -> [Option<Slot>; 4] {
+        let slots = |lu: &SparseLu, f: usize, t: usize| -> [Option<Slot>; 4] {
             let s = |i: usize, j: usize| {
                 if i < n && j < n {
-                    p.bpp.slot(i, j)
+                    lu.slot(i, j)
                 } else {
                     None
                 }
@@ -589,17 +583,34 @@ impl Plan {
                 [s(f, f), s(t, t), s(f, t), s(t, f)]
             }
         };
+
+        // B': series susceptances only, `B'_ff += b`, `B'_ft −= b`.
+        self.bp = self.pattern.clone();
+        let mut bp = self.bp.zero_values();
+        for br in &self.branches {
+            if br.f != br.t {
+                let b = self.series_b(br.z, true);
+                Self::add_stamp(&mut bp, &slots(&self.bp, br.f, br.t), [b, b, -b]);
+            }
+        }
+        self.bp.factor_own(&bp)?;
+
+        // B'': pattern, then values without the tap-changing trafos, then with them.
+        self.bpp = self.pattern.clone();
         let mut a0 = self.bpp.zero_values();
-        let tapped: Vec<usize> = self.tap_trafos.iter().map(|&(_, b)| b).collect();
+        let mut tapped = vec![false; self.branches.len()];
+        for &(_, b) in &self.tap_trafos {
+            tapped[b] = true;
+        }
         for (bi, br) in self.branches.iter().enumerate() {
-            if tapped.contains(&bi) {
+            if tapped[bi] {
                 continue;
             }
             let mut st = self.bpp_stamp(br.z, br.ratio, br.y_sh);
             if br.f == br.t {
                 st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
             }
-            Self::add_stamp(&mut a0, &slots(self, br.f, br.t), st);
+            Self::add_stamp(&mut a0, &slots(&self.bpp, br.f, br.t), st);
         }
         for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
             a0.d[i] -= (*y * C64::from_polar(1.0, -psi)).im;
@@ -607,7 +618,7 @@ impl Plan {
         self.bpp_tap_slots = self
             .tap_trafos
             .iter()
-            .map(|&(_, b)| slots(self, self.branches[b].f, self.branches[b].t))
+            .map(|&(_, b)| slots(&self.bpp, self.branches[b].f, self.branches[b].t))
             .collect();
         self.bpp_a0 = a0;
         let base_taps: Vec<f64> = self
@@ -621,31 +632,26 @@ impl Plan {
         if !self.bpp_factor_for_taps(&base_taps, &mut a, &mut f, &mut work) {
             return Err(Error::InvalidNetwork("B'' is singular".into()));
         }
-        let mut dense = vec![0.0; n * n];
-        for i in 0..n {
-            dense[i * n + i] = a.d[i];
-            for k in self.bpp.l_ptr[i] as usize..self.bpp.l_ptr[i + 1] as usize {
-                dense[i * n + self.bpp.l_col[k] as usize] = a.l[k];
-            }
-            for k in self.bpp.u_ptr[i] as usize..self.bpp.u_ptr[i + 1] as usize {
-                dense[i * n + self.bpp.u_col[k] as usize] = a.u[k];
-            }
-        }
-        self.bpp.factor_own(&a, &dense)?;
+        self.bpp.factor_own(&a)?;
         Ok(())
     }
 
     /// Try XB and BX over a grid of ψ and keep the pair with the lowest score
     /// (see `cpu::score_variant`: mostly warm-start iterations; ties: smaller ψ, XB first).
-    fn choose_variant(&mut self) -> Result<()> {
+    /// The plan is scored in place behind an `Arc` (each scoring kernel holds a
+    /// reference and is dropped before the next variant is set), never cloned.
+    fn choose_variant(plan: Plan) -> Result<Plan> {
+        const UNIQUE: &str = "the scoring kernel has been dropped";
+        let mut plan = std::sync::Arc::new(plan);
         let mut best: Option<(f64, Variant, f64)> = None;
         for variant in [Variant::XB, Variant::BX] {
             for step in 0..=12 {
                 let psi = step as f64 * 0.1;
-                if self.set_variant(variant, psi).is_err() {
+                let p = std::sync::Arc::get_mut(&mut plan).expect(UNIQUE);
+                if p.set_variant(variant, psi).is_err() {
                     continue;
                 }
-                if let Some(score) = super::cpu::score_variant(self) {
+                if let Some(score) = super::cpu::score_variant(&plan) {
                     if best.is_none_or(|(b, _, _)| score < b - 1e-9) {
                         best = Some((score, variant, psi));
                     }
@@ -653,7 +659,9 @@ impl Plan {
             }
         }
         let (_, v, psi) = best.unwrap_or((0.0, Variant::XB, 0.0));
-        self.set_variant(v, psi)
+        let mut plan = std::sync::Arc::try_unwrap(plan).expect(UNIQUE);
+        plan.set_variant(v, psi)?;
+        Ok(plan)
     }
 
     /// Number of buses / lines / trafos / ext_grids in the network tables.
