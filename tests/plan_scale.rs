@@ -122,7 +122,12 @@ fn large_synthetic_networks_build_and_solve() {
                 .count();
             if !meshed {
                 // The fill-reducing order eliminates a tree without fill.
-                assert_eq!(plan.bp.nnz(), plan.n_pq + 2 * pq_pq, "{}: fill", net.name);
+                assert_eq!(
+                    plan.factor_nnz(),
+                    plan.n_pq + 2 * pq_pq,
+                    "{}: fill",
+                    net.name
+                );
             }
             let vmin = r.vm_pu.row(0).iter().cloned().fold(f64::INFINITY, f64::min);
             eprintln!(
@@ -132,7 +137,7 @@ fn large_synthetic_networks_build_and_solve() {
                 plan.variant,
                 plan.psi,
                 plan.n_pq + 2 * pq_pq,
-                plan.bp.nnz(),
+                plan.factor_nnz(),
                 r.iterations[0]
             );
         }

@@ -117,15 +117,15 @@ pub struct Plan {
     /// `e^{jψ}`.
     pub rot: C64,
     /// Factors of B' (P half-step).
-    pub bp: SparseLu,
+    pub(crate) bp: SparseLu,
     /// Factors of B'' (Q half-step).
-    pub bpp: SparseLu,
+    pub(crate) bpp: SparseLu,
     /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`.
     pub v_noload: Vec<C64>,
     /// B'' values (on `bpp`'s pattern) without the tap-changing trafos.
-    pub bpp_a0: PatternValues,
+    pub(crate) bpp_a0: PatternValues,
     /// Pattern slots `(ff, tt, ft, tf)` of each tap-changing trafo in B''.
-    pub bpp_tap_slots: Vec<[Option<Slot>; 4]>,
+    pub(crate) bpp_tap_slots: Vec<[Option<Slot>; 4]>,
     /// Symbolic factor pattern shared by B' and B'' (topology only: built once,
     /// whatever the variant).
     pattern: SparseLu,
@@ -522,7 +522,7 @@ impl Plan {
     }
 
     /// B'' stamp of tap-changing trafo `j` (index into `tap_trafos`) at tap position `pos`.
-    pub fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
+    pub(crate) fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
         let (k, _) = self.tap_trafos[j];
         let pi = trafo_branch(&self.net, &self.net.trafos[k], pos);
         self.bpp_stamp(pi.z, pi.ratio, pi.y_sh)
@@ -542,7 +542,7 @@ impl Plan {
     /// B'' factors for a copy whose tap positions (per `tap_trafos` entry) are `taps`:
     /// `a` receives the matrix, `out` its factors (same pattern as `self.bpp`).
     /// Allocates nothing; returns false on a zero pivot.
-    pub fn bpp_factor_for_taps(
+    pub(crate) fn bpp_factor_for_taps(
         &self,
         taps: &[f64],
         a: &mut PatternValues,
@@ -662,6 +662,12 @@ impl Plan {
         let mut plan = std::sync::Arc::try_unwrap(plan).expect(UNIQUE);
         plan.set_variant(v, psi)?;
         Ok(plan)
+    }
+
+    /// Non-zeros stored in the factors of B' and of B'' (L and U, diagonal
+    /// included; both share one pattern, fill included).
+    pub fn factor_nnz(&self) -> usize {
+        self.bp.nnz()
     }
 
     /// Number of buses / lines / trafos / ext_grids in the network tables.
