@@ -26,7 +26,6 @@ struct Params {
     nt: u32,
     ne: u32,
     max_iter: u32,
-    bp_perm: u32,
     polish: u32,
     tol: f32,
     rot_re: f32,
@@ -38,7 +37,6 @@ struct Params {
     i_bp_lcol: u32,
     i_bp_uptr: u32,
     i_bp_ucol: u32,
-    i_bp_perm: u32,
     i_bpp_lptr: u32,
     i_bpp_lcol: u32,
     i_bpp_uptr: u32,
@@ -75,7 +73,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> pc: array<f32>;
 // Per-copy B'' factor values (L, U, 1/diag).
 @group(0) @binding(4) var<storage, read> bppv: array<f32>;
-// Per-copy state and scratch: u, θ, dW, J, x, tmp, cold flag.
+// Per-copy state and scratch: u, θ, dW, J, x, cold flag, loop state.
 @group(0) @binding(5) var<storage, read_write> work: array<f32>;
 // Per-copy status and result tables.
 @group(0) @binding(6) var<storage, read_write> outp: array<f32>;
@@ -104,8 +102,7 @@ fn r_dwi(i: u32) -> u32 { return 3u * P.n_node + i; }
 fn r_jr(i: u32) -> u32 { return 4u * P.n_node + i; }
 fn r_ji(i: u32) -> u32 { return 5u * P.n_node + i; }
 fn r_x(i: u32) -> u32 { return 6u * P.n_node + i; }
-fn r_tmp(i: u32) -> u32 { return 6u * P.n_node + P.n_pq + i; }
-fn r_cold() -> u32 { return 6u * P.n_node + 2u * P.n_pq; }
+fn r_cold() -> u32 { return 6u * P.n_node + P.n_pq; }
 // Loop state kept between dispatches: phase (0 start, 1 iterating, 2 done),
 // iterations, polish iterations, converged, raw and scaled mismatch.
 fn r_loop(k: u32) -> u32 { return r_cold() + 1u + k; }
@@ -224,17 +221,9 @@ fn mismatch(c: u32) -> vec2<f32> {
     return worst;
 }
 
-// x ← B'⁻¹·x with the shared factors (optional row permutation).
+// x ← B'⁻¹·x with the shared factors (no pivoting: the static pattern's order).
 fn solve_bp(c: u32) {
     let n = P.n_pq;
-    if P.bp_perm != 0u {
-        for (var i = 0u; i < n; i++) {
-            work[at(r_tmp(i), c)] = work[at(r_x(i), c)];
-        }
-        for (var i = 0u; i < n; i++) {
-            work[at(r_x(i), c)] = work[at(r_tmp(idx[P.i_bp_perm + i]), c)];
-        }
-    }
     for (var i = 0u; i < n; i++) {
         var s = work[at(r_x(i), c)];
         for (var k = idx[P.i_bp_lptr + i]; k < idx[P.i_bp_lptr + i + 1u]; k++) {

@@ -336,7 +336,8 @@ pub enum SwitchElement {
 
 /// A switch. A closed bus-bus switch with `z_ohm == 0` fuses its buses; with
 /// `z_ohm > 0` it is an impedance branch (`r:x = 2:1`, as pandapower).
-/// An open line or transformer switch takes that branch out of service.
+/// An open line or transformer switch cuts that end of the branch; the branch
+/// stays connected at its other end (charging, magnetising branch), as in pandapower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Switch {

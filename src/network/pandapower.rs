@@ -3,7 +3,9 @@
 //! Tables are pandas DataFrames serialised with `orient: split`, usually as a JSON
 //! string inside `_object`. Element indices are labels; bus references are mapped
 //! to positions. Every table that would change the power flow but is not
-//! modelled is an error naming it.
+//! modelled is an error naming it. Descriptive columns (`type`, `std_type`,
+//! `zone`, geodata, `max_*`/`min_*` limits, costs…) are ignored, as pandapower's
+//! `runpp` ignores them.
 
 use super::controllers::*;
 use super::model::*;
@@ -372,13 +374,8 @@ pub fn from_str(text: &str) -> Result<Network> {
                 )));
             }
         }
-        if !matches!(ld.str(r, "type").as_str(), "" | "wye") && in_service {
-            return Err(Error::Unsupported(format!(
-                "load row {} ({name:?}): load type {:?} (only balanced wye)",
-                ld.index[r],
-                ld.str(r, "type")
-            )));
-        }
+        // `type` ("wye", "delta", or a label such as "MV/LV Station") matters only to
+        // pandapower's three-phase flow; its balanced `runpp` ignores it, as we do.
         loads.push(Load {
             name,
             bus: bus_of(&ld, r, "bus")?,

@@ -405,8 +405,8 @@ fn solve_copy(k: &Kernel, st: &mut CopyState) {
 /// built for: iterations of a cold solve of the base case (weight 1/10) plus the
 /// mean iterations of warm solves after deterministic ±3 % changes of every load
 /// and sgen. `None` if any solve fails to converge.
-pub(crate) fn score_variant(plan: &Plan) -> Option<f64> {
-    let k = Kernel::new(Arc::new(plan.clone()));
+pub(crate) fn score_variant(plan: &Arc<Plan>) -> Option<f64> {
+    let k = Kernel::new(plan.clone());
     let mut inp = BatchInputs::from_network(&plan.net, 1);
     let mut st = CopyState::new(plan);
     k.prepare(&inp, 0, &mut st);

@@ -64,7 +64,6 @@ struct Params {
     nt: u32,
     ne: u32,
     max_iter: u32,
-    bp_perm: u32,
     polish: u32,
     tol: f32,
     rot_re: f32,
@@ -75,7 +74,6 @@ struct Params {
     i_bp_lcol: u32,
     i_bp_uptr: u32,
     i_bp_ucol: u32,
-    i_bp_perm: u32,
     i_bpp_lptr: u32,
     i_bpp_lcol: u32,
     i_bpp_uptr: u32,
@@ -295,11 +293,6 @@ impl GpuBatch {
         max_chunk: usize,
         single_dispatch: bool,
     ) -> Result<Self> {
-        if plan.bpp.perm.is_some() {
-            return Err(Error::Gpu(
-                "B'' factors with row pivoting are not supported by the GPU solver".into(),
-            ));
-        }
         let (idx, sh, mut layout) = build_shared(&plan);
         if ctx.info.is_cpu_emulated() && !single_dispatch {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so
@@ -308,9 +301,8 @@ impl GpuBatch {
             let (n, nn) = (plan.n_pq, plan.n_node);
             let (nb, nl, nt, ne) = plan.sizes();
             let mismatch = nn + layout.params.n_br as usize + n;
-            let perm = if plan.bp.perm.is_some() { 2 * n } else { 0 };
             let per_iter = 2 * mismatch
-                + (4 * n + perm + plan.bp.l_col.len() + plan.bp.u_col.len())
+                + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
                 + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
                 + 4;
             let fixed = nn + n + mismatch + nb + nl + nt + ne + 16;
@@ -809,7 +801,6 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
         nt: nt as u32,
         ne: ne as u32,
         max_iter: p.options.max_iterations,
-        bp_perm: p.bp.perm.is_some() as u32,
         polish: POLISH_ITERATIONS,
         tol: p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32,
         rot_re: p.rot.re as f32,
@@ -835,7 +826,6 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     prm.i_bp_lcol = put(&p.bp.l_col, &mut idx);
     prm.i_bp_uptr = put(&p.bp.u_ptr, &mut idx);
     prm.i_bp_ucol = put(&p.bp.u_col, &mut idx);
-    prm.i_bp_perm = put(p.bp.perm.as_deref().unwrap_or(&[]), &mut idx);
     prm.i_bpp_lptr = put(&p.bpp.l_ptr, &mut idx);
     prm.i_bpp_lcol = put(&p.bpp.l_col, &mut idx);
     prm.i_bpp_uptr = put(&p.bpp.u_ptr, &mut idx);
@@ -948,9 +938,9 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
         params: prm,
         rows_pc: 4 * nn + 9 * n_tap,
         rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
-        rows_work: 6 * nn + 2 * n + 7,
+        rows_work: 6 * nn + n + 7,
         rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne,
-        row_cold: 6 * nn + 2 * n,
+        row_cold: 6 * nn + n,
         passes: 1,
         phi,
         tap_shift: p

@@ -7,7 +7,7 @@ pub mod cpu;
 pub mod memory;
 pub mod plan;
 pub mod scenarios;
-pub mod sparse_lu;
+pub(crate) mod sparse_lu;
 
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 pub use cpu::CpuBatch;

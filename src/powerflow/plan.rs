@@ -77,7 +77,8 @@ pub struct Plan {
     pub net: Network,
     /// Solver settings.
     pub options: SolverOptions,
-    /// PQ nodes are `0..n_pq` in elimination order.
+    /// PQ nodes are `0..n_pq` in elimination order (bus nodes, and the
+    /// auxiliary nodes of branches cut at one end, which no bus maps to).
     pub n_pq: usize,
     /// Slack nodes are `n_pq..n_node`.
     pub n_node: usize,
@@ -116,15 +117,18 @@ pub struct Plan {
     /// `e^{jψ}`.
     pub rot: C64,
     /// Factors of B' (P half-step).
-    pub bp: SparseLu,
+    pub(crate) bp: SparseLu,
     /// Factors of B'' (Q half-step).
-    pub bpp: SparseLu,
+    pub(crate) bpp: SparseLu,
     /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`.
     pub v_noload: Vec<C64>,
     /// B'' values (on `bpp`'s pattern) without the tap-changing trafos.
-    pub bpp_a0: PatternValues,
+    pub(crate) bpp_a0: PatternValues,
     /// Pattern slots `(ff, tt, ft, tf)` of each tap-changing trafo in B''.
-    pub bpp_tap_slots: Vec<[Option<Slot>; 4]>,
+    pub(crate) bpp_tap_slots: Vec<[Option<Slot>; 4]>,
+    /// Symbolic factor pattern shared by B' and B'' (topology only: built once,
+    /// whatever the variant).
+    pattern: SparseLu,
 }
 
 struct UnionFind(Vec<usize>);
@@ -152,10 +156,11 @@ impl Plan {
         if !(options.tolerance_pu > 0.0 && options.tolerance_pu.is_finite()) {
             return Err(Error::InvalidInput("tolerance_pu must be positive".into()));
         }
-        // 1. Fuse buses joined by closed zero-impedance bus-bus switches.
+        // 1. Fuse buses joined by closed zero-impedance bus-bus switches; note which
+        //    end of each line / trafo an open switch cuts (`[from/hv, to/lv]`).
         let mut uf = UnionFind((0..nb).collect());
-        let mut open_line = vec![false; net.lines.len()];
-        let mut open_trafo = vec![false; net.trafos.len()];
+        let mut open_line = vec![[false; 2]; net.lines.len()];
+        let mut open_trafo = vec![[false; 2]; net.trafos.len()];
         let mut z_switches = vec![];
         for (k, s) in net.switches.iter().enumerate() {
             match s.et {
@@ -169,44 +174,66 @@ impl Plan {
                         }
                     }
                 }
-                SwitchElement::Line => open_line[s.element] |= !s.closed,
-                SwitchElement::Trafo => open_trafo[s.element] |= !s.closed,
+                // pandapower (`_gather_branch_switch_info`): the switch is at the
+                // from/hv end if its bus is that end's bus, else at the other end.
+                SwitchElement::Line => {
+                    let end = (s.bus != net.lines[s.element].from_bus) as usize;
+                    open_line[s.element][end] |= !s.closed;
+                }
+                SwitchElement::Trafo => {
+                    let end = (s.bus != net.trafos[s.element].hv_bus) as usize;
+                    open_trafo[s.element][end] |= !s.closed;
+                }
             }
         }
-        let root: Vec<usize> = (0..nb).map(|b| uf.find(b)).collect();
+        // Roots `0..nb` are bus roots; roots from `nb` on are auxiliary nodes.
+        let mut root: Vec<usize> = (0..nb).map(|b| uf.find(b)).collect();
 
-        // 2. Raw branches between bus roots.
+        // 2. Raw branches between roots. As pandapower (`_switch_branches`,
+        //    `_branches_with_oos_buses`, with `neglect_open_switch_branches =
+        //    False`), a branch cut at one end only (open switch, or for a line an
+        //    out-of-service bus) keeps that end on an auxiliary PQ node of its own
+        //    with no injection: its charging and magnetising admittance stay
+        //    connected at the other end. A branch cut at both ends is dropped.
         struct Raw {
             f: usize,
             t: usize,
             source: BranchSource,
             pi: super::admittance::PiBranch,
         }
+        let end_root = |bus: usize, live: bool, root: &mut Vec<usize>| -> usize {
+            if live {
+                root[bus]
+            } else {
+                root.push(root.len());
+                root.len() - 1
+            }
+        };
         let mut raw = vec![];
         for (k, l) in net.lines.iter().enumerate() {
-            if l.in_service
-                && !open_line[k]
-                && net.buses[l.from_bus].in_service
-                && net.buses[l.to_bus].in_service
-            {
+            let live_f = net.buses[l.from_bus].in_service && !open_line[k][0];
+            let live_t = net.buses[l.to_bus].in_service && !open_line[k][1];
+            if l.in_service && (live_f || live_t) {
                 raw.push(Raw {
-                    f: root[l.from_bus],
-                    t: root[l.to_bus],
+                    f: end_root(l.from_bus, live_f, &mut root),
+                    t: end_root(l.to_bus, live_t, &mut root),
                     source: BranchSource::Line(k),
                     pi: line_branch(net, l),
                 });
             }
         }
         for (k, t) in net.trafos.iter().enumerate() {
+            let [open_hv, open_lv] = open_trafo[k];
+            // A trafo at an out-of-service bus is out of service (pandapower).
             if t.in_service
-                && !open_trafo[k]
+                && !(open_hv && open_lv)
                 && net.buses[t.hv_bus].in_service
                 && net.buses[t.lv_bus].in_service
             {
                 let pos = t.tap.as_ref().map(|x| x.pos).unwrap_or(0.0);
                 raw.push(Raw {
-                    f: root[t.hv_bus],
-                    t: root[t.lv_bus],
+                    f: end_root(t.hv_bus, !open_hv, &mut root),
+                    t: end_root(t.lv_bus, !open_lv, &mut root),
                     source: BranchSource::Trafo(k),
                     pi: trafo_branch(net, t, pos),
                 });
@@ -221,17 +248,18 @@ impl Plan {
                 pi: switch_branch(net, s.bus, s.z_ohm),
             });
         }
+        let n_root = root.len();
 
         // 3. Live part: roots reachable from an in-service ext_grid.
-        let mut adj: Vec<Vec<usize>> = vec![vec![]; nb];
+        let mut adj: Vec<Vec<usize>> = vec![vec![]; n_root];
         for r in &raw {
             if r.f != r.t {
                 adj[r.f].push(r.t);
                 adj[r.t].push(r.f);
             }
         }
-        let mut is_slack = vec![false; nb];
-        let mut live = vec![false; nb];
+        let mut is_slack = vec![false; n_root];
+        let mut live = vec![false; n_root];
         let mut stack = vec![];
         for e in net
             .ext_grids
@@ -257,12 +285,13 @@ impl Plan {
             .filter(|&b| net.buses[b].in_service && !live[root[b]])
             .collect();
 
-        // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill).
-        let pq_roots: Vec<usize> = (0..nb)
+        // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill; on a
+        //    meshed grid its fill is within 2 % of faer's AMD, see README).
+        let pq_roots: Vec<usize> = (0..n_root)
             .filter(|&r| root[r] == r && live[r] && !is_slack[r])
             .collect();
         let order = min_degree_order(&pq_roots, &adj, &is_slack);
-        let mut node_of_root = vec![usize::MAX; nb];
+        let mut node_of_root = vec![usize::MAX; n_root];
         for (i, &r) in order.iter().enumerate() {
             node_of_root[r] = i;
         }
@@ -393,13 +422,24 @@ impl Plan {
             v_noload: vec![],
             bpp_a0: PatternValues::default(),
             bpp_tap_slots: vec![],
+            pattern: SparseLu::default(),
         };
+        // Off-diagonal pattern of B' and B'': branches between two PQ nodes.
+        let entries: Vec<(usize, usize)> = plan
+            .branches
+            .iter()
+            .filter(|b| b.f < n_pq && b.t < n_pq && b.f != b.t)
+            .map(|b| (b.f, b.t))
+            .collect();
+        plan.pattern = SparseLu::symbolic(n_pq, &entries);
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
-            Some((v, psi)) => plan.set_variant(v, psi)?,
-            None => plan.choose_variant()?,
+            Some((v, psi)) => {
+                plan.set_variant(v, psi)?;
+                Ok(plan)
+            }
+            None => Plan::choose_variant(plan),
         }
-        Ok(plan)
     }
 
     /// Base-case shunt admittance at every node (network's own shunt steps).
@@ -413,46 +453,51 @@ impl Plan {
         y
     }
 
-    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps (faer LU, complex).
+    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps:
+    /// `Y_pp` assembled as triplets (duplicates summed) and solved by faer's
+    /// sparse LU (fill-reducing column order, partial pivoting), complex.
     fn no_load_voltages(&self) -> Result<Vec<C64>> {
         use faer::c64;
+        use faer::linalg::solvers::Solve;
+        use faer::sparse::{SparseColMat, Triplet};
         let n = self.n_pq;
         if n == 0 {
             return Ok(vec![]);
         }
-        let mut y = faer::Mat::<c64>::zeros(n, n);
-        let mut rhs = faer::Mat::<c64>::zeros(n, 1);
         let cx = |z: C64| c64::new(z.re, z.im);
-        let ysh = self.base_node_shunts();
-        for i in 0..n {
-            y[(i, i)] += cx(ysh[i]);
+        let mut triplets: Vec<Triplet<usize, usize, c64>> =
+            Vec::with_capacity(n + 4 * self.branches.len());
+        let mut rhs = faer::Mat::<c64>::zeros(n, 1);
+        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
+            triplets.push(Triplet::new(i, i, cx(*y)));
         }
-        let add = |r: usize, c: usize, v: C64, y: &mut faer::Mat<c64>, rhs: &mut faer::Mat<c64>| {
-            if r >= n {
-                return;
-            }
-            if c < n {
-                y[(r, c)] += cx(v);
-            } else {
-                let vs = self.slack_v[c - n];
-                rhs[(r, 0)] -= cx(v * vs);
-            }
-        };
         for b in &self.branches {
-            add(b.f, b.f, b.adm.yff, &mut y, &mut rhs);
-            add(b.f, b.t, b.adm.yft, &mut y, &mut rhs);
-            add(b.t, b.f, b.adm.ytf, &mut y, &mut rhs);
-            add(b.t, b.t, b.adm.ytt, &mut y, &mut rhs);
+            for (r, c, v) in [
+                (b.f, b.f, b.adm.yff),
+                (b.f, b.t, b.adm.yft),
+                (b.t, b.f, b.adm.ytf),
+                (b.t, b.t, b.adm.ytt),
+            ] {
+                if r >= n {
+                    continue;
+                }
+                if c < n {
+                    triplets.push(Triplet::new(r, c, cx(v)));
+                } else {
+                    rhs[(r, 0)] -= cx(v * self.slack_v[c - n]);
+                }
+            }
         }
-        use faer::linalg::solvers::Solve;
-        let x = y.partial_piv_lu().solve(&rhs);
+        let singular = || Error::InvalidNetwork("the no-load solution is singular".into());
+        let y = SparseColMat::<usize, c64>::try_new_from_triplets(n, n, &triplets)
+            .map_err(|_| singular())?;
+        let lu = y.sp_lu().map_err(|_| singular())?;
+        let x = lu.solve(&rhs);
         let v: Vec<C64> = (0..n)
             .map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im))
             .collect();
         if v.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(Error::InvalidNetwork(
-                "the no-load solution is singular".into(),
-            ));
+            return Err(singular());
         }
         Ok(v)
     }
@@ -477,7 +522,7 @@ impl Plan {
     }
 
     /// B'' stamp of tap-changing trafo `j` (index into `tap_trafos`) at tap position `pos`.
-    pub fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
+    pub(crate) fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
         let (k, _) = self.tap_trafos[j];
         let pi = trafo_branch(&self.net, &self.net.trafos[k], pos);
         self.bpp_stamp(pi.z, pi.ratio, pi.y_sh)
@@ -497,7 +542,7 @@ impl Plan {
     /// B'' factors for a copy whose tap positions (per `tap_trafos` entry) are `taps`:
     /// `a` receives the matrix, `out` its factors (same pattern as `self.bpp`).
     /// Allocates nothing; returns false on a zero pivot.
-    pub fn bpp_factor_for_taps(
+    pub(crate) fn bpp_factor_for_taps(
         &self,
         taps: &[f64],
         a: &mut PatternValues,
@@ -514,45 +559,19 @@ impl Plan {
     }
 
     /// Build B' and B'' for `variant` and rotation `psi`, and factor them.
-    /// B' (shared by every copy) is factored by faer; B'' gets a static no-pivot
-    /// pattern so that copies with other tap positions can refactor it cheaply.
+    /// Both are assembled straight onto their static no-pivot sparse pattern
+    /// (symbolic elimination in the plan's fill-reducing order); B'' keeps its
+    /// tap-free values so that copies with other tap positions can refactor it
+    /// cheaply. No dense matrix is formed.
     pub fn set_variant(&mut self, variant: Variant, psi: f64) -> Result<()> {
         self.variant = variant;
         self.psi = psi;
         self.rot = C64::from_polar(1.0, psi);
         let n = self.n_pq;
-        let mut bp = vec![0.0; n * n];
-        for br in &self.branches {
-            let (f, t) = (br.f, br.t);
-            if f == t {
-                continue;
-            }
-            let b = self.series_b(br.z, true);
-            if f < n {
-                bp[f * n + f] += b;
-            }
-            if t < n {
-                bp[t * n + t] += b;
-            }
-            if f < n && t < n {
-                bp[f * n + t] -= b;
-                bp[t * n + f] -= b;
-            }
-        }
-        self.bp = SparseLu::factor_dense(n, &bp)?;
-
-        // B'': pattern, then values without the tap-changing trafos, then with them.
-        let entries: Vec<(usize, usize)> = self
-            .branches
-            .iter()
-            .filter(|b| b.f < n && b.t < n && b.f != b.t)
-            .map(|b| (b.f, b.t))
-            .collect();
-        self.bpp = SparseLu::symbolic(n, &entries);
-        let slots = |p: &Plan, f: usize, t: usize| -> [Option<Slot>; 4] {
+        let slots = |lu: &SparseLu, f: usize, t: usize| -> [Option<Slot>; 4] {
             let s = |i: usize, j: usize| {
                 if i < n && j < n {
-                    p.bpp.slot(i, j)
+                    lu.slot(i, j)
                 } else {
                     None
                 }
@@ -564,17 +583,34 @@ impl Plan {
                 [s(f, f), s(t, t), s(f, t), s(t, f)]
             }
         };
+
+        // B': series susceptances only, `B'_ff += b`, `B'_ft −= b`.
+        self.bp = self.pattern.clone();
+        let mut bp = self.bp.zero_values();
+        for br in &self.branches {
+            if br.f != br.t {
+                let b = self.series_b(br.z, true);
+                Self::add_stamp(&mut bp, &slots(&self.bp, br.f, br.t), [b, b, -b]);
+            }
+        }
+        self.bp.factor_own(&bp)?;
+
+        // B'': pattern, then values without the tap-changing trafos, then with them.
+        self.bpp = self.pattern.clone();
         let mut a0 = self.bpp.zero_values();
-        let tapped: Vec<usize> = self.tap_trafos.iter().map(|&(_, b)| b).collect();
+        let mut tapped = vec![false; self.branches.len()];
+        for &(_, b) in &self.tap_trafos {
+            tapped[b] = true;
+        }
         for (bi, br) in self.branches.iter().enumerate() {
-            if tapped.contains(&bi) {
+            if tapped[bi] {
                 continue;
             }
             let mut st = self.bpp_stamp(br.z, br.ratio, br.y_sh);
             if br.f == br.t {
                 st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
             }
-            Self::add_stamp(&mut a0, &slots(self, br.f, br.t), st);
+            Self::add_stamp(&mut a0, &slots(&self.bpp, br.f, br.t), st);
         }
         for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
             a0.d[i] -= (*y * C64::from_polar(1.0, -psi)).im;
@@ -582,7 +618,7 @@ impl Plan {
         self.bpp_tap_slots = self
             .tap_trafos
             .iter()
-            .map(|&(_, b)| slots(self, self.branches[b].f, self.branches[b].t))
+            .map(|&(_, b)| slots(&self.bpp, self.branches[b].f, self.branches[b].t))
             .collect();
         self.bpp_a0 = a0;
         let base_taps: Vec<f64> = self
@@ -596,31 +632,26 @@ impl Plan {
         if !self.bpp_factor_for_taps(&base_taps, &mut a, &mut f, &mut work) {
             return Err(Error::InvalidNetwork("B'' is singular".into()));
         }
-        let mut dense = vec![0.0; n * n];
-        for i in 0..n {
-            dense[i * n + i] = a.d[i];
-            for k in self.bpp.l_ptr[i] as usize..self.bpp.l_ptr[i + 1] as usize {
-                dense[i * n + self.bpp.l_col[k] as usize] = a.l[k];
-            }
-            for k in self.bpp.u_ptr[i] as usize..self.bpp.u_ptr[i + 1] as usize {
-                dense[i * n + self.bpp.u_col[k] as usize] = a.u[k];
-            }
-        }
-        self.bpp.factor_own(&a, &dense)?;
+        self.bpp.factor_own(&a)?;
         Ok(())
     }
 
     /// Try XB and BX over a grid of ψ and keep the pair with the lowest score
     /// (see `cpu::score_variant`: mostly warm-start iterations; ties: smaller ψ, XB first).
-    fn choose_variant(&mut self) -> Result<()> {
+    /// The plan is scored in place behind an `Arc` (each scoring kernel holds a
+    /// reference and is dropped before the next variant is set), never cloned.
+    fn choose_variant(plan: Plan) -> Result<Plan> {
+        const UNIQUE: &str = "the scoring kernel has been dropped";
+        let mut plan = std::sync::Arc::new(plan);
         let mut best: Option<(f64, Variant, f64)> = None;
         for variant in [Variant::XB, Variant::BX] {
             for step in 0..=12 {
                 let psi = step as f64 * 0.1;
-                if self.set_variant(variant, psi).is_err() {
+                let p = std::sync::Arc::get_mut(&mut plan).expect(UNIQUE);
+                if p.set_variant(variant, psi).is_err() {
                     continue;
                 }
-                if let Some(score) = super::cpu::score_variant(self) {
+                if let Some(score) = super::cpu::score_variant(&plan) {
                     if best.is_none_or(|(b, _, _)| score < b - 1e-9) {
                         best = Some((score, variant, psi));
                     }
@@ -628,7 +659,15 @@ impl Plan {
             }
         }
         let (_, v, psi) = best.unwrap_or((0.0, Variant::XB, 0.0));
-        self.set_variant(v, psi)
+        let mut plan = std::sync::Arc::try_unwrap(plan).expect(UNIQUE);
+        plan.set_variant(v, psi)?;
+        Ok(plan)
+    }
+
+    /// Non-zeros stored in the factors of B' and of B'' (L and U, diagonal
+    /// included; both share one pattern, fill included).
+    pub fn factor_nnz(&self) -> usize {
+        self.bp.nnz()
     }
 
     /// Number of buses / lines / trafos / ext_grids in the network tables.

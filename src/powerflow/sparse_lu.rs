@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// Where a matrix entry `(i, j)` lives in a [`SparseLu`]'s static pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// Strictly lower: index into the lower values.
     L(usize),
     /// Diagonal: row index.
@@ -28,49 +28,47 @@ pub enum Slot {
 /// Values laid out on a [`SparseLu`]'s pattern: either a matrix (`l`, `d`, `u`
 /// its entries) or its factors (`l` of L, `d = 1/U_ii`, `u` of U).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PatternValues {
+pub(crate) struct PatternValues {
     /// Strictly lower entries.
-    pub l: Vec<f64>,
+    pub(crate) l: Vec<f64>,
     /// Diagonal entries (matrix) or inverse pivots (factors).
-    pub d: Vec<f64>,
+    pub(crate) d: Vec<f64>,
     /// Strictly upper entries.
-    pub u: Vec<f64>,
+    pub(crate) u: Vec<f64>,
 }
 
 /// A static sparsity pattern with its row-wise (CSR) and flat (row, col) forms,
 /// plus the factor values of the network's own matrix.
 #[derive(Debug, Clone, Default)]
-pub struct SparseLu {
+pub(crate) struct SparseLu {
     /// Dimension.
-    pub n: usize,
+    pub(crate) n: usize,
     /// CSR row pointers of the strictly lower part.
-    pub l_ptr: Vec<u32>,
+    pub(crate) l_ptr: Vec<u32>,
     /// Columns of the strictly lower part (ascending within a row).
-    pub l_col: Vec<u32>,
+    pub(crate) l_col: Vec<u32>,
     /// Row of each strictly lower entry.
-    pub l_row: Vec<u32>,
+    pub(crate) l_row: Vec<u32>,
     /// CSR row pointers of the strictly upper part.
-    pub u_ptr: Vec<u32>,
+    pub(crate) u_ptr: Vec<u32>,
     /// Columns of the strictly upper part.
-    pub u_col: Vec<u32>,
+    pub(crate) u_col: Vec<u32>,
     /// Row of each strictly upper entry.
-    pub u_row: Vec<u32>,
-    /// Row permutation (always `None`: no pivoting; kept for the GPU layout).
-    pub perm: Option<Vec<u32>>,
+    pub(crate) u_row: Vec<u32>,
     /// L values of the network's own matrix.
-    pub l_val: Vec<f64>,
+    pub(crate) l_val: Vec<f64>,
     /// U values (unscaled) of the network's own matrix.
-    pub u_val: Vec<f64>,
+    pub(crate) u_val: Vec<f64>,
     /// `1/U_ii` of the network's own matrix.
-    pub u_diag_inv: Vec<f64>,
+    pub(crate) u_diag_inv: Vec<f64>,
     /// `D⁻¹U` of the network's own matrix (flat CPU solve).
-    pub u_scaled: Vec<f64>,
+    pub(crate) u_scaled: Vec<f64>,
 }
 
 impl SparseLu {
     /// Symbolic no-pivot LU of an `n×n` matrix whose off-diagonal entries are
     /// `entries` (mirrored: the pattern is structurally symmetric), fill included.
-    pub fn symbolic(n: usize, entries: &[(usize, usize)]) -> SparseLu {
+    pub(crate) fn symbolic(n: usize, entries: &[(usize, usize)]) -> SparseLu {
         use std::collections::BTreeSet;
         let mut rows: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
         for &(i, j) in entries {
@@ -117,8 +115,9 @@ impl SparseLu {
         out
     }
 
-    /// Factor a dense row-major matrix on the pattern of its non-zeros.
-    pub fn factor_dense(n: usize, a: &[f64]) -> Result<SparseLu> {
+    /// Factor a dense row-major matrix on the pattern of its non-zeros (tests).
+    #[cfg(test)]
+    pub(crate) fn factor_dense(n: usize, a: &[f64]) -> Result<SparseLu> {
         let entries: Vec<(usize, usize)> = (0..n)
             .flat_map(|i| (0..n).map(move |j| (i, j)))
             .filter(|&(i, j)| i != j && a[i * n + j] != 0.0)
@@ -134,13 +133,14 @@ impl SparseLu {
                 m.u[k] = a[i * n + lu.u_col[k] as usize];
             }
         }
-        lu.factor_own(&m, a)?;
+        lu.factor_own(&m)?;
         Ok(lu)
     }
 
     /// Factor the matrix `m` (on this pattern) as this factor's own values and
-    /// check the factors against its dense form `dense`.
-    pub fn factor_own(&mut self, m: &PatternValues, dense: &[f64]) -> Result<()> {
+    /// check the factors against `m`: the solve of `m·x = b` for a fixed `b`
+    /// must leave a relative residual below 1e-8.
+    pub(crate) fn factor_own(&mut self, m: &PatternValues) -> Result<()> {
         let mut f = self.zero_values();
         let mut work = vec![0.0; self.n];
         if !self.factor_values(m, &mut f, &mut work) {
@@ -154,7 +154,7 @@ impl SparseLu {
         self.l_val = f.l;
         self.u_val = f.u;
         self.u_diag_inv = f.d;
-        if self.n > 0 && self.residual(dense) > 1e-8 {
+        if self.n > 0 && self.residual(m) > 1e-8 {
             return Err(Error::InvalidNetwork(
                 "LU factorisation check failed".into(),
             ));
@@ -163,7 +163,7 @@ impl SparseLu {
     }
 
     /// The slot of entry `(i, j)`, if it is in the pattern.
-    pub fn slot(&self, i: usize, j: usize) -> Option<Slot> {
+    pub(crate) fn slot(&self, i: usize, j: usize) -> Option<Slot> {
         use std::cmp::Ordering::*;
         match j.cmp(&i) {
             Equal => Some(Slot::D(i)),
@@ -177,7 +177,7 @@ impl SparseLu {
     }
 
     /// Zero values on this pattern.
-    pub fn zero_values(&self) -> PatternValues {
+    pub(crate) fn zero_values(&self) -> PatternValues {
         PatternValues {
             l: vec![0.0; self.l_col.len()],
             d: vec![0.0; self.n],
@@ -186,14 +186,14 @@ impl SparseLu {
     }
 
     /// Number of stored non-zeros of L and U (diagonal included).
-    pub fn nnz(&self) -> usize {
+    pub(crate) fn nnz(&self) -> usize {
         self.l_col.len() + self.u_col.len() + self.n
     }
 
     /// Numeric no-pivot LU (up-looking, row by row) of matrix `a` into factor
     /// values `out`. `work` has length `n`. Allocates nothing. Returns false if
     /// a pivot is zero or not finite.
-    pub fn factor_values(
+    pub(crate) fn factor_values(
         &self,
         a: &PatternValues,
         out: &mut PatternValues,
@@ -231,14 +231,18 @@ impl SparseLu {
 
     /// Solve `A x = b` in place with this factor's own values.
     #[inline]
-    pub fn solve_in_place(&self, x: &mut [f64]) {
+    pub(crate) fn solve_in_place(&self, x: &mut [f64]) {
         self.solve_flat(&self.l_val, &self.u_scaled, &self.u_diag_inv, x);
     }
 
     /// Solve `A x = b` in place with flat factor values: `l` of L, `u_scaled`
     /// of `D⁻¹U` (see [`scale_upper`]), `d` = `1/U_ii`.
+    ///
+    /// Crate-internal: the unchecked indexing relies on the pattern's rows and
+    /// columns being `< n`, which holds because only [`SparseLu::symbolic`]
+    /// writes them (the fields are not visible outside the crate).
     #[inline]
-    pub fn solve_flat(&self, l: &[f64], u_scaled: &[f64], d: &[f64], x: &mut [f64]) {
+    pub(crate) fn solve_flat(&self, l: &[f64], u_scaled: &[f64], d: &[f64], x: &mut [f64]) {
         let n = self.n;
         assert!(
             x.len() >= n
@@ -261,17 +265,24 @@ impl SparseLu {
         }
     }
 
-    /// Worst relative residual of solving `A x = b` for a fixed `b` (dense `A`).
-    pub fn residual(&self, a: &[f64]) -> f64 {
+    /// Worst relative residual of solving `A x = b` for a fixed `b`, where `A` is
+    /// the matrix `a` on this pattern: `max_i |(A·x − b)_i| / |b_i|`, in O(nnz).
+    pub(crate) fn residual(&self, a: &PatternValues) -> f64 {
         let n = self.n;
         let b: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64 * 0.1).collect();
         let mut x = b.clone();
         self.solve_in_place(&mut x);
-        let mut worst: f64 = 0.0;
-        for i in 0..n {
-            let s: f64 = (0..n).map(|j| a[i * n + j] * x[j]).sum();
-            worst = worst.max((s - b[i]).abs() / b[i].abs());
+        let mut ax: Vec<f64> = (0..n).map(|i| a.d[i] * x[i]).collect();
+        for ((v, &r), &c) in a.l.iter().zip(&self.l_row).zip(&self.l_col) {
+            ax[r as usize] += v * x[c as usize];
         }
+        for ((v, &r), &c) in a.u.iter().zip(&self.u_row).zip(&self.u_col) {
+            ax[r as usize] += v * x[c as usize];
+        }
+        let worst = (0..n)
+            .map(|i| (ax[i] - b[i]).abs() / b[i].abs())
+            // NaN-propagating max: a NaN solution fails the check.
+            .fold(0.0, |w, e| if e.is_nan() || e > w { e } else { w });
         if worst.is_nan() {
             f64::INFINITY
         } else {
@@ -281,7 +292,7 @@ impl SparseLu {
 }
 
 /// `D⁻¹U` of factor values `f` on `lu`'s pattern, written to `out`; returns `out`.
-pub fn scale_upper<'a>(lu: &SparseLu, f: &PatternValues, out: &'a mut [f64]) -> &'a [f64] {
+pub(crate) fn scale_upper<'a>(lu: &SparseLu, f: &PatternValues, out: &'a mut [f64]) -> &'a [f64] {
     for ((o, u), &r) in out.iter_mut().zip(&f.u).zip(&lu.u_row) {
         *o = u * f.d[r as usize];
     }

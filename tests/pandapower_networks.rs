@@ -1,0 +1,108 @@
+//! Networks of pandapower's own `networks` module, imported as they are
+//! (`tests/data/pandapower_nets/make_reference.py`), against `pandapower.runpp`
+//! with its defaults at tolerance_mva = 1e-10: base case and load scalings.
+
+mod common;
+use common::*;
+use powergrid::network;
+use powergrid::powerflow::scenarios::ScenarioFile;
+use powergrid::powerflow::{BatchResults, CpuBatch, Plan, PowerFlow, SolverOptions};
+use std::sync::Arc;
+
+/// `mv_oberrhein` (loads labelled "MV/LV Station", six open line switches) and
+/// CIGRE MV with all DER (three open line switches: their lines' charging stays),
+/// and `open_ends`, built by the script: trafos open at the LV and at the HV side,
+/// a line at an out-of-service bus, a line open at both ends.
+const NETS: [&str; 3] = ["mv_oberrhein", "cigre_mv_der", "open_ends"];
+
+fn load(name: &str) -> (network::Network, ScenarioFile) {
+    let net = network::load(path(&format!("tests/data/pandapower_nets/{name}.json")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = ScenarioFile::read(&path(&format!(
+        "tests/data/pandapower_nets/{name}.reference.json"
+    )))
+    .unwrap();
+    (net, reference)
+}
+
+/// Worst differences to pandapower over the converged scenarios:
+/// `[|Δvm| p.u., |Δva| °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW]`.
+fn worst_vs_pandapower(name: &str, reference: &ScenarioFile, r: &BatchResults) -> [f64; 5] {
+    let mut worst = [0.0f64; 5];
+    let mut compared = 0;
+    for c in 0..reference.scenarios.len() {
+        if !ref_converged(reference, c) {
+            continue;
+        }
+        assert!(
+            r.converged[c],
+            "{name} scenario {c}: did not converge (mismatch {:e})",
+            r.max_mismatch_pu[c]
+        );
+        let d = |key: &str, a: &ndarray::Array2<f64>| {
+            max_abs_diff(&a.row(c).to_vec(), &ref_table(reference, c, key))
+        };
+        let dv = [
+            d("vm_pu", &r.vm_pu),
+            d("va_degree", &r.va_degree),
+            d("line_loading_percent", &r.line_loading_percent),
+            d("trafo_loading_percent", &r.trafo_loading_percent),
+            d("ext_grid_p_mw", &r.ext_grid_p_mw),
+        ];
+        for k in 0..5 {
+            worst[k] = worst[k].max(dv[k]);
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 4,
+        "{name}: only {compared} converged references"
+    );
+    worst
+}
+
+#[test]
+fn cpu_matches_pandapower_runpp() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
+        *batch.inputs_mut() = reference.to_inputs(&net).unwrap();
+        batch.solve().unwrap();
+        let w = worst_vs_pandapower(name, &reference, batch.results());
+        eprintln!(
+            "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
+            plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4]
+        );
+        assert!(w[0] <= 1e-6, "{name}: max |Δvm| = {:e} p.u.", w[0]);
+        assert!(w[1] <= 1e-4, "{name}: max |Δva| = {:e}°", w[1]);
+        assert!(w[2] <= 1e-3, "{name}: max |Δline loading| = {:e} pp", w[2]);
+        assert!(w[3] <= 1e-3, "{name}: max |Δtrafo loading| = {:e} pp", w[3]);
+        assert!(w[4] <= 1e-6, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
+    }
+}
+
+/// The f32 GPU solver: voltages within 1e-5 p.u. of pandapower (the bound of
+/// `gpu_vs_pandapower`); angles and loadings are printed (f32 state).
+#[test]
+fn gpu_matches_pandapower_runpp() {
+    if !gpu_or_skip("gpu_matches_pandapower_runpp") {
+        return;
+    }
+    for name in NETS {
+        let (net, reference) = load(name);
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        let mut gpu =
+            powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len())
+                .unwrap();
+        *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
+        gpu.solve().unwrap();
+        let w = worst_vs_pandapower(name, &reference, gpu.results());
+        eprintln!(
+            "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
+            w[0], w[1], w[2], w[3], w[4]
+        );
+        assert!(w[0] <= 1e-5, "{name}: GPU max |Δvm| = {:e} p.u.", w[0]);
+        assert!(w[1] <= 1e-3, "{name}: GPU max |Δva| = {:e}°", w[1]);
+    }
+}
