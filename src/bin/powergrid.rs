@@ -74,6 +74,45 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Optimal schedule of a setup with perfect foresight (multi-period SOCP OPF, branch and bound).
+    Optimize {
+        /// Setup name (folder under setups/) or path.
+        #[arg(long, default_value = "ieee34_ieee13")]
+        setup: String,
+        /// Data split: train or test.
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// First start day (the episode resets at row 24·day).
+        #[arg(long, default_value_t = 0)]
+        day: usize,
+        /// Number of consecutive start days, solved in parallel.
+        #[arg(long, default_value_t = 1)]
+        days: usize,
+        /// Hours per horizon (default: the setup's max_episode_steps).
+        #[arg(long)]
+        hours: Option<usize>,
+        /// Voltage band: soft (the env's penalty) or hard.
+        #[arg(long, value_enum, default_value = "soft")]
+        band: powergrid::opf::Band,
+        /// Branch-and-bound time limit per horizon in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        time_limit: f64,
+        /// Relative gap at which the branch and bound stops.
+        #[arg(long, default_value_t = 1e-6)]
+        gap: f64,
+        /// Solve only the continuous relaxation.
+        #[arg(long)]
+        relax: bool,
+        /// Re-solve every planned hour with the AC power flow and report the worst voltage difference.
+        #[arg(long)]
+        check: bool,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+        /// Write the plan(s) here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,5 +268,109 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             }
             Ok(())
         }
+        Cmd::Optimize {
+            setup,
+            split,
+            day,
+            days,
+            hours,
+            band,
+            time_limit,
+            gap,
+            relax,
+            check,
+            json,
+            output,
+        } => optimize_cmd(
+            &setup,
+            &split,
+            day,
+            days,
+            powergrid::opf::OptimizeOptions {
+                hours,
+                band,
+                time_limit_s: time_limit,
+                gap,
+                relax,
+                ..Default::default()
+            },
+            check,
+            json,
+            output,
+        ),
     }
+}
+
+/// `powergrid optimize`: one plan per start day; the plan file holds one plan
+/// (one day) or `{"plans": [...]}`.
+#[allow(clippy::too_many_arguments)]
+fn optimize_cmd(
+    setup: &str,
+    split: &str,
+    day: usize,
+    days: usize,
+    mut opts: powergrid::opf::OptimizeOptions,
+    check: bool,
+    json: bool,
+    output: Option<PathBuf>,
+) -> powergrid::Result<()> {
+    use powergrid::env::vec_env::Split;
+    opts.split = match split {
+        "train" => Split::Train,
+        "test" => Split::Test,
+        s => {
+            return Err(powergrid::Error::InvalidInput(format!(
+                "--split {s:?}: expected train or test"
+            )))
+        }
+    };
+    if days == 0 {
+        return Err(powergrid::Error::InvalidInput(
+            "--days must be at least 1".into(),
+        ));
+    }
+    let setup = powergrid::setup::Setup::load(setup)?;
+    let list: Vec<usize> = (day..day + days).collect();
+    let t0 = std::time::Instant::now();
+    let plans = powergrid::opf::optimize_days(&setup, &list, &opts)
+        .into_iter()
+        .collect::<powergrid::Result<Vec<_>>>()?;
+    let wall = t0.elapsed().as_secs_f64();
+    let mut summary = vec![];
+    for p in &plans {
+        let mut s = serde_json::json!({
+            "day": p.day, "status": p.status, "objective": p.objective, "mean_reward": p.mean_reward,
+            "gap": p.gap, "bound": p.bound, "regularizer": p.regularizer,
+            "relaxation_objective": p.relaxation_objective, "nodes": p.nodes,
+            "solve_seconds": p.solve_seconds, "hours": p.hours.len(),
+        });
+        if check {
+            let c = powergrid::opf::check_plan(&setup, p)?;
+            s["ac_check"] = serde_json::to_value(&c).expect("serialise");
+        }
+        summary.push(s);
+    }
+    let summary = serde_json::json!({"setup": setup.config.name, "split": split, "wall_seconds": wall, "plans": summary});
+    if json {
+        println!("{summary}");
+    } else {
+        for s in summary["plans"].as_array().into_iter().flatten() {
+            println!("{s}");
+        }
+        eprintln!("{} plan(s) in {wall:.2} s", plans.len());
+    }
+    if let Some(path) = output {
+        let text = if plans.len() == 1 {
+            serde_json::to_string(&plans[0])
+        } else {
+            serde_json::to_string(&serde_json::json!({ "plans": plans }))
+        }
+        .expect("plans serialise");
+        std::fs::write(&path, text).map_err(|e| powergrid::Error::io(&path, e))?;
+        // The set-points refer to the setup's network (with its added generators).
+        let net_path = path.with_extension("network.yml");
+        network::yaml::write(&setup.network, &net_path)?;
+        eprintln!("wrote {} and {}", path.display(), net_path.display());
+    }
+    Ok(())
 }
