@@ -112,6 +112,9 @@ enum Cmd {
         /// Write the plan(s) here.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Write the first day's conic program (integers fixed at the plan's) in standard form here (for tests/data/opf/cvxpy_check.py).
+        #[arg(long)]
+        export_conic: Option<PathBuf>,
     },
 }
 
@@ -281,6 +284,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             check,
             json,
             output,
+            export_conic,
         } => optimize_cmd(
             &setup,
             &split,
@@ -297,6 +301,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             check,
             json,
             output,
+            export_conic,
         ),
     }
 }
@@ -313,6 +318,7 @@ fn optimize_cmd(
     check: bool,
     json: bool,
     output: Option<PathBuf>,
+    export_conic: Option<PathBuf>,
 ) -> powergrid::Result<()> {
     use powergrid::env::vec_env::Split;
     opts.split = match split {
@@ -358,6 +364,12 @@ fn optimize_cmd(
             println!("{s}");
         }
         eprintln!("{} plan(s) in {wall:.2} s", plans.len());
+    }
+    if let Some(path) = export_conic {
+        let mut pr = powergrid::opf::Problem::new(&setup, plans[0].day, &opts)?;
+        pr.guard_hours(&plans[0].guard_hours);
+        let v = pr.export(&plans[0].integers, &plans[0].integers)?;
+        std::fs::write(&path, v.to_string()).map_err(|e| powergrid::Error::io(&path, e))?;
     }
     if let Some(path) = output {
         let text = if plans.len() == 1 {

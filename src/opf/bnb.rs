@@ -6,8 +6,10 @@
 //! a node whose bound is not below the incumbent by more than the gap
 //! tolerance is pruned. Branching: the most fractional integer variable,
 //! `n ≤ ⌊v⌋` and `n ≥ ⌈v⌉`. Incumbents: every integral relaxation, and the
-//! relaxation rounded to the nearest integers with all integers fixed (one
-//! conic solve) at the root and every `ROUND_EVERY` nodes. Clarabel is an
+//! relaxation rounded (taps to the position whose ratio is nearest the
+//! relaxed one) with all integers fixed (one conic solve) at the root and
+//! every `ROUND_EVERY` nodes, and the schedule that holds every tap and step
+//! at its initial value. Clarabel is an
 //! interior-point method and cannot be warm-started from a primal point; a
 //! child starts from its parent's bound (for pruning and ordering) and the
 //! rounding heuristic gives an incumbent before the search, which is what
@@ -94,6 +96,49 @@ pub(crate) fn int_values(m: &Model, s: &Sol) -> Vec<f64> {
     v
 }
 
+const PRODUCT_TOL: f64 = 1e-7;
+
+/// The rounding heuristic's integers: for a tap, the position whose `K(n)`
+/// is nearest the relaxed `K` (the voltages follow `K`, not `n`); for a
+/// capacitor, the nearest step.
+pub(crate) fn rounded(m: &Model, s: &Sol) -> Vec<f64> {
+    let x = &s.x;
+    let mut v = vec![];
+    for h in 0..m.hours() {
+        for (j, tm) in m.taps.iter().enumerate() {
+            let k = x[s.lay.tap_mc[h][j].0];
+            let n = (tm.min..=tm.max)
+                .min_by(|&a, &b| (tm.k_at(a) - k).abs().total_cmp(&(tm.k_at(b) - k).abs()))
+                .unwrap_or(tm.min);
+            v.push(n as f64);
+        }
+        v.extend(s.lay.cap_step[h].iter().map(|&j| x[j].round()));
+    }
+    v
+}
+
+/// Per integer variable (hour-major): how far the relaxation is from the
+/// exact model there: `|K − K(round n)| + |u − K·w|` for a tap,
+/// `|u − s·w|` for a capacitor. Zero (with `n` integral) means the relaxed
+/// point is a point of the mixed-integer model.
+pub(crate) fn inconsistency(m: &Model, s: &Sol) -> Vec<f64> {
+    let x = &s.x;
+    let mut d = vec![];
+    for h in 0..m.hours() {
+        for (j, tm) in m.taps.iter().enumerate() {
+            let (k, w, u) = s.lay.tap_mc[h][j];
+            let n = x[s.lay.tap_pos[h][j]]
+                .round()
+                .clamp(tm.min as f64, tm.max as f64) as i64;
+            d.push((x[k] - tm.k_at(n)).abs() + (x[u] - x[k] * x[w]).abs());
+        }
+        for &(a, w, u) in &s.lay.cap_mc[h] {
+            d.push((x[u] - x[a] * x[w]).abs());
+        }
+    }
+    d
+}
+
 struct Open {
     bound: f64,
     lo: Vec<f64>,
@@ -154,7 +199,7 @@ pub(crate) fn branch_and_bound(
     let mut failed = 0;
     let mut best: Option<Sol> = None;
     let try_round = |s: &Sol, best: &mut Option<Sol>, nodes: &mut usize| -> Result<()> {
-        let v: Vec<f64> = int_values(m, s).iter().map(|x| x.round()).collect();
+        let v = rounded(m, s);
         *nodes += 1;
         if let Some(r) = solve_node(m, &v, &v, left().max(1.0))? {
             if best.as_ref().is_none_or(|b| r.obj < b.obj) {
@@ -170,12 +215,21 @@ pub(crate) fn branch_and_bound(
                    best: &mut Option<Sol>,
                    heap: &mut BinaryHeap<Open>| {
         let v = int_values(m, &s);
-        // Most fractional variable.
+        let d = inconsistency(m, &s);
+        // Most fractional variable; failing that, the integral one whose
+        // relaxed product (K·w, s·w) or K(n) is furthest from exact.
         let mut pick: Option<(usize, f64)> = None;
         for (i, &x) in v.iter().enumerate() {
             let f = (x - x.round()).abs();
             if f > INT_TOL && pick.is_none_or(|(_, pf)| f > pf) {
                 pick = Some((i, f));
+            }
+        }
+        if pick.is_none() {
+            for (i, &e) in d.iter().enumerate() {
+                if e > PRODUCT_TOL && pick.is_none_or(|(_, pe)| e > pe) {
+                    pick = Some((i, e));
+                }
             }
         }
         match pick {
@@ -186,10 +240,17 @@ pub(crate) fn branch_and_bound(
             }
             Some((i, _)) => {
                 let x = v[i];
+                let (fl, ce) = if (x - x.round()).abs() > INT_TOL {
+                    (x.floor(), x.ceil())
+                } else if x.round() < hi[i] {
+                    (x.round(), x.round() + 1.0)
+                } else {
+                    (x.round() - 1.0, x.round())
+                };
                 let mut hi_l = hi.clone();
-                hi_l[i] = x.floor();
+                hi_l[i] = fl;
                 let mut lo_r = lo.clone();
-                lo_r[i] = x.ceil();
+                lo_r[i] = ce;
                 heap.push(Open {
                     bound: s.obj,
                     lo: lo.clone(),
@@ -204,6 +265,22 @@ pub(crate) fn branch_and_bound(
         }
     };
     try_round(&root, &mut best, &mut nodes)?;
+    // Also the schedule that holds every tap and step where it starts.
+    let hold: Vec<f64> = (0..m.hours())
+        .flat_map(|_| {
+            m.taps
+                .iter()
+                .map(|t| t.init)
+                .chain(m.caps.iter().map(|c| c.init))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    nodes += 1;
+    if let Some(r) = solve_node(m, &hold, &hold, left().max(1.0))? {
+        if best.as_ref().is_none_or(|b| r.obj < b.obj) {
+            best = Some(r);
+        }
+    }
     process(root, lo0, hi0, &mut best, &mut heap);
     let mut status = Status::Optimal;
     let mut since_round = 0;

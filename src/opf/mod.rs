@@ -112,6 +112,10 @@ pub struct OptPlan {
     pub solve_seconds: f64,
     /// Voltage band mode.
     pub band: Band,
+    /// Hours (index in the horizon) where the over-voltage guard was switched on.
+    pub guard_hours: Vec<usize>,
+    /// Tap positions and capacitor steps, hour-major (taps, then capacitors).
+    pub integers: Vec<f64>,
     /// The planned hours.
     pub hours: Vec<PlanHour>,
 }
@@ -192,9 +196,6 @@ pub fn optimize(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Opt
             break;
         }
         new.iter().for_each(|&h| m.guard_hours[h] = true);
-        if std::env::var_os("POWERGRID_OPF_DEBUG").is_some() {
-            eprintln!("guard round {round}: hours {new:?}");
-        }
     }
     out.nodes = nodes;
     let secs = t0.elapsed().as_secs_f64();
@@ -202,25 +203,6 @@ pub fn optimize(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Opt
     let objective = s.obj - s.reg;
     let n_agents = setup.config.agents.len().max(1);
     let hours = plan_hours(setup, &m, s);
-    if std::env::var_os("POWERGRID_OPF_DEBUG").is_some() {
-        let mut v: Vec<(f64, usize, usize)> = s
-            .lay
-            .cone_rows
-            .iter()
-            .map(|(h, b, [p, q, l], wa)| {
-                let (p, q, l) = (s.x[*p], s.x[*q], s.x[*l]);
-                (wa.eval(&s.x) * l - p * p - q * q, *h, *b)
-            })
-            .collect();
-        v.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (g, h, b) in v.iter().take(10) {
-            let br = &m.branches[*b];
-            eprintln!(
-                "cone gap {g:.3e} hour {h} branch {b} nodes {}->{} r {} x {}",
-                br.f, br.t, br.r, br.x
-            );
-        }
-    }
     let gap = ((s.obj - out.bound) / s.obj.abs().max(1.0)).max(0.0);
     Ok(OptPlan {
         setup: setup.config.name.clone(),
@@ -236,8 +218,106 @@ pub fn optimize(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Opt
         nodes: out.nodes,
         solve_seconds: secs,
         band: opts.band,
+        guard_hours: (0..m.hours()).filter(|&h| m.guard_hours[h]).collect(),
+        integers: bnb::int_values(&m, s).iter().map(|x| x.round()).collect(),
         hours,
     })
+}
+
+/// One horizon's model, for fixed-integer solves, enumeration and export
+/// (tests and the cvxpy cross-check use it).
+pub struct Problem {
+    model: Model,
+}
+
+impl Problem {
+    /// The model of the horizon starting on `day` (guard off in every hour).
+    pub fn new(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Problem> {
+        let h = opts.hours.unwrap_or(setup.config.max_episode_steps);
+        let rows = horizon_rows(setup, opts.split, day, h)?;
+        Ok(Problem {
+            model: Model::new(setup, opts.split, rows, opts.band, opts.loss_eps)?,
+        })
+    }
+    /// Switch the over-voltage guard on in every hour.
+    pub fn guard_all(&mut self) {
+        self.model.guard_hours.iter_mut().for_each(|g| *g = true);
+    }
+    /// Switch the over-voltage guard on in these hours (as a plan's `guard_hours`).
+    pub fn guard_hours(&mut self, hours: &[usize]) {
+        for &h in hours {
+            if let Some(g) = self.model.guard_hours.get_mut(h) {
+                *g = true;
+            }
+        }
+    }
+    /// Integer bounds `(lo, hi)` (hour-major: taps, then capacitors).
+    pub fn int_bounds(&self) -> (Vec<f64>, Vec<f64>) {
+        self.model.int_bounds()
+    }
+    /// Objective + regulariser with the integers fixed at `ints` (`None`: infeasible).
+    pub fn solve_fixed(&self, ints: &[f64]) -> Result<Option<f64>> {
+        self.check_len(ints)?;
+        Ok(bnb::solve_node(&self.model, ints, ints, 600.0)?.map(|s| s.obj))
+    }
+    /// Branch and bound: `(status, objective + regulariser, integers, nodes)`.
+    pub fn branch_and_bound(
+        &self,
+        time_limit_s: f64,
+        gap: f64,
+    ) -> Result<(Status, f64, Vec<f64>, usize)> {
+        let o = bnb::branch_and_bound(&self.model, time_limit_s, gap, false)?;
+        let ints = bnb::int_values(&self.model, &o.best)
+            .iter()
+            .map(|x| x.round())
+            .collect();
+        Ok((o.status, o.best.obj, ints, o.nodes))
+    }
+    /// The conic program with integers in `[lo, hi]` in Clarabel's standard
+    /// form `min ½xᵀPx + qᵀx + c, A·x + s = b, s ∈ K`, as JSON: `n`, `m`,
+    /// `P` and `A` as `[row, col, value]` triplets (`P` upper triangle), `q`,
+    /// `b`, `c`, `cones` (`[kind, dim]`, kind `zero` / `nonneg` / `soc`), and
+    /// `objective`: Clarabel's optimum (with `c`).
+    pub fn export(&self, lo: &[f64], hi: &[f64]) -> Result<serde_json::Value> {
+        self.check_len(lo)?;
+        self.check_len(hi)?;
+        let (c, _) = self.model.build(lo, hi);
+        let (st, _, obj) = c.solve(600.0);
+        let (ri, ci, vv, b, cones) = c.standard_form();
+        let cones: Vec<serde_json::Value> = cones
+            .iter()
+            .map(|k| match k {
+                clarabel::solver::SupportedConeT::ZeroConeT(d) => serde_json::json!(["zero", d]),
+                clarabel::solver::SupportedConeT::NonnegativeConeT(d) => {
+                    serde_json::json!(["nonneg", d])
+                }
+                clarabel::solver::SupportedConeT::SecondOrderConeT(d) => {
+                    serde_json::json!(["soc", d])
+                }
+                _ => serde_json::json!(["other", 0]),
+            })
+            .collect();
+        let a: Vec<(usize, usize, f64)> = ri
+            .into_iter()
+            .zip(ci)
+            .zip(vv)
+            .map(|((r, c), v)| (r, c, v))
+            .collect();
+        Ok(serde_json::json!({
+            "n": c.n, "m": b.len(), "P": c.p, "q": c.q, "c": c.constant, "A": a, "b": b,
+            "cones": cones, "status": format!("{st:?}"), "objective": obj,
+        }))
+    }
+    fn check_len(&self, v: &[f64]) -> Result<()> {
+        let n = self.model.hours() * self.model.ints_per_hour();
+        if v.len() != n {
+            return Err(Error::InvalidInput(format!(
+                "expected {n} integer values (hours × (taps + capacitors)), got {}",
+                v.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Optimise the horizons starting on `days`, in parallel (rayon).

@@ -190,6 +190,10 @@ pub(crate) struct Layout {
     pub sto: Vec<Vec<(usize, usize, usize)>>,
     pub tap_pos: Vec<Vec<usize>>,
     pub cap_step: Vec<Vec<usize>>,
+    /// Per hour and tap: `(K, w_in, u)` with `u = K·w_in` by McCormick.
+    pub tap_mc: Vec<Vec<(usize, usize, usize)>>,
+    /// Per hour and capacitor: `(s, w, u)` with `u = s·w` by McCormick.
+    pub cap_mc: Vec<Vec<(usize, usize, usize)>>,
     pub pcc: Vec<Vec<Expr>>,
     /// Regulariser terms `(variable ℓ, weight $/p.u.)`.
     pub reg: Vec<(usize, f64)>,
@@ -799,6 +803,7 @@ impl Model {
             lay.tap_pos.push(tpos);
             // Capacitors.
             let mut cstep = vec![];
+            let mut cmc = vec![];
             for (j, cm) in self.caps.iter().enumerate() {
                 let (l, u) = (
                     lo[h * ni + self.taps.len() + j],
@@ -806,6 +811,7 @@ impl Model {
                 );
                 let s = c.var(Some(l), Some(u));
                 let prod = mccormick(&mut c, s, (l, u), w[cm.node], (W_LO, W_HI));
+                cmc.push((s, w[cm.node], prod));
                 bal_p[cm.node] = bal_p[cm.node].clone().add(prod, -cm.g);
                 bal_q[cm.node] = bal_q[cm.node].clone().add(prod, cm.b);
                 let m = c.var(Some(0.0), None);
@@ -824,6 +830,8 @@ impl Model {
                 cstep.push(s);
             }
             lay.cap_step.push(cstep);
+            lay.cap_mc.push(cmc);
+            let mut tmc = vec![(usize::MAX, usize::MAX, usize::MAX); self.taps.len()];
             // Branches.
             let mut lvec = vec![];
             let mut flows_from = vec![];
@@ -836,6 +844,7 @@ impl Model {
                     BranchKind::TapFirst(j) => {
                         let (k, kl, ku) = kvar[j];
                         let u = mccormick(&mut c, k, (kl, ku), w[br.f], (W_LO, W_HI));
+                        tmc[j] = (k, w[br.f], u);
                         (Expr::var(u, 1.0), Expr::var(w[br.t], 1.0))
                     }
                     BranchKind::TapLast(j) => {
@@ -843,6 +852,7 @@ impl Model {
                         let (xl, xu) = (W_LO / ku, W_HI / kl);
                         let wx = c.var(Some(xl), Some(xu));
                         let u = mccormick(&mut c, k, (kl, ku), wx, (xl, xu));
+                        tmc[j] = (k, wx, u);
                         c.eq0(Expr::var(u, 1.0).add(w[br.t], -1.0));
                         (Expr::var(w[br.f], 1.0), Expr::var(wx, 1.0))
                     }
@@ -895,6 +905,7 @@ impl Model {
                 lvec.push(l);
             }
             lay.l.push(lvec);
+            lay.tap_mc.push(tmc);
             // Slack injections.
             let mut slack_p = vec![None; self.n_node];
             for &(n, _) in &self.slack {
