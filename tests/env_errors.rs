@@ -31,7 +31,10 @@ fn nan_or_misshaped_actions_are_rejected_without_changing_state() {
     let mut bad = const_actions(&env, 0.1);
     bad[2] = Array2::zeros((3, 4));
     let e = step(&mut env, &bad).unwrap_err();
-    assert!(e.to_string().contains("shape"), "{e}");
+    assert!(
+        e.to_string().contains("shape") && e.to_string().contains("MG3"),
+        "{e}"
+    );
     let e = step(&mut env, &bad[..2]).unwrap_err();
     assert!(e.to_string().contains("3 agents"), "{e}");
     let wrong_b: Vec<Array2<f32>> = env
@@ -40,6 +43,15 @@ fn nan_or_misshaped_actions_are_rejected_without_changing_state() {
         .map(|&d| Array2::zeros((2, d)))
         .collect();
     assert!(step(&mut env, &wrong_b).is_err());
+    // f64 actions are checked the same way.
+    let mut nan64: Vec<Array2<f64>> = const_actions(&env, 0.1)
+        .iter()
+        .map(|a| a.mapv(|x| x as f64))
+        .collect();
+    nan64[0][[1, 1]] = f64::NAN;
+    let views: Vec<_> = nan64.iter().map(|a| a.view()).collect();
+    let e = env.step(&views).unwrap_err();
+    assert!(e.to_string().contains("MG1"), "{e}");
 
     assert_eq!(snapshot(&env), before);
     assert_eq!(env.steps_in_episode(), &steps[..]);
@@ -121,4 +133,83 @@ fn csv_missing_a_column_names_the_column_and_file() {
         .unwrap_err()
         .to_string();
     assert!(m.contains("line 2"), "{m}");
+}
+
+/// `step` takes f64 actions as well as f32 (no copy for numpy float64):
+/// the same values give the same trajectory.
+#[test]
+fn f64_actions_step_like_f32_actions() {
+    let mut a32 = env("ieee34_ieee13", 2);
+    let mut a64 = env("ieee34_ieee13", 2);
+    a32.reset(3).unwrap();
+    a64.reset(3).unwrap();
+    for v in [0.5f32, -0.25, 0.75] {
+        let x = const_actions(&a32, v);
+        step(&mut a32, &x).unwrap();
+        let y: Vec<Array2<f64>> = x.iter().map(|a| a.mapv(|x| x as f64)).collect();
+        let views: Vec<_> = y.iter().map(|a| a.view()).collect();
+        a64.step(&views).unwrap();
+        assert_eq!(snapshot(&a32), snapshot(&a64));
+    }
+}
+
+/// Bad automatic controllers in a setup are rejected when it loads, naming
+/// the controller and its element: a transformer without a tap changer, a band
+/// with lower >= upper, an unknown controller type, an element that is also an
+/// agent's device.
+#[test]
+fn bad_controllers_are_rejected_naming_the_element() {
+    let reg1 = r#"- { type: discrete_tap, trafo: "DSO Regulator 1", side: lv, vm_lower_pu: 1.008333, vm_upper_pu: 1.025,"#;
+    let cases: [(&str, String, &[&str]); 4] = [
+        (
+            "notap",
+            reg1.replace("DSO Regulator 1", "DSO Transformer 1"),
+            &["DSO Transformer 1", "no tap changer", "controllers[0]"],
+        ),
+        (
+            "band",
+            reg1.replace("vm_upper_pu: 1.025", "vm_upper_pu: 1.0"),
+            &[
+                "DSO Regulator 1",
+                "vm_lower_pu < vm_upper_pu",
+                "controllers[0]",
+            ],
+        ),
+        (
+            "type",
+            reg1.replace("type: discrete_tap", "type: continuous_tap"),
+            &["continuous_tap", "config.yml"],
+        ),
+        (
+            "twice",
+            reg1.replace("DSO Regulator 1", "DSO Regulator 2"),
+            &["DSO Regulator 2", "second automatic controller"],
+        ),
+    ];
+    for (tag, line, words) in cases {
+        let cfg = edited_setup("ieee34_ieee13", &format!("ctrl_{tag}"), |s| {
+            assert!(s.contains(reg1));
+            s.replace(reg1, &line)
+        });
+        let e = match VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default()) {
+            Ok(_) => panic!("{tag}: accepted"),
+            Err(e) => e,
+        };
+        let m = e.to_string();
+        for w in words {
+            assert!(m.contains(w), "{tag}: {m:?} should contain {w:?}");
+        }
+    }
+    // An automatic controller on a trafo an agent drives.
+    let cfg = edited_setup("ieee34_ieee13_dso", "ctrl_driven", |s| {
+        s.replace(
+            "system_operator:",
+            "controllers:\n  - { type: discrete_shunt, shunt: \"SCB 1\", vm_set_pu: 1.0, tol: 0.02 }\nsystem_operator:",
+        )
+    });
+    let m = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .expect("accepted")
+        .to_string();
+    assert!(m.contains("SCB 1") && m.contains("agent's device"), "{m}");
 }

@@ -152,11 +152,90 @@ fn convergence_failure_gets_the_setup_reward_and_safety() {
             assert_eq!(env.rewards()[[c, k]], -200.0);
             assert_eq!(i.safety[[c, k]], 20.0);
         }
-        // Observations stay finite.
+        // Observations stay finite, and (failed at reset) show no-load values.
         for o in env.observations() {
             assert!(o.row(c).iter().all(|x| x.is_finite()));
         }
+        assert_eq!(i.pcc_import_mw.row(c).sum(), 0.0);
+        assert_eq!(i.network_voltage_safety[c], 0.0);
     }
+}
+
+/// A copy that converged and then fails (DSO loads at 4× nominal: some hours
+/// solve, peak hours do not) keeps its last converged voltages and imports in
+/// its observations, while the solver's raw output holds the diverged iterate;
+/// info flags the copy and reports no power-flow values for it.
+#[test]
+fn failed_copies_hold_their_last_converged_observations() {
+    use powergrid::env::ObsSource;
+    let cfg = edited_setup("ieee34_ieee13", "hold", |s| {
+        s.replace(
+            r#"{ prefix: "DSO ", profile: "load:BANC", scale: 1.0 }"#,
+            r#"{ prefix: "DSO ", profile: "load:BANC", scale: 4.0 }"#,
+        )
+    });
+    let mut env = env(cfg.to_str().unwrap(), 4);
+    env.reset(0).unwrap();
+    let a = const_actions(&env, 0.0);
+    let held_cols: Vec<Vec<usize>> = (0..3)
+        .map(|i| {
+            let l = env.layout(i);
+            (0..l.dim())
+                .filter(|&j| matches!(l.sources[j], ObsSource::BusVm(_) | ObsSource::PccImport(_)))
+                .collect()
+        })
+        .collect();
+    let (mut transitions, mut worst_raw, mut failures) = (0, 0.0f64, 0);
+    for _ in 0..40 {
+        let prev_obs: Vec<_> = env.observations().to_vec();
+        let prev_conv = env.info().converged.clone();
+        step(&mut env, &a).unwrap();
+        let i = env.info();
+        for c in 0..4 {
+            for o in env.observations() {
+                assert!(
+                    o.row(c).iter().all(|x| x.is_finite() && x.abs() < 10.0),
+                    "bounded observations"
+                );
+            }
+            if i.converged[c] || i.reset[c] {
+                continue;
+            }
+            failures += 1;
+            worst_raw = env
+                .power_flow()
+                .vm_pu
+                .row(c)
+                .iter()
+                .fold(worst_raw, |m, v| m.max((v - 1.0).abs()));
+            assert!(i.voltage_violation[c]);
+            assert_eq!(i.pcc_import_mw.row(c).sum(), 0.0);
+            assert_eq!(i.network_voltage_safety[c], 0.0);
+            assert_eq!(i.operator_safety[c], 0.0);
+            assert_eq!(env.rewards()[[c, 0]], -200.0);
+            // Held columns equal the previous step's (converged or held) values.
+            for (k, cols) in held_cols.iter().enumerate() {
+                for &j in cols {
+                    assert_eq!(
+                        env.observations()[k][[c, j]],
+                        prev_obs[k][[c, j]],
+                        "agent {k} column {j} is held"
+                    );
+                }
+            }
+            if prev_conv[c] {
+                transitions += 1;
+            }
+        }
+    }
+    assert!(
+        transitions > 0,
+        "a converged copy failed later (found {failures} failures)"
+    );
+    assert!(
+        worst_raw > 10.0,
+        "the raw iterate diverged (|vm − 1| up to {worst_raw:.1e}), the observations did not"
+    );
 }
 
 #[test]

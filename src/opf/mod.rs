@@ -96,7 +96,7 @@ pub struct OptPlan {
     /// `Σ_t Σ_agents (cost + penalty·safety)`, at the plan (the loss
     /// regulariser excluded).
     pub objective: f64,
-    /// Mean reward per agent and step the objective implies: `−objective/(H·n_agents)`.
+    /// Mean reward per agent and step the objective implies: `−reward_scale·objective/(H·n_agents)`.
     pub mean_reward: f64,
     /// Relative gap proven by the branch and bound (on objective + regulariser).
     pub gap: f64,
@@ -210,7 +210,7 @@ pub fn optimize(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Opt
         day,
         status: out.status,
         objective,
-        mean_reward: -objective / (m.hours() * n_agents) as f64,
+        mean_reward: -setup.config.reward_scale * objective / (m.hours() * n_agents) as f64,
         gap,
         bound: out.bound,
         regularizer: s.reg,

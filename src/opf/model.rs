@@ -57,7 +57,8 @@ use crate::network::Network;
 use crate::powerflow::admittance::trafo_branch;
 use crate::powerflow::plan::BranchSource;
 use crate::powerflow::{Plan, SolverOptions};
-use crate::setup::config::{DeviceConfig, PccElement};
+use crate::setup::config::DeviceSpec;
+use crate::setup::config::PccElement;
 use crate::setup::Setup;
 
 /// Technical bounds on squared voltages (0.8 … 1.2 p.u.), used by the McCormick envelopes.
@@ -118,6 +119,8 @@ pub(crate) struct TapM {
     pub k: Vec<f64>,
     pub init: f64,
     pub wear: f64,
+    /// Largest move per hour.
+    pub max_move: f64,
 }
 
 impl TapM {
@@ -135,6 +138,8 @@ pub(crate) struct CapM {
     pub max: i64,
     pub init: f64,
     pub wear: f64,
+    /// Largest move per hour.
+    pub max_move: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -314,28 +319,17 @@ impl Model {
         let mut dev_sto = vec![false; net.storages.len()];
         let mut dev_trafo = vec![None; net.trafos.len()];
         let mut dev_shunt = vec![false; net.shunts.len()];
-        for (a, elems) in cfg.agents.iter().zip(&setup.device_elements) {
-            for (d, &e) in a.devices.iter().zip(elems) {
+        for specs in &setup.agent_devices {
+            for d in specs {
                 match d {
-                    DeviceConfig::Generator(g) => {
+                    DeviceSpec::Generator { params, sgen: e } => {
+                        let e = *e;
                         dev_sgen[e] = true;
                         let Some(n) = plan.sgen_node[e] else { continue };
-                        gens.push((
-                            n,
-                            net.sgens[e].scaling / sn,
-                            e,
-                            GeneratorParams {
-                                p_min_mw: g.p_min_mw,
-                                p_max_mw: g.p_max_mw,
-                                q_min_mvar: g.q_min_mvar,
-                                q_max_mvar: g.q_max_mvar,
-                                s_rated_mva: g.s_rated_mva,
-                                pf_min: g.pf_min,
-                                cost: g.cost,
-                            },
-                        ));
+                        gens.push((n, net.sgens[e].scaling / sn, e, params.clone()));
                     }
-                    DeviceConfig::Storage(s) => {
+                    DeviceSpec::Storage { params, element: e } => {
+                        let e = *e;
                         dev_sto[e] = true;
                         let Some(n) = plan.storage_node[e] else {
                             continue;
@@ -345,47 +339,32 @@ impl Model {
                             n,
                             st.scaling / sn,
                             e,
-                            StorageParams {
-                                e_mwh: s.e_mwh,
-                                p_max_mw: s.p_max_mw,
-                                soc_min: s.soc_min,
-                                soc_max: s.soc_max,
-                                soc_init: s.soc_init,
-                                eta_ch: s.eta_ch,
-                                eta_dis: s.eta_dis,
-                                degradation_cost_per_mwh: s.degradation_cost_per_mwh,
-                            },
+                            params.clone(),
                             st.q_mvar * st.scaling / sn,
                         ));
                     }
-                    DeviceConfig::Solar(r) | DeviceConfig::Wind(r) => {
+                    DeviceSpec::Renewable { params, sgen: e } => {
+                        let e = *e;
                         dev_sgen[e] = true;
                         let Some(n) = plan.sgen_node[e] else { continue };
-                        let prm = RenewableParams {
-                            capacity_mw: r.capacity_mw,
-                            q_max_mvar: r.q_max_mvar,
-                            s_rated_mva: r.s_rated_mva,
-                            profile_column: col(&r.profile)?,
-                        };
                         let avail = rows
                             .iter()
-                            .map(|&h| prm.available(ts.at(prm.profile_column, h)))
+                            .map(|&h| params.available(ts.at(params.profile_column, h)))
                             .collect();
-                        rens.push((n, net.sgens[e].scaling / sn, e, prm, avail));
+                        rens.push((n, net.sgens[e].scaling / sn, e, params.clone(), avail));
                     }
-                    DeviceConfig::TapChanger(t) => {
+                    DeviceSpec::TapChanger { params, trafo: e } => {
+                        let e = *e;
                         let tr = &net.trafos[e];
-                        let tap = tr.tap.as_ref().ok_or_else(|| {
-                            Error::InvalidSetup(format!("trafo {:?} has no tap changer", tr.name))
-                        })?;
                         if plan.trafo_branch[e].is_none() {
                             continue;
                         }
-                        let (min, max) = (tap.min.ceil() as i64, tap.max.floor() as i64);
+                        let (min, max) =
+                            (params.tap_min.ceil() as i64, params.tap_max.floor() as i64);
                         if max < min {
                             return Err(Error::InvalidNetwork(format!(
                                 "trafo {:?}: tap range [{}, {}] holds no integer",
-                                tr.name, tap.min, tap.max
+                                tr.name, params.tap_min, params.tap_max
                             )));
                         }
                         let k = (min..=max)
@@ -397,25 +376,27 @@ impl Model {
                             min,
                             max,
                             k,
-                            init: tap.pos.round().clamp(tap.min, tap.max),
-                            wear: t.wear_cost,
+                            init: params.tap_init,
+                            wear: params.wear_cost,
+                            max_move: params.max_move,
                         });
                     }
-                    DeviceConfig::Capacitor(c) => {
+                    DeviceSpec::Capacitor { params, shunt: e } => {
+                        let e = *e;
                         dev_shunt[e] = true;
                         let Some(n) = plan.shunt_node[e] else {
                             continue;
                         };
-                        let s = &net.shunts[e];
                         let y = plan.shunt_y[e];
                         caps.push(CapM {
                             shunt: e,
                             node: n,
                             g: y.re,
                             b: y.im,
-                            max: s.max_step as i64,
-                            init: s.step.round().clamp(0.0, s.max_step as f64),
-                            wear: c.wear_cost,
+                            max: params.max_step as i64,
+                            init: params.step_init,
+                            wear: params.wear_cost,
+                            max_move: params.max_move,
                         });
                     }
                 }
@@ -428,6 +409,16 @@ impl Model {
             for &b in buses {
                 if let Some(n) = plan.bus_node[b] {
                     mult[n] += 1.0;
+                }
+            }
+        }
+        // Every grid agent's safety holds operator_safety_weight × the system
+        // operator's voltage violation.
+        let w_op = cfg.operator_safety_weight * setup.agent_buses.len() as f64;
+        if w_op > 0.0 {
+            for &b in &setup.operator_buses {
+                if let Some(n) = plan.bus_node[b] {
+                    mult[n] += w_op;
                 }
             }
         }
@@ -631,14 +622,8 @@ impl Model {
         let mut qd = vec![];
         for &h in &rows {
             let mut scal: Vec<f64> = net.loads.iter().map(|l| l.scaling).collect();
-            for (l, load) in net.loads.iter().enumerate() {
-                if let Some(g) = cfg
-                    .loads
-                    .iter()
-                    .find(|g| load.name.starts_with(g.prefix.as_str()))
-                {
-                    scal[l] = g.scale * ts.at(col(&g.profile)?, h);
-                }
+            for lm in &setup.load_members {
+                scal[lm.load] = lm.scale * ts.at(lm.column, h);
             }
             let mut p = vec![0.0; n_node];
             let mut q = vec![0.0; n_node];
@@ -795,6 +780,7 @@ impl Model {
                         .add(m, -1.0)
                         .add_scaled(&prev_tap[j], 1.0),
                 );
+                c.le0(Expr::var(m, 1.0).add_scaled(&Expr::constant(-tm.max_move), 1.0));
                 c.cost(m, tm.wear);
                 prev_tap[j] = Expr::var(pos, 1.0);
                 kvar.push((k, kl.min(ku), kl.max(ku)));
@@ -825,6 +811,7 @@ impl Model {
                         .add(m, -1.0)
                         .add_scaled(&prev_cap[j], 1.0),
                 );
+                c.le0(Expr::var(m, 1.0).add_scaled(&Expr::constant(-cm.max_move), 1.0));
                 c.cost(m, cm.wear);
                 prev_cap[j] = Expr::var(s, 1.0);
                 cstep.push(s);
