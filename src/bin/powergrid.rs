@@ -61,9 +61,9 @@ enum Cmd {
         /// Steps per copy.
         #[arg(long, default_value_t = 96)]
         steps: usize,
-        /// Policy: random, zero or heuristic.
+        /// Policy: random, zero, heuristic, or opf (replay the optimal schedule of each copy's episode, one episode per copy, and compare).
         #[arg(long, default_value = "random")]
-        policy: Policy,
+        policy: String,
         /// Data split: train (random days of 2023) or test (the 2024 days in order).
         #[arg(long, default_value = "train")]
         split: Split,
@@ -259,7 +259,33 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             backend,
             seed,
             json,
+        } if policy == "opf" => {
+            let _ = (steps, backend);
+            let summary = powergrid::opf::replay::rollout_opf(
+                &setup,
+                envs,
+                split,
+                seed,
+                &powergrid::opf::OptimizeOptions::default(),
+            )?;
+            if json {
+                println!("{summary}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+            }
+            Ok(())
+        }
+        Cmd::Rollout {
+            setup,
+            envs,
+            steps,
+            policy,
+            split,
+            backend,
+            seed,
+            json,
         } => {
+            let policy: Policy = policy.parse()?;
             let opts = rollout::RolloutOptions {
                 setup,
                 envs,

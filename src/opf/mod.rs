@@ -16,6 +16,7 @@
 pub mod bnb;
 pub(crate) mod conic;
 pub mod model;
+pub mod replay;
 
 pub use bnb::Status;
 pub use model::Band;
