@@ -176,7 +176,8 @@ pub(crate) fn branch_and_bound(
     let t0 = Instant::now();
     let left = || (time_limit_s - t0.elapsed().as_secs_f64()).max(0.0);
     let (lo0, hi0) = m.int_bounds();
-    let Some(root) = solve_node(m, &lo0, &hi0, left().max(1.0))? else {
+    // The root is solved whatever the time left (a plan needs it).
+    let Some(root) = solve_node(m, &lo0, &hi0, left().max(600.0))? else {
         return Err(Error::InvalidInput(
             "infeasible: no schedule satisfies the constraints (the root relaxation is infeasible; with --band hard, the voltage band cannot be held)".into(),
         ));
@@ -201,7 +202,13 @@ pub(crate) fn branch_and_bound(
     let try_round = |s: &Sol, best: &mut Option<Sol>, nodes: &mut usize| -> Result<()> {
         let v = rounded(m, s);
         *nodes += 1;
-        if let Some(r) = solve_node(m, &v, &v, left().max(1.0))? {
+        // An incumbent is needed before anything else: give it the time it takes.
+        let t = if best.is_none() {
+            left().max(600.0)
+        } else {
+            left().max(1e-3)
+        };
+        if let Some(r) = solve_node(m, &v, &v, t).ok().flatten() {
             if best.as_ref().is_none_or(|b| r.obj < b.obj) {
                 *best = Some(r);
             }
@@ -276,7 +283,7 @@ pub(crate) fn branch_and_bound(
         })
         .collect();
     nodes += 1;
-    if let Some(r) = solve_node(m, &hold, &hold, left().max(1.0))? {
+    if let Some(r) = solve_node(m, &hold, &hold, left().max(1e-3)).ok().flatten() {
         if best.as_ref().is_none_or(|b| r.obj < b.obj) {
             best = Some(r);
         }

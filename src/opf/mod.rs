@@ -181,19 +181,34 @@ pub fn optimize(setup: &Setup, day: usize, opts: &OptimizeOptions) -> Result<Opt
         ));
     }
     let mut m = Model::new(setup, opts.split, rows, opts.band, opts.loss_eps)?;
-    // Solve; where a cone is slack (inexact), switch the over-voltage guard on
-    // for that hour and solve again (at most GUARD_ROUNDS times).
+    // Where a cone is slack (inexact), switch the over-voltage guard on for
+    // that hour and solve again: first on the root relaxation (cheap), then
+    // after the branch and bound if its plan still has a slack hour.
     let mut nodes = 0;
+    for _ in 0..GUARD_ROUNDS {
+        let root = bnb::branch_and_bound(&m, opts.time_limit_s, opts.gap, true)?;
+        nodes += root.nodes;
+        let new: Vec<usize> = cone_slack_hours(&m, &root.best)
+            .into_iter()
+            .filter(|&h| !m.guard_hours[h])
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        new.iter().for_each(|&h| m.guard_hours[h] = true);
+    }
     let mut out;
     let mut round = 0;
     loop {
-        let left = (opts.time_limit_s - t0.elapsed().as_secs_f64()).max(1.0);
-        out = bnb::branch_and_bound(&m, left, opts.gap, opts.relax)?;
+        let left = opts.time_limit_s - t0.elapsed().as_secs_f64();
+        out = bnb::branch_and_bound(&m, left.max(0.0), opts.gap, opts.relax)?;
         nodes += out.nodes;
-        let slack = cone_slack_hours(&m, &out.best);
-        let new: Vec<usize> = slack.into_iter().filter(|&h| !m.guard_hours[h]).collect();
+        let new: Vec<usize> = cone_slack_hours(&m, &out.best)
+            .into_iter()
+            .filter(|&h| !m.guard_hours[h])
+            .collect();
         round += 1;
-        if new.is_empty() || round > GUARD_ROUNDS {
+        if new.is_empty() || round >= GUARD_ROUNDS {
             break;
         }
         new.iter().for_each(|&h| m.guard_hours[h] = true);

@@ -53,6 +53,7 @@ use super::conic::{Conic, Expr};
 use crate::devices::{GeneratorParams, RenewableParams, StorageParams};
 use crate::env::vec_env::Split;
 use crate::error::{Error, Result};
+use crate::network::Controller;
 use crate::network::Network;
 use crate::powerflow::admittance::trafo_branch;
 use crate::powerflow::plan::BranchSource;
@@ -64,6 +65,8 @@ use crate::setup::Setup;
 /// Technical bounds on squared voltages (0.8 … 1.2 p.u.), used by the McCormick envelopes.
 pub(crate) const W_LO: f64 = 0.64;
 pub(crate) const W_HI: f64 = 1.44;
+/// Margin of the over-voltage guard `γ_b` over its sensitivity bound.
+const GUARD_MARGIN: f64 = 1.1;
 
 /// How the voltage band enters.
 #[derive(
@@ -403,6 +406,69 @@ impl Model {
             }
         }
 
+        // Automatically controlled taps and capacitor banks: in the environment
+        // their controllers move them inside each step. The optimiser chooses
+        // them like devices (any position a controller could reach: no move
+        // limit), with the controllers' wear cost where an agent pays it; the
+        // replay leaves them to the controllers.
+        for spec in &setup.controllers {
+            let wear = if spec.charge_to().is_some() {
+                spec.wear_cost()
+            } else {
+                0.0
+            };
+            match &spec.controller {
+                Controller::DiscreteTap(tc) if tc.in_service => {
+                    let e = tc.trafo;
+                    if dev_trafo[e].is_some() || plan.trafo_branch[e].is_none() {
+                        continue;
+                    }
+                    let tr = &net.trafos[e];
+                    let Some(tap) = tr.tap.as_ref() else { continue };
+                    let (min, max) = (tap.min.ceil() as i64, tap.max.floor() as i64);
+                    if max < min {
+                        continue;
+                    }
+                    let k = (min..=max)
+                        .map(|n| 1.0 / trafo_branch(&net, tr, n as f64).ratio.powi(2))
+                        .collect();
+                    dev_trafo[e] = Some(taps.len());
+                    taps.push(TapM {
+                        trafo: e,
+                        min,
+                        max,
+                        k,
+                        init: tap.pos.round().clamp(tap.min, tap.max),
+                        wear,
+                        max_move: (max - min) as f64,
+                    });
+                }
+                Controller::DiscreteShunt(sc) if sc.in_service => {
+                    let e = sc.shunt;
+                    if dev_shunt[e] {
+                        continue;
+                    }
+                    let Some(n) = plan.shunt_node[e] else {
+                        continue;
+                    };
+                    dev_shunt[e] = true;
+                    let sh = &net.shunts[e];
+                    let y = plan.shunt_y[e];
+                    caps.push(CapM {
+                        shunt: e,
+                        node: n,
+                        g: y.re,
+                        b: y.im,
+                        max: sh.max_step as i64,
+                        init: sh.step.round().clamp(0.0, sh.max_step as f64),
+                        wear,
+                        max_move: sh.max_step as f64,
+                    });
+                }
+                _ => {}
+            }
+        }
+
         // Penalised buses: every (agent, live bus) pair, as the reward counts them.
         let mut mult = vec![0.0; n_node];
         for buses in &setup.agent_buses {
@@ -556,9 +622,10 @@ impl Model {
                 let br = &branches[bi];
                 acc[v] = (acc[u].0 + below[v] * br.r, acc[u].1 + below[v] * br.x);
                 let z2 = br.r * br.r + br.x * br.x;
-                guard[bi] =
-                    1.5 * cfg.penalty * (below[v] * z2 + 2.0 * (br.r * acc[u].0 + br.x * acc[u].1))
-                        / (2.0 * vlo);
+                guard[bi] = GUARD_MARGIN
+                    * cfg.penalty
+                    * (below[v] * z2 + 2.0 * (br.r * acc[u].0 + br.x * acc[u].1))
+                    / (2.0 * vlo);
             }
             for (br, g) in branches.iter_mut().zip(guard) {
                 br.lambda_guard = g;

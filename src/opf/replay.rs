@@ -72,8 +72,7 @@ fn plan_actions(env: &VecEnv, plan: &OptPlan, k: usize, c: usize, actions: &mut 
                     let s = d.renewables.sgen[u];
                     let prm = &d.renewables.params[u];
                     let avail = prm.available(ts.at(prm.profile_column, h.hour));
-                    let x =
-                        prm.action_for(avail, get(&inp.sgen_p_mw, s), get(&inp.sgen_q_mvar, s));
+                    let x = prm.action_for(avail, get(&inp.sgen_p_mw, s), get(&inp.sgen_q_mvar, s));
                     row[[c, off]] = x[0];
                     row[[c, off + 1]] = x[1];
                 }
@@ -152,7 +151,9 @@ pub fn rollout_opf(
     opts: &OptimizeOptions,
 ) -> Result<serde_json::Value> {
     if envs == 0 {
-        return Err(Error::InvalidInput("rollout needs --envs of at least 1".into()));
+        return Err(Error::InvalidInput(
+            "rollout needs --envs of at least 1".into(),
+        ));
     }
     let mut env = env_for(setup, envs, split)?;
     env.reset(seed)?;
@@ -200,7 +201,8 @@ pub fn rollout_opf(
         );
     }
     let statuses: BTreeMap<String, usize> = plans.values().fold(BTreeMap::new(), |mut m, p| {
-        *m.entry(format!("{:?}", p.status).to_lowercase()).or_insert(0) += 1;
+        *m.entry(format!("{:?}", p.status).to_lowercase())
+            .or_insert(0) += 1;
         m
     });
     Ok(json!({
