@@ -18,6 +18,7 @@ pub mod env;
 pub mod error;
 pub mod gpu;
 pub mod network;
+pub mod opf;
 pub mod powerflow;
 pub mod setup;
 

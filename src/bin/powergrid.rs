@@ -107,9 +107,9 @@ enum Cmd {
         /// Steps per copy.
         #[arg(long, default_value_t = 96, value_parser = count, allow_negative_numbers = true)]
         steps: usize,
-        /// Policy: random, zero or heuristic.
+        /// Policy: random, zero, heuristic, or opf (replay the optimal schedule of each copy's episode, one episode per copy, and compare).
         #[arg(long, default_value = "random")]
-        policy: Policy,
+        policy: String,
         /// Data split: train (random days of 2023) or test (the 2024 days in order).
         #[arg(long, default_value = "train")]
         split: Split,
@@ -122,6 +122,48 @@ enum Cmd {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Optimal schedule of a setup with perfect foresight (multi-period SOCP OPF, branch and bound).
+    Optimize {
+        /// Setup name (folder under setups/) or path.
+        #[arg(long, default_value = "ieee34_ieee13")]
+        setup: String,
+        /// Data split: train or test.
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// First start day (the episode resets at row 24·day).
+        #[arg(long, default_value_t = 0)]
+        day: usize,
+        /// Number of consecutive start days, solved in parallel.
+        #[arg(long, default_value_t = 1)]
+        days: usize,
+        /// Hours per horizon (default: the setup's max_episode_steps).
+        #[arg(long)]
+        hours: Option<usize>,
+        /// Voltage band: soft (the env's penalty) or hard.
+        #[arg(long, value_enum, default_value = "soft")]
+        band: powergrid::opf::Band,
+        /// Branch-and-bound time limit per horizon in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        time_limit: f64,
+        /// Relative gap at which the branch and bound stops.
+        #[arg(long, default_value_t = 1e-6)]
+        gap: f64,
+        /// Solve only the continuous relaxation.
+        #[arg(long)]
+        relax: bool,
+        /// Re-solve every planned hour with the AC power flow and report the worst voltage difference.
+        #[arg(long)]
+        check: bool,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+        /// Write the plan(s) here.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write the first day's conic program (integers fixed at the plan's) in standard form here (for tests/data/opf/cvxpy_check.py).
+        #[arg(long)]
+        export_conic: Option<PathBuf>,
     },
     /// List the setups under setups/, one line each.
     Setups,
@@ -319,7 +361,33 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             backend,
             seed,
             json,
+        } if policy == "opf" => {
+            let _ = (steps, backend);
+            let summary = powergrid::opf::replay::rollout_opf(
+                &setup,
+                envs,
+                split,
+                seed,
+                &powergrid::opf::OptimizeOptions::default(),
+            )?;
+            if json {
+                println!("{summary}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+            }
+            Ok(())
+        }
+        Cmd::Rollout {
+            setup,
+            envs,
+            steps,
+            policy,
+            split,
+            backend,
+            seed,
+            json,
         } => {
+            let policy: Policy = policy.parse()?;
             let opts = rollout::RolloutOptions {
                 setup,
                 envs,
@@ -338,6 +406,38 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             }
             Ok(())
         }
+        Cmd::Optimize {
+            setup,
+            split,
+            day,
+            days,
+            hours,
+            band,
+            time_limit,
+            gap,
+            relax,
+            check,
+            json,
+            output,
+            export_conic,
+        } => optimize_cmd(
+            &setup,
+            &split,
+            day,
+            days,
+            powergrid::opf::OptimizeOptions {
+                hours,
+                band,
+                time_limit_s: time_limit,
+                gap,
+                relax,
+                ..Default::default()
+            },
+            check,
+            json,
+            output,
+            export_conic,
+        ),
         Cmd::Setups => {
             let list = powergrid::setup::list_setups();
             let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -574,4 +674,85 @@ mod rollout {
         );
         Ok((json, text))
     }
+}
+
+/// `powergrid optimize`: one plan per start day; the plan file holds one plan
+/// (one day) or `{"plans": [...]}`.
+#[allow(clippy::too_many_arguments)]
+fn optimize_cmd(
+    setup: &str,
+    split: &str,
+    day: usize,
+    days: usize,
+    mut opts: powergrid::opf::OptimizeOptions,
+    check: bool,
+    json: bool,
+    output: Option<PathBuf>,
+    export_conic: Option<PathBuf>,
+) -> powergrid::Result<()> {
+    use powergrid::env::vec_env::Split;
+    opts.split = match split {
+        "train" => Split::Train,
+        "test" => Split::Test,
+        s => {
+            return Err(powergrid::Error::InvalidInput(format!(
+                "--split {s:?}: expected train or test"
+            )))
+        }
+    };
+    if days == 0 {
+        return Err(powergrid::Error::InvalidInput(
+            "--days must be at least 1".into(),
+        ));
+    }
+    let setup = powergrid::setup::Setup::load(setup)?;
+    let list: Vec<usize> = (day..day + days).collect();
+    let t0 = std::time::Instant::now();
+    let plans = powergrid::opf::optimize_days(&setup, &list, &opts)
+        .into_iter()
+        .collect::<powergrid::Result<Vec<_>>>()?;
+    let wall = t0.elapsed().as_secs_f64();
+    let mut summary = vec![];
+    for p in &plans {
+        let mut s = serde_json::json!({
+            "day": p.day, "status": p.status, "objective": p.objective, "mean_reward": p.mean_reward,
+            "gap": p.gap, "bound": p.bound, "regularizer": p.regularizer,
+            "relaxation_objective": p.relaxation_objective, "nodes": p.nodes,
+            "solve_seconds": p.solve_seconds, "hours": p.hours.len(),
+        });
+        if check {
+            let c = powergrid::opf::check_plan(&setup, p)?;
+            s["ac_check"] = serde_json::to_value(&c).expect("serialise");
+        }
+        summary.push(s);
+    }
+    let summary = serde_json::json!({"setup": setup.config.name, "split": split, "wall_seconds": wall, "plans": summary});
+    if json {
+        println!("{summary}");
+    } else {
+        for s in summary["plans"].as_array().into_iter().flatten() {
+            println!("{s}");
+        }
+        eprintln!("{} plan(s) in {wall:.2} s", plans.len());
+    }
+    if let Some(path) = export_conic {
+        let mut pr = powergrid::opf::Problem::new(&setup, plans[0].day, &opts)?;
+        pr.guard_hours(&plans[0].guard_hours);
+        let v = pr.export(&plans[0].integers, &plans[0].integers)?;
+        std::fs::write(&path, v.to_string()).map_err(|e| powergrid::Error::io(&path, e))?;
+    }
+    if let Some(path) = output {
+        let text = if plans.len() == 1 {
+            serde_json::to_string(&plans[0])
+        } else {
+            serde_json::to_string(&serde_json::json!({ "plans": plans }))
+        }
+        .expect("plans serialise");
+        std::fs::write(&path, text).map_err(|e| powergrid::Error::io(&path, e))?;
+        // The set-points refer to the setup's network (with its added generators).
+        let net_path = path.with_extension("network.yml");
+        network::yaml::write(&setup.network, &net_path)?;
+        eprintln!("wrote {} and {}", path.display(), net_path.display());
+    }
+    Ok(())
 }
