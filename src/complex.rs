@@ -45,7 +45,10 @@ impl C64 {
     /// `|z|`.
     #[inline(always)]
     pub fn abs(self) -> f64 {
-        self.re.hypot(self.im)
+        // sqrt(re² + im²) rather than `hypot`: several times faster in the
+        // result loops, and within an ulp for the magnitudes of a power flow
+        // (no risk of overflow or underflow at 1e±150).
+        (self.re * self.re + self.im * self.im).sqrt()
     }
     /// Argument in radians.
     #[inline(always)]

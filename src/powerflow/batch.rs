@@ -131,8 +131,15 @@ impl BatchInputs {
                     a.ncols()
                 )));
             }
-            if let Some(((c, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-                return Err(Error::InvalidInput(format!("{name}[copy {c}][{j}] is {v}")));
+            // Fast pass over the contiguous data; locate the value only on failure.
+            let all_finite = match a.as_slice() {
+                Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
+                None => a.iter().all(|v| v.is_finite()),
+            };
+            if !all_finite {
+                if let Some(((c, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                    return Err(Error::InvalidInput(format!("{name}[copy {c}][{j}] is {v}")));
+                }
             }
         }
         for (k, t) in net.trafos.iter().enumerate() {
