@@ -6,12 +6,13 @@
 //! multi-agent vector environment of networked microgrids.
 //!
 //! Data path (dependencies point one way):
-//! `network` → `powerflow` → (`devices`, `env`) → CLI. See `ARCHITECTURE.md`.
+//! `network` → `powerflow` → `control` → (`devices`, `env`) → CLI. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
 pub mod agents;
 pub mod bench;
 pub mod complex;
+pub mod control;
 pub mod devices;
 pub mod env;
 pub mod error;

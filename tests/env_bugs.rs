@@ -130,7 +130,7 @@ fn bug6_voltage_features_follow_the_power_flow() {
 fn bug7_shipped_config_has_generation_cost() {
     let mut env = env("ieee34_ieee13", 1);
     env.reset(0).unwrap();
-    let a = const_actions(&env, 0.0);
+    let a = const_actions(&env, 0.5); // diesels at half output
     step(&mut env, &a).unwrap();
     for k in 0..3 {
         assert!(env.devices().generators.params[k].cost[1] > 0.0);

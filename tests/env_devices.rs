@@ -2,8 +2,8 @@
 
 use approx::assert_abs_diff_eq;
 use powergrid::devices::{
-    scale_action, Capacitors, GeneratorParams, Generators, RenewableParams, Renewables,
-    StorageParams, Storages, TapChangers,
+    centred, centred_inverse, scale_action, CapacitorParams, Capacitors, GeneratorParams,
+    Generators, RenewableParams, Renewables, StorageParams, Storages, TapChangers, TapParams,
 };
 
 fn diesel() -> GeneratorParams {
@@ -25,6 +25,13 @@ fn action_scaling_clips_to_range() {
     assert_eq!(scale_action(0.0, 2.0, 4.0), 3.0);
     assert_eq!(scale_action(7.0, 2.0, 4.0), 4.0);
     assert_eq!(scale_action(-7.0, 2.0, 4.0), 2.0);
+    // Centred: 0 maps to 0 whatever the bounds.
+    assert_eq!(centred(0.0, -0.3, 0.5), 0.0);
+    assert_eq!(centred(1.0, -0.3, 0.5), 0.5);
+    assert_eq!(centred(-1.0, -0.3, 0.5), -0.3);
+    assert_eq!(centred(-0.5, -0.3, 0.5), -0.15);
+    assert_eq!(centred_inverse(-0.15, -0.3, 0.5), -0.5);
+    assert_eq!(centred_inverse(0.25, -0.3, 0.5), 0.5);
 }
 
 #[test]
@@ -43,12 +50,24 @@ fn generator_p_first_then_q_box_circle_wedge() {
     assert_abs_diff_eq!(q, -(0.49f64 - 0.4356).sqrt(), epsilon = 1e-12);
     // Box: at P = 0.5, wedge 0.375, circle 0.4899, box 0.33.
     assert_abs_diff_eq!(g.project(0.5, 1.0).1, 0.33);
-    // The action maps linearly before the projection.
+    // The action maps before the projection: P = p_min + max(a, 0)·(p_max − p_min).
     let (p, q) = g.from_action(1.0, 0.0);
     assert_abs_diff_eq!(p, 0.66);
     assert_abs_diff_eq!(q, 0.0);
     let (p, _) = g.from_action(-1.0, 0.0);
     assert_abs_diff_eq!(p, 0.1);
+    // Zero holds: the minimum, no reactive power.
+    assert_eq!(g.from_action(0.0, 0.0), (0.1, 0.0));
+    let (p, _) = g.from_action(0.5, 0.0);
+    assert_abs_diff_eq!(p, 0.38, epsilon = 1e-12);
+    // The inverse mapping replays feasible set-points.
+    for &(p, q) in &[(0.1, 0.0), (0.38, 0.2), (0.6, -0.2), (0.66, 0.1)] {
+        let (pp, qq) = g.project(p, q);
+        let [ap, aq] = g.action_for(pp, qq);
+        let (p2, q2) = g.from_action(ap, aq);
+        assert_abs_diff_eq!(p2, pp, epsilon = 1e-12);
+        assert_abs_diff_eq!(q2, qq, epsilon = 1e-12);
+    }
 }
 
 #[test]
@@ -124,13 +143,24 @@ fn renewable_available_curtailment_and_inverter_limit() {
         s_rated_mva: 0.25,
         profile_column: 0,
     };
-    let mut r = Renewables::new(vec![prm], vec![0], 1);
+    let mut r = Renewables::new(vec![prm.clone()], vec![0], 1);
     r.apply(0, 0, 1.0, 0.0, 0.5);
     assert_abs_diff_eq!(r.available_mw[[0, 0]], 0.1);
     assert_abs_diff_eq!(r.p_mw[[0, 0]], 0.1);
-    r.apply(0, 0, 0.0, 1.0, 0.5);
+    // Zero holds: uncurtailed, no Q.
+    r.apply(0, 0, 0.0, 0.0, 0.5);
+    assert_abs_diff_eq!(r.p_mw[[0, 0]], 0.1);
+    assert_eq!(r.q_mvar[[0, 0]], 0.0);
+    r.apply(0, 0, -0.5, 1.0, 0.5);
     assert_abs_diff_eq!(r.p_mw[[0, 0]], 0.05);
     assert_abs_diff_eq!(r.q_mvar[[0, 0]], 0.1);
+    r.apply(0, 0, -1.0, 0.0, 0.5);
+    assert_eq!(r.p_mw[[0, 0]], 0.0);
+    // Inverse mapping.
+    let [ap, aq] = prm.action_for(0.1, 0.03, -0.05);
+    let (p, q) = prm.set_point(0.1, ap, aq);
+    assert_abs_diff_eq!(p, 0.03, epsilon = 1e-12);
+    assert_abs_diff_eq!(q, -0.05, epsilon = 1e-12);
     // Full sun: P = 0.2, |Q| <= √(0.0625 − 0.04) = 0.15 > q_max, so Q = −q_max.
     r.apply(0, 0, 1.0, -1.0, 1.0);
     assert_abs_diff_eq!(r.q_mvar[[0, 0]], -0.1);
@@ -152,31 +182,53 @@ fn renewable_available_curtailment_and_inverter_limit() {
 }
 
 #[test]
-fn tap_changer_integer_within_range_and_wear() {
-    let mut t = TapChangers::new(vec![0], vec![(-16.0, 16.0, 12.0)], vec![0.5], 2);
+fn tap_changer_relative_moves_within_range_and_wear() {
+    let prm = TapParams {
+        tap_min: -16.0,
+        tap_max: 16.0,
+        tap_init: 12.0,
+        max_move: 3.0,
+        wear_cost: 0.5,
+    };
+    let mut t = TapChangers::new(vec![0], vec![prm], 2);
     assert_eq!(t.pos[[1, 0]], 12.0);
-    t.apply(1, 0, 0.0);
-    assert_eq!(t.pos[[1, 0]], 0.0);
-    assert_eq!(t.cost(1, 0), 6.0);
-    t.apply(1, 0, 0.03); // 0.48 rounds to 0
-    assert_eq!(t.pos[[1, 0]], 0.0);
-    t.apply(1, 0, 0.04); // 0.64 rounds to 1
-    assert_eq!(t.pos[[1, 0]], 1.0);
-    t.apply(1, 0, 5.0);
+    t.apply(1, 0, 0.0); // zero holds
+    assert_eq!(t.pos[[1, 0]], 12.0);
+    assert_eq!(t.cost(1, 0), 0.0);
+    t.apply(1, 0, -1.0); // −3 steps
+    assert_eq!(t.pos[[1, 0]], 9.0);
+    assert_eq!(t.cost(1, 0), 1.5);
+    t.apply(1, 0, 0.16); // 0.48 rounds to 0
+    assert_eq!(t.pos[[1, 0]], 9.0);
+    t.apply(1, 0, 0.22); // 0.66 rounds to 1
+    assert_eq!(t.pos[[1, 0]], 10.0);
+    for _ in 0..5 {
+        t.apply(1, 0, 5.0); // clipped to +3 per step, then to the range
+    }
     assert_eq!(t.pos[[1, 0]], 16.0);
-    t.apply(1, 0, -1.0);
-    assert_eq!(t.pos[[1, 0]], -16.0);
     assert_eq!(t.pos[[0, 0]], 12.0);
+    // Inverse mapping.
+    let a = t.action_for(0, 16.0, 14.0);
+    assert_eq!(t.position(0, 16.0, a), 14.0);
 }
 
 #[test]
 fn capacitor_integer_steps_and_wear() {
-    let mut c = Capacitors::new(vec![0], vec![4.0], vec![0.0], vec![0.25], 1);
+    let prm = CapacitorParams {
+        max_step: 4.0,
+        step_init: 0.0,
+        max_move: 4.0,
+        wear_cost: 0.25,
+    };
+    let mut c = Capacitors::new(vec![0], vec![prm], 1);
     c.apply(0, 0, 1.0);
     assert_eq!(c.step[[0, 0]], 4.0);
     assert_eq!(c.cost(0, 0), 1.0);
-    c.apply(0, 0, -0.3); // 1.4 → 1
+    c.apply(0, 0, 0.0); // zero holds
+    assert_eq!(c.step[[0, 0]], 4.0);
+    c.apply(0, 0, -0.65); // −2.6 → −3
     assert_eq!(c.step[[0, 0]], 1.0);
     c.apply(0, 0, -2.0);
     assert_eq!(c.step[[0, 0]], 0.0);
+    assert_eq!(c.action_for(0, 0.0, 2.0), 0.5);
 }

@@ -31,7 +31,10 @@ fn nan_or_misshaped_actions_are_rejected_without_changing_state() {
     let mut bad = const_actions(&env, 0.1);
     bad[2] = Array2::zeros((3, 4));
     let e = step(&mut env, &bad).unwrap_err();
-    assert!(e.to_string().contains("shape"), "{e}");
+    assert!(
+        e.to_string().contains("shape") && e.to_string().contains("MG3"),
+        "{e}"
+    );
     let e = step(&mut env, &bad[..2]).unwrap_err();
     assert!(e.to_string().contains("3 agents"), "{e}");
     let wrong_b: Vec<Array2<f32>> = env
@@ -40,6 +43,15 @@ fn nan_or_misshaped_actions_are_rejected_without_changing_state() {
         .map(|&d| Array2::zeros((2, d)))
         .collect();
     assert!(step(&mut env, &wrong_b).is_err());
+    // f64 actions are checked the same way.
+    let mut nan64: Vec<Array2<f64>> = const_actions(&env, 0.1)
+        .iter()
+        .map(|a| a.mapv(|x| x as f64))
+        .collect();
+    nan64[0][[1, 1]] = f64::NAN;
+    let views: Vec<_> = nan64.iter().map(|a| a.view()).collect();
+    let e = env.step(&views).unwrap_err();
+    assert!(e.to_string().contains("MG1"), "{e}");
 
     assert_eq!(snapshot(&env), before);
     assert_eq!(env.steps_in_episode(), &steps[..]);
@@ -121,4 +133,22 @@ fn csv_missing_a_column_names_the_column_and_file() {
         .unwrap_err()
         .to_string();
     assert!(m.contains("line 2"), "{m}");
+}
+
+/// `step` takes f64 actions as well as f32 (no copy for numpy float64):
+/// the same values give the same trajectory.
+#[test]
+fn f64_actions_step_like_f32_actions() {
+    let mut a32 = env("ieee34_ieee13", 2);
+    let mut a64 = env("ieee34_ieee13", 2);
+    a32.reset(3).unwrap();
+    a64.reset(3).unwrap();
+    for v in [0.5f32, -0.25, 0.75] {
+        let x = const_actions(&a32, v);
+        step(&mut a32, &x).unwrap();
+        let y: Vec<Array2<f64>> = x.iter().map(|a| a.mapv(|x| x as f64)).collect();
+        let views: Vec<_> = y.iter().map(|a| a.view()).collect();
+        a64.step(&views).unwrap();
+        assert_eq!(snapshot(&a32), snapshot(&a64));
+    }
 }

@@ -4,7 +4,7 @@
 mod env_util;
 use approx::assert_abs_diff_eq;
 use env_util::*;
-use powergrid::env::{EnvOptions, VecEnv};
+use powergrid::env::{EnvOptions, ObsSource, VecEnv};
 use powergrid::setup::config::ObservationMode;
 
 fn make(mode: ObservationMode, batch: usize) -> VecEnv {
@@ -31,10 +31,16 @@ fn distributed_layout() {
     let net = env.network().clone();
     for (i, agent) in env.agents().iter().enumerate() {
         let l = env.layout(i);
+        let f = l.field("bus (vm_pu-1)/0.05").unwrap().clone();
         // 3 devices (2 + 2 + 3) + buses + load + pcc + price + sin + cos.
-        assert_eq!(l.dim(), 7 + agent.buses.len() + 5);
+        assert_eq!(l.dim(), 7 + f.len + 5);
+        assert_eq!(l.columns.len(), l.dim(), "a name for every column");
         assert_eq!(env.observations()[i].ncols(), l.dim());
         assert_eq!(agent.buses.len(), 13, "an IEEE 13 microgrid has 13 buses");
+        // Bus 671 and Bus 692 are joined by a closed switch: one node, one column.
+        assert_eq!(f.len, 12);
+        assert!(l.column(&format!("{} Bus 671 vm", agent.name)).is_some());
+        assert!(l.column(&format!("{} Bus 692 vm", agent.name)).is_none());
         let o = env.observations()[i].row(1);
         // generator [P/p_max, Q/s_rated]; storage [soc, P/p_max]; solar [avail, P, Q].
         let d = env.devices();
@@ -51,18 +57,27 @@ fn distributed_layout() {
             o[5],
             (d.renewables.p_mw[[1, i]] / d.renewables.params[i].capacity_mw) as f32
         );
-        let f = l.field("bus (vm_pu-1)/0.05").unwrap();
         assert_eq!(f.offset, 7);
-        for (j, &b) in agent.buses.iter().enumerate() {
+        for j in 0..f.len {
+            let ObsSource::BusVm(b) = l.sources[f.offset + j] else {
+                panic!("bus column {j} has source {:?}", l.sources[f.offset + j])
+            };
             assert!(net.buses[b].name.starts_with(&agent.name));
+            assert_eq!(l.columns[f.offset + j], format!("{} vm", net.buses[b].name));
             let vm = env.power_flow().vm_pu[[1, b]];
             assert_abs_diff_eq!(o[f.offset + j], ((vm - 1.0) / 0.05) as f32, epsilon = 1e-5);
         }
         let p = l.field("pcc import/base_power").unwrap().offset;
         assert_abs_diff_eq!(o[p], env.info().pcc_import_mw[[1, i]] as f32);
-        let price = l.field("price/price_scale").unwrap().offset;
-        assert_abs_diff_eq!(o[price], (env.info().price[1] / 100.0) as f32);
-        let h = (env.info().hour[1] % 24) as f64 * std::f64::consts::TAU / 24.0;
+        // Price and time of day of the hour the next action applies to.
+        let price = l.field("tanh(price/price_scale)").unwrap().offset;
+        let next = env.info().hour[1] + 1;
+        assert_abs_diff_eq!(
+            o[price],
+            (env.next_price(1) / 100.0).tanh() as f32,
+            epsilon = 1e-6
+        );
+        let h = (next % 24) as f64 * std::f64::consts::TAU / 24.0;
         assert_abs_diff_eq!(o[price + 1], h.sin() as f32, epsilon = 1e-6);
         assert_abs_diff_eq!(o[price + 2], h.cos() as f32, epsilon = 1e-6);
         assert_eq!(price + 3, l.dim());
@@ -83,9 +98,13 @@ fn centralized_layout_is_global_and_identical_for_every_agent() {
     }
     let net = env.network().clone();
     let l = env.layout(0);
-    let n_bus = net.buses.len(); // every bus is solved (fused pairs report the same voltage)
-    assert_eq!(l.field("bus (vm_pu-1)/0.05").unwrap().len, n_bus);
-    assert_eq!(l.dim(), n_bus + 3 * 7 + net.loads.len() + 3 + 1 + 3);
+    // One column per solved non-slack node: the closed 671–692 switch of each
+    // microgrid fuses 3 pairs, and the slack bus (fixed voltage) is left out.
+    let n_bus = net.buses.len();
+    assert_eq!(net.switches.len(), 3);
+    assert_eq!(l.field("bus (vm_pu-1)/0.05").unwrap().len, n_bus - 4);
+    let n_loads = net.loads.iter().filter(|x| x.p_mw != 0.0).count();
+    assert_eq!(l.dim(), n_bus - 4 + 3 * 7 + n_loads + 3 + 3);
     let obs = env.observations();
     for i in 1..3 {
         assert_eq!(obs[i], obs[0]);
@@ -94,9 +113,12 @@ fn centralized_layout_is_global_and_identical_for_every_agent() {
     let o = obs[0].row(0);
     let loads = l.field("load P/base_power").unwrap();
     let s = env.scenario(0).inputs;
-    for k in 0..net.loads.len() {
+    for j in 0..loads.len {
+        let ObsSource::LoadP(k) = l.sources[loads.offset + j] else {
+            panic!("not a load column")
+        };
         let p = s.load_p_mw.as_ref().unwrap()[k] * s.load_scaling.as_ref().unwrap()[k];
-        assert_abs_diff_eq!(o[loads.offset + k], p as f32, epsilon = 1e-7);
+        assert_abs_diff_eq!(o[loads.offset + j], p as f32, epsilon = 1e-7);
     }
     // MG2's storage SOC sits in MG2's device block.
     let mg2 = l

@@ -204,32 +204,45 @@ fn volt_var_agent_moves_taps_and_capacitors() {
     let mut env = env("ieee34_voltvar", 2);
     env.reset(0).unwrap();
     assert_eq!(env.action_dims(), &[4]);
-    let before = env.power_flow().vm_pu.clone();
-    let mut a = Array2::zeros((2, 4));
-    a.row_mut(1)
-        .assign(&ndarray::arr1(&[-1.0f32, -1.0, 1.0, 1.0]));
-    step(&mut env, &[a]).unwrap();
-    let d = env.devices();
-    assert_eq!(d.taps.pos.row(0).to_vec(), vec![0.0, 0.0]);
-    assert_eq!(d.taps.pos.row(1).to_vec(), vec![-16.0, -16.0]);
-    assert_eq!(d.capacitors.step.row(0).to_vec(), vec![2.0, 2.0]);
-    assert_eq!(d.capacitors.step.row(1).to_vec(), vec![4.0, 4.0]);
-    // Wear: |0 − 12| + |0 − 16| + 2 + 2 steps at 0.1 $ each, for copy 0.
-    let s = env.scenario(1).inputs;
-    assert_eq!(s.trafo_tap_pos.unwrap()[..2], [-16.0, -16.0]);
-    assert_eq!(s.shunt_step.unwrap(), vec![4.0, 4.0]);
-    let after = env.power_flow().vm_pu.clone();
     let far = env
         .network()
         .buses
         .iter()
         .position(|b| b.name.ends_with("Bus 840"))
         .unwrap();
-    assert!(
-        after[[1, far]] < before[[1, far]] - 0.05,
-        "lower taps lower the far-end voltage"
-    );
-    assert!(env.info().cost[[0, 0]] > 3.2 - 1e-9);
+    let wear = powergrid::env::reward::TERMS
+        .iter()
+        .position(|t| *t == "cost_wear")
+        .unwrap();
+    // The voltage change of copy 1 relative to copy 0, which holds (the
+    // hour's load change is in both).
+    let relative_change = |env: &mut VecEnv, a1: [f32; 4]| {
+        let before = env.power_flow().vm_pu.clone();
+        let mut a = Array2::zeros((2, 4));
+        a.row_mut(1).assign(&ndarray::arr1(&a1));
+        step(env, &[a]).unwrap();
+        let after = env.power_flow().vm_pu.clone();
+        (after[[1, far]] - before[[1, far]]) - (after[[0, far]] - before[[0, far]])
+    };
+    // Copy 1 moves each tap down by max_move = 4.
+    let dv = relative_change(&mut env, [-1.0, -1.0, 0.0, 0.0]);
+    let d = env.devices();
+    assert_eq!(d.taps.pos.row(0).to_vec(), vec![12.0, 16.0], "zero holds");
+    assert_eq!(d.taps.pos.row(1).to_vec(), vec![8.0, 12.0]);
+    assert_abs_diff_eq!(env.info().terms[[1, 0, wear]], 0.8, epsilon = 1e-12);
+    assert_eq!(env.info().terms[[0, 0, wear]], 0.0);
+    assert!(dv < -0.02, "lower taps lower the far-end voltage: {dv}");
+    let s = env.scenario(1).inputs;
+    assert_eq!(s.trafo_tap_pos.unwrap()[..2], [8.0, 12.0]);
+    // Then it switches each capacitor bank on by max_move = 1 step.
+    let dv = relative_change(&mut env, [0.0, 0.0, 1.0, 1.0]);
+    let d = env.devices();
+    assert_eq!(d.taps.pos.row(1).to_vec(), vec![8.0, 12.0], "zero holds");
+    assert_eq!(d.capacitors.step.row(0).to_vec(), vec![0.0, 0.0]);
+    assert_eq!(d.capacitors.step.row(1).to_vec(), vec![1.0, 1.0]);
+    assert_abs_diff_eq!(env.info().terms[[1, 0, wear]], 0.2, epsilon = 1e-12);
+    assert!(dv > 0.01, "capacitors raise the far-end voltage: {dv}");
+    assert_eq!(env.scenario(1).inputs.shunt_step.unwrap(), vec![1.0, 1.0]);
 }
 
 /// The GPU backend (f32 WGSL; lavapipe/llvmpipe where there is no GPU) steps

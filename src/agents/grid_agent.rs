@@ -132,7 +132,7 @@ impl GridAgent {
         &self,
         devices: &mut Devices,
         c: usize,
-        action: &[f32],
+        action: &[f64],
         dt_h: f64,
         renewable_profile: &[f64],
     ) {

@@ -1,6 +1,8 @@
 //! The system operator: publishes the hourly price; as an agent it scales the
-//! price by a factor in `[min_factor, max_factor]` (action `a` →
-//! `min + (a+1)/2·(max − min)`), and its cost is minus the trading revenue.
+//! price by a factor in `[min_factor, max_factor]` (action `a` → `1 + a·(max − 1)`
+//! for `a ≥ 0`, `1 + a·(1 − min)` for `a < 0`, so that zero holds the published
+//! price; with 1 outside the bounds the factor is clipped), and its cost is
+//! minus the trading revenue.
 
 use ndarray::Array1;
 
@@ -27,9 +29,16 @@ impl SystemOperator {
         self.control.is_some()
     }
     /// Apply an action of copy `c`.
-    pub fn apply(&mut self, c: usize, a: f32) {
+    pub fn apply(&mut self, c: usize, a: f64) {
         if let Some((lo, hi)) = self.control {
-            self.factor[c] = crate::devices::scale_action(a, lo, hi);
+            self.factor[c] = (1.0 + crate::devices::centred(a, lo - 1.0, hi - 1.0)).clamp(lo, hi);
+        }
+    }
+    /// The action that sets price factor `f` (inverse of [`Self::apply`]).
+    pub fn action_for(&self, f: f64) -> f64 {
+        match self.control {
+            Some((lo, hi)) => crate::devices::centred_inverse(f - 1.0, lo - 1.0, hi - 1.0),
+            None => 0.0,
         }
     }
     /// Factor back to 1 (clipped to the bounds).

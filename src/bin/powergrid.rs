@@ -1,7 +1,7 @@
 //! `powergrid`: power flow, import, benchmarks and rollouts from the command line.
 
 use clap::{Parser, Subcommand};
-use powergrid::env::rollout::{self, Policy, RolloutOptions};
+use powergrid::env::{Policy, Split};
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
 use powergrid::powerflow::{new_backend, BackendKind, Plan, SolverOptions};
@@ -31,7 +31,7 @@ enum Cmd {
         #[arg(long)]
         scenarios: Option<PathBuf>,
         /// Power-flow backend.
-        #[arg(long, value_enum, default_value = "cpu")]
+        #[arg(long, default_value = "cpu")]
         backend: BackendKind,
         /// Write the results here instead of stdout.
         #[arg(long)]
@@ -61,11 +61,14 @@ enum Cmd {
         /// Steps per copy.
         #[arg(long, default_value_t = 96)]
         steps: usize,
-        /// Policy.
-        #[arg(long, value_enum, default_value = "random")]
+        /// Policy: random, zero or heuristic.
+        #[arg(long, default_value = "random")]
         policy: Policy,
-        /// Power-flow backend.
-        #[arg(long, value_enum, default_value = "auto")]
+        /// Data split: train (random days of 2023) or test (the 2024 days in order).
+        #[arg(long, default_value = "train")]
+        split: Split,
+        /// Power-flow backend: cpu, gpu or auto.
+        #[arg(long, default_value = "auto")]
         backend: BackendKind,
         /// Seed.
         #[arg(long, default_value_t = 0)]
@@ -74,6 +77,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// List the setups under setups/, one line each.
+    Setups,
 }
 
 #[derive(Subcommand)]
@@ -87,7 +92,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1024)]
         batch: usize,
         /// Backend.
-        #[arg(long, value_enum, default_value = "cpu")]
+        #[arg(long, default_value = "cpu")]
         backend: BackendKind,
         /// Minimum measuring time in seconds.
         #[arg(long, default_value_t = 3.0)]
@@ -208,15 +213,17 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             envs,
             steps,
             policy,
+            split,
             backend,
             seed,
             json,
         } => {
-            let opts = RolloutOptions {
+            let opts = rollout::RolloutOptions {
                 setup,
                 envs,
                 steps,
                 policy,
+                split,
                 backend,
                 seed,
                 progress: !json,
@@ -229,5 +236,204 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             }
             Ok(())
         }
+        Cmd::Setups => {
+            let list = powergrid::setup::list_setups();
+            let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            for (name, desc) in list {
+                println!("{name:<w$}  {desc}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `powergrid rollout`: step a setup's vector environment with a baseline
+/// policy and report throughput, each reward term, voltage violations,
+/// convergence and control iterations.
+mod rollout {
+    use ndarray::Array2;
+    use powergrid::env::reward::TERMS;
+    use powergrid::env::{EnvOptions, Policy, PolicyRunner, Split, VecEnv};
+    use powergrid::powerflow::BackendKind;
+    use powergrid::{Error, Result};
+    use serde_json::json;
+    use std::time::Instant;
+
+    /// Options of `powergrid rollout`.
+    pub struct RolloutOptions {
+        pub setup: String,
+        pub envs: usize,
+        pub steps: usize,
+        pub policy: Policy,
+        pub split: Split,
+        pub backend: BackendKind,
+        pub seed: u64,
+        pub progress: bool,
+    }
+
+    /// Run a rollout; returns the summary as JSON and as text.
+    ///
+    /// Timing covers the `step` calls and the policy, not building or the
+    /// first reset. Rewards, reward terms, the violation share and the
+    /// control iterations are averaged over non-reset steps (the autoreset
+    /// steps of `NEXT_STEP` carry no action); convergence counts every solve.
+    pub fn run(opts: &RolloutOptions) -> Result<(serde_json::Value, String)> {
+        if opts.envs == 0 || opts.steps == 0 {
+            return Err(Error::InvalidInput(
+                "rollout needs --envs and --steps of at least 1".into(),
+            ));
+        }
+        let mut env = VecEnv::from_name(
+            &opts.setup,
+            &EnvOptions {
+                batch: opts.envs,
+                backend: opts.backend,
+                split: opts.split,
+                ..Default::default()
+            },
+        )?;
+        env.reset(opts.seed)?;
+        let b = env.batch();
+        let names = env.agent_names().to_vec();
+        let na = names.len();
+        let mut actions: Vec<Array2<f32>> = PolicyRunner::zero_actions(&env);
+        let mut policy = PolicyRunner::new(opts.policy, b, opts.seed);
+        let total = (b * opts.steps) as u64;
+        let bar = if opts.progress && opts.steps >= 20 {
+            let pb = indicatif::ProgressBar::new(total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {human_pos}/{human_len} env-steps  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(pb)
+        } else {
+            None
+        };
+        let mut sum_reward = vec![0.0f64; na];
+        let mut sum_cost = vec![0.0f64; na];
+        let mut sum_safety = vec![0.0f64; na];
+        let mut sum_terms = vec![0.0f64; na * TERMS.len()];
+        let (mut counted, mut converged, mut violations, mut solved) = (0u64, 0u64, 0u64, 0u64);
+        let (mut ctrl_iters, mut ctrl_moves) = (0u64, 0u64);
+        let t0 = Instant::now();
+        for _ in 0..opts.steps {
+            policy.fill(&env, &mut actions)?;
+            let views: Vec<_> = actions.iter().map(|a| a.view()).collect();
+            env.step(&views)?;
+            let info = env.info();
+            let r = env.rewards();
+            for c in 0..b {
+                solved += 1;
+                converged += info.converged[c] as u64;
+                if info.reset[c] {
+                    continue;
+                }
+                counted += 1;
+                violations += info.voltage_violation[c] as u64;
+                ctrl_iters += info.control_iterations[c] as u64;
+                ctrl_moves += info
+                    .controller_moves
+                    .row(c)
+                    .iter()
+                    .map(|&m| m as u64)
+                    .sum::<u64>();
+                for i in 0..na {
+                    sum_reward[i] += r[[c, i]] as f64;
+                    sum_cost[i] += info.cost[[c, i]];
+                    sum_safety[i] += info.safety[[c, i]];
+                    for (t, x) in info.terms.slice(ndarray::s![c, i, ..]).iter().enumerate() {
+                        sum_terms[i * TERMS.len() + t] += x;
+                    }
+                }
+            }
+            if let Some(pb) = &bar {
+                pb.inc(b as u64);
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        let env_steps = (b * opts.steps) as u64;
+        let sps = env_steps as f64 / secs;
+        let n = counted.max(1) as f64;
+        let mean = |v: &[f64]| v.iter().map(|x| x / n).collect::<Vec<f64>>();
+        let (mr, mc, ms) = (mean(&sum_reward), mean(&sum_cost), mean(&sum_safety));
+        let mt = mean(&sum_terms);
+        let mean_reward = mr.iter().sum::<f64>() / na as f64;
+        let conv_rate = converged as f64 / solved as f64;
+        let viol = violations as f64 / n;
+        let per = |v: &[f64]| {
+            serde_json::Value::Object(
+                names
+                    .iter()
+                    .cloned()
+                    .zip(v.iter().map(|x| json!(x)))
+                    .collect(),
+            )
+        };
+        // Each reward term, averaged over agents (and per agent).
+        let mut terms_mean = serde_json::Map::new();
+        let mut terms_per_agent = serde_json::Map::new();
+        for (t, name) in TERMS.iter().enumerate() {
+            let v: Vec<f64> = (0..na).map(|i| mt[i * TERMS.len() + t]).collect();
+            terms_mean.insert(name.to_string(), json!(v.iter().sum::<f64>() / na as f64));
+            terms_per_agent.insert(name.to_string(), per(&v));
+        }
+        let mean_ctrl = ctrl_iters as f64 / n;
+        let json = json!({
+            "setup": env.setup().config.name,
+            "backend": env.backend(),
+            "split": opts.split.to_string(),
+            "envs": b,
+            "steps": opts.steps,
+            "policy": opts.policy.to_string(),
+            "seed": opts.seed,
+            "seconds": secs,
+            "env_steps": env_steps,
+            "counted_steps": counted,
+            "env_steps_per_s": sps,
+            "mean_reward": mean_reward,
+            "mean_reward_per_agent": per(&mr),
+            "mean_cost_per_agent": per(&mc),
+            "mean_safety_per_agent": per(&ms),
+            "mean_terms": terms_mean,
+            "mean_terms_per_agent": terms_per_agent,
+            "penalty": env.setup().config.penalty,
+            "reward_scale": env.setup().config.reward_scale,
+            "voltage_violation_share": viol,
+            "convergence_rate": conv_rate,
+            "non_converged": solved - converged,
+            "mean_control_iterations": mean_ctrl,
+            "mean_controller_moves": ctrl_moves as f64 / n,
+        });
+        let mut text = format!(
+            "setup {} ({} split) on {}: {b} copies x {} steps, policy {}, in {secs:.3} s = {sps:.0} env-steps/s\n",
+            env.setup().config.name,
+            opts.split,
+            env.backend(),
+            opts.steps,
+            opts.policy
+        );
+        for i in 0..na {
+            text += &format!(
+                "  {:<16} mean reward {:>10.3}  cost {:>10.3}  safety {:>8.4}\n",
+                names[i], mr[i], mc[i], ms[i]
+            );
+        }
+        text += "  reward terms (mean over agents):";
+        for (name, v) in &terms_mean {
+            text += &format!(" {name} {:.4}", v.as_f64().unwrap_or(0.0));
+        }
+        text += "\n";
+        text += &format!(
+            "  steps with a voltage violation: {:.1} %   power flow converged: {:.3} %   mean control iterations: {:.3}\n",
+            100.0 * viol,
+            100.0 * conv_rate,
+            mean_ctrl
+        );
+        Ok((json, text))
     }
 }

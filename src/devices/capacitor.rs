@@ -1,5 +1,8 @@
-//! Capacitor bank: an integer step in `[0, max_step]`, written to the power
-//! flow's `shunt_step` (shunt q = q_mvar × step).
+//! Capacitor bank driven by an agent: an integer step in `[0, max_step]`,
+//! written to the power flow's `shunt_step` (shunt q = q_mvar × step).
+//!
+//! The action is a **relative move**: `step ← clamp(step + round(a·max_move),
+//! 0, max_step)`, so `a = 0` holds the step.
 
 use ndarray::Array2;
 
@@ -12,6 +15,8 @@ pub struct Capacitors {
     pub max_step: Vec<f64>,
     /// Step at reset (the network's).
     pub step_init: Vec<f64>,
+    /// Largest move per step (at `|a| = 1`).
+    pub max_move: Vec<f64>,
     /// Cost per step switched ($).
     pub wear_cost: Vec<f64>,
     /// Step, `[B, n]` (integer values).
@@ -20,32 +25,42 @@ pub struct Capacitors {
     pub moved: Array2<f64>,
 }
 
+/// One capacitor bank's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacitorParams {
+    /// Highest step.
+    pub max_step: f64,
+    /// Step at reset.
+    pub step_init: f64,
+    /// Largest move per step.
+    pub max_move: f64,
+    /// Cost per step switched ($).
+    pub wear_cost: f64,
+}
+
 impl Capacitors {
     /// Units for `batch` copies.
-    pub fn new(
-        shunt: Vec<usize>,
-        max_step: Vec<f64>,
-        step_init: Vec<f64>,
-        wear_cost: Vec<f64>,
-        batch: usize,
-    ) -> Self {
+    pub fn new(shunt: Vec<usize>, params: Vec<CapacitorParams>, batch: usize) -> Self {
         let n = shunt.len();
         let mut s = Capacitors {
             shunt,
-            max_step,
-            step_init,
-            wear_cost,
+            max_step: params.iter().map(|p| p.max_step).collect(),
+            step_init: params.iter().map(|p| p.step_init).collect(),
+            max_move: params.iter().map(|p| p.max_move).collect(),
+            wear_cost: params.iter().map(|p| p.wear_cost).collect(),
             step: Array2::zeros((batch, n)),
             moved: Array2::zeros((batch, n)),
         };
         (0..batch).for_each(|c| s.reset_copy(c));
         s
     }
-    /// Step for an action: `round((a+1)/2·max_step)`.
-    pub fn step_for(&self, k: usize, a: f32) -> f64 {
-        super::scale_action(a, 0.0, self.max_step[k])
-            .round()
-            .clamp(0.0, self.max_step[k])
+    /// Step after an action from `current`: `clamp(current + round(a·max_move), 0, max_step)`.
+    pub fn step_for(&self, k: usize, current: f64, a: f64) -> f64 {
+        (current + (a.clamp(-1.0, 1.0) * self.max_move[k]).round()).clamp(0.0, self.max_step[k])
+    }
+    /// The action that moves from `current` to `target`: `(target − current)/max_move`.
+    pub fn action_for(&self, k: usize, current: f64, target: f64) -> f64 {
+        ((target - current) / self.max_move[k].max(1e-12)).clamp(-1.0, 1.0)
     }
     /// Back to the network's step.
     pub fn reset_copy(&mut self, c: usize) {
@@ -55,8 +70,8 @@ impl Capacitors {
         }
     }
     /// Apply an action.
-    pub fn apply(&mut self, c: usize, k: usize, a: f32) {
-        let s = self.step_for(k, a);
+    pub fn apply(&mut self, c: usize, k: usize, a: f64) {
+        let s = self.step_for(k, self.step[[c, k]], a);
         self.moved[[c, k]] = (s - self.step[[c, k]]).abs();
         self.step[[c, k]] = s;
     }

@@ -48,11 +48,28 @@ impl GeneratorParams {
         (p, q)
     }
 
-    /// Set-point from an action pair (see the module table in [`crate::devices`]).
-    pub fn from_action(&self, a_p: f32, a_q: f32) -> (f64, f64) {
-        let p = super::scale_action(a_p, self.p_min_mw, self.p_max_mw);
-        let q = super::scale_action(a_q, self.q_min_mvar, self.q_max_mvar);
+    /// Set-point from an action pair (see the module table in [`crate::devices`]):
+    /// `P = p_min + max(a_p, 0)·(p_max − p_min)` (zero or negative: at its minimum),
+    /// `Q = centred(a_q, q_min, q_max)` (zero: `Q = 0`), then [`Self::project`].
+    pub fn from_action(&self, a_p: f64, a_q: f64) -> (f64, f64) {
+        let p = self.p_min_mw + a_p.clamp(0.0, 1.0) * (self.p_max_mw - self.p_min_mw);
+        let q = super::centred(a_q, self.q_min_mvar, self.q_max_mvar);
         self.project(p, q)
+    }
+
+    /// The action that gives a set-point (inverse of [`Self::from_action`] for
+    /// feasible set-points): `a_p = (P − p_min)/(p_max − p_min)`, `a_q = centred⁻¹(Q)`.
+    pub fn action_for(&self, p_mw: f64, q_mvar: f64) -> [f64; 2] {
+        let span = self.p_max_mw - self.p_min_mw;
+        let a_p = if span > 0.0 {
+            ((p_mw - self.p_min_mw) / span).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        [
+            a_p,
+            super::centred_inverse(q_mvar, self.q_min_mvar, self.q_max_mvar),
+        ]
     }
 
     /// Cost rate `a·P² + b·P + c` in $/h.
@@ -96,7 +113,7 @@ impl Generators {
         }
     }
     /// Apply an action.
-    pub fn apply(&mut self, c: usize, k: usize, a_p: f32, a_q: f32) {
+    pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64) {
         let (p, q) = self.params[k].from_action(a_p, a_q);
         self.p_mw[[c, k]] = p;
         self.q_mvar[[c, k]] = q;

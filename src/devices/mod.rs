@@ -3,15 +3,25 @@
 //! an agent's action (values in `[-1, 1]`, clipped) into set-points, enforces
 //! its limits, and writes the set-points into the power-flow inputs.
 //!
-//! Action layout per unit (see each module for the formula):
+//! **Zero means "hold".** Every mapping is chosen so that the all-zero action
+//! leaves the grid as it is: taps and capacitor steps unchanged (relative
+//! moves), generators at their minimum, storage idle, solar and wind
+//! uncurtailed, no reactive power. Actions are clipped to `[-1, 1]`.
 //!
-//! | device | dims | meaning |
-//! |---|---|---|
-//! | generator | 2 | `P = p_min + (a0+1)/2·(p_max−p_min)`, `Q = q_min + (a1+1)/2·(q_max−q_min)`, then projected |
-//! | storage | 1 | `P = a0·p_max` (positive = charging), clipped to the SOC head-room |
-//! | solar / wind | 2 | `P = available·(a0+1)/2` (the rest is curtailed), `Q = a1·q_max` within the inverter rating |
-//! | tap changer | 1 | `tap = round(tap_min + (a0+1)/2·(tap_max−tap_min))` |
-//! | capacitor | 1 | `step = round((a0+1)/2·max_step)` |
+//! | device | dims | action → set-point | at `a = 0` | set-point → action (`action_for`) |
+//! |---|---|---|---|---|
+//! | generator | 2 | `P = p_min + max(a0,0)·(p_max−p_min)`; `Q = a1·q_max` for `a1 ≥ 0`, `−a1·q_min` for `a1 < 0`; then projected onto box ∩ circle ∩ power-factor wedge | `P = p_min`, `Q = 0` | `a0 = (P−p_min)/(p_max−p_min)`, `a1 = Q/q_max` or `−Q/q_min` |
+//! | storage | 1 | `P = a0·p_max` (positive = charging), clipped to the SOC head-room | idle | `a0 = P/p_max` |
+//! | solar / wind | 2 | `P = available·(1 + min(a0,0))` (negative curtails), `Q = a1·q_max` within the inverter rating | uncurtailed, `Q = 0` | `a0 = P/available − 1`, `a1 = Q/q_max` |
+//! | tap changer | 1 | `tap ← clamp(tap + round(a0·max_move), tap_min, tap_max)` | unchanged | `a0 = (target − tap)/max_move` |
+//! | capacitor | 1 | `step ← clamp(step + round(a0·max_move), 0, max_step)` | unchanged | `a0 = (target − step)/max_move` |
+//! | system operator | 1 | price factor `1 + a0·(max−1)` for `a0 ≥ 0`, `1 + a0·(1−min)` for `a0 < 0` | factor 1 | see [`crate::agents::SystemOperator::action_for`] |
+//!
+//! The inverse mappings (`GeneratorParams::action_for`, `StorageParams::action_for`,
+//! `RenewableParams::action_for`, `TapChangers::action_for`,
+//! `Capacitors::action_for`) turn set-points back into actions, so a schedule
+//! computed elsewhere (an optimal dispatch) can be replayed through the
+//! environment.
 
 pub mod capacitor;
 pub mod generator;
@@ -20,18 +30,48 @@ pub mod renewable;
 pub mod storage;
 pub mod transformer;
 
-pub use capacitor::Capacitors;
+pub use capacitor::{CapacitorParams, Capacitors};
 pub use generator::{GeneratorParams, Generators};
 pub use load::LoadGroups;
 pub use renewable::{RenewableParams, Renewables};
 pub use storage::{StorageParams, Storages};
-pub use transformer::TapChangers;
+pub use transformer::{TapChangers, TapParams};
 
-/// Map an action value in `[-1, 1]` (clipped) to `[lo, hi]`.
+/// Map an action value in `[-1, 1]` (clipped) to `[lo, hi]` linearly.
 #[inline]
-pub fn scale_action(a: f32, lo: f64, hi: f64) -> f64 {
-    let a = (a as f64).clamp(-1.0, 1.0);
+pub fn scale_action(a: f64, lo: f64, hi: f64) -> f64 {
+    let a = a.clamp(-1.0, 1.0);
     lo + 0.5 * (a + 1.0) * (hi - lo)
+}
+
+/// Map `a ∈ [-1, 1]` (clipped) onto `[lo, hi]` with `a = 0 → 0`, piecewise
+/// linear: `a·hi` for `a ≥ 0`, `−a·lo` for `a < 0` (with `lo ≤ 0 ≤ hi`; a
+/// bound on the wrong side of 0 is treated as 0).
+#[inline]
+pub fn centred(a: f64, lo: f64, hi: f64) -> f64 {
+    let a = a.clamp(-1.0, 1.0);
+    if a >= 0.0 {
+        a * hi.max(0.0)
+    } else {
+        -a * lo.min(0.0)
+    }
+}
+
+/// Inverse of [`centred`]: `x/hi` for `x ≥ 0`, `−x/lo` for `x < 0`, clipped to `[-1, 1]`.
+#[inline]
+pub fn centred_inverse(x: f64, lo: f64, hi: f64) -> f64 {
+    let a = if x >= 0.0 {
+        if hi > 0.0 {
+            x / hi
+        } else {
+            0.0
+        }
+    } else if lo < 0.0 {
+        -x / lo
+    } else {
+        0.0
+    };
+    a.clamp(-1.0, 1.0)
 }
 
 /// One device of an agent: its kind and its unit index within that kind.
@@ -89,7 +129,7 @@ impl Devices {
     /// Apply one device's action slice for copy `c`; `profile[k]` is the
     /// renewable profile values of this hour (indexed by renewable unit).
     #[inline]
-    pub fn apply(&mut self, d: DeviceRef, c: usize, a: &[f32], dt_h: f64, renewable_profile: f64) {
+    pub fn apply(&mut self, d: DeviceRef, c: usize, a: &[f64], dt_h: f64, renewable_profile: f64) {
         match d {
             DeviceRef::Generator(k) => self.generators.apply(c, k, a[0], a[1]),
             DeviceRef::Storage(k) => self.storages.apply(c, k, a[0], dt_h),

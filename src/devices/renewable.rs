@@ -21,15 +21,33 @@ impl RenewableParams {
     pub fn available(&self, profile: f64) -> f64 {
         (self.capacity_mw * profile.max(0.0)).min(self.s_rated_mva)
     }
-    /// Set-point: `P = available·(a_p+1)/2`, `Q = a_q·q_max` clipped to `±√(s² − P²)`.
-    pub fn set_point(&self, available: f64, a_p: f32, a_q: f32) -> (f64, f64) {
-        let p = super::scale_action(a_p, 0.0, available);
+    /// Set-point: `P = available·(1 + min(a_p, 0))` (zero or positive:
+    /// uncurtailed; −1: all curtailed), `Q = a_q·q_max` clipped to `±√(s² − P²)`.
+    pub fn set_point(&self, available: f64, a_p: f64, a_q: f64) -> (f64, f64) {
+        let p = available * (1.0 + a_p.clamp(-1.0, 0.0));
         let qs = (self.s_rated_mva * self.s_rated_mva - p * p)
             .max(0.0)
             .sqrt();
         let qlim = self.q_max_mvar.min(qs);
-        let q = ((a_q as f64).clamp(-1.0, 1.0) * self.q_max_mvar).clamp(-qlim, qlim);
+        let q = (a_q.clamp(-1.0, 1.0) * self.q_max_mvar).clamp(-qlim, qlim);
         (p, q)
+    }
+
+    /// The action that gives a set-point at an availability (inverse of
+    /// [`Self::set_point`]): `a_p = P/available − 1` (0 when nothing is
+    /// available), `a_q = Q/q_max`.
+    pub fn action_for(&self, available: f64, p_mw: f64, q_mvar: f64) -> [f64; 2] {
+        let a_p = if available > 0.0 {
+            (p_mw / available - 1.0).clamp(-1.0, 0.0)
+        } else {
+            0.0
+        };
+        let a_q = if self.q_max_mvar > 0.0 {
+            (q_mvar / self.q_max_mvar).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        [a_p, a_q]
     }
 }
 
@@ -76,7 +94,7 @@ impl Renewables {
         self.q_mvar[[c, k]] = 0.0;
     }
     /// Apply an action for a profile value of this hour.
-    pub fn apply(&mut self, c: usize, k: usize, a_p: f32, a_q: f32, profile: f64) {
+    pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64, profile: f64) {
         let prm = &self.params[k];
         let avail = prm.available(profile);
         let (p, q) = prm.set_point(avail, a_p, a_q);

@@ -35,6 +35,11 @@ impl StorageParams {
         p.clamp(-self.p_max_mw.min(dis), self.p_max_mw.min(ch))
     }
 
+    /// The action that asks for `P` (inverse of the mapping): `a = P/p_max`.
+    pub fn action_for(&self, p_mw: f64) -> f64 {
+        (p_mw / self.p_max_mw).clamp(-1.0, 1.0)
+    }
+
     /// SOC after a step: `soc + P·η_ch·dt/E` when charging, `soc + P/η_dis·dt/E` when discharging.
     pub fn next_soc(&self, soc: f64, p: f64, dt_h: f64) -> f64 {
         if p >= 0.0 {
@@ -78,11 +83,11 @@ impl Storages {
             self.p_mw[[c, k]] = 0.0;
         }
     }
-    /// Apply an action: `P = a·p_max`, clipped, then the SOC update.
-    pub fn apply(&mut self, c: usize, k: usize, a: f32, dt_h: f64) {
+    /// Apply an action: `P = a·p_max` (zero: idle), clipped, then the SOC update.
+    pub fn apply(&mut self, c: usize, k: usize, a: f64, dt_h: f64) {
         let prm = &self.params[k];
         let soc = self.soc[[c, k]];
-        let p = prm.clip(soc, (a as f64).clamp(-1.0, 1.0) * prm.p_max_mw, dt_h);
+        let p = prm.clip(soc, a.clamp(-1.0, 1.0) * prm.p_max_mw, dt_h);
         self.p_mw[[c, k]] = p;
         self.soc[[c, k]] = prm.next_soc(soc, p, dt_h);
     }

@@ -1,6 +1,9 @@
-//! Transformer tap changer: an integer position in `[tap_min, tap_max]`,
-//! written to the power flow's `trafo_tap_pos` (the copy's own admittances
-//! change; the shared factors do not).
+//! Transformer tap changer driven by an agent: an integer position in
+//! `[tap_min, tap_max]`, written to the power flow's `trafo_tap_pos` (the
+//! copy's own admittances change; the shared factors do not).
+//!
+//! The action is a **relative move**: `tap ← clamp(tap + round(a·max_move),
+//! tap_min, tap_max)`, so `a = 0` holds the position.
 
 use ndarray::Array2;
 
@@ -15,7 +18,9 @@ pub struct TapChangers {
     pub tap_max: Vec<f64>,
     /// Position at reset (the network's).
     pub tap_init: Vec<f64>,
-    /// Cost per step moved ($).
+    /// Largest move per step (at `|a| = 1`).
+    pub max_move: Vec<f64>,
+    /// Cost per tap step moved ($).
     pub wear_cost: Vec<f64>,
     /// Position, `[B, n]` (integer values).
     pub pos: Array2<f64>,
@@ -23,32 +28,47 @@ pub struct TapChangers {
     pub moved: Array2<f64>,
 }
 
+/// One tap changer's parameters: `(tap_min, tap_max, tap_init, max_move, wear_cost)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TapParams {
+    /// Lowest position.
+    pub tap_min: f64,
+    /// Highest position.
+    pub tap_max: f64,
+    /// Position at reset.
+    pub tap_init: f64,
+    /// Largest move per step.
+    pub max_move: f64,
+    /// Cost per step moved ($).
+    pub wear_cost: f64,
+}
+
 impl TapChangers {
     /// Units for `batch` copies.
-    pub fn new(
-        trafo: Vec<usize>,
-        range: Vec<(f64, f64, f64)>,
-        wear_cost: Vec<f64>,
-        batch: usize,
-    ) -> Self {
+    pub fn new(trafo: Vec<usize>, params: Vec<TapParams>, batch: usize) -> Self {
         let n = trafo.len();
         let mut t = TapChangers {
             trafo,
-            tap_min: range.iter().map(|r| r.0).collect(),
-            tap_max: range.iter().map(|r| r.1).collect(),
-            tap_init: range.iter().map(|r| r.2).collect(),
-            wear_cost,
+            tap_min: params.iter().map(|r| r.tap_min).collect(),
+            tap_max: params.iter().map(|r| r.tap_max).collect(),
+            tap_init: params.iter().map(|r| r.tap_init).collect(),
+            max_move: params.iter().map(|r| r.max_move).collect(),
+            wear_cost: params.iter().map(|r| r.wear_cost).collect(),
             pos: Array2::zeros((batch, n)),
             moved: Array2::zeros((batch, n)),
         };
         (0..batch).for_each(|c| t.reset_copy(c));
         t
     }
-    /// Position for an action: `round(tap_min + (a+1)/2·(tap_max − tap_min))`.
-    pub fn position(&self, k: usize, a: f32) -> f64 {
-        super::scale_action(a, self.tap_min[k], self.tap_max[k])
-            .round()
+    /// Position after an action from `current`: `clamp(current + round(a·max_move), min, max)`.
+    pub fn position(&self, k: usize, current: f64, a: f64) -> f64 {
+        (current + (a.clamp(-1.0, 1.0) * self.max_move[k]).round())
             .clamp(self.tap_min[k], self.tap_max[k])
+    }
+    /// The action that moves from `current` to `target` (inverse of
+    /// [`Self::position`] for moves within `max_move`): `(target − current)/max_move`.
+    pub fn action_for(&self, k: usize, current: f64, target: f64) -> f64 {
+        ((target - current) / self.max_move[k].max(1e-12)).clamp(-1.0, 1.0)
     }
     /// Back to the network's position.
     pub fn reset_copy(&mut self, c: usize) {
@@ -58,8 +78,8 @@ impl TapChangers {
         }
     }
     /// Apply an action.
-    pub fn apply(&mut self, c: usize, k: usize, a: f32) {
-        let p = self.position(k, a);
+    pub fn apply(&mut self, c: usize, k: usize, a: f64) {
+        let p = self.position(k, self.pos[[c, k]], a);
         self.moved[[c, k]] = (p - self.pos[[c, k]]).abs();
         self.pos[[c, k]] = p;
     }

@@ -1,12 +1,14 @@
 //! The multi-agent vector environment: `B` copies of a setup stepped in
 //! lockstep over one batched power flow ([`vec_env::VecEnv`]), its reward
-//! terms ([`reward`]), observation layouts ([`observation`]) and the
-//! `powergrid rollout` driver ([`rollout`]).
+//! terms ([`reward`]), observation tables ([`observation`]) and the baseline
+//! policies ([`policy`]).
 
+pub(crate) mod control_glue;
 pub mod observation;
+pub mod policy;
 pub mod reward;
-pub mod rollout;
 pub mod vec_env;
 
-pub use observation::{ObsField, ObservationLayout};
-pub use vec_env::{EnvOptions, Split, StepInfo, VecEnv};
+pub use observation::{ObsField, ObsSource, ObservationLayout};
+pub use policy::{Policy, PolicyRunner};
+pub use vec_env::{ActionScalar, EnvOptions, Split, StepInfo, VecEnv};

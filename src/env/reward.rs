@@ -2,11 +2,42 @@
 //!
 //! - cost = generation `Σ (a·P² + b·P + c)·dt` + trading at the point of common
 //!   coupling `(max(P,0)·price − max(−P,0)·price·sell_discount)·dt` + storage
-//!   degradation `cost_per_mwh·|P|·dt` + tap/capacitor wear `wear·|Δ|`;
+//!   degradation `cost_per_mwh·|P|·dt` + tap/capacitor wear `wear·|Δ|` (agent
+//!   devices, and automatic controllers charged to the agent);
 //! - safety = `Σ_bus max(V − v_max, 0) + max(v_min − V, 0)`
 //!   + `0.01·Σ max(loading% − 100, 0)` over its lines and transformers
-//!   + device limit violations (SOC outside limits, `|S|` above rating in MVA);
-//! - reward `r = −(cost + penalty·safety)`; with `share_reward` every agent gets the mean.
+//!   + device limit violations (SOC outside limits, `|S|` above rating in MVA)
+//!   + `operator_safety_weight·(the system operator's voltage violation)`, the
+//!     DSO feeder's, which the microgrids' exports drive;
+//! - reward `r = reward_scale·(−(cost + penalty·safety))`; with `share_reward`
+//!   every agent gets the mean.
+//!
+//! Each term is reported per copy and agent in `StepInfo::terms`
+//! (`[B, n_agents, TERMS.len()]`, in the order of [`TERMS`]); `cost` is the sum
+//! of the cost terms and `safety` of the safety terms.
+//!
+//! **Scale** (`ieee34_ieee13`, hourly steps): a microgrid's cost is tens of
+//! dollars per hour (it imports about 0.2–0.5 MW at 30–150 $/MWh; a diesel at
+//! full output costs about 90 $/h), safety is 0 inside the band and about
+//! 0.01–0.1 per bus-hour outside it, weighted by `penalty = 10`; so rewards
+//! are about −5 to −60 per step and −200 for a failed power flow. Set
+//! `reward_scale` (e.g. 0.02) to bring them near unit size for learning.
+
+/// Names of the reward terms, in the order of `StepInfo::terms`: the first
+/// five are costs in $, the rest safety terms (unweighted).
+pub const TERMS: [&str; 9] = [
+    "cost_generation",
+    "cost_trading",
+    "cost_storage",
+    "cost_wear",
+    "cost_controller_wear",
+    "safety_voltage",
+    "safety_loading",
+    "safety_devices",
+    "safety_operator_voltage",
+];
+/// Number of cost terms at the front of [`TERMS`].
+pub const N_COST_TERMS: usize = 5;
 
 /// Voltage-band violation of one bus in p.u.
 #[inline]
@@ -26,7 +57,7 @@ pub fn trading_cost(p_import_mw: f64, price: f64, sell_discount: f64, dt_h: f64)
     (p_import_mw.max(0.0) * price - (-p_import_mw).max(0.0) * price * sell_discount) * dt_h
 }
 
-/// `r = −(cost + penalty·safety)`.
+/// `r = −(cost + penalty·safety)` (before `reward_scale`).
 #[inline]
 pub fn reward(cost: f64, safety: f64, penalty: f64) -> f64 {
     -(cost + penalty * safety)

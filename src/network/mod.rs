@@ -1,10 +1,12 @@
 //! The network model: elements with pandapower's electrical models, read from the
 //! project's YAML format or imported from pandapower JSON.
 
+mod controllers;
 mod model;
 pub mod pandapower;
 pub mod yaml;
 
+pub use controllers::*;
 pub use model::*;
 
 use crate::error::{Error, Result};

@@ -65,6 +65,10 @@ pub struct Network {
     /// Switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<Switch>,
+    /// Automatic controllers (tap changers, switched capacitors), run by
+    /// `crate::control::ControlLoop` (see [`Controller`](super::Controller)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<super::Controller>,
 }
 
 /// A bus.
@@ -564,6 +568,7 @@ impl Network {
                 SwitchElement::Bus => {}
             }
         }
+        super::controllers::validate_controllers(self, &self.controllers)?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! to positions. Every table that would change the power flow but is not
 //! modelled is an error naming it.
 
+use super::controllers::*;
 use super::model::*;
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -16,7 +17,6 @@ const IGNORED_TABLES: &[&str] = &[
     "measurement",
     "pwl_cost",
     "poly_cost",
-    "controller",
     "group",
     "bus_geodata",
     "line_geodata",
@@ -31,7 +31,16 @@ const IGNORED_TABLES: &[&str] = &[
 
 /// Tables this crate models.
 const MODELLED_TABLES: &[&str] = &[
-    "bus", "line", "trafo", "load", "sgen", "storage", "shunt", "ext_grid", "switch",
+    "bus",
+    "line",
+    "trafo",
+    "load",
+    "sgen",
+    "storage",
+    "shunt",
+    "ext_grid",
+    "switch",
+    "controller",
 ];
 
 /// Read a pandapower JSON file.
@@ -409,8 +418,10 @@ pub fn from_str(text: &str) -> Result<Network> {
     }
 
     let sh = take("shunt");
+    let mut shunt_pos = HashMap::new();
     let mut shunts = Vec::with_capacity(sh.len());
     for r in 0..sh.len() {
+        shunt_pos.insert(sh.index[r], r);
         let name = sh.str(r, "name");
         let in_service = sh.bool_or(r, "in_service", true);
         if sh.bool_or(r, "step_dependency_table", false) && in_service {
@@ -488,6 +499,9 @@ pub fn from_str(text: &str) -> Result<Network> {
         });
     }
 
+    let ct = take("controller");
+    let controllers = read_controllers(&ct, &bus_pos, &trafo_pos, &shunt_pos)?;
+
     Ok(Network {
         name,
         f_hz,
@@ -501,5 +515,184 @@ pub fn from_str(text: &str) -> Result<Network> {
         shunts,
         ext_grids,
         switches,
+        controllers,
     })
+}
+
+/// A value of a serialised controller: numpy scalars are `{"_module": "numpy",
+/// "_class": …, "_object": value}`, and NaN/booleans may be strings.
+fn np_value(v: &Value) -> &Value {
+    match v {
+        Value::Object(o) if o.get("_module").and_then(|m| m.as_str()) == Some("numpy") => {
+            o.get("_object").unwrap_or(&Value::Null)
+        }
+        _ => v,
+    }
+}
+
+fn np_f64(v: &Value) -> Option<f64> {
+    match np_value(v) {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        Value::Bool(b) => Some(*b as u8 as f64),
+        _ => None,
+    }
+}
+
+fn np_bool(v: &Value) -> Option<bool> {
+    match np_value(v) {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse::<bool>().ok(),
+        Value::Number(n) => n.as_f64().map(|x| x != 0.0),
+        _ => None,
+    }
+}
+
+/// The `controller` table: each row's `object` is the controller serialised by
+/// pandapower (`_class` and its attributes as a JSON string in `_object`).
+/// `DiscreteTapControl` (of a `trafo`) and `DiscreteShuntController` are read;
+/// any other class is an error naming it and the row. Controllers are ordered
+/// by pandapower's `order` column (stable); several `level`s are an error.
+fn read_controllers(
+    ct: &Table,
+    bus_pos: &HashMap<i64, usize>,
+    trafo_pos: &HashMap<i64, usize>,
+    shunt_pos: &HashMap<i64, usize>,
+) -> Result<Vec<Controller>> {
+    let mut rows: Vec<(f64, Controller)> = Vec::with_capacity(ct.len());
+    let mut levels: Vec<String> = vec![];
+    for r in 0..ct.len() {
+        let label = ct.index[r];
+        let err = |m: String| perr(format!("controller row {label}: {m}"));
+        let obj = ct.raw(r, "object").ok_or_else(|| err("no object".into()))?;
+        let class = obj
+            .get("_class")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string();
+        let parsed: Value;
+        let attrs = match obj.get("_object") {
+            Some(Value::String(s)) => {
+                parsed = serde_json::from_str(s).map_err(|e| err(format!("{class}: {e}")))?;
+                &parsed
+            }
+            Some(v) => v,
+            None => return Err(err(format!("{class}: no _object"))),
+        };
+        let get = |k: &str| attrs.get(k).map(np_value).filter(|v| !v.is_null());
+        let num = |k: &str| -> Result<f64> {
+            get(k)
+                .and_then(np_f64)
+                .ok_or_else(|| err(format!("{class}: missing or non-numeric {k}")))
+        };
+        let label_of = |k: &str| -> Result<i64> {
+            let x = num(k)?;
+            if x.fract() != 0.0 {
+                return Err(err(format!("{class}: {k} = {x} is not an index")));
+            }
+            Ok(x as i64)
+        };
+        let in_service = ct.bool_or(r, "in_service", true);
+        let order = ct.f64_or(r, "order", 0.0)?;
+        let level = ct
+            .raw(r, "level")
+            .map_or("0".to_string(), |v| v.to_string());
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+        let name = ct.str(r, "name");
+        let c = match class.as_str() {
+            "DiscreteTapControl" => {
+                let element = get("element").and_then(|v| v.as_str()).unwrap_or("trafo");
+                if element != "trafo" {
+                    return Err(Error::Unsupported(format!(
+                        "controller row {label}: DiscreteTapControl of element {element:?} (only trafo)"
+                    )));
+                }
+                if get("element_index").is_some_and(|v| v.is_array()) {
+                    return Err(Error::Unsupported(format!(
+                        "controller row {label}: DiscreteTapControl of several trafos (make one per trafo)"
+                    )));
+                }
+                let t = label_of("element_index")?;
+                let trafo = *trafo_pos
+                    .get(&t)
+                    .ok_or_else(|| err(format!("DiscreteTapControl: trafo {t} does not exist")))?;
+                let side = match get("side").and_then(|v| v.as_str()).unwrap_or("lv") {
+                    "hv" => TapSide::Hv,
+                    "lv" => TapSide::Lv,
+                    other => {
+                        return Err(Error::Unsupported(format!(
+                            "controller row {label}: DiscreteTapControl side {other:?}"
+                        )))
+                    }
+                };
+                Controller::DiscreteTap(DiscreteTapControl {
+                    name,
+                    trafo,
+                    side,
+                    vm_lower_pu: num("vm_lower_pu")?,
+                    vm_upper_pu: num("vm_upper_pu")?,
+                    tol: get("tol").and_then(np_f64).unwrap_or(1e-3),
+                    line_drop: None,
+                    in_service,
+                })
+            }
+            "DiscreteShuntController" => {
+                if get("check_step_bounds").and_then(np_bool) == Some(false) {
+                    return Err(Error::Unsupported(format!(
+                        "controller row {label}: DiscreteShuntController with check_step_bounds = False"
+                    )));
+                }
+                if get("reset_at_init").and_then(np_bool) == Some(true) {
+                    return Err(Error::Unsupported(format!(
+                        "controller row {label}: DiscreteShuntController with reset_at_init = True"
+                    )));
+                }
+                let s = label_of("shunt_index")?;
+                let shunt = *shunt_pos.get(&s).ok_or_else(|| {
+                    err(format!("DiscreteShuntController: shunt {s} does not exist"))
+                })?;
+                let bus = match get("controlled_bus") {
+                    Some(_) => {
+                        let b = label_of("controlled_bus")?;
+                        Some(*bus_pos.get(&b).ok_or_else(|| {
+                            err(format!("DiscreteShuntController: bus {b} does not exist"))
+                        })?)
+                    }
+                    None => None,
+                };
+                let increment = get("increment").and_then(np_f64).unwrap_or(1.0);
+                if !(increment >= 1.0 && increment.fract() == 0.0) {
+                    return Err(err(format!(
+                        "DiscreteShuntController: increment {increment} is not a positive integer"
+                    )));
+                }
+                Controller::DiscreteShunt(DiscreteShuntControl {
+                    name,
+                    shunt,
+                    bus,
+                    vm_set_pu: num("vm_set_pu")?,
+                    tol: get("tol").and_then(np_f64).unwrap_or(1e-3),
+                    increment: increment as u32,
+                    in_service,
+                })
+            }
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "controller row {label}: controller class {other:?} (supported: DiscreteTapControl, DiscreteShuntController)"
+                )))
+            }
+        };
+        rows.push((order, c));
+    }
+    if levels.len() > 1 {
+        return Err(Error::Unsupported(format!(
+            "controllers on several levels ({}): powergrid runs one level",
+            levels.join(", ")
+        )));
+    }
+    // Stable: equal `order`s keep their file order.
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(rows.into_iter().map(|(_, c)| c).collect())
 }

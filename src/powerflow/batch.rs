@@ -269,6 +269,20 @@ pub trait PowerFlow: Send {
     /// Validate the inputs and solve every copy, warm-started from its last
     /// converged voltages (the no-load solution the first time and after a failure).
     fn solve(&mut self) -> Result<SolveSummary>;
+    /// Like [`solve`](PowerFlow::solve), but only copies with `active[c]` need
+    /// solving: the others keep their state and last results (the control
+    /// loop's settled copies). The default solves every copy; the CPU backend
+    /// skips the inactive ones. The summary covers every copy.
+    fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
+        if active.len() != self.batch() {
+            return Err(Error::InvalidInput(format!(
+                "active mask has {} entries for {} copies",
+                active.len(),
+                self.batch()
+            )));
+        }
+        self.solve()
+    }
     /// Results of the last solve.
     fn results(&self) -> &BatchResults;
     /// Start the given copies from the no-load voltages at the next solve.

@@ -577,14 +577,20 @@ impl CpuBatch {
         &self.states
     }
 
-    fn run(&mut self) {
+    /// Solve every copy, or with `active` only those it marks (the others keep
+    /// their state and result rows).
+    fn run(&mut self, active: Option<&[bool]>) {
         let k = &self.kernel;
+        let on = |c: usize| active.is_none_or(|a| a[c]);
         let inp = &self.inputs;
         let states = &mut self.states;
         let res = &mut self.results;
         let (nb, nl, nt, ne) = k.plan.sizes();
         let work = || {
             states.par_iter_mut().enumerate().for_each(|(c, st)| {
+                if !on(c) {
+                    return;
+                }
                 k.prepare(inp, c, st);
                 solve_copy(k, st);
                 slack_currents(k, st);
@@ -605,6 +611,9 @@ impl CpuBatch {
                 sl(&mut res.ext_grid_q_mvar),
             ];
             states.par_iter().enumerate().for_each(|(c, st)| {
+                if !on(c) {
+                    return;
+                }
                 // SAFETY: row `c` of each table is written by this task only, the
                 // tables outlive the loop and are in standard (row-major) layout.
                 let row = |i: usize, n: usize| unsafe {
@@ -651,7 +660,19 @@ impl PowerFlow for CpuBatch {
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         self.inputs.validate(&self.kernel.plan.net)?;
-        self.run();
+        self.run(None);
+        Ok(summary(&self.results))
+    }
+    fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
+        if active.len() != self.states.len() {
+            return Err(crate::error::Error::InvalidInput(format!(
+                "active mask has {} entries for {} copies",
+                active.len(),
+                self.states.len()
+            )));
+        }
+        self.inputs.validate(&self.kernel.plan.net)?;
+        self.run(Some(active));
         Ok(summary(&self.results))
     }
     fn results(&self) -> &BatchResults {

@@ -14,9 +14,7 @@ pub use plan::{Plan, SolverOptions, Variant};
 pub mod gpu;
 
 /// Which power-flow backend to use.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The f64 CPU solver.
@@ -25,6 +23,31 @@ pub enum BackendKind {
     Gpu,
     /// A real GPU if there is one, else the CPU.
     Auto,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = crate::Error;
+    /// `cpu`, `gpu` or `auto` (any case).
+    fn from_str(s: &str) -> crate::Result<BackendKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(BackendKind::Cpu),
+            "gpu" => Ok(BackendKind::Gpu),
+            "auto" => Ok(BackendKind::Auto),
+            _ => Err(crate::Error::InvalidInput(format!(
+                "unknown backend {s:?}: use cpu, gpu or auto"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+            BackendKind::Auto => "auto",
+        })
+    }
 }
 
 /// Make a batch of `batch` copies on the chosen backend; returns it with a line

@@ -41,6 +41,15 @@ fn default_tol() -> f64 {
 fn band() -> [f64; 2] {
     [0.95, 1.05]
 }
+fn control_cap() -> u32 {
+    30
+}
+fn max_move() -> f64 {
+    1.0
+}
+fn lv() -> String {
+    "lv".into()
+}
 fn soc_min() -> f64 {
     0.1
 }
@@ -71,6 +80,9 @@ pub enum ObservationMode {
 pub struct SetupConfig {
     /// Setup name.
     pub name: String,
+    /// One line saying what the setup is (listed by `powergrid setups`).
+    #[serde(default)]
+    pub description: Option<String>,
     /// Network file (`.yml` or pandapower `.json`), relative to the config file.
     pub network: String,
     /// Hourly CSV of the training split, relative to the config file.
@@ -93,6 +105,23 @@ pub struct SetupConfig {
     /// Voltage band `[v_min, v_max]` in p.u.
     #[serde(default = "band")]
     pub voltage_band: [f64; 2],
+    /// Rewards are multiplied by this: `r = reward_scale·(−(cost + penalty·safety))`.
+    #[serde(default = "one")]
+    pub reward_scale: f64,
+    /// Weight with which the system operator's voltage violation (its buses,
+    /// e.g. the DSO feeder) is added to every grid agent's safety (0: not at all).
+    #[serde(default)]
+    pub operator_safety_weight: f64,
+    /// When set, every in-service ext_grid of the network runs at this voltage (p.u.).
+    #[serde(default)]
+    pub slack_vm_pu: Option<f64>,
+    /// Automatic controllers (tap changers, capacitor banks) that settle inside
+    /// every step, in addition to those of the network file.
+    #[serde(default)]
+    pub controllers: Vec<ControllerConfig>,
+    /// Cap on control iterations (power flows) per step.
+    #[serde(default = "control_cap")]
+    pub control_max_iterations: u32,
     /// Reward of every agent of a copy whose power flow did not converge.
     pub convergence_failure_reward: f64,
     /// Safety of every agent of a copy whose power flow did not converge.
@@ -299,7 +328,7 @@ pub struct RenewableConfig {
     pub s_rated_mva: f64,
 }
 
-/// Tap changer of a transformer.
+/// Tap changer of a transformer, moved by its agent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TapChangerConfig {
@@ -308,9 +337,12 @@ pub struct TapChangerConfig {
     /// Cost per tap step moved ($).
     #[serde(default)]
     pub wear_cost: f64,
+    /// Largest move per step, in tap steps (at `|a| = 1`).
+    #[serde(default = "max_move")]
+    pub max_move: f64,
 }
 
-/// Capacitor bank (a shunt with steps).
+/// Capacitor bank (a shunt with steps), switched by its agent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitorConfig {
@@ -319,6 +351,150 @@ pub struct CapacitorConfig {
     /// Cost per step switched ($).
     #[serde(default)]
     pub wear_cost: f64,
+    /// Largest move per step, in steps (at `|a| = 1`).
+    #[serde(default = "max_move")]
+    pub max_move: f64,
+}
+
+/// An automatic controller, tagged by `type` (pandapower's class names in snake case).
+///
+/// ```yaml
+/// controllers:
+///   - { type: discrete_tap_control, trafo: "DSO Regulator 1", vm_lower_pu: 1.0083, vm_upper_pu: 1.025,
+///       line_drop: { r_v: 2.7, x_v: 1.6, pt_ratio: 120, ct_primary_a: 100 } }
+///   - { type: discrete_shunt_control, shunt: "SCB 1", vm_set_pu: 1.0, tol: 0.02 }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControllerConfig {
+    /// pandapower's `DiscreteTapControl`: one tap step per control iteration
+    /// until the controlled bus is inside `[vm_lower_pu, vm_upper_pu]`.
+    DiscreteTapControl(TapControlConfig),
+    /// pandapower's `DiscreteShuntController`: one step per iteration until
+    /// the shunt's bus is inside `vm_set_pu ± tol`.
+    DiscreteShuntControl(ShuntControlConfig),
+}
+
+/// An automatic tap controller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapControlConfig {
+    /// Transformer name (it must have a tap changer).
+    pub trafo: String,
+    /// Controlled side: `lv` (default) or `hv`.
+    #[serde(default = "lv")]
+    pub side: String,
+    /// Lower edge of the band in p.u.
+    pub vm_lower_pu: f64,
+    /// Upper edge of the band in p.u.
+    pub vm_upper_pu: f64,
+    /// Line-drop compensation (IEEE style, in volts on the regulator's base).
+    #[serde(default)]
+    pub line_drop: Option<LineDropConfig>,
+    /// Cost per tap step moved ($), reported in info and charged to `charge_to`.
+    #[serde(default)]
+    pub wear_cost: f64,
+    /// Agent whose cost carries the wear (none: reported only).
+    #[serde(default)]
+    pub charge_to: Option<String>,
+}
+
+/// Line-drop compensation of a regulator: the controlled voltage is
+/// `V_reg − Z·I` with `Z = (r_v + j·x_v)/ct_primary_a` volts per ampere on the
+/// 120 V base of `pt_ratio`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDropConfig {
+    /// Compensator R in volts (at rated CT current).
+    pub r_v: f64,
+    /// Compensator X in volts.
+    pub x_v: f64,
+    /// Potential-transformer ratio (e.g. 120: 14.4 kV → 120 V).
+    pub pt_ratio: f64,
+    /// Current-transformer primary rating in A.
+    pub ct_primary_a: f64,
+}
+
+/// An automatic capacitor controller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShuntControlConfig {
+    /// Shunt name.
+    pub shunt: String,
+    /// Voltage set-point in p.u.
+    pub vm_set_pu: f64,
+    /// Dead band (±) in p.u.
+    pub tol: f64,
+    /// Cost per step switched ($), reported in info and charged to `charge_to`.
+    #[serde(default)]
+    pub wear_cost: f64,
+    /// Agent whose cost carries the wear (none: reported only).
+    #[serde(default)]
+    pub charge_to: Option<String>,
+}
+
+/// A resolved automatic controller (element indices, checked).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControllerSpec {
+    /// Discrete tap control of a transformer.
+    Tap {
+        /// Name for info and errors (`tap:<trafo name>`).
+        name: String,
+        /// Trafo index.
+        trafo: usize,
+        /// Whether the LV side's bus is controlled (else HV).
+        lv_side: bool,
+        /// Band `[lower, upper]` in p.u.
+        vm_lower_pu: f64,
+        /// Upper edge.
+        vm_upper_pu: f64,
+        /// Line-drop compensation `(r_v, x_v, pt_ratio, ct_primary_a)`.
+        line_drop: Option<[f64; 4]>,
+        /// Cost per step moved ($).
+        wear_cost: f64,
+        /// Grid agent charged with the wear.
+        charge_to: Option<usize>,
+    },
+    /// Discrete step control of a shunt.
+    Shunt {
+        /// Name for info and errors (`shunt:<shunt name>`).
+        name: String,
+        /// Shunt index.
+        shunt: usize,
+        /// Set-point in p.u.
+        vm_set_pu: f64,
+        /// Dead band in p.u.
+        tol: f64,
+        /// Cost per step switched ($).
+        wear_cost: f64,
+        /// Grid agent charged with the wear.
+        charge_to: Option<usize>,
+    },
+}
+
+impl ControllerSpec {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            ControllerSpec::Tap { name, .. } | ControllerSpec::Shunt { name, .. } => name,
+        }
+    }
+    /// Cost per move ($).
+    pub fn wear_cost(&self) -> f64 {
+        match self {
+            ControllerSpec::Tap { wear_cost, .. } | ControllerSpec::Shunt { wear_cost, .. } => {
+                *wear_cost
+            }
+        }
+    }
+    /// Grid agent charged with the wear.
+    pub fn charge_to(&self) -> Option<usize> {
+        match self {
+            ControllerSpec::Tap { charge_to, .. } | ControllerSpec::Shunt { charge_to, .. } => {
+                *charge_to
+            }
+        }
+    }
 }
 
 /// A loaded setup: the config, the network with the setup's added elements,
@@ -345,6 +521,8 @@ pub struct Setup {
     pub agent_buses: Vec<Vec<usize>>,
     /// Bus indices watched by the system operator.
     pub operator_buses: Vec<usize>,
+    /// The setup's automatic controllers, resolved.
+    pub controllers: Vec<ControllerSpec>,
 }
 
 /// Find a setup's config: a path to a folder or a `config.yml`, or a name under
@@ -371,10 +549,12 @@ pub fn find_setup(name_or_path: &str) -> Result<PathBuf> {
             return Ok(c.clone());
         }
     }
+    let known: Vec<String> = list_setups().into_iter().map(|(n, _)| n).collect();
     Err(Error::InvalidSetup(format!(
-        "unknown setup {name_or_path:?}: not a file or folder, and neither {} nor {} exists",
+        "unknown setup {name_or_path:?}: not a file or folder, and neither {} nor {} exists; setups: {}",
         candidates[0].display(),
-        candidates[1].display()
+        candidates[1].display(),
+        if known.is_empty() { "none found".to_string() } else { known.join(", ") }
     )))
 }
 
@@ -473,8 +653,35 @@ impl Setup {
                 "needs min_factor <= max_factor",
             )?;
         }
+        check(
+            config.reward_scale > 0.0 && config.reward_scale.is_finite(),
+            "reward_scale",
+            "must be positive",
+        )?;
+        check(
+            config.operator_safety_weight >= 0.0 && config.operator_safety_weight.is_finite(),
+            "operator_safety_weight",
+            "must be >= 0",
+        )?;
+        check(
+            config.control_max_iterations > 0,
+            "control_max_iterations",
+            "must be positive",
+        )?;
         let mut network = network::load(dir.join(&config.network))
             .map_err(|e| Error::parse(&path, format!("network {:?}: {e}", config.network)))?;
+        if let Some(v) = config.slack_vm_pu {
+            check(
+                v.is_finite() && (0.5..=1.5).contains(&v),
+                "slack_vm_pu",
+                "must be in [0.5, 1.5]",
+            )?;
+            network
+                .ext_grids
+                .iter_mut()
+                .filter(|e| e.in_service)
+                .for_each(|e| e.vm_pu = v);
+        }
 
         let bus_of = |net: &Network, key: &str, name: &str| {
             find_named(
@@ -695,6 +902,7 @@ impl Setup {
                 &format!("no load name starts with {:?}", g.prefix),
             )?;
         }
+        let controllers = resolve_controllers(&path, &config, &network)?;
         let cols = config.columns();
         let train = TimeSeries::read(&dir.join(&config.train_data), &cols)?;
         let test = TimeSeries::read(&dir.join(&config.test_data), &cols)?;
@@ -718,8 +926,208 @@ impl Setup {
             agent_pcc: pccs,
             agent_buses,
             operator_buses,
+            controllers,
         })
     }
+}
+
+/// Check and resolve the `controllers:` section: elements exist, a tap
+/// controller's transformer has a tap changer, bands are ordered, no element
+/// is both driven by an agent and automatic, or automatic twice.
+fn resolve_controllers(
+    path: &Path,
+    config: &SetupConfig,
+    net: &Network,
+) -> Result<Vec<ControllerSpec>> {
+    let err = |key: String, msg: String| Error::parse(path, format!("{key}: {msg}"));
+    let agent_of = |key: &str, name: &Option<String>| -> Result<Option<usize>> {
+        match name {
+            None => Ok(None),
+            Some(n) => config
+                .agents
+                .iter()
+                .position(|a| &a.name == n)
+                .map(Some)
+                .ok_or_else(|| err(format!("{key}.charge_to"), format!("no agent named {n:?}"))),
+        }
+    };
+    let driven_trafo = |k: usize| {
+        config.agents.iter().any(|a| {
+            a.devices.iter().any(|d| {
+                matches!(d, DeviceConfig::TapChanger(t) if net.trafos.get(k).is_some_and(|x| x.name == t.trafo))
+            })
+        })
+    };
+    let driven_shunt = |k: usize| {
+        config.agents.iter().any(|a| {
+            a.devices.iter().any(|d| {
+                matches!(d, DeviceConfig::Capacitor(c) if net.shunts.get(k).is_some_and(|x| x.name == c.shunt))
+            })
+        })
+    };
+    let mut out: Vec<ControllerSpec> = Vec::new();
+    for (i, c) in config.controllers.iter().enumerate() {
+        let key = format!("controllers[{i}]");
+        let finite_pos = |x: f64| x.is_finite() && x > 0.0;
+        match c {
+            ControllerConfig::DiscreteTapControl(t) => {
+                let key = format!("{key} (trafo {:?})", t.trafo);
+                let k = find_named(
+                    path,
+                    "transformer",
+                    &format!("{key}.trafo"),
+                    net.trafos.iter().map(|x| x.name.as_str()),
+                    &t.trafo,
+                )?;
+                if net.trafos[k].tap.is_none() {
+                    return Err(err(key, "the transformer has no tap changer".into()));
+                }
+                if !(t.vm_lower_pu.is_finite()
+                    && t.vm_upper_pu.is_finite()
+                    && t.vm_lower_pu < t.vm_upper_pu)
+                {
+                    return Err(err(
+                        key,
+                        format!(
+                            "needs vm_lower_pu < vm_upper_pu (got {} and {})",
+                            t.vm_lower_pu, t.vm_upper_pu
+                        ),
+                    ));
+                }
+                let lv_side = match t.side.as_str() {
+                    "lv" => true,
+                    "hv" => false,
+                    s => return Err(err(format!("{key}.side"), format!("{s:?} is not lv or hv"))),
+                };
+                let line_drop = match &t.line_drop {
+                    None => None,
+                    Some(l) => {
+                        if !(finite_pos(l.pt_ratio)
+                            && finite_pos(l.ct_primary_a)
+                            && l.r_v.is_finite()
+                            && l.x_v.is_finite())
+                        {
+                            return Err(err(
+                                format!("{key}.line_drop"),
+                                "needs finite r_v, x_v and positive pt_ratio, ct_primary_a".into(),
+                            ));
+                        }
+                        Some([l.r_v, l.x_v, l.pt_ratio, l.ct_primary_a])
+                    }
+                };
+                if driven_trafo(k) {
+                    return Err(err(
+                        key,
+                        "the transformer's taps are already an agent's device".into(),
+                    ));
+                }
+                if out
+                    .iter()
+                    .any(|o| matches!(o, ControllerSpec::Tap { trafo, .. } if *trafo == k))
+                {
+                    return Err(err(
+                        key,
+                        "a second controller on the same transformer".into(),
+                    ));
+                }
+                if !(t.wear_cost.is_finite() && t.wear_cost >= 0.0) {
+                    return Err(err(format!("{key}.wear_cost"), "must be >= 0".into()));
+                }
+                out.push(ControllerSpec::Tap {
+                    name: format!("tap:{}", t.trafo),
+                    trafo: k,
+                    lv_side,
+                    vm_lower_pu: t.vm_lower_pu,
+                    vm_upper_pu: t.vm_upper_pu,
+                    line_drop,
+                    wear_cost: t.wear_cost,
+                    charge_to: agent_of(&key, &t.charge_to)?,
+                });
+            }
+            ControllerConfig::DiscreteShuntControl(sc) => {
+                let key = format!("{key} (shunt {:?})", sc.shunt);
+                let k = find_named(
+                    path,
+                    "shunt",
+                    &format!("{key}.shunt"),
+                    net.shunts.iter().map(|x| x.name.as_str()),
+                    &sc.shunt,
+                )?;
+                if !(sc.vm_set_pu.is_finite() && finite_pos(sc.tol)) {
+                    return Err(err(
+                        key,
+                        format!(
+                            "needs a finite vm_set_pu and tol > 0 (got {} and {})",
+                            sc.vm_set_pu, sc.tol
+                        ),
+                    ));
+                }
+                if net.shunts[k].max_step < 1 {
+                    return Err(err(key, "the shunt has no steps to switch".into()));
+                }
+                if driven_shunt(k) {
+                    return Err(err(key, "the shunt is already an agent's device".into()));
+                }
+                if out
+                    .iter()
+                    .any(|o| matches!(o, ControllerSpec::Shunt { shunt, .. } if *shunt == k))
+                {
+                    return Err(err(key, "a second controller on the same shunt".into()));
+                }
+                if !(sc.wear_cost.is_finite() && sc.wear_cost >= 0.0) {
+                    return Err(err(format!("{key}.wear_cost"), "must be >= 0".into()));
+                }
+                out.push(ControllerSpec::Shunt {
+                    name: format!("shunt:{}", sc.shunt),
+                    shunt: k,
+                    vm_set_pu: sc.vm_set_pu,
+                    tol: sc.tol,
+                    wear_cost: sc.wear_cost,
+                    charge_to: agent_of(&key, &sc.charge_to)?,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every setup under `setups/` (current directory, else the crate root):
+/// `(name, description)` sorted by name; the description is the config's
+/// `description`, or its first comment line.
+pub fn list_setups() -> Vec<(String, String)> {
+    let mut dirs = vec![PathBuf::from("setups")];
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("setups"));
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut out: Vec<(String, String)> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("config.yml").is_file())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let cfg = e.path().join("config.yml");
+                let desc = match SetupConfig::read(&cfg) {
+                    Ok(c) => c.description.unwrap_or_else(|| {
+                        std::fs::read_to_string(&cfg)
+                            .ok()
+                            .and_then(|t| {
+                                t.lines()
+                                    .find_map(|l| l.strip_prefix('#').map(|x| x.trim().to_string()))
+                            })
+                            .unwrap_or_default()
+                    }),
+                    Err(e) => format!("(unreadable: {e})"),
+                };
+                (name, desc)
+            })
+            .collect();
+        if !out.is_empty() {
+            out.sort();
+            return out;
+        }
+    }
+    Vec::new()
 }
 
 fn new_sgen(name: &str, bus: usize, sn_mva: Option<f64>) -> Sgen {

@@ -4,5 +4,5 @@
 pub mod config;
 pub mod timeseries;
 
-pub use config::{find_setup, Setup, SetupConfig};
+pub use config::{find_setup, list_setups, ControllerSpec, Setup, SetupConfig};
 pub use timeseries::TimeSeries;

@@ -1,0 +1,538 @@
+//! The batched control loop: pandapower's `runpp(net, run_control=True)` for
+//! every copy of a batch at once, with the controllers of
+//! [`crate::network::Controller`].
+//!
+//! Per copy (copies are independent):
+//!
+//! 1. power flow;
+//! 2. every controller that is not settled (in list order) moves once — a tap
+//!    controller one tap step, a shunt controller `increment` steps;
+//! 3. if none moved, the copy is settled; else power flow again and back to 2,
+//!    at most [`ControlOptions::max_iterations`] times.
+//!
+//! A copy whose power flow fails stops controlling (it is reported in
+//! [`ControlLoop::failed`]); a copy that still moves after the cap is reported
+//! unsettled (pandapower raises `ControllerNotConverged` there, after one more
+//! move and power flow). Settled copies are not solved again
+//! ([`PowerFlow::solve_active`]). The final taps and steps stay in the
+//! backend's inputs, so the next run starts from them.
+
+use crate::complex::C64;
+use crate::error::{Error, Result};
+use crate::network::{Controller, Network, TapSide};
+use crate::powerflow::admittance::trafo_branch;
+use crate::powerflow::PowerFlow;
+use ndarray::{Array2, ArrayView2};
+
+/// Options of the control loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ControlOptions {
+    /// Most control iterations (move + power flow) per copy; pandapower's
+    /// `max_iter` of `run_control` (default 30).
+    pub max_iterations: u32,
+}
+
+impl Default for ControlOptions {
+    fn default() -> Self {
+        ControlOptions { max_iterations: 30 }
+    }
+}
+
+/// What one [`ControlLoop::run`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ControlSummary {
+    /// Copies in the batch.
+    pub batch: usize,
+    /// Copies whose controllers all settled.
+    pub settled: usize,
+    /// Copies whose power flow failed (they stopped controlling).
+    pub failed: usize,
+    /// Mean control iterations over copies.
+    pub mean_iterations: f64,
+    /// Most control iterations of any copy.
+    pub max_iterations: u32,
+    /// Power-flow calls (the first included).
+    pub solves: u32,
+}
+
+/// A controller resolved against the network.
+#[derive(Debug, Clone)]
+enum Compiled {
+    Tap {
+        trafo: usize,
+        /// Measured bus.
+        bus: usize,
+        /// `+1`: a higher tap lowers the measured voltage.
+        coeff: i8,
+        lower: f64,
+        upper: f64,
+        min: f64,
+        max: f64,
+        /// Trafo out of service or measured bus at an ext_grid: never acts.
+        idle: bool,
+        /// Line-drop compensation: impedance in the measured bus's p.u.
+        ldc: Option<C64>,
+    },
+    Shunt {
+        shunt: usize,
+        bus: usize,
+        set: f64,
+        tol: f64,
+        increment: f64,
+        /// sign(q_mvar): −1 for a capacitor.
+        sign: f64,
+        max_step: f64,
+        /// Shunt out of service or measured bus at an ext_grid.
+        idle: bool,
+    },
+}
+
+/// Runs a network's controllers on every copy of a batch.
+pub struct ControlLoop {
+    net: Network,
+    ctrls: Vec<Compiled>,
+    batch: usize,
+    options: ControlOptions,
+    iterations: Vec<u32>,
+    settled: Vec<bool>,
+    failed: Vec<bool>,
+    active: Vec<bool>,
+    moves: Array2<u32>,
+    /// Measured (or compensated) voltage per copy and controller, NaN where the bus is dead.
+    vm: Array2<f64>,
+}
+
+impl ControlLoop {
+    /// Resolve `controllers` (validated against `net`; out-of-service ones are
+    /// dropped from the loop but keep their column in [`moves`](Self::moves))
+    /// for `batch` copies.
+    pub fn new(
+        net: &Network,
+        controllers: &[Controller],
+        batch: usize,
+        options: ControlOptions,
+    ) -> Result<ControlLoop> {
+        crate::network::validate_controllers(net, controllers)?;
+        let slack_bus = |b: usize| net.ext_grids.iter().any(|e| e.in_service && e.bus == b);
+        let ctrls = controllers
+            .iter()
+            .map(|c| match c {
+                Controller::DiscreteTap(t) => {
+                    let tr = &net.trafos[t.trafo];
+                    let tap = tr.tap.as_ref().expect("validated: trafo has a tap changer");
+                    let bus = match t.side {
+                        TapSide::Hv => tr.hv_bus,
+                        TapSide::Lv => tr.lv_bus,
+                    };
+                    let mut coeff: i8 = if tap.side == TapSide::Hv { 1 } else { -1 };
+                    if t.side == TapSide::Hv {
+                        coeff = -coeff;
+                    }
+                    if tap.step_percent < 0.0 {
+                        coeff = -coeff;
+                    }
+                    Compiled::Tap {
+                        trafo: t.trafo,
+                        bus,
+                        coeff,
+                        lower: t.vm_lower_pu,
+                        upper: t.vm_upper_pu,
+                        min: tap.min,
+                        max: tap.max,
+                        idle: !t.in_service || !tr.in_service || slack_bus(bus),
+                        ldc: t
+                            .line_drop
+                            .map(|ld| ld.z_pu(net.buses[bus].vn_kv, net.sn_mva)),
+                    }
+                }
+                Controller::DiscreteShunt(s) => {
+                    let sh = &net.shunts[s.shunt];
+                    let bus = s.measured_bus(net);
+                    Compiled::Shunt {
+                        shunt: s.shunt,
+                        bus,
+                        set: s.vm_set_pu,
+                        tol: s.tol,
+                        increment: s.increment as f64,
+                        sign: if sh.q_mvar > 0.0 {
+                            1.0
+                        } else if sh.q_mvar < 0.0 {
+                            -1.0
+                        } else {
+                            0.0
+                        },
+                        max_step: sh.max_step as f64,
+                        idle: !s.in_service || !sh.in_service || slack_bus(bus),
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let n = ctrls.len();
+        Ok(ControlLoop {
+            net: net.clone(),
+            ctrls,
+            batch,
+            options,
+            iterations: vec![0; batch],
+            settled: vec![false; batch],
+            failed: vec![false; batch],
+            active: vec![false; batch],
+            moves: Array2::zeros((batch, n)),
+            vm: Array2::from_elem((batch, n), f64::NAN),
+        })
+    }
+
+    /// Number of copies.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Solve, then (per copy) every unsettled controller moves once, re-solve,
+    /// until every controller of the copy is settled or the cap; the final
+    /// taps/steps stay in `pf.inputs_mut()` so they persist to the next call
+    /// (the caller may overwrite them).
+    pub fn run(&mut self, pf: &mut dyn PowerFlow) -> Result<ControlSummary> {
+        let b = self.batch;
+        if pf.batch() != b {
+            return Err(Error::InvalidInput(format!(
+                "the control loop was made for {b} copies, the power flow has {}",
+                pf.batch()
+            )));
+        }
+        {
+            let inp = pf.inputs();
+            if inp.trafo_tap_pos.ncols() != self.net.trafos.len()
+                || inp.shunt_step.ncols() != self.net.shunts.len()
+            {
+                return Err(Error::InvalidInput(format!(
+                    "the power flow has {} trafos and {} shunts, the controllers' network {} and {}",
+                    inp.trafo_tap_pos.ncols(),
+                    inp.shunt_step.ncols(),
+                    self.net.trafos.len(),
+                    self.net.shunts.len()
+                )));
+            }
+        }
+        self.iterations.fill(0);
+        self.settled.fill(false);
+        self.failed.fill(false);
+        self.active.fill(true);
+        self.moves.fill(0);
+        pf.solve()?;
+        let mut solves = 1u32;
+        loop {
+            self.measure(pf);
+            let max_it = self.options.max_iterations;
+            let inp = pf.inputs_mut();
+            let mut any = false;
+            for c in 0..b {
+                if !self.active[c] {
+                    continue;
+                }
+                if self.failed[c] {
+                    self.active[c] = false;
+                    continue;
+                }
+                let may_move = self.iterations[c] < max_it;
+                let mut moved = false;
+                for (j, ctrl) in self.ctrls.iter().enumerate() {
+                    let v = self.vm[(c, j)];
+                    match *ctrl {
+                        Compiled::Tap {
+                            trafo,
+                            coeff,
+                            lower,
+                            upper,
+                            min,
+                            max,
+                            idle,
+                            ..
+                        } => {
+                            let pos = inp.trafo_tap_pos[(c, trafo)];
+                            let d = tap_move(v, pos, coeff, lower, upper, min, max);
+                            if idle || tap_settled(v, pos, coeff, lower, upper, min, max) {
+                                continue;
+                            }
+                            moved = true;
+                            if may_move && d != 0.0 {
+                                inp.trafo_tap_pos[(c, trafo)] = pos + d;
+                                self.moves[(c, j)] += 1;
+                            }
+                        }
+                        Compiled::Shunt {
+                            shunt,
+                            set,
+                            tol,
+                            increment,
+                            sign,
+                            max_step,
+                            idle,
+                            ..
+                        } => {
+                            let step = inp.shunt_step[(c, shunt)];
+                            if idle || shunt_settled(v, step, set, tol, sign, max_step) {
+                                continue;
+                            }
+                            moved = true;
+                            if may_move {
+                                let new = shunt_move(v, step, set, tol, increment, sign, max_step);
+                                inp.shunt_step[(c, shunt)] = new;
+                                self.moves[(c, j)] += (new - step).abs() as u32;
+                            }
+                        }
+                    }
+                }
+                if !moved {
+                    self.settled[c] = true;
+                    self.active[c] = false;
+                } else if !may_move {
+                    self.active[c] = false;
+                } else {
+                    self.iterations[c] += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            pf.solve_active(&self.active)?;
+            solves += 1;
+        }
+        let settled = self.settled.iter().filter(|&&s| s).count();
+        let failed = self.failed.iter().filter(|&&s| s).count();
+        Ok(ControlSummary {
+            batch: b,
+            settled,
+            failed,
+            mean_iterations: self.iterations.iter().map(|&i| i as f64).sum::<f64>()
+                / b.max(1) as f64,
+            max_iterations: self.iterations.iter().copied().max().unwrap_or(0),
+            solves,
+        })
+    }
+
+    /// Read the measured voltages of the active copies from the last solve
+    /// (marking failed copies); the line-drop compensated voltage where set.
+    fn measure(&mut self, pf: &dyn PowerFlow) {
+        let res = pf.results();
+        let inp = pf.inputs();
+        let net = &self.net;
+        for c in 0..self.batch {
+            if !self.active[c] {
+                continue;
+            }
+            if !res.converged[c] {
+                self.failed[c] = true;
+                continue;
+            }
+            for (j, ctrl) in self.ctrls.iter().enumerate() {
+                let bus = match ctrl {
+                    Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. } => *bus,
+                };
+                let vm = res.vm_pu[(c, bus)];
+                // Isolated and out-of-service buses read 0: pandapower's NaN.
+                let mut v = if vm > 0.0 && vm.is_finite() {
+                    vm
+                } else {
+                    f64::NAN
+                };
+                if let Compiled::Tap {
+                    trafo,
+                    ldc: Some(z),
+                    ..
+                } = *ctrl
+                {
+                    if v.is_finite() {
+                        let t = &net.trafos[trafo];
+                        let volt = |b: usize| {
+                            C64::from_polar(res.vm_pu[(c, b)], res.va_degree[(c, b)].to_radians())
+                        };
+                        let (vh, vl) = (volt(t.hv_bus), volt(t.lv_bus));
+                        let a = trafo_branch(net, t, inp.trafo_tap_pos[(c, trafo)]).admittance();
+                        // Current injected into the trafo at the measured side; the
+                        // current leaving it towards the feeder is its negative.
+                        let (vs, i_in) = if bus == t.lv_bus {
+                            (vl, a.ytf * vh + a.ytt * vl)
+                        } else {
+                            (vh, a.yff * vh + a.yft * vl)
+                        };
+                        v = compensated_vm(vs, -i_in, z);
+                    }
+                }
+                self.vm[(c, j)] = v;
+            }
+        }
+    }
+
+    /// Control iterations per copy in the last run (0 = the first power flow already settled).
+    pub fn iterations(&self) -> &[u32] {
+        &self.iterations
+    }
+
+    /// Whether each copy's controllers all settled in the last run.
+    pub fn settled(&self) -> &[bool] {
+        &self.settled
+    }
+
+    /// Whether each copy's power flow failed in the last run (it stopped controlling).
+    pub fn failed(&self) -> &[bool] {
+        &self.failed
+    }
+
+    /// Steps moved in the last run, `[B, n_controllers]` (taps: one per move;
+    /// shunts: `|Δstep|`).
+    pub fn moves(&self) -> ArrayView2<'_, u32> {
+        self.moves.view()
+    }
+
+    /// The measured voltage each controller saw at the last power flow of each
+    /// copy, `[B, n_controllers]` (line-drop compensated where set; NaN where
+    /// the bus is not energised or the copy failed first).
+    pub fn measured_vm(&self) -> ArrayView2<'_, f64> {
+        self.vm.view()
+    }
+}
+
+/// Line-drop compensated voltage magnitude `|V − I·Z|` (all in the bus's p.u.;
+/// `i_out` is the current leaving the regulator towards the feeder).
+pub fn compensated_vm(v: C64, i_out: C64, z: C64) -> f64 {
+    (v - i_out * z).abs()
+}
+
+/// pandapower `DiscreteTapControl.control_step`: the tap change (−1, 0, +1)
+/// for measured voltage `v` at tap `pos` (NaN voltage: no move).
+pub fn tap_move(v: f64, pos: f64, coeff: i8, lower: f64, upper: f64, min: f64, max: f64) -> f64 {
+    if coeff == 1 {
+        if v < lower && pos > min {
+            -1.0
+        } else if v > upper && pos < max {
+            1.0
+        } else {
+            0.0
+        }
+    } else if v < lower && pos < max {
+        1.0
+    } else if v > upper && pos > min {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// pandapower `DiscreteTapControl.is_converged`: inside the open band, at the
+/// limit it would have to pass, or the bus is dead (NaN).
+pub fn tap_settled(
+    v: f64,
+    pos: f64,
+    coeff: i8,
+    lower: f64,
+    upper: f64,
+    min: f64,
+    max: f64,
+) -> bool {
+    if v.is_nan() {
+        return true;
+    }
+    let at_limit = if coeff == 1 {
+        (v < lower && pos == min) || (v > upper && pos == max)
+    } else {
+        (v < lower && pos == max) || (v > upper && pos == min)
+    };
+    at_limit || (lower < v && v < upper)
+}
+
+/// pandapower `DiscreteShuntController.is_converged` (a dead bus, NaN, counts as settled).
+pub fn shunt_settled(v: f64, step: f64, set: f64, tol: f64, sign: f64, max_step: f64) -> bool {
+    if v.is_nan() || (v - set).abs() < tol {
+        return true;
+    }
+    if sign >= 0.0 {
+        (v < set && step == 0.0) || (v > set && step == max_step)
+    } else {
+        (v < set && step == max_step) || (v > set && step == 0.0)
+    }
+}
+
+/// pandapower `DiscreteShuntController.control_step`: the new step,
+/// `step ± increment·sign` clipped to `[0, max_step]`.
+pub fn shunt_move(
+    v: f64,
+    step: f64,
+    set: f64,
+    tol: f64,
+    increment: f64,
+    sign: f64,
+    max_step: f64,
+) -> f64 {
+    let s = if v > set + tol {
+        step + increment * sign
+    } else if v <= set - tol {
+        step - increment * sign
+    } else {
+        step
+    };
+    s.clamp(0.0, max_step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_step_directions() {
+        // Tap on HV, LV measured: a higher tap lowers the LV voltage (coeff +1).
+        assert_eq!(tap_move(0.95, 0.0, 1, 0.98, 1.02, -16.0, 16.0), -1.0);
+        assert_eq!(tap_move(1.05, 0.0, 1, 0.98, 1.02, -16.0, 16.0), 1.0);
+        assert_eq!(tap_move(1.00, 0.0, 1, 0.98, 1.02, -16.0, 16.0), 0.0);
+        // coeff −1 (tap on LV, LV measured): the reverse.
+        assert_eq!(tap_move(0.95, 0.0, -1, 0.98, 1.02, -16.0, 16.0), 1.0);
+        assert_eq!(tap_move(1.05, 0.0, -1, 0.98, 1.02, -16.0, 16.0), -1.0);
+        // At the limit: no move, and settled.
+        assert_eq!(tap_move(1.05, -16.0, -1, 0.98, 1.02, -16.0, 16.0), 0.0);
+        assert!(tap_settled(1.05, -16.0, -1, 0.98, 1.02, -16.0, 16.0));
+        assert!(!tap_settled(1.05, -15.0, -1, 0.98, 1.02, -16.0, 16.0));
+        // The band is open: its edges are not inside.
+        assert!(!tap_settled(0.98, 0.0, 1, 0.98, 1.02, -16.0, 16.0));
+        assert!(tap_settled(f64::NAN, 0.0, 1, 0.98, 1.02, -16.0, 16.0));
+    }
+
+    #[test]
+    fn shunt_step_directions() {
+        // Capacitor (sign −1): high voltage switches steps off, low voltage on.
+        assert_eq!(shunt_move(1.05, 2.0, 1.0, 0.01, 1.0, -1.0, 4.0), 1.0);
+        assert_eq!(shunt_move(0.95, 2.0, 1.0, 0.01, 2.0, -1.0, 4.0), 4.0);
+        assert_eq!(shunt_move(0.95, 3.0, 1.0, 0.01, 2.0, -1.0, 4.0), 4.0);
+        assert_eq!(shunt_move(1.005, 2.0, 1.0, 0.01, 1.0, -1.0, 4.0), 2.0);
+        assert!(shunt_settled(1.005, 2.0, 1.0, 0.01, -1.0, 4.0));
+        assert!(shunt_settled(0.95, 4.0, 1.0, 0.01, -1.0, 4.0));
+        assert!(!shunt_settled(0.95, 3.0, 1.0, 0.01, -1.0, 4.0));
+        assert!(shunt_settled(1.05, 0.0, 1.0, 0.01, -1.0, 4.0));
+        // Reactor (sign +1): the reverse.
+        assert_eq!(shunt_move(1.05, 2.0, 1.0, 0.01, 1.0, 1.0, 4.0), 3.0);
+        assert!(shunt_settled(0.95, 0.0, 1.0, 0.01, 1.0, 4.0));
+    }
+
+    #[test]
+    fn ldc_ieee34_regulator_1() {
+        // R = 2.7 V, X = 1.6 V, PT 120, CT 100 A → Z = 3.24 + j1.92 Ω.
+        let ld = crate::network::LineDrop {
+            r_volt: 2.7,
+            x_volt: 1.6,
+            pt_ratio: 120.0,
+            ct_primary_a: 100.0,
+        };
+        let z = ld.z_ohm();
+        assert!((z.re - 3.24).abs() < 1e-12 && (z.im - 1.92).abs() < 1e-12);
+        // 24.9 kV, 1 MVA: Z_b = 620.01 Ω.
+        let zp = ld.z_pu(24.9, 1.0);
+        assert!((zp.re - 3.24 / 620.01).abs() < 1e-12);
+        // CT-rated current (100 A) in phase with V = 1 p.u.: the relay sees the
+        // R setting as a drop, 2.7 V on the 120 V secondary base of 14.376 kV / 120.
+        let i_base_a = 1.0e6 / (3f64.sqrt() * 24.9e3);
+        let i = C64::new(100.0 / i_base_a, 0.0);
+        let v = compensated_vm(C64::new(1.0, 0.0), i, zp);
+        let v_sec_base = 24.9e3 / 3f64.sqrt() / 120.0;
+        let hand = ((v_sec_base - 2.7).powi(2) + 1.6f64.powi(2)).sqrt() / v_sec_base;
+        assert!((v - hand).abs() < 1e-12, "{v} vs {hand}");
+    }
+}
