@@ -5,7 +5,8 @@
 - :func:`vector_env` — a ``gymnasium.vector.VectorEnv`` for centralised control.
 - :func:`gym_env` — a single-copy ``gymnasium.Env`` for centralised control.
 - :class:`PowerFlow` — batched power flow on a network file or a pandapower net.
-- :func:`rollout` / :class:`Policy` — the library's rollout job and policies.
+- :class:`Policy` / :func:`rollout` — the library's baseline policies (zero,
+  random, heuristic) and a rollout loop over them.
 """
 
 from __future__ import annotations

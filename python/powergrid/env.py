@@ -12,16 +12,6 @@ from . import _powergrid
 _FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _column_names(fields):
-    names = []
-    for name, _offset, length in fields:
-        if length == 1:
-            names.append(name)
-        else:
-            names.extend(f"{name}[{k}]" for k in range(length))
-    return names
-
-
 class VecEnv:
     """``num_envs`` copies of a setup stepped in lockstep.
 
@@ -30,8 +20,10 @@ class VecEnv:
     agent name: observations ``float32 [num_envs, obs_dim]``, rewards
     ``float32 [num_envs]``, flags ``bool [num_envs]``; ``infos[agent]`` is a
     dict of ``[num_envs]`` arrays (``cost``, ``safety``, ``converged``,
-    ``reset``, ``price``, ``voltage_violation``, ``hour``, and
-    ``pcc_import_mw`` for grid agents).
+    ``reset``, ``price``, ``voltage_violation``, ``hour``,
+    ``control_iterations``, ``controller_wear_cost``, ``pcc_import_mw`` for
+    grid agents) and ``terms`` ``[num_envs, n_terms]`` (the reward's terms,
+    named by ``reward_terms``).
 
     **No copies.** Observations, rewards, flags and infos are read-only numpy
     views of the Rust buffers. The same arrays (same memory) come back from
@@ -40,8 +32,9 @@ class VecEnv:
     arrays every call.
 
     **Actions** are a dict ``agent -> [num_envs, action_dim]`` in ``[-1, 1]``
-    (clipped). float32 arrays of any layout are read in place; float64 is
-    converted inside Rust; anything else (lists, ints) is converted once with
+    (clipped; all zeros holds the grid as it is). float32 or float64 arrays of
+    any layout are read in place (a call mixing the two converts its float64
+    arrays); anything else (lists, ints) is converted once with
     ``np.asarray(x, np.float32)``. A missing agent, a wrong shape, NaN or an
     infinite value raises ``ValueError`` naming the agent and the shape, and
     leaves every copy's state unchanged.
@@ -87,10 +80,15 @@ class VecEnv:
         self.action_spaces = {
             a: spaces.Box(-1.0, 1.0, (d,), np.float32) for a, d in self.action_dims.items()
         }
+        layouts = [self._core.layout(i) for i in range(len(self.agents))]
         #: ``agent -> [(field, offset, length)]``
-        self.layout_fields = {a: self._core.layout(i) for i, a in enumerate(self.agents)}
+        self.layout_fields = {a: l[0] for a, l in zip(self.agents, layouts)}
         #: ``agent -> [name of every observation column]``
-        self.layouts = {a: _column_names(f) for a, f in self.layout_fields.items()}
+        self.layouts = {a: list(l[1]) for a, l in zip(self.agents, layouts)}
+        #: names of the reward terms (last axis of ``infos[agent]["terms"]``)
+        self.reward_terms = list(self._core.reward_terms)
+        #: names of the automatic controllers (columns of ``raw_info["controller_moves"]``)
+        self.controller_names = list(self._core.controller_names)
         self._seeds = np.random.default_rng(seed)
         self._take_views()
 
@@ -109,10 +107,19 @@ class VecEnv:
         self._term = {a: term for a in self.agents}
         self._trunc = {a: trunc for a in self.agents}
         n_grid = info["pcc_import_mw"].shape[1]
-        shared = {k: info[k] for k in ("converged", "reset", "price", "voltage_violation", "hour")}
+        shared = {
+            k: info[k]
+            for k in ("converged", "reset", "price", "voltage_violation", "hour",
+                      "control_iterations", "controller_wear_cost")
+        }
         self._info = {}
         for i, a in enumerate(self.agents):
-            d = {"cost": info["cost"][:, i], "safety": info["safety"][:, i], **shared}
+            d = {
+                "cost": info["cost"][:, i],
+                "safety": info["safety"][:, i],
+                "terms": info["terms"][:, i, :],
+                **shared,
+            }
             if i < n_grid:
                 d["pcc_import_mw"] = info["pcc_import_mw"][:, i]
             self._info[a] = d

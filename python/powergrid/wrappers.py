@@ -23,6 +23,11 @@ def _central_dims(vec: VecEnv):
     ]
 
 
+def _row(v):
+    """Copy 0 of a ``[1, ...]`` info array: a Python scalar or a small array."""
+    return v[0].item() if v.ndim == 1 else v[0].copy()
+
+
 # --------------------------------------------------------------------------- #
 # PettingZoo
 # --------------------------------------------------------------------------- #
@@ -59,7 +64,7 @@ class ParallelEnv(_ParallelBase):
         return self.action_spaces[agent]
 
     def _infos(self, info):
-        return {a: {k: v[0].item() for k, v in info[a].items()} for a in self.agents}
+        return {a: {k: _row(v) for k, v in info[a].items()} for a in self.agents}
 
     def reset(self, seed: Optional[int] = None, options: Optional[dict] = None):
         obs, info = self._vec.reset(seed)
@@ -197,7 +202,7 @@ class CentralEnv(gymnasium.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
         obs, info = self._venv.reset(seed=seed)
-        return obs[0], {k: v[0].item() if v.ndim == 1 else v[0].copy() for k, v in info.items()}
+        return obs[0], {k: _row(v) for k, v in info.items()}
 
     def step(self, action):
         a = np.asarray(action, np.float32).reshape(1, -1)
@@ -207,7 +212,7 @@ class CentralEnv(gymnasium.Env):
             float(r[0]),
             bool(te[0]),
             bool(tr[0]),
-            {k: v[0].item() if v.ndim == 1 else v[0].copy() for k, v in info.items()},
+            {k: _row(v) for k, v in info.items()},
         )
 
 

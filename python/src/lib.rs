@@ -12,25 +12,24 @@
 //!   instead of reading freed memory).
 //! - [`PowerFlowCore`] owns a batched power-flow backend; its inputs are
 //!   writable numpy views, its results read-only views.
-//! - [`rollout`] runs the library's `powergrid rollout` job in-process.
+//! - [`PolicyCore`] runs the library's baseline policies (zero, random,
+//!   heuristic) into borrowed action buffers.
 //!
-//! Actions: a C-contiguous (or any strided) float32 array is read in place
-//! through an `ArrayView2`; float64 is accepted too (converted inside Rust).
+//! Actions: float32 or float64 arrays, C-contiguous or any strided layout,
+//! are read in place through `ArrayView2`s (`VecEnv::step` is generic over
+//! both); only a call that mixes the two converts its float64 arrays.
 //! Library errors on user input (`InvalidInput`, bad setups) become
 //! `ValueError`; I/O errors `OSError`.
 
 use ndarray::{Array2, ArrayView2};
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
-use powergrid::env::rollout::{run as run_rollout, Policy, RolloutOptions};
-use powergrid::env::vec_env::copy_rng;
-use powergrid::env::{EnvOptions, Split, VecEnv};
+use numpy::{PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray2};
+use powergrid::env::reward::TERMS;
+use powergrid::env::{EnvOptions, Policy, PolicyRunner, Split, VecEnv};
 use powergrid::error::Error;
 use powergrid::powerflow::{new_backend, BackendKind, Plan, PowerFlow, SolverOptions};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
 fn to_py(e: Error) -> PyErr {
@@ -83,6 +82,10 @@ fn buffer_addresses(env: &VecEnv) -> Vec<usize> {
         i.network_voltage_safety.as_ptr() as usize,
         i.operator_safety.as_ptr() as usize,
         i.hour.as_ptr() as usize,
+        i.terms.as_ptr() as usize,
+        i.control_iterations.as_ptr() as usize,
+        i.controller_moves.as_ptr() as usize,
+        i.controller_wear_cost.as_ptr() as usize,
     ]);
     v
 }
@@ -153,27 +156,40 @@ impl Env {
     fn max_episode_steps(&self) -> usize {
         self.env.setup().config.max_episode_steps
     }
+    /// Names of the reward terms in `info["terms"][:, :, k]`.
+    #[getter]
+    fn reward_terms(&self) -> Vec<String> {
+        TERMS.iter().map(|t| t.to_string()).collect()
+    }
+    /// Names of the automatic controllers (columns of `controller_moves`).
+    #[getter]
+    fn controller_names(&self) -> Vec<String> {
+        self.env.controller_names()
+    }
     /// Observation mode ("distributed" or "centralized").
     #[getter]
     fn observation_mode(&self) -> String {
         format!("{:?}", self.env.observation_mode()).to_lowercase()
     }
 
-    /// Layout of agent `i`: a list of `(field name, offset, length)`.
-    fn layout(&self, i: usize) -> PyResult<Vec<(String, usize, usize)>> {
+    /// Layout of agent `i`: a list of `(field name, offset, length)` and
+    /// the name of every column.
+    #[allow(clippy::type_complexity)]
+    fn layout(&self, i: usize) -> PyResult<(Vec<(String, usize, usize)>, Vec<String>)> {
         if i >= self.env.agent_names().len() {
             return Err(PyValueError::new_err(format!(
                 "agent index {i} out of range (there are {} agents)",
                 self.env.agent_names().len()
             )));
         }
-        Ok(self
-            .env
-            .layout(i)
-            .fields
-            .iter()
-            .map(|f| (f.name.clone(), f.offset, f.len))
-            .collect())
+        let l = self.env.layout(i);
+        Ok((
+            l.fields
+                .iter()
+                .map(|f| (f.name.clone(), f.offset, f.len))
+                .collect(),
+            l.columns.clone(),
+        ))
     }
 
     /// Reset every copy from `seed`.
@@ -195,33 +211,43 @@ impl Env {
                 actions.len()
             )));
         }
-        // Borrow every array first (float32 in place; float64 converted once).
-        let mut f32s: Vec<Option<PyReadonlyArray2<'_, f32>>> = Vec::with_capacity(names.len());
-        let mut converted: Vec<Option<Array2<f32>>> = Vec::with_capacity(names.len());
+        // Borrow every array in place; float32 and float64 are both read
+        // without a copy (a call mixing them converts its float64 arrays).
+        let mut f32s = Vec::with_capacity(names.len());
+        let mut f64s = Vec::with_capacity(names.len());
         for (a, name) in actions.iter().zip(&names) {
             if let Ok(x) = a.extract::<PyReadonlyArray2<'_, f32>>() {
                 f32s.push(Some(x));
-                converted.push(None);
+                f64s.push(None);
             } else if let Ok(x) = a.extract::<PyReadonlyArray2<'_, f64>>() {
                 f32s.push(None);
-                converted.push(Some(x.as_array().mapv(|v| v as f32)));
+                f64s.push(Some(x));
             } else {
                 return Err(PyValueError::new_err(format!(
                     "actions of agent {name} must be a 2-D float32 or float64 numpy array"
                 )));
             }
         }
-        let views: Vec<ArrayView2<'_, f32>> = f32s
-            .iter()
-            .zip(&converted)
-            .map(|(a, c)| match (a, c) {
-                (Some(a), _) => a.as_array(),
-                (None, Some(c)) => c.view(),
-                (None, None) => unreachable!("every agent has an array"),
-            })
-            .collect();
         let env = &mut self.env;
-        py.detach(|| env.step(&views)).map_err(to_py)?;
+        if f64s.iter().all(|x| x.is_some()) {
+            let views: Vec<ArrayView2<'_, f64>> =
+                f64s.iter().flatten().map(|a| a.as_array()).collect();
+            py.detach(|| env.step(&views)).map_err(to_py)?;
+        } else {
+            let converted: Vec<Option<Array2<f32>>> = f64s
+                .iter()
+                .map(|x| x.as_ref().map(|a| a.as_array().mapv(|v| v as f32)))
+                .collect();
+            let views: Vec<ArrayView2<'_, f32>> = f32s
+                .iter()
+                .zip(&converted)
+                .filter_map(|(a, c)| match (a, c) {
+                    (Some(a), _) => Some(a.as_array()),
+                    (None, c) => c.as_ref().map(|c| c.view()),
+                })
+                .collect();
+            py.detach(|| env.step(&views)).map_err(to_py)?;
+        }
         Ok(self.moved())
     }
 
@@ -292,6 +318,19 @@ impl Env {
                 PyArray1::borrow_from_array(&i.operator_safety, c()),
             )?;
             d.set_item("hour", PyArray1::borrow_from_array(&i.hour, c()))?;
+            d.set_item("terms", PyArray3::borrow_from_array(&i.terms, c()))?;
+            d.set_item(
+                "control_iterations",
+                PyArray1::borrow_from_array(&i.control_iterations, c()),
+            )?;
+            d.set_item(
+                "controller_moves",
+                PyArray2::borrow_from_array(&i.controller_moves, c()),
+            )?;
+            d.set_item(
+                "controller_wear_cost",
+                PyArray1::borrow_from_array(&i.controller_wear_cost, c()),
+            )?;
         }
         Ok(d)
     }
@@ -457,8 +496,7 @@ impl PowerFlowCore {
 /// array per agent, which Python reads as borrowed views.
 #[pyclass(module = "powergrid._powergrid", unsendable)]
 pub struct PolicyCore {
-    policy: Policy,
-    rngs: Vec<ChaCha8Rng>,
+    runner: PolicyRunner,
     actions: Vec<Array2<f32>>,
 }
 
@@ -466,20 +504,11 @@ pub struct PolicyCore {
 impl PolicyCore {
     #[new]
     fn new(name: &str, env: PyRef<'_, Env>, seed: u64) -> PyResult<Self> {
-        let policy = parse_policy(name)?;
-        let b = env.env.batch();
+        let policy: Policy = name.parse().map_err(to_py)?;
         Ok(PolicyCore {
-            policy,
-            // The same streams as `powergrid rollout`'s policy.
-            rngs: (0..b)
-                .map(|c| copy_rng(seed ^ 0x05ee_d0fa_11ce, c))
-                .collect(),
-            actions: env
-                .env
-                .action_dims()
-                .iter()
-                .map(|&d| Array2::zeros((b, d)))
-                .collect(),
+            // The same streams as `powergrid rollout --policy NAME --seed SEED`.
+            runner: PolicyRunner::new(policy, env.env.batch(), seed),
+            actions: PolicyRunner::zero_actions(&env.env),
         })
     }
 
@@ -495,36 +524,7 @@ impl PolicyCore {
 
     /// Fill the actions for `env`'s current state.
     fn fill(&mut self, env: PyRef<'_, Env>) -> PyResult<()> {
-        if env.env.batch() != self.rngs.len() {
-            return Err(PyValueError::new_err(format!(
-                "policy made for {} copies, env has {}",
-                self.rngs.len(),
-                env.env.batch()
-            )));
-        }
-        match self.policy {
-            Policy::Zero => self.actions.iter_mut().for_each(|a| a.fill(0.0)),
-            Policy::Random => {
-                for (c, rng) in self.rngs.iter_mut().enumerate() {
-                    for a in self.actions.iter_mut() {
-                        a.row_mut(c)
-                            .iter_mut()
-                            .for_each(|x| *x = rng.random_range(-1.0f32..=1.0));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn parse_policy(name: &str) -> PyResult<Policy> {
-    match name {
-        "random" => Ok(Policy::Random),
-        "zero" => Ok(Policy::Zero),
-        _ => Err(PyValueError::new_err(format!(
-            "unknown policy {name:?} (random, zero)"
-        ))),
+        self.runner.fill(&env.env, &mut self.actions).map_err(to_py)
     }
 }
 
@@ -544,39 +544,12 @@ fn setup_names() -> Vec<String> {
     v
 }
 
-/// Run `powergrid rollout` in this process; returns its JSON summary as a string.
-#[pyfunction]
-#[pyo3(name = "rollout", signature = (setup, envs=1024, steps=200, policy="random", backend="cpu", seed=0))]
-fn rollout_json(
-    py: Python<'_>,
-    setup: &str,
-    envs: usize,
-    steps: usize,
-    policy: &str,
-    backend: &str,
-    seed: u64,
-) -> PyResult<String> {
-    let policy = parse_policy(policy)?;
-    let opts = RolloutOptions {
-        setup: setup.to_string(),
-        envs,
-        steps,
-        policy,
-        backend: backend_kind(backend)?,
-        seed,
-        progress: false,
-    };
-    let (json, _) = py.detach(|| run_rollout(&opts)).map_err(to_py)?;
-    serde_json::to_string(&json).map_err(|e| PyRuntimeError::new_err(e.to_string()))
-}
-
 #[pymodule]
 fn _powergrid(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Env>()?;
     m.add_class::<PowerFlowCore>()?;
     m.add_class::<PolicyCore>()?;
-    m.add_function(wrap_pyfunction!(rollout_json, m)?)?;
     m.add_function(wrap_pyfunction!(setup_names, m)?)?;
-    m.add("policies", PyList::new(m.py(), ["random", "zero"])?)?;
+    m.add("policies", PyList::new(m.py(), ["zero", "random", "heuristic"])?)?;
     Ok(())
 }
