@@ -119,8 +119,9 @@ def main():
         modules = {n: RLModuleSpec() for n in names}
         mapping = lambda agent_id, episode, **kw: agent_id.split("/")[0]  # noqa: E731
 
-    # one train batch = 96 env steps per runner (one episode of every copy)
-    env_steps_per_iter = ep_len * max(1, args.num_env_runners)
+    # one train batch = one episode of every copy of every runner, counted in
+    # agent steps (copies x agents per env step)
+    agent_steps_per_iter = ep_len * args.copies * len(names) * max(1, args.num_env_runners)
     config = (
         PPOConfig()
         .environment(
@@ -131,13 +132,13 @@ def main():
             num_env_runners=args.num_env_runners,
             num_envs_per_env_runner=1,
             num_cpus_per_env_runner=1,
-            rollout_fragment_length=ep_len,
+            rollout_fragment_length="auto",
         )
-        .multi_agent(policies=set(modules), policy_mapping_fn=mapping, count_steps_by="env_steps")
+        .multi_agent(policies=set(modules), policy_mapping_fn=mapping, count_steps_by="agent_steps")
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=modules))
         .training(
-            train_batch_size_per_learner=env_steps_per_iter,
-            minibatch_size=4096,
+            train_batch_size_per_learner=agent_steps_per_iter,
+            minibatch_size=2048,
             num_epochs=4,
             lr=3e-4,
             gamma=0.99,
@@ -153,13 +154,14 @@ def main():
         res = algo.train()
         dt = time.time() - t0
         er = res.get("env_runners", {})
-        steps = er.get("num_env_steps_sampled", 0) * args.copies
-        ret = er.get("episode_return_mean", float("nan"))
+        steps = int(er.get("num_env_steps_sampled", 0)) * args.copies
+        ret = float(er.get("episode_return_mean", float("nan")))
         # RLlib's episode return sums every agent of the batched env over the episode
         per_step = ret / (args.copies * n_agents * ep_len) if ret == ret else float("nan")
         row = {
             "iteration": it,
             "seconds": dt,
+            "episodes": int(er.get("num_episodes", 0)),
             "env_steps": steps,
             "env_steps_per_s": steps / dt,
             "mean_reward_per_agent_step": per_step,

@@ -2,12 +2,14 @@
 
     python python/bench.py [--envs 1024] [--steps 200] [--backend cpu] [--repeats 3]
 
-Both sides step the `ieee34_ieee13` setup with uniform random actions in
-[-1, 1] for the same number of steps on the same backend: Python draws them
-with numpy every step and goes through `powergrid.vector_env` (concatenated
-actions split into per-agent views, observations concatenated into one
-buffer, reward summed); the release binary (`target/release/powergrid`,
-built by `cargo build --release`) draws them in Rust. Runs alternate, the best
+Both sides step the `ieee34_ieee13` setup for the same number of steps on the
+same backend with uniform random actions in [-1, 1] (`--policy zero`: all
+zeros). Python draws them with numpy every step and goes through
+`powergrid.vector_env` (concatenated actions split into per-agent views,
+observations concatenated into one buffer, reward summed); the release binary
+(`target/release/powergrid`, built by `cargo build --release`) draws them
+from per-copy ChaCha8 streams and accumulates its per-copy statistics, both
+inside its timing. Runs alternate, the best
 of each is kept, and the ratio python / rollout is printed (goal: >= 0.8).
 """
 
@@ -29,22 +31,23 @@ import powergrid  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def python_sps(setup, envs, steps, backend):
+def python_sps(setup, envs, steps, backend, policy):
     venv = powergrid.vector_env(setup, envs, backend=backend)
     venv.reset(seed=0)
     rng = np.random.default_rng(0)
     shape = venv.action_space.shape
+    zero = np.zeros(shape, np.float32)
     t0 = time.perf_counter()
     for _ in range(steps):
-        venv.step(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+        venv.step(rng.uniform(-1.0, 1.0, shape).astype(np.float32) if policy == "random" else zero)
     return envs * steps / (time.perf_counter() - t0)
 
 
-def rollout_sps(setup, envs, steps, backend):
+def rollout_sps(setup, envs, steps, backend, policy):
     exe = ROOT / "target" / "release" / "powergrid"
     out = subprocess.run(
         [str(exe), "rollout", "--setup", setup, "--envs", str(envs), "--steps", str(steps),
-         "--policy", "random", "--backend", backend, "--seed", "0", "--json"],
+         "--policy", policy, "--backend", backend, "--seed", "0", "--json"],
         check=True, capture_output=True, text=True, cwd=ROOT,
     )
     return json.loads(out.stdout)["env_steps_per_s"]
@@ -57,13 +60,14 @@ def main():
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--backend", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--policy", choices=["random", "zero"], default="random")
     args = p.parse_args()
     py, rs = [], []
     for _ in range(args.repeats):
-        rs.append(rollout_sps(args.setup, args.envs, args.steps, args.backend))
-        py.append(python_sps(args.setup, args.envs, args.steps, args.backend))
+        rs.append(rollout_sps(args.setup, args.envs, args.steps, args.backend, args.policy))
+        py.append(python_sps(args.setup, args.envs, args.steps, args.backend, args.policy))
     res = {
-        "setup": args.setup, "envs": args.envs, "steps": args.steps, "backend": args.backend,
+        "setup": args.setup, "envs": args.envs, "steps": args.steps, "backend": args.backend, "policy": args.policy,
         "python_vector_env_steps_per_s": max(py), "rollout_steps_per_s": max(rs),
         "ratio": max(py) / max(rs),
         "python_runs": py, "rollout_runs": rs,

@@ -550,6 +550,9 @@ fn _powergrid(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PowerFlowCore>()?;
     m.add_class::<PolicyCore>()?;
     m.add_function(wrap_pyfunction!(setup_names, m)?)?;
-    m.add("policies", PyList::new(m.py(), ["zero", "random", "heuristic"])?)?;
+    m.add(
+        "policies",
+        PyList::new(m.py(), ["zero", "random", "heuristic"])?,
+    )?;
     Ok(())
 }
