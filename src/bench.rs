@@ -18,6 +18,8 @@ pub struct PfBench {
     pub threads: usize,
     /// Batches solved while measuring.
     pub steps: usize,
+    /// Wall time measured in seconds.
+    pub seconds: f64,
     /// Power flows per second (batch × steps / wall time).
     pub power_flows_per_s: f64,
     /// The same divided by the number of threads.
@@ -82,6 +84,7 @@ pub fn bench_pf(
         batch,
         threads,
         steps,
+        seconds: dt,
         power_flows_per_s: rate,
         power_flows_per_s_per_thread: rate / threads as f64,
         mean_iterations: iters / steps as f64,

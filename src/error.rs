@@ -33,6 +33,9 @@ pub enum Error {
     /// The GPU backend is not available or failed.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// A batch would not fit in memory (the message gives the estimate and the limit).
+    #[error("not enough memory: {0}")]
+    Memory(String),
     /// A setup (environment configuration) is wrong.
     #[error("invalid setup: {0}")]
     InvalidSetup(String),

@@ -22,3 +22,21 @@ pub mod powerflow;
 pub mod setup;
 
 pub use error::{Error, Result};
+/// The array crate of every `[B, n]` input, result, action and observation.
+pub use ndarray;
+
+/// What a library user needs in scope: `use powergrid::prelude::*;`.
+pub mod prelude {
+    pub use crate::env::{EnvOptions, Split, VecEnv};
+    pub use crate::network::{self, Network};
+    pub use crate::powerflow::{
+        new_backend, BackendKind, BatchInputs, BatchResults, Plan, PowerFlow, SolverOptions,
+    };
+    pub use crate::{Error, Result};
+    pub use ndarray::{self, Array1, Array2, ArrayView2};
+}
+
+/// Every Rust snippet of `README.md` is compiled and run by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -152,3 +152,88 @@ fn f64_actions_step_like_f32_actions() {
         assert_eq!(snapshot(&a32), snapshot(&a64));
     }
 }
+
+/// Bad automatic controllers in a setup are rejected when it loads, naming
+/// the controller and its element: a transformer without a tap changer, a band
+/// with lower >= upper, an unknown controller type, an element that is also an
+/// agent's device.
+#[test]
+fn bad_controllers_are_rejected_naming_the_element() {
+    let reg1 = r#"- { type: discrete_tap, trafo: "DSO Regulator 1", side: lv, vm_lower_pu: 1.008333, vm_upper_pu: 1.025,"#;
+    let cases: [(&str, String, &[&str]); 4] = [
+        (
+            "notap",
+            reg1.replace("DSO Regulator 1", "DSO Transformer 1"),
+            &["DSO Transformer 1", "no tap changer", "controllers[0]"],
+        ),
+        (
+            "band",
+            reg1.replace("vm_upper_pu: 1.025", "vm_upper_pu: 1.0"),
+            &[
+                "DSO Regulator 1",
+                "vm_lower_pu < vm_upper_pu",
+                "controllers[0]",
+            ],
+        ),
+        (
+            "type",
+            reg1.replace("type: discrete_tap", "type: continuous_tap"),
+            &["continuous_tap", "config.yml"],
+        ),
+        (
+            "twice",
+            reg1.replace("DSO Regulator 1", "DSO Regulator 2"),
+            &["DSO Regulator 2", "second automatic controller"],
+        ),
+    ];
+    for (tag, line, words) in cases {
+        let cfg = edited_setup("ieee34_ieee13", &format!("ctrl_{tag}"), |s| {
+            assert!(s.contains(reg1));
+            s.replace(reg1, &line)
+        });
+        let e = match VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default()) {
+            Ok(_) => panic!("{tag}: accepted"),
+            Err(e) => e,
+        };
+        let m = e.to_string();
+        for w in words {
+            assert!(m.contains(w), "{tag}: {m:?} should contain {w:?}");
+        }
+    }
+    // An automatic controller on a trafo an agent drives.
+    let cfg = edited_setup("ieee34_ieee13_dso", "ctrl_driven", |s| {
+        s.replace(
+            "system_operator:",
+            "controllers:\n  - { type: discrete_shunt, shunt: \"SCB 1\", vm_set_pu: 1.0, tol: 0.02 }\nsystem_operator:",
+        )
+    });
+    let m = VecEnv::from_name(cfg.to_str().unwrap(), &EnvOptions::default())
+        .err()
+        .expect("accepted")
+        .to_string();
+    assert!(m.contains("SCB 1") && m.contains("agent's device"), "{m}");
+}
+
+/// A shipped setup folder copied elsewhere still loads: its network is named,
+/// its CSVs are its own.
+#[test]
+fn a_copied_setup_folder_loads() {
+    for name in ["ieee34_ieee13", "ieee34_ieee13_dso", "ieee34_voltvar"] {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("setups")
+            .join(name);
+        let dst =
+            std::env::temp_dir().join(format!("powergrid-copied-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+        let copied = powergrid::setup::Setup::load(dst.to_str().unwrap())
+            .unwrap_or_else(|e| panic!("{name} copied to {}: {e}", dst.display()));
+        let shipped = powergrid::setup::Setup::load(name).unwrap();
+        assert_eq!(copied.network, shipped.network, "{name}");
+        assert_eq!(copied.train.hours, shipped.train.hours, "{name}");
+        std::fs::remove_dir_all(&dst).ok();
+    }
+}

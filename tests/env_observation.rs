@@ -103,22 +103,28 @@ fn centralized_layout_is_global_and_identical_for_every_agent() {
     let n_bus = net.buses.len();
     assert_eq!(net.switches.len(), 3);
     assert_eq!(l.field("bus (vm_pu-1)/0.05").unwrap().len, n_bus - 4);
-    let n_loads = net.loads.iter().filter(|x| x.p_mw != 0.0).count();
-    assert_eq!(l.dim(), n_bus - 4 + 3 * 7 + n_loads + 3 + 3);
+    // 4 load groups (DSO, MG1, MG2, MG3).
+    assert_eq!(l.dim(), n_bus - 4 + 3 * 7 + 4 + 3 + 3);
     let obs = env.observations();
     for i in 1..3 {
         assert_eq!(obs[i], obs[0]);
         assert_eq!(env.layout(i), l);
     }
     let o = obs[0].row(0);
-    let loads = l.field("load P/base_power").unwrap();
+    let loads = l.field("load group P/base_power").unwrap();
+    assert_eq!(loads.len, 4);
     let s = env.scenario(0).inputs;
-    for j in 0..loads.len {
-        let ObsSource::LoadP(k) = l.sources[loads.offset + j] else {
-            panic!("not a load column")
-        };
-        let p = s.load_p_mw.as_ref().unwrap()[k] * s.load_scaling.as_ref().unwrap()[k];
-        assert_abs_diff_eq!(o[loads.offset + j], p as f32, epsilon = 1e-7);
+    for (j, prefix) in ["DSO ", "MG1 ", "MG2 ", "MG3 "].iter().enumerate() {
+        assert!(matches!(
+            l.sources[loads.offset + j],
+            ObsSource::LoadGroup(_)
+        ));
+        assert_eq!(l.columns[loads.offset + j], format!("loads {prefix:?} P"));
+        let p: f64 = (0..net.loads.len())
+            .filter(|&k| net.loads[k].name.starts_with(prefix))
+            .map(|k| s.load_p_mw.as_ref().unwrap()[k] * s.load_scaling.as_ref().unwrap()[k])
+            .sum();
+        assert_abs_diff_eq!(o[loads.offset + j], p as f32, epsilon = 1e-6);
     }
     // MG2's storage SOC sits in MG2's device block.
     let mg2 = l
@@ -127,4 +133,88 @@ fn centralized_layout_is_global_and_identical_for_every_agent() {
         .find(|f| f.name.starts_with("MG2.device[1]"))
         .unwrap();
     assert_abs_diff_eq!(o[mg2.offset], env.devices().storages.soc[[0, 1]] as f32);
+}
+
+/// Under random actions, no observation column is constant and no two columns
+/// are equal over a whole rollout, in every shipped setup and both modes.
+#[test]
+fn no_constant_or_duplicate_columns() {
+    use powergrid::env::{Policy, PolicyRunner};
+    for name in ["ieee34_ieee13", "ieee34_ieee13_dso", "ieee34_voltvar"] {
+        for mode in [ObservationMode::Distributed, ObservationMode::Centralized] {
+            let mut env = VecEnv::from_name(
+                name,
+                &EnvOptions {
+                    batch: 8,
+                    observation: Some(mode),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            env.reset(1).unwrap();
+            let mut pol = PolicyRunner::new(Policy::Random, 8, 2);
+            let mut a = PolicyRunner::zero_actions(&env);
+            let mut rows: Vec<Vec<Vec<f32>>> = vec![Vec::new(); env.agent_names().len()];
+            for _ in 0..30 {
+                pol.fill(&env, &mut a).unwrap();
+                let v: Vec<_> = a.iter().map(|x| x.view()).collect();
+                env.step(&v).unwrap();
+                for (i, o) in env.observations().iter().enumerate() {
+                    rows[i].extend(o.rows().into_iter().map(|r| r.to_vec()));
+                }
+            }
+            for (i, r) in rows.iter().enumerate() {
+                let l = env.layout(i);
+                let col = |j: usize| r.iter().map(|x| x[j]).collect::<Vec<f32>>();
+                let cols: Vec<Vec<f32>> = (0..l.dim()).map(col).collect();
+                for (j, c) in cols.iter().enumerate() {
+                    assert!(
+                        c.iter().any(|x| *x != c[0]),
+                        "{name} {mode:?} agent {i}: column {j} ({}) is constant",
+                        l.columns[j]
+                    );
+                    for k in 0..j {
+                        assert_ne!(
+                            &cols[k], c,
+                            "{name} {mode:?} agent {i}: columns {k} ({}) and {j} ({}) are equal",
+                            l.columns[k], l.columns[j]
+                        );
+                    }
+                }
+                // A name for every column, all different.
+                let mut names = l.columns.clone();
+                names.sort();
+                names.dedup();
+                assert_eq!(names.len(), l.dim());
+            }
+        }
+    }
+}
+
+/// The price an agent sees is the price its next action settles at: the
+/// observation after step k shows `tanh(price/price_scale)` of the hour that
+/// step k + 1 is charged, and prices stay inside (−1, 1) whatever the market does.
+#[test]
+fn observed_price_is_the_price_of_the_next_step() {
+    let mut env = env("ieee34_ieee13", 4);
+    env.reset(3).unwrap();
+    let price_col = env.layout(0).column("next-hour price").unwrap();
+    let a = const_actions(&env, 0.0);
+    let mut checked = 0;
+    for _ in 0..100 {
+        let seen: Vec<f32> = (0..4)
+            .map(|c| env.observations()[0][[c, price_col]])
+            .collect();
+        step(&mut env, &a).unwrap();
+        for c in 0..4 {
+            if env.info().reset[c] {
+                continue;
+            }
+            let charged = env.info().price[c];
+            assert_abs_diff_eq!(seen[c], (charged / 100.0).tanh() as f32, epsilon = 1e-6);
+            assert!(seen[c].abs() < 1.0);
+            checked += 1;
+        }
+    }
+    assert!(checked > 300);
 }

@@ -18,6 +18,14 @@ fn reward_terms_by_hand() {
     assert_abs_diff_eq!(trading_cost(0.2, 50.0, 0.8, 1.0), 10.0);
     assert_abs_diff_eq!(trading_cost(-0.2, 50.0, 0.8, 0.5), -4.0);
     assert_abs_diff_eq!(reward(3.0, 0.5, 10.0), -8.0);
+    // The term table: positions, names and kinds agree.
+    use powergrid::env::reward::{Term, ALL_TERMS, TERMS};
+    for (i, t) in ALL_TERMS.iter().enumerate() {
+        assert_eq!(*t as usize, i);
+        assert_eq!(t.name(), TERMS[i]);
+        assert_eq!(t.is_cost(), TERMS[i].starts_with("cost_"));
+    }
+    assert_eq!(Term::OperatorVoltage.name(), "safety_operator_voltage");
 }
 
 /// The price column of the training CSV.
@@ -152,11 +160,90 @@ fn convergence_failure_gets_the_setup_reward_and_safety() {
             assert_eq!(env.rewards()[[c, k]], -200.0);
             assert_eq!(i.safety[[c, k]], 20.0);
         }
-        // Observations stay finite.
+        // Observations stay finite, and (failed at reset) show no-load values.
         for o in env.observations() {
             assert!(o.row(c).iter().all(|x| x.is_finite()));
         }
+        assert_eq!(i.pcc_import_mw.row(c).sum(), 0.0);
+        assert_eq!(i.network_voltage_safety[c], 0.0);
     }
+}
+
+/// A copy that converged and then fails (DSO loads at 4× nominal: some hours
+/// solve, peak hours do not) keeps its last converged voltages and imports in
+/// its observations, while the solver's raw output holds the diverged iterate;
+/// info flags the copy and reports no power-flow values for it.
+#[test]
+fn failed_copies_hold_their_last_converged_observations() {
+    use powergrid::env::ObsSource;
+    let cfg = edited_setup("ieee34_ieee13", "hold", |s| {
+        s.replace(
+            r#"{ prefix: "DSO ", profile: "load:BANC", scale: 1.0 }"#,
+            r#"{ prefix: "DSO ", profile: "load:BANC", scale: 4.0 }"#,
+        )
+    });
+    let mut env = env(cfg.to_str().unwrap(), 4);
+    env.reset(0).unwrap();
+    let a = const_actions(&env, 0.0);
+    let held_cols: Vec<Vec<usize>> = (0..3)
+        .map(|i| {
+            let l = env.layout(i);
+            (0..l.dim())
+                .filter(|&j| matches!(l.sources[j], ObsSource::BusVm(_) | ObsSource::PccImport(_)))
+                .collect()
+        })
+        .collect();
+    let (mut transitions, mut worst_raw, mut failures) = (0, 0.0f64, 0);
+    for _ in 0..40 {
+        let prev_obs: Vec<_> = env.observations().to_vec();
+        let prev_conv = env.info().converged.clone();
+        step(&mut env, &a).unwrap();
+        let i = env.info();
+        for c in 0..4 {
+            for o in env.observations() {
+                assert!(
+                    o.row(c).iter().all(|x| x.is_finite() && x.abs() < 10.0),
+                    "bounded observations"
+                );
+            }
+            if i.converged[c] || i.reset[c] {
+                continue;
+            }
+            failures += 1;
+            worst_raw = env
+                .power_flow()
+                .vm_pu
+                .row(c)
+                .iter()
+                .fold(worst_raw, |m, v| m.max((v - 1.0).abs()));
+            assert!(i.voltage_violation[c]);
+            assert_eq!(i.pcc_import_mw.row(c).sum(), 0.0);
+            assert_eq!(i.network_voltage_safety[c], 0.0);
+            assert_eq!(i.operator_safety[c], 0.0);
+            assert_eq!(env.rewards()[[c, 0]], -200.0);
+            // Held columns equal the previous step's (converged or held) values.
+            for (k, cols) in held_cols.iter().enumerate() {
+                for &j in cols {
+                    assert_eq!(
+                        env.observations()[k][[c, j]],
+                        prev_obs[k][[c, j]],
+                        "agent {k} column {j} is held"
+                    );
+                }
+            }
+            if prev_conv[c] {
+                transitions += 1;
+            }
+        }
+    }
+    assert!(
+        transitions > 0,
+        "a converged copy failed later (found {failures} failures)"
+    );
+    assert!(
+        worst_raw > 10.0,
+        "the raw iterate diverged (|vm − 1| up to {worst_raw:.1e}), the observations did not"
+    );
 }
 
 #[test]
@@ -193,4 +280,88 @@ fn system_operator_agent_scales_the_price_within_bounds() {
         assert_abs_diff_eq!(i.safety[[c, 3]], i.operator_safety[c], epsilon = 1e-9);
         assert_eq!(env.observations()[3][[c, 0]], f as f32);
     }
+}
+
+/// The DSO's voltage violation enters every microgrid's safety with
+/// `operator_safety_weight`; automatic controller moves are in info and, with a
+/// wear cost, charged to the named agent; `reward_scale` scales the reward.
+#[test]
+fn operator_safety_controller_wear_and_reward_scale() {
+    use powergrid::env::reward::TERMS;
+    let term = |n: &str| TERMS.iter().position(|t| *t == n).unwrap();
+    let edit = |weight: &'static str, scale: &'static str| {
+        move |s: String| {
+            s.replace("slack_vm_pu: 1.05", "slack_vm_pu: 1.1")
+                .replace("operator_safety_weight: 1.0", &format!("operator_safety_weight: {weight}"))
+                .replace("reward_scale: 1.0", &format!("reward_scale: {scale}"))
+                .replace(
+                    "ct_primary_a: 100.0 } }\n  - { type: discrete_tap, trafo: \"DSO Regulator 2\"",
+                    "ct_primary_a: 100.0 }, wear_cost: 0.5, charge_to: MG2 }\n  - { type: discrete_tap, trafo: \"DSO Regulator 2\"",
+                )
+        }
+    };
+    let run = |tag: &str, weight: &'static str, scale: &'static str| {
+        let cfg = edited_setup("ieee34_ieee13", tag, edit(weight, scale));
+        let mut env = env(cfg.to_str().unwrap(), 4);
+        env.reset(2).unwrap();
+        // At reset the regulators travel from the network file's taps to the
+        // band: Regulator 1's moves cost 0.5 $ each, charged to MG2 only.
+        let i = env.info();
+        for c in 0..4 {
+            let moves = i.controller_moves[[c, 0]] as f64;
+            assert!(moves > 0.0, "the regulator moved at reset");
+            assert_abs_diff_eq!(i.terms[[c, 1, term("cost_controller_wear")]], 0.5 * moves);
+            assert_eq!(i.terms[[c, 0, term("cost_controller_wear")]], 0.0);
+            assert_abs_diff_eq!(i.controller_wear_cost[c], 0.5 * moves);
+            assert!(i.control_iterations[c] as f64 >= moves);
+        }
+        let a = const_actions(&env, 0.3);
+        for _ in 0..3 {
+            step(&mut env, &a).unwrap();
+        }
+        env
+    };
+    let w2 = run("opw2", "2.0", "1.0");
+    let w0 = run("opw0", "0.0", "0.5");
+    assert_eq!(w2.controller_names()[0], "tap:DSO Regulator 1");
+    let (i2, i0) = (w2.info(), w0.info());
+    let mut seen_violation = false;
+    for c in 0..4 {
+        assert!(i2.converged[c]);
+        seen_violation |= i2.operator_safety[c] > 0.0;
+        for k in 0..3 {
+            assert_abs_diff_eq!(
+                i2.terms[[c, k, term("safety_operator_voltage")]],
+                2.0 * i2.operator_safety[c],
+                epsilon = 1e-12
+            );
+            assert_eq!(i0.terms[[c, k, term("safety_operator_voltage")]], 0.0);
+        }
+        let moves = i2.controller_moves[[c, 0]] as f64;
+        assert_abs_diff_eq!(i2.terms[[c, 1, term("cost_controller_wear")]], 0.5 * moves);
+        // Same trajectory, half the reward scale and no operator term: the
+        // reward is half of −(cost + penalty·safety without that term).
+        let k = 1;
+        let safety0 = i2.safety[[c, k]] - i2.terms[[c, k, term("safety_operator_voltage")]];
+        assert_abs_diff_eq!(i0.safety[[c, k]], safety0, epsilon = 1e-9);
+        assert_abs_diff_eq!(i0.cost[[c, k]], i2.cost[[c, k]], epsilon = 1e-9);
+    }
+    let mean = |e: &powergrid::env::VecEnv, c: usize| {
+        (0..3)
+            .map(|k| -(e.info().cost[[c, k]] + 10.0 * e.info().safety[[c, k]]))
+            .sum::<f64>()
+            / 3.0
+    };
+    for c in 0..4 {
+        assert_abs_diff_eq!(
+            w0.rewards()[[c, 0]] as f64,
+            0.5 * mean(&w0, c),
+            epsilon = 1e-3
+        );
+        assert_abs_diff_eq!(w2.rewards()[[c, 0]] as f64, mean(&w2, c), epsilon = 1e-3);
+    }
+    assert!(
+        seen_violation,
+        "a slack at 1.1 p.u. puts the DSO above the band"
+    );
 }

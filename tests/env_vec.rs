@@ -247,7 +247,9 @@ fn volt_var_agent_moves_taps_and_capacitors() {
 
 /// The GPU backend (f32 WGSL; lavapipe/llvmpipe where there is no GPU) steps
 /// the same environment; it agrees with the CPU backend to f32 accuracy.
-/// Skipped where no wgpu adapter exists.
+/// Skipped where no wgpu adapter exists (a failure under `POWERGRID_REQUIRE_GPU`).
+/// Automatic control runs on both (the GPU re-solves the whole batch per
+/// control iteration; the CPU only the unsettled copies).
 #[test]
 fn gpu_backend_steps_the_same_environment() {
     use powergrid::powerflow::BackendKind;
@@ -264,6 +266,10 @@ fn gpu_backend_steps_the_same_environment() {
     let mut gpu = match make(BackendKind::Gpu) {
         Ok(e) => e,
         Err(e) => {
+            assert!(
+                std::env::var_os("POWERGRID_REQUIRE_GPU").is_none(),
+                "POWERGRID_REQUIRE_GPU is set but there is no GPU backend: {e}"
+            );
             eprintln!("skipped: no GPU backend here ({e})");
             return;
         }

@@ -41,9 +41,13 @@ fn cli_import_then_pf() {
             "-o",
             yml.to_str().unwrap(),
         ])
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let out_json = dir.join("out.json");
     let st = Command::new(env!("CARGO_BIN_EXE_powergrid"))
         .args([
@@ -55,9 +59,13 @@ fn cli_import_then_pf() {
             "--output",
             out_json.to_str().unwrap(),
         ])
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let out: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
     let sc = out["scenarios"].as_array().unwrap();

@@ -5,9 +5,47 @@ use powergrid::env::{Policy, Split};
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
 use powergrid::powerflow::{new_backend, BackendKind, Plan, SolverOptions};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// `--batch`, `--envs`, `--steps`: a whole number of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(v) if v >= 1 && v <= usize::MAX as i128 => Ok(v as usize),
+        Ok(v) => Err(format!("must be at least 1, got {v}")),
+        Err(_) => Err(format!("must be a whole number of at least 1, got {s:?}")),
+    }
+}
+
+/// `--seconds`: a finite number above 0.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "must be a finite number of seconds above 0, got {v}"
+        )),
+        Err(_) => Err(format!("must be a number of seconds above 0, got {s:?}")),
+    }
+}
+
+/// `--seed`: a whole number in 0..=2^64-1.
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("must be a whole number from 0 to {}, got {s:?}", u64::MAX))
+}
+
+/// Write to stdout. A closed pipe (`powergrid pf … | head`) ends the program
+/// quietly with success, as Unix tools do, instead of panicking.
+fn emit(text: &str) -> powergrid::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r.map_err(|e| powergrid::Error::io("<stdout>", e)),
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -36,12 +74,20 @@ enum Cmd {
         /// Write the results here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Print the memory estimate of the batch on stderr.
+        #[arg(long)]
+        verbose: bool,
+        /// Run the network's controllers to settlement (as pandapower's
+        /// `runpp(run_control=True)`); adds `trafo_tap_pos`, `shunt_step`,
+        /// `control_iterations` and `control_settled` per scenario.
+        #[arg(long)]
+        control: bool,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
         /// pandapower JSON file.
         input: PathBuf,
-        /// Output YAML file.
+        /// Output YAML file (`-` for stdout).
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -56,10 +102,10 @@ enum Cmd {
         #[arg(long, default_value = "ieee34_ieee13")]
         setup: String,
         /// Number of copies.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = count, allow_negative_numbers = true)]
         envs: usize,
         /// Steps per copy.
-        #[arg(long, default_value_t = 96)]
+        #[arg(long, default_value_t = 96, value_parser = count, allow_negative_numbers = true)]
         steps: usize,
         /// Policy: random, zero or heuristic.
         #[arg(long, default_value = "random")]
@@ -71,7 +117,7 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         backend: BackendKind,
         /// Seed.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = seed, allow_negative_numbers = true)]
         seed: u64,
         /// Print the summary as one JSON object.
         #[arg(long)]
@@ -89,17 +135,20 @@ enum BenchCmd {
         #[arg(long)]
         network: PathBuf,
         /// Copies per batch.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = count, allow_negative_numbers = true)]
         batch: usize,
         /// Backend.
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
         /// Minimum measuring time in seconds.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = seconds, allow_negative_numbers = true)]
         seconds: f64,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Print the memory estimate of the batch on stderr.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -127,13 +176,25 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             scenarios,
             backend,
             output,
+            verbose,
+            control,
         } => {
             let net = network::load(&network)?;
+            if control && net.controllers.is_empty() {
+                return Err(powergrid::Error::InvalidInput(format!(
+                    "--control: {} has no controllers",
+                    network.display()
+                )));
+            }
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
             let inputs = match &scenarios {
                 Some(p) => ScenarioFile::read(p)?.to_inputs(&net)?,
                 None => powergrid::powerflow::BatchInputs::from_network(&net, 1),
             };
+            if verbose {
+                let e = powergrid::powerflow::memory::estimate(&plan, inputs.batch(), backend);
+                eprintln!("memory: {e}");
+            }
             let (mut pf, desc) = new_backend(backend, plan.clone(), inputs.batch())?;
             eprintln!("backend: {desc}");
             if !plan.isolated_buses.is_empty() {
@@ -144,16 +205,36 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 );
             }
             *pf.inputs_mut() = inputs;
-            let s = pf.solve()?;
+            let mut ctl = None;
+            if control {
+                let mut c = powergrid::control::ControlLoop::new(
+                    &net,
+                    &net.controllers,
+                    pf.batch(),
+                    Default::default(),
+                )?;
+                let s = c.run(pf.as_mut())?;
+                eprintln!(
+                    "control: {} of {} settled, {} failed, mean {:.2} control iterations (max {})",
+                    s.settled, s.batch, s.failed, s.mean_iterations, s.max_iterations
+                );
+                ctl = Some(c);
+            } else {
+                pf.solve()?;
+            }
+            let s = powergrid::powerflow::cpu::summary(pf.results());
             eprintln!(
                 "{} of {} converged, mean {:.1} iterations",
                 s.converged, s.batch, s.mean_iterations
             );
-            let out = OutputFile::from_results(desc, plan.isolated_buses.clone(), pf.results());
+            let mut out = OutputFile::from_results(desc, plan.isolated_buses.clone(), pf.results());
+            if let Some(c) = &ctl {
+                out.add_control(pf.inputs(), c.iterations(), c.settled());
+            }
             let text = serde_json::to_string(&out).expect("results serialise");
             match output {
                 Some(p) => std::fs::write(&p, text).map_err(|e| powergrid::Error::io(&p, e))?,
-                None => println!("{text}"),
+                None => emit(&text)?,
             }
             Ok(())
         }
@@ -161,10 +242,19 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let net = network::pandapower::read(&input)?;
             net.validate()
                 .map_err(|e| powergrid::Error::parse(&input, e))?;
-            network::yaml::write(&net, &output)?;
+            let to_stdout = output.as_os_str() == "-";
+            if to_stdout {
+                emit(network::yaml::to_string(&net)?.trim_end())?;
+            } else {
+                network::yaml::write(&net, &output)?;
+            }
             eprintln!(
                 "wrote {} ({} buses, {} lines, {} trafos, {} loads, {} sgens, {} storages, {} shunts, {} ext_grids, {} switches)",
-                output.display(),
+                if to_stdout {
+                    "<stdout>".to_string()
+                } else {
+                    output.display().to_string()
+                },
                 net.buses.len(),
                 net.lines.len(),
                 net.trafos.len(),
@@ -185,26 +275,38 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     backend,
                     seconds,
                     json,
+                    verbose,
                 },
         } => {
             let net = network::load(&network)?;
+            if verbose {
+                let plan = Plan::new(&net, SolverOptions::default())?;
+                let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
+                eprintln!("memory: {e}");
+            }
             let r = powergrid::bench::bench_pf(&net, batch, backend, seconds)?;
             if json {
-                println!("{}", serde_json::to_string(&r).expect("serialise"));
+                let mut v = serde_json::to_value(&r).expect("serialise");
+                v["network"] = net.name.clone().into();
+                v["network_file"] = network.display().to_string().into();
+                emit(&v.to_string())?;
             } else {
-                println!("network            {}", network.display());
-                println!("backend            {}", r.backend);
-                println!("batch              {}", r.batch);
-                println!("threads            {}", r.threads);
-                println!("power flows / s    {:.0}", r.power_flows_per_s);
-                println!("per thread / s     {:.0}", r.power_flows_per_s_per_thread);
-                println!(
-                    "µs per power flow  {:.3} (wall, whole batch / batch size)",
-                    1e6 / r.power_flows_per_s
-                );
-                println!("mean iterations    {:.2}", r.mean_iterations);
-                println!("converged          {:.4}", r.converged_fraction);
-                println!("steps measured     {}", r.steps);
+                let text = [
+                    format!("network            {} ({})", net.name, network.display()),
+                    format!("backend            {}", r.backend),
+                    format!("batch              {}", r.batch),
+                    format!("threads            {}", r.threads),
+                    format!("power flows / s    {:.0}", r.power_flows_per_s),
+                    format!("per thread / s     {:.0}", r.power_flows_per_s_per_thread),
+                    format!(
+                        "µs per power flow  {:.3} (wall, whole batch / batch size)",
+                        1e6 / r.power_flows_per_s
+                    ),
+                    format!("mean iterations    {:.2}", r.mean_iterations),
+                    format!("converged          {:.4}", r.converged_fraction),
+                    format!("steps measured     {} in {:.3} s", r.steps, r.seconds),
+                ];
+                emit(&text.join("\n"))?;
             }
             Ok(())
         }
@@ -230,19 +332,20 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             };
             let (summary, text) = rollout::run(&opts)?;
             if json {
-                println!("{summary}");
+                emit(&summary.to_string())?;
             } else {
-                println!("{text}");
+                emit(&text)?;
             }
             Ok(())
         }
         Cmd::Setups => {
             let list = powergrid::setup::list_setups();
             let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-            for (name, desc) in list {
-                println!("{name:<w$}  {desc}");
-            }
-            Ok(())
+            let lines: Vec<String> = list
+                .iter()
+                .map(|(name, desc)| format!("{name:<w$}  {desc}"))
+                .collect();
+            emit(&lines.join("\n"))
         }
     }
 }
@@ -258,6 +361,9 @@ mod rollout {
     use powergrid::{Error, Result};
     use serde_json::json;
     use std::time::Instant;
+
+    /// Runs shorter than this print no rate.
+    const MIN_TIMED_S: f64 = 0.01;
 
     /// Options of `powergrid rollout`.
     pub struct RolloutOptions {
@@ -283,6 +389,16 @@ mod rollout {
                 "rollout needs --envs and --steps of at least 1".into(),
             ));
         }
+        // Building and first-solving a large batch takes a while: say so.
+        let spinner = (opts.progress && opts.envs >= 16_384).then(|| {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.set_message(format!(
+                "building {} copies of {} and solving their first hour",
+                opts.envs, opts.setup
+            ));
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        });
         let mut env = VecEnv::from_name(
             &opts.setup,
             &EnvOptions {
@@ -293,6 +409,9 @@ mod rollout {
             },
         )?;
         env.reset(opts.seed)?;
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
         let b = env.batch();
         let names = env.agent_names().to_vec();
         let na = names.len();
@@ -357,6 +476,8 @@ mod rollout {
             pb.finish_and_clear();
         }
         let env_steps = (b * opts.steps) as u64;
+        // A rate from a run of a few milliseconds says nothing: leave it out.
+        let timed = secs >= MIN_TIMED_S;
         let sps = env_steps as f64 / secs;
         let n = counted.max(1) as f64;
         let mean = |v: &[f64]| v.iter().map(|x| x / n).collect::<Vec<f64>>();
@@ -394,7 +515,7 @@ mod rollout {
             "seconds": secs,
             "env_steps": env_steps,
             "counted_steps": counted,
-            "env_steps_per_s": sps,
+            "env_steps_per_s": if timed { json!(sps) } else { serde_json::Value::Null },
             "mean_reward": mean_reward,
             "mean_reward_per_agent": per(&mr),
             "mean_cost_per_agent": per(&mc),
@@ -409,13 +530,29 @@ mod rollout {
             "mean_control_iterations": mean_ctrl,
             "mean_controller_moves": ctrl_moves as f64 / n,
         });
+        let rate = if timed {
+            format!("in {secs:.3} s = {sps:.0} env-steps/s")
+        } else {
+            format!(
+                "in {:.1} ms (too short to give a rate; use more --steps)",
+                secs * 1e3
+            )
+        };
         let mut text = format!(
-            "setup {} ({} split) on {}: {b} copies x {} steps, policy {}, in {secs:.3} s = {sps:.0} env-steps/s\n",
+            "setup {} ({} split) on {}: {b} copies x {} steps, policy {}, {rate}\n",
             env.setup().config.name,
             opts.split,
             env.backend(),
             opts.steps,
             opts.policy
+        );
+        let cfg = &env.setup().config;
+        if cfg.share_reward && na > 1 {
+            text += "  share_reward: every agent gets the mean of the agents' rewards, so their rewards are equal (cost and safety stay per agent)\n";
+        }
+        text += &format!(
+            "  reward = -reward_scale·(cost + penalty·safety), penalty {}, reward_scale {}; cost in $ per step; safety in p.u. of voltage outside the band + 0.01 per % of overload + device limit violations (MW, MVA, SOC)\n",
+            cfg.penalty, cfg.reward_scale
         );
         for i in 0..na {
             text += &format!(
@@ -423,9 +560,10 @@ mod rollout {
                 names[i], mr[i], mc[i], ms[i]
             );
         }
-        text += "  reward terms (mean over agents):";
-        for (name, v) in &terms_mean {
-            text += &format!(" {name} {:.4}", v.as_f64().unwrap_or(0.0));
+        text += "  reward terms (mean over agents; safety unweighted):";
+        for name in TERMS {
+            let v = terms_mean.get(name).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            text += &format!(" {name} {v:.4}");
         }
         text += "\n";
         text += &format!(

@@ -16,6 +16,15 @@
 //! move and power flow). Settled copies are not solved again
 //! ([`PowerFlow::solve_active`]). The final taps and steps stay in the
 //! backend's inputs, so the next run starts from them.
+//!
+//! Details as pandapower 3.5.6 has them (`run_control.py`,
+//! `DiscreteTapControl.py`, `shunt_control.py`): within an iteration each
+//! controller checks `is_converged` and, if not, makes its `control_step`, in
+//! list order (pandapower's `order`), all against the same power flow; the
+//! loop ends when no controller moved. A controller that is not settled but
+//! cannot move (a voltage exactly on a band edge) keeps the copy unsettled,
+//! as in pandapower. `hunting_limit` only records history in 3.5.6 and is not
+//! modelled; several controller `level`s are rejected at import.
 
 use crate::complex::C64;
 use crate::error::{Error, Result};

@@ -1,47 +1,62 @@
-//! The automatic controllers of a setup inside the environment's step: built
-//! from the setup's resolved controllers, run to settlement after the
-//! agents' set-points are written (see [`crate::control`]).
+//! The automatic controllers of a setup inside the environment's step: the
+//! batched [`ControlLoop`] runs them to settlement after the agents'
+//! set-points are written (see [`crate::control`]).
 
-use crate::error::{Error, Result};
+use crate::control::{ControlLoop, ControlOptions};
+use crate::error::Result;
 use crate::network::Network;
 use crate::powerflow::PowerFlow;
 use crate::setup::ControllerSpec;
-use ndarray::Array2;
 
 /// The environment's controllers.
 pub(crate) struct EnvControl {
-    /// Controllers in setup order.
+    /// Controllers in order (the network file's, then the setup's).
     pub specs: Vec<ControllerSpec>,
-    /// Control iterations (power flows) of the last step, per copy.
-    pub iterations: Vec<u32>,
-    /// Moves per copy and controller in the last step.
-    pub moves: Array2<u32>,
+    /// `None` when there are no controllers: one plain power flow per step.
+    lp: Option<ControlLoop>,
 }
 
 impl EnvControl {
-    pub fn new(
-        _net: &Network,
-        specs: Vec<ControllerSpec>,
-        batch: usize,
-        _cap: u32,
-    ) -> Result<Self> {
-        let n = specs.len();
-        Ok(EnvControl {
-            specs,
-            iterations: vec![1; batch],
-            moves: Array2::zeros((batch, n)),
-        })
+    pub fn new(net: &Network, specs: Vec<ControllerSpec>, batch: usize, cap: u32) -> Result<Self> {
+        let lp = if specs.is_empty() {
+            None
+        } else {
+            let ctrls: Vec<_> = specs.iter().map(|s| s.controller.clone()).collect();
+            Some(ControlLoop::new(
+                net,
+                &ctrls,
+                batch,
+                ControlOptions {
+                    max_iterations: cap,
+                },
+            )?)
+        };
+        Ok(EnvControl { specs, lp })
     }
 
     /// Solve and settle every copy's controllers.
     pub fn run(&mut self, pf: &mut dyn PowerFlow) -> Result<()> {
-        if !self.specs.is_empty() {
-            return Err(Error::InvalidSetup(
-                "automatic controllers need the control module".into(),
-            ));
+        match &mut self.lp {
+            Some(lp) => {
+                lp.run(pf)?;
+            }
+            None => {
+                pf.solve()?;
+            }
         }
-        pf.solve()?;
-        self.iterations.iter_mut().for_each(|x| *x = 1);
         Ok(())
+    }
+
+    /// Control iterations of copy `c` in the last step (0: the first power
+    /// flow was already settled, or there are no controllers).
+    #[inline]
+    pub fn iterations(&self, c: usize) -> u32 {
+        self.lp.as_ref().map_or(0, |l| l.iterations()[c])
+    }
+
+    /// Steps controller `k` moved in copy `c` in the last step.
+    #[inline]
+    pub fn moves(&self, c: usize, k: usize) -> u32 {
+        self.lp.as_ref().map_or(0, |l| l.moves()[[c, k]])
     }
 }

@@ -8,6 +8,7 @@ pub mod observation;
 pub mod policy;
 pub mod reward;
 pub mod vec_env;
+pub(crate) mod world;
 
 pub use observation::{ObsField, ObsSource, ObservationLayout};
 pub use policy::{Policy, PolicyRunner};

@@ -21,18 +21,23 @@
 //!
 //! **Centralized**: every agent gets the same global vector: every solved
 //! node's voltage (as in 2), every grid agent's device block (agent order),
-//! every profiled load's `P / base_power` (load table order), every grid
+//! every load group's total `P / base_power` (setup `loads:` order; loads of
+//! one group follow one profile, so one column per group), every grid
 //! agent's PCC import `/ base_power`, the price factor (only when the operator
 //! acts), then item 4.
 //!
 //! Columns that could never change are left out (slack voltages, loads
-//! without a profile or with zero power, a price factor nobody sets).
+//! without a profile, a price factor nobody sets), and so are exact copies
+//! (fused buses).
 //!
 //! **Failed copies.** A copy whose power flow did not converge shows the last
 //! converged voltages and PCC imports of its episode (after a reset that did
 //! not converge: `vm = 1`, import 0); `info.converged` is false for it.
 
+use crate::agents::{GridAgent, SystemOperator};
 use crate::devices::DeviceRef;
+use crate::powerflow::Plan;
+use crate::setup::config::ObservationMode;
 
 /// Where one observation column comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +48,8 @@ pub enum ObsSource {
     BusVm(usize),
     /// A grid agent's total load `/ base_power`.
     AgentLoad(usize),
-    /// One load's P `/ base_power`.
-    LoadP(usize),
+    /// One load group's (setup `loads[g]`) total P `/ base_power`.
+    LoadGroup(usize),
     /// A grid agent's PCC import `/ base_power`.
     PccImport(usize),
     /// Σ PCC import of every grid agent `/ base_power`.
@@ -145,4 +150,162 @@ pub fn finite(x: f64) -> f32 {
 pub fn time_features(hour_of_day: usize) -> [f32; 2] {
     let a = 2.0 * std::f64::consts::PI * (hour_of_day % 24) as f64 / 24.0;
     [a.sin() as f32, a.cos() as f32]
+}
+
+/// The buses of `buses` worth observing: one per solved node (the lowest
+/// index of buses fused by switches), no slack buses.
+fn observed_buses(buses: &[usize], plan: &Plan) -> Vec<usize> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut sorted = buses.to_vec();
+    sorted.sort_unstable();
+    for b in sorted {
+        if let Some(n) = plan.bus_node.get(b).copied().flatten() {
+            if n < plan.n_pq && seen.insert(n) {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+const DEVICE_COLUMNS: [&[&str]; 5] = [
+    &["P/p_max", "Q/s_rated"],
+    &["soc", "P/p_max"],
+    &["available/capacity", "P/capacity", "Q/s_rated"],
+    &["tap 2(tap-min)/(max-min)-1"],
+    &["step/max_step"],
+];
+
+pub(crate) fn build_layouts(
+    mode: ObservationMode,
+    agents: &[GridAgent],
+    operator: &SystemOperator,
+    live_buses: &[usize],
+    plan: &Plan,
+    load_groups: &[Vec<usize>],
+    group_names: &[String],
+) -> Vec<ObservationLayout> {
+    let net = &plan.net;
+    let n_agents = agents.len() + operator.is_agent() as usize;
+    // Loads whose power changes: profiled and non-zero.
+    let profiled: Vec<usize> = load_groups.iter().flatten().copied().collect();
+    let device_fields = |l: &mut ObservationLayout, a: &GridAgent| {
+        for (j, d) in a.devices.iter().enumerate() {
+            let (kind, cols) = match d {
+                DeviceRef::Generator(_) => ("generator", DEVICE_COLUMNS[0]),
+                DeviceRef::Storage(_) => ("storage", DEVICE_COLUMNS[1]),
+                DeviceRef::Renewable(_) => ("renewable", DEVICE_COLUMNS[2]),
+                DeviceRef::TapChanger(_) => ("tap", DEVICE_COLUMNS[3]),
+                DeviceRef::Capacitor(_) => ("capacitor", DEVICE_COLUMNS[4]),
+            };
+            let field = format!("{}.device[{j}] {kind} [{}]", a.name, cols.join(", "));
+            l.push(
+                field,
+                cols.iter().enumerate().map(|(k, c)| {
+                    (
+                        format!("{}.device[{j}] {c}", a.name),
+                        ObsSource::Device(*d, k),
+                    )
+                }),
+            );
+        }
+    };
+    let bus_field = |l: &mut ObservationLayout, buses: &[usize]| {
+        l.push(
+            "bus (vm_pu-1)/0.05",
+            observed_buses(buses, plan)
+                .into_iter()
+                .map(|b| (format!("{} vm", net.buses[b].name), ObsSource::BusVm(b))),
+        );
+    };
+    let tail = |l: &mut ObservationLayout| {
+        l.push(
+            "tanh(price/price_scale)",
+            [("next-hour price".to_string(), ObsSource::Price)],
+        );
+        l.push(
+            "sin(2pi hour/24)",
+            [("next-hour sin".to_string(), ObsSource::HourSin)],
+        );
+        l.push(
+            "cos(2pi hour/24)",
+            [("next-hour cos".to_string(), ObsSource::HourCos)],
+        );
+    };
+    match mode {
+        ObservationMode::Distributed => {
+            let mut out = Vec::new();
+            for (i, a) in agents.iter().enumerate() {
+                let mut l = ObservationLayout::default();
+                device_fields(&mut l, a);
+                bus_field(&mut l, &a.buses);
+                if a.loads.iter().any(|x| profiled.contains(x)) {
+                    l.push(
+                        "load P/base_power",
+                        [(format!("{} load", a.name), ObsSource::AgentLoad(i))],
+                    );
+                }
+                if a.pcc.is_some() {
+                    l.push(
+                        "pcc import/base_power",
+                        [(format!("{} pcc import", a.name), ObsSource::PccImport(i))],
+                    );
+                }
+                tail(&mut l);
+                out.push(l);
+            }
+            if operator.is_agent() {
+                let mut l = ObservationLayout::default();
+                l.push(
+                    "price factor",
+                    [("price factor".to_string(), ObsSource::PriceFactor)],
+                );
+                bus_field(&mut l, &operator.buses);
+                l.push(
+                    "total pcc import/base_power",
+                    [("total pcc import".to_string(), ObsSource::TotalImport)],
+                );
+                tail(&mut l);
+                out.push(l);
+            }
+            out
+        }
+        ObservationMode::Centralized => {
+            let mut l = ObservationLayout::default();
+            bus_field(&mut l, live_buses);
+            for a in agents {
+                device_fields(&mut l, a);
+            }
+            l.push(
+                "load group P/base_power",
+                load_groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.is_empty())
+                    .map(|(g, _)| {
+                        (
+                            format!("loads {:?} P", group_names[g]),
+                            ObsSource::LoadGroup(g),
+                        )
+                    }),
+            );
+            l.push(
+                "pcc import/base_power",
+                agents
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.pcc.is_some())
+                    .map(|(i, a)| (format!("{} pcc import", a.name), ObsSource::PccImport(i))),
+            );
+            if operator.is_agent() {
+                l.push(
+                    "price factor",
+                    [("price factor".to_string(), ObsSource::PriceFactor)],
+                );
+            }
+            tail(&mut l);
+            vec![l; n_agents]
+        }
+    }
 }

@@ -23,8 +23,56 @@
 //! are about −5 to −60 per step and −200 for a failed power flow. Set
 //! `reward_scale` (e.g. 0.02) to bring them near unit size for learning.
 
+/// One reward term: its position in `StepInfo::terms` (`term as usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Term {
+    /// Generation cost `Σ (a·P² + b·P + c)·dt` ($).
+    Generation = 0,
+    /// Trading at the PCC ($; negative when exporting; for the operator: minus the revenue).
+    Trading,
+    /// Storage degradation ($).
+    Storage,
+    /// Wear of the agent's own taps and capacitors ($).
+    Wear,
+    /// Wear of automatic controllers charged to the agent ($).
+    ControllerWear,
+    /// Voltage-band violation over the agent's buses.
+    Voltage,
+    /// Overloading of the agent's lines and transformers.
+    Loading,
+    /// Device limit violations (SOC, apparent power).
+    Devices,
+    /// `operator_safety_weight ×` the system operator's voltage violation.
+    OperatorVoltage,
+}
+
+impl Term {
+    /// Its name in [`TERMS`] (and in `powergrid rollout`'s JSON).
+    pub fn name(self) -> &'static str {
+        TERMS[self as usize]
+    }
+    /// Whether it is a cost in $ (else a safety term).
+    pub fn is_cost(self) -> bool {
+        (self as usize) < N_COST_TERMS
+    }
+}
+
+/// Every term, in `StepInfo::terms` order.
+pub const ALL_TERMS: [Term; 9] = [
+    Term::Generation,
+    Term::Trading,
+    Term::Storage,
+    Term::Wear,
+    Term::ControllerWear,
+    Term::Voltage,
+    Term::Loading,
+    Term::Devices,
+    Term::OperatorVoltage,
+];
+
 /// Names of the reward terms, in the order of `StepInfo::terms`: the first
-/// five are costs in $, the rest safety terms (unweighted).
+/// [`N_COST_TERMS`] are costs in $, the rest safety terms (unweighted).
 pub const TERMS: [&str; 9] = [
     "cost_generation",
     "cost_trading",

@@ -46,25 +46,20 @@
 //! 0, after a reset that failed). Diverged values never leave the environment
 //! except through [`VecEnv::power_flow`], the raw solver output.
 
-use crate::agents::{GridAgent, Pcc, SystemOperator};
-use crate::devices::{
-    CapacitorParams, Capacitors, DeviceRef, Devices, GeneratorParams, Generators, LoadGroups,
-    RenewableParams, Renewables, StorageParams, Storages, TapChangers, TapParams,
-};
+use crate::agents::{GridAgent, SystemOperator};
+use crate::devices::Devices;
 use crate::env::control_glue::EnvControl;
-use crate::env::observation::{
-    finite, price_feature, time_features, voltage_feature, ObsSource, ObservationLayout,
-};
-use crate::env::reward::{self, N_COST_TERMS, TERMS};
+use crate::env::observation::{build_layouts, ObservationLayout};
+use crate::env::reward::TERMS;
+use crate::env::world::World;
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::powerflow::admittance::trafo_branch;
 use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
 use crate::powerflow::{new_backend, BackendKind, BatchResults, Plan, PowerFlow, SolverOptions};
-use crate::setup::config::{ControllerSpec, DeviceConfig, ObservationMode, PccElement};
+use crate::setup::config::ObservationMode;
 use crate::setup::{Setup, TimeSeries};
 use ndarray::{Array1, Array2, Array3, ArrayView2};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
@@ -171,7 +166,9 @@ pub struct StepInfo {
     pub operator_safety: Array1<f64>,
     /// Hour (row of the split's CSV) the copy is at.
     pub hour: Array1<usize>,
-    /// Power flows the automatic control needed this step (1 without controllers).
+    /// Control iterations of the automatic controllers this step (each is a
+    /// move and a power flow; 0: the first power flow already settled, or no
+    /// controllers).
     pub control_iterations: Array1<u32>,
     /// Steps each automatic controller moved this step, `[B, n_controllers]`.
     pub controller_moves: Array2<u32>,
@@ -189,6 +186,8 @@ struct Params {
     plan: Arc<Plan>,
     agents: Vec<GridAgent>,
     live_buses: Vec<usize>,
+    /// Loads of each setup load group (in service, non-zero power).
+    load_groups: Vec<Vec<usize>>,
     layouts: Vec<ObservationLayout>,
     agent_names: Vec<String>,
     action_dims: Vec<usize>,
@@ -249,123 +248,6 @@ impl VecEnv {
         }
         let cfg = &setup.config;
         let net = &setup.network;
-        let ts = &setup.train;
-        let col = |name: &str| ts.column(name).expect("setup columns are read");
-        let mut gen_p = Vec::new();
-        let mut gen_e = Vec::new();
-        let mut sto_p = Vec::new();
-        let mut sto_e = Vec::new();
-        let mut ren_p = Vec::new();
-        let mut ren_e = Vec::new();
-        let mut tap_e = Vec::new();
-        let mut tap_p = Vec::new();
-        let mut cap_e = Vec::new();
-        let mut cap_p = Vec::new();
-        let mut agent_devices = Vec::new();
-        for (a, elems) in cfg.agents.iter().zip(&setup.device_elements) {
-            let mut refs = Vec::new();
-            for (d, &e) in a.devices.iter().zip(elems) {
-                refs.push(match d {
-                    DeviceConfig::Generator(g) => {
-                        gen_p.push(GeneratorParams {
-                            p_min_mw: g.p_min_mw,
-                            p_max_mw: g.p_max_mw,
-                            q_min_mvar: g.q_min_mvar,
-                            q_max_mvar: g.q_max_mvar,
-                            s_rated_mva: g.s_rated_mva,
-                            pf_min: g.pf_min,
-                            cost: g.cost,
-                        });
-                        gen_e.push(e);
-                        DeviceRef::Generator(gen_p.len() - 1)
-                    }
-                    DeviceConfig::Storage(s) => {
-                        sto_p.push(StorageParams {
-                            e_mwh: s.e_mwh,
-                            p_max_mw: s.p_max_mw,
-                            soc_min: s.soc_min,
-                            soc_max: s.soc_max,
-                            soc_init: s.soc_init,
-                            eta_ch: s.eta_ch,
-                            eta_dis: s.eta_dis,
-                            degradation_cost_per_mwh: s.degradation_cost_per_mwh,
-                        });
-                        sto_e.push(e);
-                        DeviceRef::Storage(sto_p.len() - 1)
-                    }
-                    DeviceConfig::Solar(r) | DeviceConfig::Wind(r) => {
-                        ren_p.push(RenewableParams {
-                            capacity_mw: r.capacity_mw,
-                            q_max_mvar: r.q_max_mvar,
-                            s_rated_mva: r.s_rated_mva,
-                            profile_column: col(&r.profile),
-                        });
-                        ren_e.push(e);
-                        DeviceRef::Renewable(ren_p.len() - 1)
-                    }
-                    DeviceConfig::TapChanger(t) => {
-                        let tap = net.trafos[e].tap.as_ref().expect("checked by Setup::load");
-                        tap_e.push(e);
-                        tap_p.push(TapParams {
-                            tap_min: tap.min,
-                            tap_max: tap.max,
-                            tap_init: tap.pos.round().clamp(tap.min, tap.max),
-                            max_move: t.max_move,
-                            wear_cost: t.wear_cost,
-                        });
-                        DeviceRef::TapChanger(tap_e.len() - 1)
-                    }
-                    DeviceConfig::Capacitor(c) => {
-                        let s = &net.shunts[e];
-                        cap_e.push(e);
-                        cap_p.push(CapacitorParams {
-                            max_step: s.max_step as f64,
-                            step_init: s.step.round().clamp(0.0, s.max_step as f64),
-                            max_move: c.max_move,
-                            wear_cost: c.wear_cost,
-                        });
-                        DeviceRef::Capacitor(cap_e.len() - 1)
-                    }
-                });
-            }
-            agent_devices.push(refs);
-        }
-        // A device element may be owned once.
-        for (what, e) in [
-            ("static generator", [gen_e.clone(), ren_e.clone()].concat()),
-            ("storage", sto_e.clone()),
-            ("trafo", tap_e.clone()),
-            ("shunt", cap_e.clone()),
-        ] {
-            let mut s = e.clone();
-            s.sort_unstable();
-            if let Some(w) = s.windows(2).find(|w| w[0] == w[1]) {
-                return Err(Error::parse(
-                    &setup.path,
-                    format!("{what} {} is controlled by two devices", w[0]),
-                ));
-            }
-        }
-        let mut loads = LoadGroups::default();
-        for (l, load) in net.loads.iter().enumerate() {
-            if let Some(g) = cfg
-                .loads
-                .iter()
-                .find(|g| load.name.starts_with(g.prefix.as_str()))
-            {
-                loads.members.push((l, col(&g.profile), g.scale));
-            }
-        }
-        let n_ren = ren_p.len();
-        let devices = Devices {
-            generators: Generators::new(gen_p, gen_e, b),
-            storages: Storages::new(sto_p, sto_e, b),
-            renewables: Renewables::new(ren_p, ren_e, b),
-            taps: TapChangers::new(tap_e, tap_p, b),
-            capacitors: Capacitors::new(cap_e, cap_p, b),
-            loads,
-        };
-
         let plan = Arc::new(Plan::new(
             net,
             SolverOptions {
@@ -375,63 +257,29 @@ impl VecEnv {
                 ..SolverOptions::default()
             },
         )?);
-        let live: Vec<bool> = plan.bus_node.iter().map(|n| n.is_some()).collect();
-        let live_buses: Vec<usize> = (0..net.buses.len()).filter(|&i| live[i]).collect();
-        let mut agents = Vec::new();
-        let controlled_trafo = |k: usize| {
-            devices.taps.trafo.contains(&k)
-                || setup
-                    .controllers
-                    .iter()
-                    .any(|c| matches!(c, ControllerSpec::Tap { trafo, .. } if *trafo == k))
-        };
-        for (((a, refs), buses), pcc) in cfg
-            .agents
-            .iter()
-            .zip(agent_devices)
-            .zip(&setup.agent_buses)
-            .zip(&setup.agent_pcc)
-        {
-            let pcc = pcc.map(|p| match p {
-                PccElement::Trafo(k) => {
-                    let t = &net.trafos[k];
-                    let fixed = (!controlled_trafo(k)).then(|| {
-                        trafo_branch(net, t, t.tap.as_ref().map_or(0.0, |x| x.pos)).admittance()
-                    });
-                    Pcc::Trafo {
-                        trafo: k,
-                        hv: t.hv_bus,
-                        lv: t.lv_bus,
-                        fixed,
-                    }
-                }
-                PccElement::Line(l) => Pcc::Line(l),
-                PccElement::ExtGrid(i) => Pcc::ExtGrid(i),
-            });
-            agents.push(GridAgent::new(a.name.clone(), refs, buses, &live, net, pcc));
-        }
-        let so = &cfg.system_operator;
-        let mut op_own = vec![false; net.buses.len()];
-        setup.operator_buses.iter().for_each(|&x| op_own[x] = true);
-        let mut operator = SystemOperator {
-            price_column: col(&so.price),
-            sell_discount: so.sell_discount,
-            buses: setup
-                .operator_buses
-                .iter()
-                .copied()
-                .filter(|&x| live[x])
-                .collect(),
-            lines: (0..net.lines.len())
-                .filter(|&l| op_own[net.lines[l].from_bus] && op_own[net.lines[l].to_bus])
-                .collect(),
-            control: so.agent.as_ref().map(|p| (p.min_factor, p.max_factor)),
-            factor: Array1::ones(b),
-        };
-        (0..b).for_each(|c| operator.reset_copy(c));
-
+        // Refuse a batch that cannot fit before any [B, n] array exists.
+        crate::powerflow::memory::check(&plan, b, options.backend)?;
+        let World {
+            devices,
+            agents,
+            operator,
+            live_buses,
+            load_groups,
+            controlled_taps,
+            controlled_shunts,
+        } = World::new(&setup, &plan, b);
+        let n_ren = devices.renewables.params.len();
         let mode = options.observation.unwrap_or(cfg.observation);
-        let layouts = build_layouts(mode, &agents, &operator, &live_buses, &plan, &devices);
+        let group_names: Vec<String> = cfg.loads.iter().map(|g| g.prefix.clone()).collect();
+        let layouts = build_layouts(
+            mode,
+            &agents,
+            &operator,
+            &live_buses,
+            &plan,
+            &load_groups,
+            &group_names,
+        );
         let mut agent_names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
         let mut action_dims: Vec<usize> = agents.iter().map(|a| a.action_dim).collect();
         if operator.is_agent() {
@@ -446,31 +294,6 @@ impl VecEnv {
             b,
             cfg.control_max_iterations,
         )?;
-        let controlled_taps = setup
-            .controllers
-            .iter()
-            .filter_map(|c| match c {
-                ControllerSpec::Tap { trafo, .. } => {
-                    let t = net.trafos[*trafo]
-                        .tap
-                        .as_ref()
-                        .expect("checked by Setup::load");
-                    Some((*trafo, t.pos.round().clamp(t.min, t.max)))
-                }
-                _ => None,
-            })
-            .collect();
-        let controlled_shunts = setup
-            .controllers
-            .iter()
-            .filter_map(|c| match c {
-                ControllerSpec::Shunt { shunt, .. } => {
-                    let s = &net.shunts[*shunt];
-                    Some((*shunt, s.step.round().clamp(0.0, s.max_step as f64)))
-                }
-                _ => None,
-            })
-            .collect();
         let (pf, backend) = new_backend(options.backend, plan.clone(), b)?;
         let hours = match options.split {
             Split::Train => setup.train.hours,
@@ -494,6 +317,7 @@ impl VecEnv {
                 plan,
                 agents,
                 live_buses,
+                load_groups,
                 layouts,
                 agent_names,
                 action_dims,
@@ -774,291 +598,6 @@ impl VecEnv {
         }
         self.solve_and_evaluate()
     }
-
-    fn begin_episode(&mut self, c: usize) {
-        let slot = match self.p.split {
-            Split::Train => self.st.rngs[c].random_range(0..self.p.start_slots),
-            Split::Test => ((self.st.episodes[c] as usize) * self.p.batch + c) % self.p.start_slots,
-        };
-        self.st.episodes[c] += 1;
-        self.st.start_row[c] = 24 * slot;
-        self.st.step_in_episode[c] = 0;
-        self.st.needs_reset[c] = false;
-        self.st.devices.reset_copy(c);
-        self.st.operator.reset_copy(c);
-        let row = self.st.start_row[c];
-        for k in 0..self.st.devices.renewables.params.len() {
-            let v = self
-                .series()
-                .at(self.st.devices.renewables.params[k].profile_column, row);
-            self.st.devices.renewables.set_uncurtailed(c, k, v);
-        }
-    }
-
-    /// Write set-points, solve with automatic control, then cost, safety,
-    /// reward, observations, flags.
-    fn solve_and_evaluate(&mut self) -> Result<()> {
-        self.write_inputs();
-        if !self.reset_list.is_empty() {
-            self.pf.reset_start(&self.reset_list);
-        }
-        self.control.run(self.pf.as_mut())?;
-        self.info.reset.fill(false);
-        for &c in &self.reset_list {
-            self.info.reset[c] = true;
-        }
-        self.evaluate();
-        Ok(())
-    }
-
-    fn write_inputs(&mut self) {
-        let ts = match self.p.split {
-            Split::Train => &self.p.setup.train,
-            Split::Test => &self.p.setup.test,
-        };
-        let d = &self.st.devices;
-        let inp = self.pf.inputs_mut();
-        for c in 0..self.p.batch {
-            let row = self.st.start_row[c] + self.st.step_in_episode[c];
-            for &(l, col, scale) in &d.loads.members {
-                inp.load_scaling[[c, l]] = scale * ts.at(col, row);
-            }
-            for (k, &s) in d.generators.sgen.iter().enumerate() {
-                inp.sgen_p_mw[[c, s]] = d.generators.p_mw[[c, k]];
-                inp.sgen_q_mvar[[c, s]] = d.generators.q_mvar[[c, k]];
-            }
-            for (k, &s) in d.renewables.sgen.iter().enumerate() {
-                inp.sgen_p_mw[[c, s]] = d.renewables.p_mw[[c, k]];
-                inp.sgen_q_mvar[[c, s]] = d.renewables.q_mvar[[c, k]];
-            }
-            for (k, &s) in d.storages.element.iter().enumerate() {
-                inp.storage_p_mw[[c, s]] = d.storages.p_mw[[c, k]];
-            }
-            for (k, &t) in d.taps.trafo.iter().enumerate() {
-                inp.trafo_tap_pos[[c, t]] = d.taps.pos[[c, k]];
-            }
-            for (k, &s) in d.capacitors.shunt.iter().enumerate() {
-                inp.shunt_step[[c, s]] = d.capacitors.step[[c, k]];
-            }
-        }
-        // Automatic controllers keep their settled positions from step to
-        // step (they live in the inputs); a reset puts them back to the network's.
-        for &c in &self.reset_list {
-            for &(t, v) in &self.p.controlled_taps {
-                inp.trafo_tap_pos[[c, t]] = v;
-            }
-            for &(s, v) in &self.p.controlled_shunts {
-                inp.shunt_step[[c, s]] = v;
-            }
-        }
-    }
-
-    fn evaluate(&mut self) {
-        let cfg = &self.p.setup.config;
-        let ts = match self.p.split {
-            Split::Train => &self.p.setup.train,
-            Split::Test => &self.p.setup.test,
-        };
-        let (v_min, v_max) = (cfg.voltage_band[0], cfg.voltage_band[1]);
-        let dt = cfg.dt_h;
-        let net = &self.p.plan.net;
-        let res = self.pf.results();
-        let inp = self.pf.inputs();
-        let n_grid = self.p.agents.len();
-        let n_agents = self.p.agent_names.len();
-        let devices = &self.st.devices;
-        let operator = &self.st.operator;
-        for c in 0..self.p.batch {
-            let row = self.st.start_row[c] + self.st.step_in_episode[c];
-            let conv = res.converged[c];
-            let is_reset = self.info.reset.get(c).copied().unwrap_or(false);
-            let price = ts.at(operator.price_column, row) * operator.factor[c];
-            // Hold the last converged values of the copy; after a failed reset, no-load values.
-            if conv {
-                self.st.vm_held.row_mut(c).assign(&res.vm_pu.row(c));
-            } else if is_reset {
-                self.st.vm_held.row_mut(c).fill(1.0);
-                self.st.pcc_held.row_mut(c).fill(0.0);
-            }
-            let vm = res.vm_pu.row(c);
-            self.info.control_iterations[c] = self.control.iterations[c];
-            let mut ctrl_wear = 0.0;
-            let mut terms = self.info.terms.index_axis_mut(ndarray::Axis(0), c);
-            terms.fill(0.0);
-            for (k, spec) in self.control.specs.iter().enumerate() {
-                let m = self.control.moves[[c, k]];
-                self.info.controller_moves[[c, k]] = m;
-                let w = spec.wear_cost() * m as f64;
-                ctrl_wear += w;
-                if let Some(a) = spec.charge_to() {
-                    terms[[a, 4]] += w;
-                }
-            }
-            self.info.controller_wear_cost[c] = ctrl_wear;
-            let mut op_safety = 0.0;
-            if conv {
-                for &b in &operator.buses {
-                    op_safety += reward::voltage_violation(vm[b], v_min, v_max);
-                }
-            }
-            self.info.operator_safety[c] = op_safety;
-            let mut revenue = 0.0;
-            for (i, a) in self.p.agents.iter().enumerate() {
-                let import = match &a.pcc {
-                    Some(p) if conv => p.import_mw(net, inp, res, c),
-                    _ => 0.0,
-                };
-                if conv {
-                    self.st.pcc_held[[c, i]] = import;
-                }
-                self.info.pcc_import_mw[[c, i]] = import;
-                let trading = reward::trading_cost(import, price, operator.sell_discount, dt);
-                revenue += trading;
-                for d in &a.devices {
-                    let t = match d {
-                        DeviceRef::Generator(_) => 0,
-                        DeviceRef::Storage(_) => 2,
-                        DeviceRef::Renewable(_) => continue,
-                        DeviceRef::TapChanger(_) | DeviceRef::Capacitor(_) => 3,
-                    };
-                    terms[[i, t]] += devices.cost(*d, c, dt);
-                }
-                terms[[i, 1]] = trading;
-                if conv {
-                    let mut v = 0.0;
-                    for &b in &a.buses {
-                        v += reward::voltage_violation(vm[b], v_min, v_max);
-                    }
-                    let mut l = 0.0;
-                    for &x in &a.lines {
-                        l += reward::loading_violation(res.line_loading_percent[[c, x]]);
-                    }
-                    for &x in &a.trafos {
-                        l += reward::loading_violation(res.trafo_loading_percent[[c, x]]);
-                    }
-                    terms[[i, 5]] = v;
-                    terms[[i, 6]] = l;
-                    terms[[i, 8]] = cfg.operator_safety_weight * op_safety;
-                }
-                terms[[i, 7]] = a.device_violation(devices, c);
-            }
-            if operator.is_agent() {
-                let mut l = 0.0;
-                if conv {
-                    for &x in &operator.lines {
-                        l += reward::loading_violation(res.line_loading_percent[[c, x]]);
-                    }
-                }
-                terms[[n_grid, 1]] = -revenue;
-                terms[[n_grid, 5]] = op_safety;
-                terms[[n_grid, 6]] = l;
-            }
-            for i in 0..n_agents {
-                let row_t = terms.row(i);
-                let cost: f64 = row_t.iter().take(N_COST_TERMS).sum();
-                let safety: f64 = if conv {
-                    row_t.iter().skip(N_COST_TERMS).sum()
-                } else {
-                    cfg.convergence_failure_safety
-                };
-                self.info.cost[[c, i]] = cost;
-                self.info.safety[[c, i]] = safety;
-                self.agent_reward[i] = if conv {
-                    cfg.reward_scale * reward::reward(cost, safety, cfg.penalty)
-                } else {
-                    cfg.convergence_failure_reward
-                };
-            }
-            let mut net_v = 0.0;
-            let mut any = false;
-            if conv {
-                for &b in &self.p.live_buses {
-                    let v = reward::voltage_violation(vm[b], v_min, v_max);
-                    net_v += v;
-                    any |= v > 0.0;
-                }
-            }
-            self.info.network_voltage_safety[c] = net_v;
-            self.info.voltage_violation[c] = any || !conv;
-            self.info.converged[c] = conv;
-            self.info.price[c] = price;
-            self.info.hour[c] = row;
-            if cfg.share_reward {
-                let m = self.agent_reward.iter().sum::<f64>() / n_agents as f64;
-                self.agent_reward.iter_mut().for_each(|r| *r = m);
-            }
-            for i in 0..n_agents {
-                self.rewards[[c, i]] = if is_reset {
-                    0.0
-                } else {
-                    self.agent_reward[i] as f32
-                };
-            }
-            let done = !is_reset && self.st.step_in_episode[c] >= cfg.max_episode_steps;
-            self.truncated[c] = done;
-            self.terminated[c] = false;
-            self.st.needs_reset[c] = done;
-        }
-        self.observe();
-    }
-
-    /// Fill every agent's observation from its layout's sources.
-    fn observe(&mut self) {
-        let cfg = &self.p.setup.config;
-        let ts = match self.p.split {
-            Split::Train => &self.p.setup.train,
-            Split::Test => &self.p.setup.test,
-        };
-        let bp = cfg.base_power_mva;
-        let inp = self.pf.inputs();
-        let devices = &self.st.devices;
-        let operator = &self.st.operator;
-        let shared = self.p.mode == ObservationMode::Centralized;
-        for c in 0..self.p.batch {
-            let next = self.st.start_row[c] + self.st.step_in_episode[c] + 1;
-            let next_price = ts.at(operator.price_column, next) * operator.factor[c];
-            let [s, co] = time_features(next % 24);
-            let price_f = price_feature(next_price, cfg.price_scale);
-            let vm = self.st.vm_held.row(c);
-            let pcc = self.st.pcc_held.row(c);
-            let load_mw = |l: usize| inp.load_p_mw[[c, l]] * inp.load_scaling[[c, l]];
-            let n_fill = if shared { 1 } else { self.obs.len() };
-            for i in 0..n_fill {
-                let layout = &self.p.layouts[i];
-                let mut o = self.obs[i].row_mut(c);
-                for (x, src) in o.iter_mut().zip(&layout.sources) {
-                    *x = match *src {
-                        ObsSource::Device(d, j) => {
-                            devices.observe(d, c, &mut self.dev_obs[..d.obs_dim()]);
-                            self.dev_obs[j]
-                        }
-                        ObsSource::BusVm(b) => voltage_feature(vm[b]),
-                        ObsSource::AgentLoad(a) => finite(
-                            self.p.agents[a]
-                                .loads
-                                .iter()
-                                .map(|&l| load_mw(l))
-                                .sum::<f64>()
-                                / bp,
-                        ),
-                        ObsSource::LoadP(l) => finite(load_mw(l) / bp),
-                        ObsSource::PccImport(a) => finite(pcc[a] / bp),
-                        ObsSource::TotalImport => finite(pcc.sum() / bp),
-                        ObsSource::PriceFactor => operator.factor[c] as f32,
-                        ObsSource::Price => price_f,
-                        ObsSource::HourSin => s,
-                        ObsSource::HourCos => co,
-                    };
-                }
-            }
-            if shared {
-                let (first, rest) = self.obs.split_at_mut(1);
-                for other in rest.iter_mut() {
-                    other.row_mut(c).assign(&first[0].row(c));
-                }
-            }
-        }
-    }
 }
 
 /// Copy `c`'s random stream: ChaCha8 seeded with `seed`, stream `c`.
@@ -1068,158 +607,4 @@ pub fn copy_rng(seed: u64, c: usize) -> ChaCha8Rng {
     r
 }
 
-/// The buses of `buses` worth observing: one per solved node (the lowest
-/// index of buses fused by switches), no slack buses.
-fn observed_buses(buses: &[usize], plan: &Plan) -> Vec<usize> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut sorted = buses.to_vec();
-    sorted.sort_unstable();
-    for b in sorted {
-        if let Some(n) = plan.bus_node.get(b).copied().flatten() {
-            if n < plan.n_pq && seen.insert(n) {
-                out.push(b);
-            }
-        }
-    }
-    out
-}
-
-const DEVICE_COLUMNS: [&[&str]; 5] = [
-    &["P/p_max", "Q/s_rated"],
-    &["soc", "P/p_max"],
-    &["available/capacity", "P/capacity", "Q/s_rated"],
-    &["tap 2(tap-min)/(max-min)-1"],
-    &["step/max_step"],
-];
-
-fn build_layouts(
-    mode: ObservationMode,
-    agents: &[GridAgent],
-    operator: &SystemOperator,
-    live_buses: &[usize],
-    plan: &Plan,
-    devices: &Devices,
-) -> Vec<ObservationLayout> {
-    let net = &plan.net;
-    let n_agents = agents.len() + operator.is_agent() as usize;
-    // Loads whose power changes: profiled and non-zero.
-    let profiled: Vec<usize> = devices
-        .loads
-        .members
-        .iter()
-        .map(|m| m.0)
-        .filter(|&l| net.loads[l].p_mw != 0.0 && net.loads[l].in_service)
-        .collect();
-    let device_fields = |l: &mut ObservationLayout, a: &GridAgent| {
-        for (j, d) in a.devices.iter().enumerate() {
-            let (kind, cols) = match d {
-                DeviceRef::Generator(_) => ("generator", DEVICE_COLUMNS[0]),
-                DeviceRef::Storage(_) => ("storage", DEVICE_COLUMNS[1]),
-                DeviceRef::Renewable(_) => ("renewable", DEVICE_COLUMNS[2]),
-                DeviceRef::TapChanger(_) => ("tap", DEVICE_COLUMNS[3]),
-                DeviceRef::Capacitor(_) => ("capacitor", DEVICE_COLUMNS[4]),
-            };
-            let field = format!("{}.device[{j}] {kind} [{}]", a.name, cols.join(", "));
-            l.push(
-                field,
-                cols.iter().enumerate().map(|(k, c)| {
-                    (
-                        format!("{}.device[{j}] {c}", a.name),
-                        ObsSource::Device(*d, k),
-                    )
-                }),
-            );
-        }
-    };
-    let bus_field = |l: &mut ObservationLayout, buses: &[usize]| {
-        l.push(
-            "bus (vm_pu-1)/0.05",
-            observed_buses(buses, plan)
-                .into_iter()
-                .map(|b| (format!("{} vm", net.buses[b].name), ObsSource::BusVm(b))),
-        );
-    };
-    let tail = |l: &mut ObservationLayout| {
-        l.push(
-            "tanh(price/price_scale)",
-            [("next-hour price".to_string(), ObsSource::Price)],
-        );
-        l.push(
-            "sin(2pi hour/24)",
-            [("next-hour sin".to_string(), ObsSource::HourSin)],
-        );
-        l.push(
-            "cos(2pi hour/24)",
-            [("next-hour cos".to_string(), ObsSource::HourCos)],
-        );
-    };
-    match mode {
-        ObservationMode::Distributed => {
-            let mut out = Vec::new();
-            for (i, a) in agents.iter().enumerate() {
-                let mut l = ObservationLayout::default();
-                device_fields(&mut l, a);
-                bus_field(&mut l, &a.buses);
-                if a.loads.iter().any(|x| profiled.contains(x)) {
-                    l.push(
-                        "load P/base_power",
-                        [(format!("{} load", a.name), ObsSource::AgentLoad(i))],
-                    );
-                }
-                if a.pcc.is_some() {
-                    l.push(
-                        "pcc import/base_power",
-                        [(format!("{} pcc import", a.name), ObsSource::PccImport(i))],
-                    );
-                }
-                tail(&mut l);
-                out.push(l);
-            }
-            if operator.is_agent() {
-                let mut l = ObservationLayout::default();
-                l.push(
-                    "price factor",
-                    [("price factor".to_string(), ObsSource::PriceFactor)],
-                );
-                bus_field(&mut l, &operator.buses);
-                l.push(
-                    "total pcc import/base_power",
-                    [("total pcc import".to_string(), ObsSource::TotalImport)],
-                );
-                tail(&mut l);
-                out.push(l);
-            }
-            out
-        }
-        ObservationMode::Centralized => {
-            let mut l = ObservationLayout::default();
-            bus_field(&mut l, live_buses);
-            for a in agents {
-                device_fields(&mut l, a);
-            }
-            l.push(
-                "load P/base_power",
-                profiled
-                    .iter()
-                    .map(|&x| (format!("{} P", net.loads[x].name), ObsSource::LoadP(x))),
-            );
-            l.push(
-                "pcc import/base_power",
-                agents
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| a.pcc.is_some())
-                    .map(|(i, a)| (format!("{} pcc import", a.name), ObsSource::PccImport(i))),
-            );
-            if operator.is_agent() {
-                l.push(
-                    "price factor",
-                    [("price factor".to_string(), ObsSource::PriceFactor)],
-                );
-            }
-            tail(&mut l);
-            vec![l; n_agents]
-        }
-    }
-}
+mod step;

@@ -68,18 +68,58 @@ fn info_of(a: &wgpu::Adapter) -> GpuInfo {
     }
 }
 
-fn instance() -> wgpu::Instance {
+/// The backends `WGPU_BACKEND` names (comma-separated, case-insensitive), or the
+/// primary ones (Vulkan, Metal, DX12) when it is unset. GL is skipped by default:
+/// it has nothing for batched compute and its EGL probe prints errors on
+/// headless machines. A name wgpu does not know is an error, not an empty set.
+pub fn backends_from_env() -> Result<wgpu::Backends> {
+    let Ok(list) = std::env::var("WGPU_BACKEND") else {
+        return Ok(wgpu::Backends::PRIMARY);
+    };
+    let mut out = wgpu::Backends::empty();
+    for name in list.split(',').map(|n| n.trim().to_lowercase()) {
+        out |= match name.as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            "webgpu" => wgpu::Backends::BROWSER_WEBGPU,
+            "primary" => wgpu::Backends::PRIMARY,
+            "secondary" => wgpu::Backends::SECONDARY,
+            "all" => wgpu::Backends::all(),
+            _ => {
+                return Err(Error::Gpu(format!(
+                    "WGPU_BACKEND={list:?}: {name:?} is not a backend name; use vulkan, metal, dx12 or gl (comma-separated), or unset it"
+                )))
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Mesa's Vulkan drivers (lavapipe included) probe Wayland when the instance is
+/// made, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set`
+/// on headless machines and in CI. Point it at the temp dir, once, before the
+/// first instance, so that a library user's program prints nothing.
+fn quiet_wayland_probe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
+    });
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    quiet_wayland_probe();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    // Without WGPU_BACKEND, skip the GL backend: it has nothing for batched compute
-    // and its EGL probe prints errors on headless machines.
-    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    desc.backends = backends;
     wgpu::Instance::new(desc)
 }
 
 /// Every adapter the environment allows (`WGPU_BACKEND`), in preference order,
 /// filtered by `WGPU_ADAPTER_NAME` when set.
-fn candidate_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+fn candidate_adapters(inst: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let mut all = pollster::block_on(inst.enumerate_adapters(backends));
     if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
         let want = want.to_lowercase();
@@ -99,8 +139,9 @@ fn candidate_adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 impl GpuContext {
     /// Open the preferred adapter (see the module docs).
     pub fn new() -> Result<GpuContext> {
-        let inst = instance();
-        let adapters = candidate_adapters(&inst);
+        let backends = backends_from_env()?;
+        let inst = instance(backends);
+        let adapters = candidate_adapters(&inst, backends);
         let Some(adapter) = adapters.into_iter().next() else {
             let mut msg = String::from("no GPU adapter found (wgpu saw none");
             if let Ok(b) = std::env::var("WGPU_BACKEND") {
@@ -157,7 +198,10 @@ impl GpuContext {
 pub fn real_gpu_available() -> bool {
     static REAL: OnceLock<bool> = OnceLock::new();
     *REAL.get_or_init(|| {
-        candidate_adapters(&instance())
+        let Ok(backends) = backends_from_env() else {
+            return false;
+        };
+        candidate_adapters(&instance(backends), backends)
             .iter()
             .any(|a| !info_of(a).is_cpu_emulated())
     })

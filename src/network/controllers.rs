@@ -155,7 +155,7 @@ impl DiscreteTapControl {
 /// Line-drop compensation of a tap controller, as IEEE regulators are set: the
 /// controller regulates the voltage at a virtual load centre,
 ///
-/// `V_reg = V − I·Z_c`, `Z_c = (r_volt + j·x_volt)·pt_ratio / ct_primary_a` [Ω],
+/// `V_reg = V − I·Z_c`, `Z_c = (r_volt + j·x_volt)·pt_ratio / ct_primary_a` (ohms),
 ///
 /// with `V` the measured bus's voltage and `I` the current leaving the trafo
 /// at that side, towards the feeder. In the bus's per unit (base
@@ -202,7 +202,10 @@ impl LineDrop {
 ///   measured bus is not energised (pandapower would never settle there).
 ///
 /// A controller measuring an in-service ext_grid's bus does nothing
-/// (pandapower deactivates it).
+/// (pandapower deactivates it). The step compared with the limits is the
+/// shunt's current one; pandapower 3.5.6 compares the step it cached when the
+/// controller was made or last moved, which differs only when the step was
+/// changed from outside in between (the reference script syncs it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscreteShuntControl {

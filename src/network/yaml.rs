@@ -1,4 +1,4 @@
-//! The project's own YAML network format: the fields of [`Network`](super::Network),
+//! The project's own YAML network format: the fields of [`Network`],
 //! units in field names, unknown keys rejected.
 
 use super::model::Network;

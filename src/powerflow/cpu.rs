@@ -2,7 +2,7 @@
 //! one copy per rayon task, shared factors, per-copy warm-started state.
 //! Nothing is allocated inside the iteration loop: every buffer lives in the
 //! copy's [`CopyState`], made once per batch. `shaders/fdpf.wgsl` mirrors
-//! [`solve_copy`] line for line.
+//! `solve_copy` line for line.
 
 use super::admittance::{trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
@@ -93,6 +93,30 @@ impl CopyState {
             iterations: 0,
             mismatch: f64::NAN,
         }
+    }
+}
+
+impl CopyState {
+    /// Heap bytes this copy's state holds (for the memory estimate).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let pv = |p: &PatternValues| (p.l.capacity() + p.d.capacity() + p.u.capacity()) * 8;
+        (self.vm.capacity() + self.inv_vm.capacity() + self.tap_pos.capacity()) * 8
+            + (self.v.capacity()
+                + self.s_spec.capacity()
+                + self.ysh.capacity()
+                + self.cur.capacity())
+                * size_of::<C64>()
+            + self.tap_adm.capacity() * size_of::<BranchAdm>()
+            + pv(&self.bpp_a)
+            + pv(&self.bpp_f)
+            + (self.bpp_us.capacity() + self.rhs.capacity() + self.tmp.capacity()) * 8
+            + size_of::<CopyState>()
+    }
+
+    /// Bytes one copy of `plan` needs in a [`CpuBatch`] (state, inputs, results).
+    pub(crate) fn bytes_per_copy(plan: &Plan) -> usize {
+        CopyState::new(plan).heap_bytes() + super::memory::io_bytes_per_copy(&plan.net)
     }
 }
 

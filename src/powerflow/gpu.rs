@@ -754,6 +754,18 @@ fn make_chunk(
     }
 }
 
+/// Bytes one copy of `plan` needs on the GPU backend: `(host, device)`. Device:
+/// the per-copy inputs, B'' values, state and results buffers (f32) and the
+/// results' readback copy; host: their upload mirrors, the f64 inputs and results.
+pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
+    let l = build_shared(plan).2;
+    let device = 4 * (l.rows_pc + l.rows_bpp + l.rows_work + 2 * l.rows_out);
+    let host = 4 * (l.rows_pc + l.rows_bpp)
+        + 8 * plan.tap_trafos.len()
+        + super::memory::io_bytes_per_copy(&plan.net);
+    (host, device)
+}
+
 /// The shared `idx` (u32) and `sh` (f32) arrays and the layout of every buffer.
 fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     let net = &p.net;

@@ -4,6 +4,7 @@
 pub mod admittance;
 pub mod batch;
 pub mod cpu;
+pub mod memory;
 pub mod plan;
 pub mod scenarios;
 pub mod sparse_lu;
@@ -51,12 +52,24 @@ impl std::fmt::Display for BackendKind {
 }
 
 /// Make a batch of `batch` copies on the chosen backend; returns it with a line
-/// saying which backend was chosen and why.
+/// saying which backend was chosen and why. A batch of 0 copies, or one whose
+/// memory estimate ([`memory::check`]) exceeds what the machine has, is refused
+/// before anything is allocated.
 pub fn new_backend(
     kind: BackendKind,
     plan: std::sync::Arc<Plan>,
     batch: usize,
 ) -> crate::Result<(Box<dyn PowerFlow>, String)> {
+    if batch == 0 {
+        return Err(crate::Error::InvalidInput(
+            "a batch needs at least one copy".into(),
+        ));
+    }
+    memory::check(&plan, batch, kind)?;
+    if kind != BackendKind::Cpu {
+        // A misspelt WGPU_BACKEND is an error, not a silent fall-back to the CPU.
+        crate::gpu::context::backends_from_env()?;
+    }
     match kind {
         BackendKind::Cpu => {
             let b = CpuBatch::new(plan, batch);

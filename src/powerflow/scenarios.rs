@@ -123,6 +123,19 @@ pub struct ScenarioOutput {
     pub max_mismatch_pu: f64,
     /// Result tables by name.
     pub results: BTreeMap<String, Vec<f64>>,
+    /// With `pf --control`: the settled tap positions (0 for trafos without a tap changer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trafo_tap_pos: Option<Vec<f64>>,
+    /// With `pf --control`: the settled shunt steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shunt_step: Option<Vec<f64>>,
+    /// With `pf --control`: control iterations (power flows after the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_iterations: Option<u32>,
+    /// With `pf --control`: whether every controller settled (false where the
+    /// power flow failed or the iteration cap was reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_settled: Option<bool>,
 }
 
 /// The `pf` output file.
@@ -153,12 +166,27 @@ impl OutputFile {
                     .iter()
                     .map(|(k, a)| (k.to_string(), a.row(c).to_vec()))
                     .collect(),
+                trafo_tap_pos: None,
+                shunt_step: None,
+                control_iterations: None,
+                control_settled: None,
             })
             .collect();
         OutputFile {
             backend,
             isolated_buses,
             scenarios,
+        }
+    }
+
+    /// Add the control loop's outcome per scenario: final taps and steps from
+    /// `inputs`, `iterations` and `settled` per copy.
+    pub fn add_control(&mut self, inputs: &BatchInputs, iterations: &[u32], settled: &[bool]) {
+        for (c, s) in self.scenarios.iter_mut().enumerate() {
+            s.trafo_tap_pos = Some(inputs.trafo_tap_pos.row(c).to_vec());
+            s.shunt_step = Some(inputs.shunt_step.row(c).to_vec());
+            s.control_iterations = iterations.get(c).copied();
+            s.control_settled = settled.get(c).copied();
         }
     }
 }

@@ -23,8 +23,12 @@
 //!       - { type: storage, element: "MG1 ess_1", e_mwh: 0.5, p_max_mw: 0.1 }
 //! ```
 
+use crate::devices::{CapacitorParams, GeneratorParams, RenewableParams, StorageParams, TapParams};
 use crate::error::{Error, Result};
-use crate::network::{self, Network, Sgen, Storage};
+use crate::network::{
+    self, Controller, DiscreteShuntControl, DiscreteTapControl, LineDrop, Network, Sgen, Storage,
+    TapSide,
+};
 use crate::setup::timeseries::TimeSeries;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -47,8 +51,11 @@ fn control_cap() -> u32 {
 fn max_move() -> f64 {
     1.0
 }
-fn lv() -> String {
-    "lv".into()
+fn lv_side() -> TapSide {
+    TapSide::Lv
+}
+fn one_u32() -> u32 {
+    1
 }
 fn soc_min() -> f64 {
     0.1
@@ -83,7 +90,10 @@ pub struct SetupConfig {
     /// One line saying what the setup is (listed by `powergrid setups`).
     #[serde(default)]
     pub description: Option<String>,
-    /// Network file (`.yml` or pandapower `.json`), relative to the config file.
+    /// A shipped network by name (`ieee34_ieee13`: `networks/ieee34_ieee13.yml`
+    /// of the crate), or a network file (`.yml` or pandapower `.json`) relative
+    /// to the config file. With a name and data files inside its folder, a
+    /// setup folder can be copied anywhere.
     pub network: String,
     /// Hourly CSV of the training split, relative to the config file.
     pub train_data: String,
@@ -356,23 +366,27 @@ pub struct CapacitorConfig {
     pub max_move: f64,
 }
 
-/// An automatic controller, tagged by `type` (pandapower's class names in snake case).
+/// An automatic controller, tagged by `type` as in the network format
+/// ([`crate::network::Controller`]), but naming its element instead of
+/// indexing it, with an optional wear cost.
 ///
 /// ```yaml
 /// controllers:
-///   - { type: discrete_tap_control, trafo: "DSO Regulator 1", vm_lower_pu: 1.0083, vm_upper_pu: 1.025,
-///       line_drop: { r_v: 2.7, x_v: 1.6, pt_ratio: 120, ct_primary_a: 100 } }
-///   - { type: discrete_shunt_control, shunt: "SCB 1", vm_set_pu: 1.0, tol: 0.02 }
+///   - { type: discrete_tap, trafo: "DSO Regulator 1", vm_lower_pu: 1.0083, vm_upper_pu: 1.025,
+///       line_drop: { r_volt: 2.7, x_volt: 1.6, pt_ratio: 120, ct_primary_a: 100 } }
+///   - { type: discrete_shunt, shunt: "SCB 1", vm_set_pu: 1.0, tol: 0.02 }
 /// ```
+///
+/// A type other than these two is an error that names it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControllerConfig {
     /// pandapower's `DiscreteTapControl`: one tap step per control iteration
     /// until the controlled bus is inside `[vm_lower_pu, vm_upper_pu]`.
-    DiscreteTapControl(TapControlConfig),
+    DiscreteTap(TapControlConfig),
     /// pandapower's `DiscreteShuntController`: one step per iteration until
     /// the shunt's bus is inside `vm_set_pu ± tol`.
-    DiscreteShuntControl(ShuntControlConfig),
+    DiscreteShunt(ShuntControlConfig),
 }
 
 /// An automatic tap controller.
@@ -381,38 +395,22 @@ pub enum ControllerConfig {
 pub struct TapControlConfig {
     /// Transformer name (it must have a tap changer).
     pub trafo: String,
-    /// Controlled side: `lv` (default) or `hv`.
-    #[serde(default = "lv")]
-    pub side: String,
+    /// Measured side (default `lv`).
+    #[serde(default = "lv_side")]
+    pub side: TapSide,
     /// Lower edge of the band in p.u.
     pub vm_lower_pu: f64,
     /// Upper edge of the band in p.u.
     pub vm_upper_pu: f64,
-    /// Line-drop compensation (IEEE style, in volts on the regulator's base).
+    /// Line-drop compensation (IEEE style, volts on the regulator's PT secondary).
     #[serde(default)]
-    pub line_drop: Option<LineDropConfig>,
+    pub line_drop: Option<LineDrop>,
     /// Cost per tap step moved ($), reported in info and charged to `charge_to`.
     #[serde(default)]
     pub wear_cost: f64,
-    /// Agent whose cost carries the wear (none: reported only).
+    /// Grid agent whose cost carries the wear (none: reported only).
     #[serde(default)]
     pub charge_to: Option<String>,
-}
-
-/// Line-drop compensation of a regulator: the controlled voltage is
-/// `V_reg − Z·I` with `Z = (r_v + j·x_v)/ct_primary_a` volts per ampere on the
-/// 120 V base of `pt_ratio`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LineDropConfig {
-    /// Compensator R in volts (at rated CT current).
-    pub r_v: f64,
-    /// Compensator X in volts.
-    pub x_v: f64,
-    /// Potential-transformer ratio (e.g. 120: 14.4 kV → 120 V).
-    pub pt_ratio: f64,
-    /// Current-transformer primary rating in A.
-    pub ct_primary_a: f64,
 }
 
 /// An automatic capacitor controller.
@@ -421,80 +419,200 @@ pub struct LineDropConfig {
 pub struct ShuntControlConfig {
     /// Shunt name.
     pub shunt: String,
+    /// Measured bus by name (default: the shunt's bus).
+    #[serde(default)]
+    pub bus: Option<String>,
     /// Voltage set-point in p.u.
     pub vm_set_pu: f64,
     /// Dead band (±) in p.u.
     pub tol: f64,
+    /// Steps per move (default 1).
+    #[serde(default = "one_u32")]
+    pub increment: u32,
     /// Cost per step switched ($), reported in info and charged to `charge_to`.
     #[serde(default)]
     pub wear_cost: f64,
-    /// Agent whose cost carries the wear (none: reported only).
+    /// Grid agent whose cost carries the wear (none: reported only).
     #[serde(default)]
     pub charge_to: Option<String>,
 }
 
-/// A resolved automatic controller (element indices, checked).
+/// A resolved automatic controller: the network controller (element indices,
+/// checked) with its wear cost and the agent that pays it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ControllerSpec {
-    /// Discrete tap control of a transformer.
-    Tap {
-        /// Name for info and errors (`tap:<trafo name>`).
-        name: String,
-        /// Trafo index.
-        trafo: usize,
-        /// Whether the LV side's bus is controlled (else HV).
-        lv_side: bool,
-        /// Band `[lower, upper]` in p.u.
-        vm_lower_pu: f64,
-        /// Upper edge.
-        vm_upper_pu: f64,
-        /// Line-drop compensation `(r_v, x_v, pt_ratio, ct_primary_a)`.
-        line_drop: Option<[f64; 4]>,
-        /// Cost per step moved ($).
-        wear_cost: f64,
-        /// Grid agent charged with the wear.
-        charge_to: Option<usize>,
-    },
-    /// Discrete step control of a shunt.
-    Shunt {
-        /// Name for info and errors (`shunt:<shunt name>`).
-        name: String,
-        /// Shunt index.
-        shunt: usize,
-        /// Set-point in p.u.
-        vm_set_pu: f64,
-        /// Dead band in p.u.
-        tol: f64,
-        /// Cost per step switched ($).
-        wear_cost: f64,
-        /// Grid agent charged with the wear.
-        charge_to: Option<usize>,
-    },
+pub struct ControllerSpec {
+    /// The controller.
+    pub controller: Controller,
+    /// Cost per step moved ($).
+    pub wear_cost: f64,
+    /// Grid agent charged with the wear.
+    pub charge_to: Option<usize>,
 }
 
 impl ControllerSpec {
     /// Its name.
     pub fn name(&self) -> &str {
-        match self {
-            ControllerSpec::Tap { name, .. } | ControllerSpec::Shunt { name, .. } => name,
-        }
+        self.controller.name()
     }
     /// Cost per move ($).
     pub fn wear_cost(&self) -> f64 {
-        match self {
-            ControllerSpec::Tap { wear_cost, .. } | ControllerSpec::Shunt { wear_cost, .. } => {
-                *wear_cost
-            }
-        }
+        self.wear_cost
     }
     /// Grid agent charged with the wear.
     pub fn charge_to(&self) -> Option<usize> {
+        self.charge_to
+    }
+}
+
+/// A device resolved from the config: its parameters and its network element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceSpec {
+    /// Dispatchable generator on static generator `sgen`.
+    Generator {
+        /// Parameters.
+        params: GeneratorParams,
+        /// Static-generator index.
+        sgen: usize,
+    },
+    /// Storage on storage element `element`.
+    Storage {
+        /// Parameters.
+        params: StorageParams,
+        /// Storage index.
+        element: usize,
+    },
+    /// Solar or wind on static generator `sgen`.
+    Renewable {
+        /// Parameters (the profile column indexes the setup's time series).
+        params: RenewableParams,
+        /// Static-generator index.
+        sgen: usize,
+    },
+    /// Tap changer of trafo `trafo`.
+    TapChanger {
+        /// Parameters.
+        params: TapParams,
+        /// Trafo index.
+        trafo: usize,
+    },
+    /// Capacitor bank on shunt `shunt`.
+    Capacitor {
+        /// Parameters.
+        params: CapacitorParams,
+        /// Shunt index.
+        shunt: usize,
+    },
+}
+
+impl DeviceSpec {
+    /// `(element table, index)` of the device's network element.
+    pub fn element(&self) -> (&'static str, usize) {
         match self {
-            ControllerSpec::Tap { charge_to, .. } | ControllerSpec::Shunt { charge_to, .. } => {
-                *charge_to
+            DeviceSpec::Generator { sgen, .. } | DeviceSpec::Renewable { sgen, .. } => {
+                ("static generator", *sgen)
             }
+            DeviceSpec::Storage { element, .. } => ("storage", *element),
+            DeviceSpec::TapChanger { trafo, .. } => ("trafo", *trafo),
+            DeviceSpec::Capacitor { shunt, .. } => ("shunt", *shunt),
         }
     }
+}
+
+/// A load that follows a profile: `scaling = scale × profile(hour)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadMember {
+    /// Load index.
+    pub load: usize,
+    /// Time-series column of its profile.
+    pub column: usize,
+    /// Scale.
+    pub scale: f64,
+    /// Index of its group in the setup's `loads:`.
+    pub group: usize,
+}
+
+fn device_spec(
+    path: &Path,
+    key: &str,
+    d: &DeviceConfig,
+    e: usize,
+    net: &Network,
+    cols: &[String],
+) -> Result<DeviceSpec> {
+    let moves = |m: f64| {
+        if m.is_finite() && m >= 1.0 {
+            Ok(m)
+        } else {
+            Err(Error::parse(path, format!("{key}.max_move: must be >= 1")))
+        }
+    };
+    Ok(match d {
+        DeviceConfig::Generator(g) => DeviceSpec::Generator {
+            params: GeneratorParams {
+                p_min_mw: g.p_min_mw,
+                p_max_mw: g.p_max_mw,
+                q_min_mvar: g.q_min_mvar,
+                q_max_mvar: g.q_max_mvar,
+                s_rated_mva: g.s_rated_mva,
+                pf_min: g.pf_min,
+                cost: g.cost,
+            },
+            sgen: e,
+        },
+        DeviceConfig::Storage(s) => DeviceSpec::Storage {
+            params: StorageParams {
+                e_mwh: s.e_mwh,
+                p_max_mw: s.p_max_mw,
+                soc_min: s.soc_min,
+                soc_max: s.soc_max,
+                soc_init: s.soc_init,
+                eta_ch: s.eta_ch,
+                eta_dis: s.eta_dis,
+                degradation_cost_per_mwh: s.degradation_cost_per_mwh,
+            },
+            element: e,
+        },
+        DeviceConfig::Solar(r) | DeviceConfig::Wind(r) => DeviceSpec::Renewable {
+            params: RenewableParams {
+                capacity_mw: r.capacity_mw,
+                q_max_mvar: r.q_max_mvar,
+                s_rated_mva: r.s_rated_mva,
+                profile_column: cols
+                    .iter()
+                    .position(|c| *c == r.profile)
+                    .expect("columns() has it"),
+            },
+            sgen: e,
+        },
+        DeviceConfig::TapChanger(t) => {
+            let tap = net.trafos[e]
+                .tap
+                .as_ref()
+                .expect("checked: it has a tap changer");
+            DeviceSpec::TapChanger {
+                params: TapParams {
+                    tap_min: tap.min,
+                    tap_max: tap.max,
+                    tap_init: tap.pos.round().clamp(tap.min, tap.max),
+                    max_move: moves(t.max_move)?,
+                    wear_cost: t.wear_cost,
+                },
+                trafo: e,
+            }
+        }
+        DeviceConfig::Capacitor(c) => {
+            let sh = &net.shunts[e];
+            DeviceSpec::Capacitor {
+                params: CapacitorParams {
+                    max_step: sh.max_step as f64,
+                    step_init: sh.step.round().clamp(0.0, sh.max_step as f64),
+                    max_move: moves(c.max_move)?,
+                    wear_cost: c.wear_cost,
+                },
+                shunt: e,
+            }
+        }
+    })
 }
 
 /// A loaded setup: the config, the network with the setup's added elements,
@@ -512,9 +630,11 @@ pub struct Setup {
     pub train: TimeSeries,
     /// Test split.
     pub test: TimeSeries,
-    /// Network element of each device, in config order per agent:
-    /// sgen index for generators/renewables, storage index, trafo index, shunt index.
-    pub device_elements: Vec<Vec<usize>>,
+    /// Each agent's devices in config order, typed and resolved (parameters
+    /// and network element).
+    pub agent_devices: Vec<Vec<DeviceSpec>>,
+    /// Loads that follow a profile (setup `loads:` groups).
+    pub load_members: Vec<LoadMember>,
     /// Point of common coupling of each agent.
     pub agent_pcc: Vec<Option<PccElement>>,
     /// Bus indices of each agent.
@@ -668,7 +788,15 @@ impl Setup {
             "control_max_iterations",
             "must be positive",
         )?;
-        let mut network = network::load(dir.join(&config.network))
+        let net_path = {
+            let p = Path::new(&config.network);
+            if p.extension().is_none() && p.components().count() == 1 {
+                network::shipped_dir().join(p).with_extension("yml")
+            } else {
+                dir.join(p)
+            }
+        };
+        let mut network = network::load(net_path)
             .map_err(|e| Error::parse(&path, format!("network {:?}: {e}", config.network)))?;
         if let Some(v) = config.slack_vm_pu {
             check(
@@ -692,7 +820,8 @@ impl Setup {
                 name,
             )
         };
-        let mut device_elements = Vec::new();
+        let cols = config.columns();
+        let mut agent_devices = Vec::new();
         let mut pccs = Vec::new();
         let mut agent_buses = Vec::new();
         for (ai, a) in config.agents.iter().enumerate() {
@@ -849,7 +978,7 @@ impl Setup {
                         &c.shunt,
                     )?,
                 };
-                elems.push(e);
+                elems.push(device_spec(&path, &dkey, d, e, &network, &cols)?);
             }
             let pcc = match &a.pcc {
                 None => None,
@@ -884,7 +1013,7 @@ impl Setup {
                 }
             };
             pccs.push(pcc);
-            device_elements.push(elems);
+            agent_devices.push(elems);
         }
         let operator_buses = match &config.system_operator.bus_prefix {
             Some(p) => (0..network.buses.len())
@@ -902,13 +1031,48 @@ impl Setup {
                 &format!("no load name starts with {:?}", g.prefix),
             )?;
         }
+        // A network element may be one device only.
+        let mut owners: Vec<(&str, usize, String)> = Vec::new();
+        for (ai, devs) in agent_devices.iter().enumerate() {
+            for (di, d) in devs.iter().enumerate() {
+                let (what, e) = d.element();
+                let key = format!("agents[{ai}].devices[{di}]");
+                if let Some((_, _, first)) = owners.iter().find(|(w, x, _)| *w == what && *x == e) {
+                    return Err(Error::parse(
+                        &path,
+                        format!("{key}: {what} {e} is already the device {first}"),
+                    ));
+                }
+                owners.push((what, e, key));
+            }
+        }
+        let mut load_members = Vec::new();
+        for (l, load) in network.loads.iter().enumerate() {
+            if let Some(gi) = config
+                .loads
+                .iter()
+                .position(|g| load.name.starts_with(g.prefix.as_str()))
+            {
+                let g = &config.loads[gi];
+                let col = cols
+                    .iter()
+                    .position(|c| *c == g.profile)
+                    .expect("columns() has it");
+                load_members.push(LoadMember {
+                    load: l,
+                    column: col,
+                    scale: g.scale,
+                    group: gi,
+                });
+            }
+        }
         let controllers = resolve_controllers(&path, &config, &network)?;
-        let cols = config.columns();
         let train = TimeSeries::read(&dir.join(&config.train_data), &cols)?;
         let test = TimeSeries::read(&dir.join(&config.test_data), &cols)?;
         for (ts, key) in [(&train, "train_data"), (&test, "test_data")] {
             check(
-                ts.hours > config.max_episode_steps,
+                // an episode reads the hour after its last step (the next price)
+                ts.hours > config.max_episode_steps + 1,
                 key,
                 &format!(
                     "{} hours are too few for episodes of {} steps",
@@ -922,7 +1086,8 @@ impl Setup {
             network,
             train,
             test,
-            device_elements,
+            agent_devices,
+            load_members,
             agent_pcc: pccs,
             agent_buses,
             operator_buses,
@@ -931,15 +1096,17 @@ impl Setup {
     }
 }
 
-/// Check and resolve the `controllers:` section: elements exist, a tap
-/// controller's transformer has a tap changer, bands are ordered, no element
-/// is both driven by an agent and automatic, or automatic twice.
+/// Check and resolve the automatic controllers: the network file's own
+/// (no wear cost), then the setup's `controllers:` section. Elements must
+/// exist, a tap controller's transformer must have a tap changer, bands must
+/// be ordered, and no element may be both driven by an agent and automatic, or
+/// automatic twice. Errors name the controller and its element.
 fn resolve_controllers(
     path: &Path,
     config: &SetupConfig,
     net: &Network,
 ) -> Result<Vec<ControllerSpec>> {
-    let err = |key: String, msg: String| Error::parse(path, format!("{key}: {msg}"));
+    let err = |key: &str, msg: String| Error::parse(path, format!("{key}: {msg}"));
     let agent_of = |key: &str, name: &Option<String>| -> Result<Option<usize>> {
         match name {
             None => Ok(None),
@@ -948,146 +1115,177 @@ fn resolve_controllers(
                 .iter()
                 .position(|a| &a.name == n)
                 .map(Some)
-                .ok_or_else(|| err(format!("{key}.charge_to"), format!("no agent named {n:?}"))),
+                .ok_or_else(|| err(&format!("{key}.charge_to"), format!("no agent named {n:?}"))),
         }
     };
-    let driven_trafo = |k: usize| {
-        config.agents.iter().any(|a| {
-            a.devices.iter().any(|d| {
-                matches!(d, DeviceConfig::TapChanger(t) if net.trafos.get(k).is_some_and(|x| x.name == t.trafo))
-            })
-        })
+    let wear = |key: &str, w: f64| -> Result<f64> {
+        if w.is_finite() && w >= 0.0 {
+            Ok(w)
+        } else {
+            Err(err(&format!("{key}.wear_cost"), "must be >= 0".into()))
+        }
     };
-    let driven_shunt = |k: usize| {
-        config.agents.iter().any(|a| {
-            a.devices.iter().any(|d| {
-                matches!(d, DeviceConfig::Capacitor(c) if net.shunts.get(k).is_some_and(|x| x.name == c.shunt))
-            })
+    let mut out: Vec<ControllerSpec> = net
+        .controllers
+        .iter()
+        .map(|c| ControllerSpec {
+            controller: c.clone(),
+            wear_cost: 0.0,
+            charge_to: None,
         })
-    };
-    let mut out: Vec<ControllerSpec> = Vec::new();
+        .collect();
+    let n_net = out.len();
     for (i, c) in config.controllers.iter().enumerate() {
         let key = format!("controllers[{i}]");
-        let finite_pos = |x: f64| x.is_finite() && x > 0.0;
-        match c {
-            ControllerConfig::DiscreteTapControl(t) => {
-                let key = format!("{key} (trafo {:?})", t.trafo);
+        let spec = match c {
+            ControllerConfig::DiscreteTap(t) => {
+                let key = format!("{key} (discrete_tap on trafo {:?})", t.trafo);
                 let k = find_named(
                     path,
                     "transformer",
-                    &format!("{key}.trafo"),
+                    &key,
                     net.trafos.iter().map(|x| x.name.as_str()),
                     &t.trafo,
                 )?;
                 if net.trafos[k].tap.is_none() {
-                    return Err(err(key, "the transformer has no tap changer".into()));
+                    return Err(err(&key, "the transformer has no tap changer".into()));
                 }
                 if !(t.vm_lower_pu.is_finite()
                     && t.vm_upper_pu.is_finite()
                     && t.vm_lower_pu < t.vm_upper_pu)
                 {
                     return Err(err(
-                        key,
+                        &key,
                         format!(
                             "needs vm_lower_pu < vm_upper_pu (got {} and {})",
                             t.vm_lower_pu, t.vm_upper_pu
                         ),
                     ));
                 }
-                let lv_side = match t.side.as_str() {
-                    "lv" => true,
-                    "hv" => false,
-                    s => return Err(err(format!("{key}.side"), format!("{s:?} is not lv or hv"))),
-                };
-                let line_drop = match &t.line_drop {
-                    None => None,
-                    Some(l) => {
-                        if !(finite_pos(l.pt_ratio)
-                            && finite_pos(l.ct_primary_a)
-                            && l.r_v.is_finite()
-                            && l.x_v.is_finite())
-                        {
-                            return Err(err(
-                                format!("{key}.line_drop"),
-                                "needs finite r_v, x_v and positive pt_ratio, ct_primary_a".into(),
-                            ));
-                        }
-                        Some([l.r_v, l.x_v, l.pt_ratio, l.ct_primary_a])
+                if let Some(l) = &t.line_drop {
+                    let pos = |x: f64| x.is_finite() && x > 0.0;
+                    if !(pos(l.pt_ratio)
+                        && pos(l.ct_primary_a)
+                        && l.r_volt.is_finite()
+                        && l.x_volt.is_finite())
+                    {
+                        return Err(err(
+                            &format!("{key}.line_drop"),
+                            "needs finite r_volt, x_volt and positive pt_ratio, ct_primary_a"
+                                .into(),
+                        ));
                     }
-                };
-                if driven_trafo(k) {
-                    return Err(err(
-                        key,
-                        "the transformer's taps are already an agent's device".into(),
-                    ));
                 }
-                if out
-                    .iter()
-                    .any(|o| matches!(o, ControllerSpec::Tap { trafo, .. } if *trafo == k))
-                {
-                    return Err(err(
-                        key,
-                        "a second controller on the same transformer".into(),
-                    ));
-                }
-                if !(t.wear_cost.is_finite() && t.wear_cost >= 0.0) {
-                    return Err(err(format!("{key}.wear_cost"), "must be >= 0".into()));
-                }
-                out.push(ControllerSpec::Tap {
-                    name: format!("tap:{}", t.trafo),
-                    trafo: k,
-                    lv_side,
-                    vm_lower_pu: t.vm_lower_pu,
-                    vm_upper_pu: t.vm_upper_pu,
-                    line_drop,
-                    wear_cost: t.wear_cost,
+                ControllerSpec {
+                    controller: Controller::DiscreteTap(DiscreteTapControl {
+                        name: format!("tap:{}", t.trafo),
+                        trafo: k,
+                        side: t.side,
+                        vm_lower_pu: t.vm_lower_pu,
+                        vm_upper_pu: t.vm_upper_pu,
+                        tol: 1e-3,
+                        line_drop: t.line_drop,
+                        in_service: true,
+                    }),
+                    wear_cost: wear(&key, t.wear_cost)?,
                     charge_to: agent_of(&key, &t.charge_to)?,
-                });
+                }
             }
-            ControllerConfig::DiscreteShuntControl(sc) => {
-                let key = format!("{key} (shunt {:?})", sc.shunt);
+            ControllerConfig::DiscreteShunt(sc) => {
+                let key = format!("{key} (discrete_shunt on shunt {:?})", sc.shunt);
                 let k = find_named(
                     path,
                     "shunt",
-                    &format!("{key}.shunt"),
+                    &key,
                     net.shunts.iter().map(|x| x.name.as_str()),
                     &sc.shunt,
                 )?;
-                if !(sc.vm_set_pu.is_finite() && finite_pos(sc.tol)) {
+                if !(sc.vm_set_pu.is_finite() && sc.tol.is_finite() && sc.tol > 0.0) {
                     return Err(err(
-                        key,
+                        &key,
                         format!(
                             "needs a finite vm_set_pu and tol > 0 (got {} and {})",
                             sc.vm_set_pu, sc.tol
                         ),
                     ));
                 }
-                if net.shunts[k].max_step < 1 {
-                    return Err(err(key, "the shunt has no steps to switch".into()));
+                if net.shunts[k].max_step < 1 || sc.increment < 1 {
+                    return Err(err(
+                        &key,
+                        "the shunt has no steps to switch (max_step and increment must be >= 1)"
+                            .into(),
+                    ));
                 }
-                if driven_shunt(k) {
-                    return Err(err(key, "the shunt is already an agent's device".into()));
-                }
-                if out
-                    .iter()
-                    .any(|o| matches!(o, ControllerSpec::Shunt { shunt, .. } if *shunt == k))
-                {
-                    return Err(err(key, "a second controller on the same shunt".into()));
-                }
-                if !(sc.wear_cost.is_finite() && sc.wear_cost >= 0.0) {
-                    return Err(err(format!("{key}.wear_cost"), "must be >= 0".into()));
-                }
-                out.push(ControllerSpec::Shunt {
-                    name: format!("shunt:{}", sc.shunt),
-                    shunt: k,
-                    vm_set_pu: sc.vm_set_pu,
-                    tol: sc.tol,
-                    wear_cost: sc.wear_cost,
+                let bus = match &sc.bus {
+                    None => None,
+                    Some(b) => Some(find_named(
+                        path,
+                        "bus",
+                        &format!("{key}.bus"),
+                        net.buses.iter().map(|x| x.name.as_str()),
+                        b,
+                    )?),
+                };
+                ControllerSpec {
+                    controller: Controller::DiscreteShunt(DiscreteShuntControl {
+                        name: format!("shunt:{}", sc.shunt),
+                        shunt: k,
+                        bus,
+                        vm_set_pu: sc.vm_set_pu,
+                        tol: sc.tol,
+                        increment: sc.increment,
+                        in_service: true,
+                    }),
+                    wear_cost: wear(&key, sc.wear_cost)?,
                     charge_to: agent_of(&key, &sc.charge_to)?,
-                });
+                }
             }
+        };
+        out.push(spec);
+    }
+    // Ownership: an element is automatic once, and never also an agent's device.
+    for (j, s) in out.iter().enumerate() {
+        let key = if j < n_net {
+            format!("network controller {j} ({:?})", s.name())
+        } else {
+            format!("controllers[{}] ({:?})", j - n_net, s.name())
+        };
+        let (what, idx, elem_name) = match &s.controller {
+            Controller::DiscreteTap(t) => {
+                ("transformer", t.trafo, net.trafos[t.trafo].name.as_str())
+            }
+            Controller::DiscreteShunt(x) => ("shunt", x.shunt, net.shunts[x.shunt].name.as_str()),
+        };
+        let same = |o: &ControllerSpec| match (&o.controller, &s.controller) {
+            (Controller::DiscreteTap(a), Controller::DiscreteTap(b)) => a.trafo == b.trafo,
+            (Controller::DiscreteShunt(a), Controller::DiscreteShunt(b)) => a.shunt == b.shunt,
+            _ => false,
+        };
+        if out[..j].iter().any(same) {
+            return Err(err(
+                &key,
+                format!("a second automatic controller on {what} {elem_name:?} ({idx})"),
+            ));
+        }
+        let driven = config.agents.iter().any(|a| {
+            a.devices.iter().any(|d| match (d, &s.controller) {
+                (DeviceConfig::TapChanger(t), Controller::DiscreteTap(_)) => t.trafo == elem_name,
+                (DeviceConfig::Capacitor(c), Controller::DiscreteShunt(_)) => c.shunt == elem_name,
+                _ => false,
+            })
+        });
+        if driven {
+            return Err(err(
+                &key,
+                format!("{what} {elem_name:?} is already an agent's device"),
+            ));
         }
     }
+    crate::network::validate_controllers(
+        net,
+        &out.iter().map(|s| s.controller.clone()).collect::<Vec<_>>(),
+    )
+    .map_err(|e| Error::parse(path, format!("controllers: {e}")))?;
     Ok(out)
 }
 

@@ -4,5 +4,7 @@
 pub mod config;
 pub mod timeseries;
 
-pub use config::{find_setup, list_setups, ControllerSpec, Setup, SetupConfig};
+pub use config::{
+    find_setup, list_setups, ControllerSpec, DeviceSpec, LoadMember, Setup, SetupConfig,
+};
 pub use timeseries::TimeSeries;

@@ -55,7 +55,11 @@ pub fn edited_setup(name: &str, tag: &str, edit: impl Fn(String) -> String) -> P
         let mut l = line.to_string();
         for key in ["network", "train_data", "test_data"] {
             if let Some(v) = line.strip_prefix(&format!("{key}: ")) {
-                l = format!("{key}: {:?}", abs(v.trim()));
+                let v = v.split('#').next().unwrap_or("").trim();
+                // A shipped network's name stays a name; paths become absolute.
+                if v.contains('.') || v.contains('/') {
+                    l = format!("{key}: {:?}", abs(v));
+                }
             }
         }
         out += &l;
