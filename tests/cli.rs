@@ -225,3 +225,32 @@ fn library_auto_backend_prints_nothing_to_stderr() {
     );
     assert_eq!(stderr(&o), "", "the library printed to stderr");
 }
+
+#[test]
+fn a_gpu_batch_that_cannot_fit_on_lavapipe_is_refused() {
+    use powergrid::prelude::*;
+    let net = network::load("ieee123").unwrap();
+    let plan = std::sync::Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let ctx = match powergrid::gpu::GpuContext::shared() {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("POWERGRID_REQUIRE_GPU").is_none(),
+                "no GPU adapter: {e}"
+            );
+            eprintln!("no GPU adapter ({e}); nothing to check");
+            return;
+        }
+    };
+    if !ctx.info.is_cpu_emulated() {
+        return; // a real GPU's memory is not known to wgpu
+    }
+    // 50 million copies of ieee123 are far more than any host has: refused
+    // with the estimate, before any buffer exists.
+    let e = powergrid::powerflow::gpu::GpuBatch::new(plan, 50_000_000)
+        .err()
+        .expect("refused");
+    let msg = e.to_string();
+    assert!(msg.contains("not enough memory"), "{msg}");
+    assert!(msg.contains("CPU-emulated"), "{msg}");
+}

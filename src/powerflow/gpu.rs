@@ -293,6 +293,10 @@ impl GpuBatch {
         max_chunk: usize,
         single_dispatch: bool,
     ) -> Result<Self> {
+        if ctx.info.is_cpu_emulated() {
+            // An emulated device's buffers are host memory too.
+            super::memory::check_emulated_gpu(&plan, batch)?;
+        }
         let (idx, sh, mut layout) = build_shared(&plan);
         if ctx.info.is_cpu_emulated() && !single_dispatch {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so

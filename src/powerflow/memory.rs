@@ -7,6 +7,10 @@
 //! [`check`] refuses a batch whose estimate exceeds what the machine has
 //! (`MemAvailable` of `/proc/meminfo`, or `POWERGRID_MEMORY_LIMIT_GB` when set),
 //! with a message that gives the estimate, the limit and the largest batch that fits.
+//! wgpu cannot tell how much memory a real GPU has, so device buffers are
+//! checked only on a CPU-emulated adapter (lavapipe), where they are host memory
+//! ([`check_emulated_gpu`]); on a real GPU the estimate is printed (`--verbose`)
+//! and allocation failures are reported by wgpu.
 
 use super::plan::Plan;
 use super::BackendKind;
@@ -119,6 +123,26 @@ pub fn check(plan: &Plan, batch: usize, backend: BackendKind) -> Result<MemoryEs
             let fits = (limit as f64 / e.host_bytes_per_copy).floor() as u64;
             return Err(Error::Memory(format!(
                 "network {:?}: {e}; use at most about {fits} copies here (or set POWERGRID_MEMORY_LIMIT_GB)",
+                plan.net.name
+            )));
+        }
+    }
+    Ok(e)
+}
+
+/// On a CPU-emulated adapter (lavapipe) the GPU buffers live in host memory:
+/// refuse a batch whose host and device bytes together exceed [`host_limit`].
+pub fn check_emulated_gpu(plan: &Plan, batch: usize) -> Result<MemoryEstimate> {
+    let mut e = estimate(plan, batch, BackendKind::Gpu);
+    let per = e.host_bytes_per_copy + e.device_bytes as f64 / batch.max(1) as f64;
+    e.host_bytes_per_copy = per;
+    e.host_bytes = (per * batch as f64) as u64;
+    e.device_bytes = 0;
+    if let Some(limit) = e.host_limit_bytes {
+        if e.host_bytes > limit {
+            let fits = (limit as f64 / per).floor() as u64;
+            return Err(Error::Memory(format!(
+                "network {:?} on a CPU-emulated GPU (its buffers are host memory): {e}; use at most about {fits} copies here (or set POWERGRID_MEMORY_LIMIT_GB)",
                 plan.net.name
             )));
         }
