@@ -1,6 +1,6 @@
 //! Best-first branch and bound over the tap positions and capacitor steps.
 //!
-//! Each node is the conic relaxation of [`Model::build`] with integer bounds
+//! Each node is the conic relaxation of `Model::build` with integer bounds
 //! `lo ≤ n ≤ hi`; its optimum is a lower bound for every integer point in the
 //! box. The open node with the lowest bound is expanded first (best first);
 //! a node whose bound is not below the incumbent by more than the gap
