@@ -107,7 +107,7 @@ enum Cmd {
         /// Steps per copy.
         #[arg(long, default_value_t = 96, value_parser = count, allow_negative_numbers = true)]
         steps: usize,
-        /// Policy: random, zero, heuristic, or opf (replay the optimal schedule of each copy's episode, one episode per copy, and compare).
+        /// Policy: random, zero, heuristic, or opf (replay the optimal schedule of each copy's episode, one whole episode per copy on the CPU, and compare; --steps and --backend do not apply).
         #[arg(long, default_value = "random")]
         policy: String,
         /// Data split: train (random days of 2023) or test (the 2024 days in order).
@@ -362,7 +362,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             seed,
             json,
         } if policy == "opf" => {
-            let _ = (steps, backend);
+            let _ = (steps, backend); // one whole episode per copy, on the CPU (see --policy)
             let summary = powergrid::opf::replay::rollout_opf(
                 &setup,
                 envs,
@@ -371,11 +371,10 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 &powergrid::opf::OptimizeOptions::default(),
             )?;
             if json {
-                println!("{summary}");
+                emit(&summary.to_string())
             } else {
-                println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+                emit(&serde_json::to_string_pretty(&summary).expect("json"))
             }
-            Ok(())
         }
         Cmd::Rollout {
             setup,
@@ -728,10 +727,10 @@ fn optimize_cmd(
     }
     let summary = serde_json::json!({"setup": setup.config.name, "split": split, "wall_seconds": wall, "plans": summary});
     if json {
-        println!("{summary}");
+        emit(&summary.to_string())?;
     } else {
         for s in summary["plans"].as_array().into_iter().flatten() {
-            println!("{s}");
+            emit(&s.to_string())?;
         }
         eprintln!("{} plan(s) in {wall:.2} s", plans.len());
     }
