@@ -1,7 +1,7 @@
 //! `powergrid`: power flow, import, benchmarks and rollouts from the command line.
 
 use clap::{Parser, Subcommand};
-use powergrid::env::{Policy, Split};
+use powergrid::env::Split;
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
 use powergrid::powerflow::{new_backend, BackendKind, Plan, SolverOptions};
@@ -321,12 +321,12 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 },
         } => {
             let net = network::load(&network)?;
+            let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
             if verbose {
-                let plan = Plan::new(&net, SolverOptions::default())?;
                 let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
                 eprintln!("memory: {e}");
             }
-            let r = powergrid::bench::bench_pf(&net, batch, backend, seconds)?;
+            let r = powergrid::bench::bench_plan(plan, batch, backend, seconds)?;
             if json {
                 let mut v = serde_json::to_value(&r).expect("serialise");
                 v["network"] = net.name.clone().into();
@@ -361,49 +361,34 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             backend,
             seed,
             json,
-        } if policy == "opf" => {
-            let _ = (steps, backend); // one whole episode per copy, on the CPU (see --policy)
-            let summary = powergrid::opf::replay::rollout_opf(
-                &setup,
-                envs,
-                split,
-                seed,
-                &powergrid::opf::OptimizeOptions::default(),
-            )?;
-            if json {
-                emit(&summary.to_string())
-            } else {
-                emit(&serde_json::to_string_pretty(&summary).expect("json"))
-            }
-        }
-        Cmd::Rollout {
-            setup,
-            envs,
-            steps,
-            policy,
-            split,
-            backend,
-            seed,
-            json,
         } => {
-            let policy: Policy = policy.parse()?;
+            if policy == "opf" {
+                // One whole episode per copy, on the CPU (see --policy).
+                let summary = powergrid::opf::replay::rollout_opf(
+                    &setup,
+                    envs,
+                    split,
+                    seed,
+                    &powergrid::opf::OptimizeOptions::default(),
+                )?;
+                return if json {
+                    emit(&summary.to_string())
+                } else {
+                    emit(&serde_json::to_string_pretty(&summary).expect("json"))
+                };
+            }
             let opts = rollout::RolloutOptions {
                 setup,
                 envs,
                 steps,
-                policy,
+                policy: policy.parse()?,
                 split,
                 backend,
                 seed,
                 progress: !json,
             };
             let (summary, text) = rollout::run(&opts)?;
-            if json {
-                emit(&summary.to_string())?;
-            } else {
-                emit(&text)?;
-            }
-            Ok(())
+            emit(&if json { summary.to_string() } else { text })
         }
         Cmd::Optimize {
             setup,

@@ -836,20 +836,7 @@ impl Model {
                         );
                     }
                 }
-                let m = c.var(Some(0.0), None);
-                c.le0(
-                    Expr::var(pos, 1.0)
-                        .add(m, -1.0)
-                        .add_scaled(&prev_tap[j], -1.0),
-                );
-                c.le0(
-                    Expr::var(pos, -1.0)
-                        .add(m, -1.0)
-                        .add_scaled(&prev_tap[j], 1.0),
-                );
-                c.le0(Expr::var(m, 1.0).add_scaled(&Expr::constant(-tm.max_move), 1.0));
-                c.cost(m, tm.wear);
-                prev_tap[j] = Expr::var(pos, 1.0);
+                move_limit(&mut c, pos, &mut prev_tap[j], tm.max_move, tm.wear);
                 kvar.push((k, kl.min(ku), kl.max(ku)));
                 tpos.push(pos);
             }
@@ -867,20 +854,7 @@ impl Model {
                 cmc.push((s, w[cm.node], prod));
                 bal_p[cm.node] = bal_p[cm.node].clone().add(prod, -cm.g);
                 bal_q[cm.node] = bal_q[cm.node].clone().add(prod, cm.b);
-                let m = c.var(Some(0.0), None);
-                c.le0(
-                    Expr::var(s, 1.0)
-                        .add(m, -1.0)
-                        .add_scaled(&prev_cap[j], -1.0),
-                );
-                c.le0(
-                    Expr::var(s, -1.0)
-                        .add(m, -1.0)
-                        .add_scaled(&prev_cap[j], 1.0),
-                );
-                c.le0(Expr::var(m, 1.0).add_scaled(&Expr::constant(-cm.max_move), 1.0));
-                c.cost(m, cm.wear);
-                prev_cap[j] = Expr::var(s, 1.0);
+                move_limit(&mut c, s, &mut prev_cap[j], cm.max_move, cm.wear);
                 cstep.push(s);
             }
             lay.cap_step.push(cstep);
@@ -1087,6 +1061,18 @@ impl Model {
         }
         (c, lay)
     }
+}
+
+/// Moves of an integer position `x` (tap or capacitor step) from the previous
+/// hour's `prev`: `m ≥ |x − prev|`, `m ≤ max_move`, wear `wear·m` in the
+/// objective; `prev` becomes `x` for the next hour.
+fn move_limit(c: &mut Conic, x: usize, prev: &mut Expr, max_move: f64, wear: f64) {
+    let m = c.var(Some(0.0), None);
+    c.le0(Expr::var(x, 1.0).add(m, -1.0).add_scaled(prev, -1.0));
+    c.le0(Expr::var(x, -1.0).add(m, -1.0).add_scaled(prev, 1.0));
+    c.le0(Expr::var(m, 1.0).add_scaled(&Expr::constant(-max_move), 1.0));
+    c.cost(m, wear);
+    *prev = Expr::var(x, 1.0);
 }
 
 /// A variable `u` with the McCormick envelope of `u = a·b`, `a ∈ [al, au]`, `b ∈ [bl, bu]`
