@@ -39,16 +39,14 @@ fn worst_vs_pandapower(name: &str, reference: &ScenarioFile, r: &BatchResults) -
             "{name} scenario {c}: did not converge (mismatch {:e})",
             r.max_mismatch_pu[c]
         );
-        let d = |key: &str, a: &ndarray::Array2<f64>| {
-            max_abs_diff(&a.row(c).to_vec(), &ref_table(reference, c, key))
-        };
         let dv = [
-            d("vm_pu", &r.vm_pu),
-            d("va_degree", &r.va_degree),
-            d("line_loading_percent", &r.line_loading_percent),
-            d("trafo_loading_percent", &r.trafo_loading_percent),
-            d("ext_grid_p_mw", &r.ext_grid_p_mw),
-        ];
+            "vm_pu",
+            "va_degree",
+            "line_loading_percent",
+            "trafo_loading_percent",
+            "ext_grid_p_mw",
+        ]
+        .map(|key| table_diff(r, reference, c, key));
         for k in 0..5 {
             worst[k] = worst[k].max(dv[k]);
         }

@@ -46,6 +46,22 @@ pub fn ref_table(f: &ScenarioFile, c: usize, key: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Max |Δ| between copy `c`'s result table `key` (a `pf` output key) and
+/// reference scenario `c`'s.
+pub fn table_diff(
+    r: &powergrid::powerflow::BatchResults,
+    f: &ScenarioFile,
+    c: usize,
+    key: &str,
+) -> f64 {
+    let (_, a) = r
+        .tables()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .unwrap_or_else(|| panic!("no result table {key}"));
+    max_abs_diff(&a.row(c).to_vec(), &ref_table(f, c, key))
+}
+
 /// Max |a − b|.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
