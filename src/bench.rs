@@ -55,7 +55,18 @@ pub fn bench_pf(
     seconds: f64,
 ) -> Result<PfBench> {
     let plan = Arc::new(Plan::new(net, SolverOptions::default())?);
-    let (mut pf, desc) = new_backend(backend, plan, batch)?;
+    bench_plan(plan, batch, backend, seconds)
+}
+
+/// [`bench_pf`] on a plan already built.
+pub fn bench_plan(
+    plan: Arc<Plan>,
+    batch: usize,
+    backend: BackendKind,
+    seconds: f64,
+) -> Result<PfBench> {
+    let (mut pf, desc) = new_backend(backend, plan.clone(), batch)?;
+    let net = &plan.net;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // Pre-generate a few perturbed input sets so that RNG cost is not measured.
     let sets: Vec<BatchInputs> = (0..8)

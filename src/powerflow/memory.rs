@@ -82,12 +82,14 @@ pub fn human(bytes: u64) -> String {
 /// The memory `batch` copies of `plan` need on `backend` (`Auto` is counted as
 /// the larger of the two).
 pub fn estimate(plan: &Plan, batch: usize, backend: BackendKind) -> MemoryEstimate {
-    let cpu = super::cpu::CopyState::bytes_per_copy(plan);
-    let (gpu_host, gpu_dev) = super::gpu::bytes_per_copy(plan);
+    let cpu = || super::cpu::CopyState::bytes_per_copy(plan);
     let (host, dev) = match backend {
-        BackendKind::Cpu => (cpu, 0),
-        BackendKind::Gpu => (gpu_host, gpu_dev),
-        BackendKind::Auto => (cpu.max(gpu_host), gpu_dev),
+        BackendKind::Cpu => (cpu(), 0),
+        BackendKind::Gpu => super::gpu::bytes_per_copy(plan),
+        BackendKind::Auto => {
+            let (gpu_host, gpu_dev) = super::gpu::bytes_per_copy(plan);
+            (cpu().max(gpu_host), gpu_dev)
+        }
     };
     let per = host as f64 * MARGIN;
     MemoryEstimate {
@@ -117,17 +119,24 @@ pub fn host_limit() -> Option<u64> {
 
 /// [`estimate`], refused with [`Error::Memory`] when it exceeds [`host_limit`].
 pub fn check(plan: &Plan, batch: usize, backend: BackendKind) -> Result<MemoryEstimate> {
-    let e = estimate(plan, batch, backend);
-    if let Some(limit) = e.host_limit_bytes {
-        if e.host_bytes > limit {
+    within_limit(
+        estimate(plan, batch, backend),
+        &format!("network {:?}", plan.net.name),
+    )
+}
+
+/// `e` if its host bytes fit [`host_limit`] (or the limit is unknown), else
+/// [`Error::Memory`] with the estimate, the limit and the largest batch that fits.
+fn within_limit(e: MemoryEstimate, what: &str) -> Result<MemoryEstimate> {
+    match e.host_limit_bytes {
+        Some(limit) if e.host_bytes > limit => {
             let fits = (limit as f64 / e.host_bytes_per_copy).floor() as u64;
-            return Err(Error::Memory(format!(
-                "network {:?}: {e}; use at most about {fits} copies here (or set POWERGRID_MEMORY_LIMIT_GB)",
-                plan.net.name
-            )));
+            Err(Error::Memory(format!(
+                "{what}: {e}; use at most about {fits} copies here (or set POWERGRID_MEMORY_LIMIT_GB)"
+            )))
         }
+        _ => Ok(e),
     }
-    Ok(e)
 }
 
 /// On a CPU-emulated adapter (lavapipe) the GPU buffers live in host memory:
@@ -138,14 +147,11 @@ pub fn check_emulated_gpu(plan: &Plan, batch: usize) -> Result<MemoryEstimate> {
     e.host_bytes_per_copy = per;
     e.host_bytes = (per * batch as f64) as u64;
     e.device_bytes = 0;
-    if let Some(limit) = e.host_limit_bytes {
-        if e.host_bytes > limit {
-            let fits = (limit as f64 / per).floor() as u64;
-            return Err(Error::Memory(format!(
-                "network {:?} on a CPU-emulated GPU (its buffers are host memory): {e}; use at most about {fits} copies here (or set POWERGRID_MEMORY_LIMIT_GB)",
-                plan.net.name
-            )));
-        }
-    }
-    Ok(e)
+    within_limit(
+        e,
+        &format!(
+            "network {:?} on a CPU-emulated GPU (its buffers are host memory)",
+            plan.net.name
+        ),
+    )
 }
