@@ -381,7 +381,11 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 setup,
                 envs,
                 steps,
-                policy: policy.parse()?,
+                policy: policy.parse().map_err(|_| {
+                    powergrid::Error::InvalidInput(format!(
+                        "unknown policy {policy:?}: use random, zero, heuristic or opf"
+                    ))
+                })?,
                 split,
                 backend,
                 seed,
