@@ -389,3 +389,42 @@ fn cli_import_then_pf_control() {
     assert!(e.contains("ieee13.yml has no controllers"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A tap move between solves warm-starts the voltages behind the regulator at
+/// the new ratio (taps on either side): the re-solve lands on the same
+/// solution as a cold solve at the new taps, and a screening re-solve (to
+/// 1e-3 p.u., as the control loop makes them) needs at most three iterations (measured: 2 with the tap on LV, 3 on HV; 4 and 4 without the scaling).
+#[test]
+fn tap_move_warm_start_keeps_the_solution() {
+    for side in ["lv", "hv"] {
+        let net = yaml::from_str(&FEEDER.replace("side: lv", &format!("side: {side}"))).unwrap();
+        let mut warm = cpu(&net, 1);
+        warm.solve().unwrap();
+        warm.inputs_mut().trafo_tap_pos[(0, 0)] = 6.0;
+        warm.set_tolerance(Some(1e-3));
+        warm.solve().unwrap();
+        let screening = warm.results().iterations[0];
+        warm.set_tolerance(None);
+        warm.solve().unwrap();
+        let mut cold = cpu(&net, 1);
+        cold.inputs_mut().trafo_tap_pos[(0, 0)] = 6.0;
+        cold.solve().unwrap();
+        let (w, c) = (warm.results(), cold.results());
+        assert!(w.converged[0] && c.converged[0]);
+        for b in 0..3 {
+            assert!(
+                (w.vm_pu[(0, b)] - c.vm_pu[(0, b)]).abs() < 1e-8,
+                "{side} bus {b}"
+            );
+            assert!(
+                (w.va_degree[(0, b)] - c.va_degree[(0, b)]).abs() < 1e-6,
+                "{side} bus {b}"
+            );
+        }
+        println!("tap on {side}: screening re-solve after +6 taps: {screening} iterations");
+        assert!(
+            screening <= 3,
+            "{side}: {screening} iterations after the move"
+        );
+    }
+}

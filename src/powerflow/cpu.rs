@@ -4,7 +4,7 @@
 //! copy's [`CopyState`], made once per batch. `shaders/fdpf.wgsl` mirrors
 //! `solve_copy` line for line.
 
-use super::admittance::{trafo_branch, BranchAdm};
+use super::admittance::{tapped_voltages, trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 use super::plan::Plan;
 use super::sparse_lu::{scale_upper, PatternValues};
@@ -134,6 +134,62 @@ struct Kernel {
     y_val: Vec<C64>,
     /// Convergence tolerance of the next solves (the plan's unless overridden).
     tol: f64,
+    /// Per tap-changing trafo (index into `plan.tap_trafos`): the PQ nodes
+    /// that reach a slack only through it, and whether they hang off its LV
+    /// side; `None` where it is not such a cut (meshed around it).
+    tap_down: Vec<Option<(bool, Vec<u32>)>>,
+}
+
+/// For each tap-changing trafo, the nodes cut off from every slack when it is
+/// removed (see [`Kernel::tap_down`]). At most `8·n_node + 1024` entries in
+/// all, so nested regulators on a long radial feeder cannot make it quadratic;
+/// trafos past that budget get `None` (no warm-start scaling, same results).
+fn downstream_nodes(p: &Plan) -> Vec<Option<(bool, Vec<u32>)>> {
+    let n = p.n_node;
+    let mut adj: Vec<Vec<(usize, usize)>> = vec![vec![]; n];
+    for (i, b) in p.branches.iter().enumerate() {
+        if b.f != b.t {
+            adj[b.f].push((b.t, i));
+            adj[b.t].push((b.f, i));
+        }
+    }
+    let mut budget = 8 * n + 1024;
+    let mut seen = vec![false; n];
+    let mut stack = Vec::with_capacity(n);
+    p.tap_trafos
+        .iter()
+        .map(|&(_, bi)| {
+            seen.fill(false);
+            stack.clear();
+            stack.extend(p.n_pq..n);
+            for &s in &stack {
+                seen[s] = true;
+            }
+            while let Some(u) = stack.pop() {
+                for &(v, e) in &adj[u] {
+                    if e != bi && !seen[v] {
+                        seen[v] = true;
+                        stack.push(v);
+                    }
+                }
+            }
+            let br = &p.branches[bi];
+            let lv_down = match (seen[br.f], seen[br.t]) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => return None,
+            };
+            let nodes: Vec<u32> = (0..p.n_pq)
+                .filter(|&i| !seen[i])
+                .map(|i| i as u32)
+                .collect();
+            if nodes.len() > budget {
+                return None;
+            }
+            budget -= nodes.len();
+            Some((lv_down, nodes))
+        })
+        .collect()
 }
 
 impl Kernel {
@@ -192,6 +248,7 @@ impl Kernel {
         );
         Kernel {
             tol: plan.options.tolerance_pu,
+            tap_down: downstream_nodes(&plan),
             plan,
             fixed,
             taps,
@@ -237,6 +294,25 @@ impl Kernel {
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];
             if pos != st.tap_pos[j] {
+                // Warm start: the voltages behind a regulator follow its ratio
+                // (to first order on a radial feeder), so scale them by the
+                // ratio's change instead of letting FDPF find it in several
+                // iterations. Only the starting point changes, not the solution.
+                if let (Some((lv_down, nodes)), true) =
+                    (&self.tap_down[j], st.tap_pos[j].is_finite())
+                {
+                    let t = &net.trafos[k];
+                    let (h0, l0) = tapped_voltages(t, st.tap_pos[j]);
+                    let (h1, l1) = tapped_voltages(t, pos);
+                    // |V_lv|/|V_hv| goes as vn_lv/vn_hv.
+                    let f = (l1 / h1) / (l0 / h0);
+                    let f = if *lv_down { f } else { 1.0 / f };
+                    if f.is_finite() && f > 0.0 {
+                        for &i in nodes {
+                            st.v[i as usize] = st.v[i as usize].scale(f);
+                        }
+                    }
+                }
                 st.tap_pos[j] = pos;
                 st.tap_adm[j] = trafo_branch(net, &net.trafos[k], pos).admittance();
                 taps_changed = true;
