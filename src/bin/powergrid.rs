@@ -321,7 +321,9 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 },
         } => {
             let net = network::load(&network)?;
+            let t0 = std::time::Instant::now();
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
+            let plan_build_s = t0.elapsed().as_secs_f64();
             if verbose {
                 let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
                 eprintln!("memory: {e}");
@@ -331,6 +333,8 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 let mut v = serde_json::to_value(&r).expect("serialise");
                 v["network"] = net.name.clone().into();
                 v["network_file"] = network.display().to_string().into();
+                v["buses"] = net.buses.len().into();
+                v["plan_build_s"] = plan_build_s.into();
                 emit(&v.to_string())?;
             } else {
                 let text = [
@@ -338,6 +342,10 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     format!("backend            {}", r.backend),
                     format!("batch              {}", r.batch),
                     format!("threads            {}", r.threads),
+                    format!(
+                        "plan build         {plan_build_s:.3} s ({} buses)",
+                        net.buses.len()
+                    ),
                     format!("power flows / s    {:.0}", r.power_flows_per_s),
                     format!("per thread / s     {:.0}", r.power_flows_per_s_per_thread),
                     format!(
