@@ -2,7 +2,9 @@
 
 use crate::error::Result;
 use crate::network::Network;
-use crate::powerflow::{new_backend, BackendKind, BatchInputs, Plan, SolverOptions};
+use crate::powerflow::{
+    new_backend, BackendKind, BatchInputs, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions,
+};
 use rand::{RngExt, SeedableRng};
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,7 +67,27 @@ pub fn bench_plan(
     backend: BackendKind,
     seconds: f64,
 ) -> Result<PfBench> {
-    let (mut pf, desc) = new_backend(backend, plan.clone(), batch)?;
+    bench_plan_with(plan, batch, backend, seconds, None)
+}
+
+/// [`bench_plan`]; with the CPU backend, `cpu_kernel` picks the kernel
+/// (`None`: the default, [`CpuKernel::Lanes`]).
+pub fn bench_plan_with(
+    plan: Arc<Plan>,
+    batch: usize,
+    backend: BackendKind,
+    seconds: f64,
+    cpu_kernel: Option<CpuKernel>,
+) -> Result<PfBench> {
+    let (mut pf, desc): (Box<dyn PowerFlow>, String) = match (backend, cpu_kernel) {
+        (BackendKind::Cpu, Some(kind)) => {
+            crate::powerflow::memory::check(&plan, batch, backend)?;
+            let b = CpuBatch::new(plan.clone(), batch).with_kernel(kind);
+            let d = b.describe();
+            (Box::new(b), d)
+        }
+        _ => new_backend(backend, plan.clone(), batch)?,
+    };
     let net = &plan.net;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // Pre-generate a few perturbed input sets so that RNG cost is not measured.

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use powergrid::env::Split;
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
-use powergrid::powerflow::{new_backend, BackendKind, Plan, SolverOptions};
+use powergrid::powerflow::{new_backend, BackendKind, CpuKernel, Plan, SolverOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,7 +191,19 @@ enum BenchCmd {
         /// Print the memory estimate of the batch on stderr.
         #[arg(long)]
         verbose: bool,
+        /// CPU kernel: `lanes` (8 copies per SIMD group, the default) or `scalar`
+        /// (one copy at a time); same results, for comparing speed.
+        #[arg(long, value_parser = cpu_kernel)]
+        cpu_kernel: Option<CpuKernel>,
     },
+}
+
+fn cpu_kernel(s: &str) -> Result<CpuKernel, String> {
+    match s {
+        "lanes" => Ok(CpuKernel::Lanes),
+        "scalar" => Ok(CpuKernel::Scalar),
+        _ => Err(format!("unknown CPU kernel {s:?}: lanes or scalar")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -318,8 +330,14 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     seconds,
                     json,
                     verbose,
+                    cpu_kernel,
                 },
         } => {
+            if cpu_kernel.is_some() && backend != BackendKind::Cpu {
+                return Err(powergrid::Error::InvalidInput(
+                    "--cpu-kernel applies to --backend cpu only".into(),
+                ));
+            }
             let net = network::load(&network)?;
             let t0 = std::time::Instant::now();
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
@@ -328,7 +346,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
                 eprintln!("memory: {e}");
             }
-            let r = powergrid::bench::bench_plan(plan, batch, backend, seconds)?;
+            let r = powergrid::bench::bench_plan_with(plan, batch, backend, seconds, cpu_kernel)?;
             if json {
                 let mut v = serde_json::to_value(&r).expect("serialise");
                 v["network"] = net.name.clone().into();

@@ -94,6 +94,9 @@ enum Compiled {
         idle: bool,
         /// Line-drop compensation: impedance in the measured bus's p.u.
         ldc: Option<C64>,
+        /// With line-drop compensation: the trafo's admittance at each whole
+        /// tap position `min, min + 1, …, max` (the loop reads it every iteration).
+        adm_by_tap: Vec<crate::powerflow::admittance::BranchAdm>,
     },
     Shunt {
         shunt: usize,
@@ -119,6 +122,9 @@ pub struct ControlLoop {
     settled: Vec<bool>,
     failed: Vec<bool>,
     active: Vec<bool>,
+    /// Buses whose voltage angle the loop reads (both ends of every
+    /// line-drop compensated trafo).
+    va_buses: Vec<usize>,
     moves: Array2<u32>,
     /// Measured (or compensated) voltage per copy and controller, NaN where the bus is dead.
     vm: Array2<f64>,
@@ -165,6 +171,13 @@ impl ControlLoop {
                         ldc: t
                             .line_drop
                             .map(|ld| ld.z_pu(net.buses[bus].vn_kv, net.sn_mva)),
+                        adm_by_tap: if t.line_drop.is_some() && tap.max - tap.min <= 1024.0 {
+                            (0..=(tap.max - tap.min) as i64)
+                                .map(|i| trafo_branch(net, tr, tap.min + i as f64).admittance())
+                                .collect()
+                        } else {
+                            vec![]
+                        },
                     }
                 }
                 Controller::DiscreteShunt(s) => {
@@ -190,7 +203,22 @@ impl ControlLoop {
             })
             .collect::<Vec<_>>();
         let n = ctrls.len();
+        let mut va_buses: Vec<usize> = ctrls
+            .iter()
+            .filter_map(|c| match *c {
+                Compiled::Tap {
+                    trafo,
+                    ldc: Some(_),
+                    ..
+                } => Some([net.trafos[trafo].hv_bus, net.trafos[trafo].lv_bus]),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        va_buses.sort_unstable();
+        va_buses.dedup();
         Ok(ControlLoop {
+            va_buses,
             net: net.clone(),
             ctrls,
             batch,
@@ -240,6 +268,18 @@ impl ControlLoop {
         self.failed.fill(false);
         self.active.fill(true);
         self.moves.fill(0);
+        // Between solves the loop reads only voltages (magnitudes, and angles
+        // at the line-drop compensated trafos): the backend may leave the
+        // branch tables for the end.
+        pf.defer_results(&self.va_buses);
+        let out = self.iterate(pf);
+        pf.finish_results();
+        out
+    }
+
+    /// [`ControlLoop::run`] after the checks: the loop itself.
+    fn iterate(&mut self, pf: &mut dyn PowerFlow) -> Result<ControlSummary> {
+        let b = self.batch;
         let mut screening = self.options.screening_tolerance_pu.is_some();
         if screening {
             pf.set_tolerance(self.options.screening_tolerance_pu);
@@ -383,6 +423,8 @@ impl ControlLoop {
                 if let Compiled::Tap {
                     trafo,
                     ldc: Some(z),
+                    min,
+                    ref adm_by_tap,
                     ..
                 } = *ctrl
                 {
@@ -392,7 +434,11 @@ impl ControlLoop {
                             C64::from_polar(res.vm_pu[(c, b)], res.va_degree[(c, b)].to_radians())
                         };
                         let (vh, vl) = (volt(t.hv_bus), volt(t.lv_bus));
-                        let a = trafo_branch(net, t, inp.trafo_tap_pos[(c, trafo)]).admittance();
+                        let pos = inp.trafo_tap_pos[(c, trafo)];
+                        let a = match adm_by_tap.get((pos - min) as usize) {
+                            Some(a) if pos.fract() == 0.0 && pos >= min => *a,
+                            _ => trafo_branch(net, t, pos).admittance(),
+                        };
                         // Current injected into the trafo at the measured side; the
                         // current leaving it towards the feeder is its negative.
                         let (vs, i_in) = if bus == t.lv_bus {

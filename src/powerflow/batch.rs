@@ -110,7 +110,35 @@ impl BatchInputs {
         ]
     }
 
+    /// Every value finite and every tap and step within its range, checked
+    /// copy by copy in parallel (on the current rayon pool). Shapes must
+    /// already match the network.
+    fn rows_ok(&self, net: &Network) -> bool {
+        use rayon::prelude::*;
+        let finite = |a: &Array2<f64>, c: usize| {
+            a.row(c).as_slice().map_or_else(
+                || a.row(c).iter().all(|v| v.is_finite()),
+                |s| s.iter().fold(true, |ok, v| ok & v.is_finite()),
+            )
+        };
+        let fields = self.fields();
+        (0..self.batch()).into_par_iter().all(|c| {
+            fields.iter().all(|(_, a)| finite(a, c))
+                && net.trafos.iter().enumerate().all(|(k, t)| {
+                    let v = self.trafo_tap_pos[(c, k)];
+                    t.tap
+                        .as_ref()
+                        .is_none_or(|tap| v >= tap.min && v <= tap.max)
+                })
+                && net.shunts.iter().enumerate().all(|(k, s)| {
+                    let v = self.shunt_step[(c, k)];
+                    v >= 0.0 && v <= s.max_step as f64
+                })
+        })
+    }
+
     /// Shapes, finiteness and ranges (taps within `[min, max]`, shunt steps within `[0, max_step]`).
+    /// The value checks run in parallel on the current rayon pool.
     pub fn validate(&self, net: &Network) -> Result<()> {
         let b = self.batch();
         let expect = [
@@ -131,15 +159,15 @@ impl BatchInputs {
                     a.ncols()
                 )));
             }
-            // Fast pass over the contiguous data; locate the value only on failure.
-            let all_finite = match a.as_slice() {
-                Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
-                None => a.iter().all(|v| v.is_finite()),
-            };
-            if !all_finite {
-                if let Some(((c, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-                    return Err(Error::InvalidInput(format!("{name}[copy {c}][{j}] is {v}")));
-                }
+        }
+        // Fast pass, copies in parallel (rows are contiguous); on failure the
+        // sequential passes below find the first bad value and name it.
+        if self.rows_ok(net) {
+            return Ok(());
+        }
+        for (name, a) in self.fields() {
+            if let Some(((c, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::InvalidInput(format!("{name}[copy {c}][{j}] is {v}")));
             }
         }
         for (k, t) in net.trafos.iter().enumerate() {
@@ -299,6 +327,18 @@ pub trait PowerFlow: Send {
     fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
         let _ = tolerance_pu;
     }
+    /// Until [`finish_results`](PowerFlow::finish_results), solves need only
+    /// fill `vm_pu` (every bus) and `va_degree` at `va_buses`, besides the
+    /// convergence columns: the other result rows of the copies solved may be
+    /// stale. For loops that read a few voltages between solves (the control
+    /// loop). The default ignores it (every table is always complete).
+    fn defer_results(&mut self, va_buses: &[usize]) {
+        let _ = va_buses;
+    }
+    /// Complete the result tables of every copy solved since
+    /// [`defer_results`](PowerFlow::defer_results), and compute complete tables
+    /// again from the next solve on.
+    fn finish_results(&mut self) {}
     /// Start the given copies from the no-load voltages at the next solve.
     fn reset_start(&mut self, copies: &[usize]);
     /// CPU threads the backend solves on (1 for the GPU, which drives it from one).

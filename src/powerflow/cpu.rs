@@ -13,6 +13,20 @@ use crate::error::Result;
 use rayon::prelude::*;
 use std::sync::Arc;
 
+mod lanes;
+use lanes::{Group, SolveGroup, LANES};
+
+/// Which CPU kernel solves the copies of a [`CpuBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuKernel {
+    /// Eight copies at a time in SIMD lanes (AVX-512, AVX2 or scalar code,
+    /// chosen at run time); bit for bit the scalar kernel's results.
+    #[default]
+    Lanes,
+    /// One copy at a time, scalar f64 (the reference the lanes are checked against).
+    Scalar,
+}
+
 /// A branch whose admittance every copy shares.
 #[derive(Debug, Clone, Copy)]
 struct FixedBranch {
@@ -36,11 +50,14 @@ pub struct CopyState {
     ysh: Vec<C64>,
     tap_adm: Vec<BranchAdm>,
     tap_pos: Vec<f64>,
-    /// Uses its own B'' factors (its taps differ from the network's).
-    own_bpp: bool,
+    /// B'' factors at this copy's taps where they differ from the network's
+    /// (`None`: the network's own), shared through [`BppCache`].
+    bpp: Option<Arc<BppFactors>>,
+    /// Scratch for factoring B'' on a cache miss: the matrix, its factors and
+    /// the cache key (tap positions).
     bpp_a: PatternValues,
     bpp_f: PatternValues,
-    bpp_us: Vec<f64>,
+    bpp_key: Vec<u64>,
     cur: Vec<C64>,
     rhs: Vec<f64>,
     tmp: Vec<f64>,
@@ -69,7 +86,8 @@ impl CopyState {
                 .map(|&(_, b)| plan.branches[b].adm)
                 .collect(),
             tap_pos: vec![f64::NAN; plan.tap_trafos.len()],
-            own_bpp: false,
+            bpp: None,
+            bpp_key: Vec::with_capacity(plan.tap_trafos.len()),
             bpp_a: if plan.tap_trafos.is_empty() {
                 PatternValues::default()
             } else {
@@ -79,11 +97,6 @@ impl CopyState {
                 PatternValues::default()
             } else {
                 plan.bpp.zero_values()
-            },
-            bpp_us: if plan.tap_trafos.is_empty() {
-                vec![]
-            } else {
-                vec![0.0; plan.bpp.u_col.len()]
             },
             v,
             cur: vec![C64::ZERO; nn],
@@ -110,13 +123,87 @@ impl CopyState {
             + self.tap_adm.capacity() * size_of::<BranchAdm>()
             + pv(&self.bpp_a)
             + pv(&self.bpp_f)
-            + (self.bpp_us.capacity() + self.rhs.capacity() + self.tmp.capacity()) * 8
+            + (self.bpp_key.capacity() + self.rhs.capacity() + self.tmp.capacity()) * 8
             + size_of::<CopyState>()
     }
 
     /// Bytes one copy of `plan` needs in a [`CpuBatch`] (state, inputs, results).
     pub(crate) fn bytes_per_copy(plan: &Plan) -> usize {
-        CopyState::new(plan).heap_bytes() + super::memory::io_bytes_per_copy(&plan.net)
+        CopyState::new(plan).heap_bytes()
+            + Group::bytes_for(plan).div_ceil(LANES)
+            + super::memory::io_bytes_per_copy(&plan.net)
+    }
+}
+
+/// B'' factors (flat form, as [`SparseLu::solve_flat`](super::sparse_lu::SparseLu)
+/// takes them) at one set of tap positions.
+#[derive(Debug)]
+pub(crate) struct BppFactors {
+    /// Unique per factorisation (never reused), so that a lane group can tell
+    /// that it already holds these values.
+    pub(crate) id: u64,
+    pub(crate) l: Vec<f64>,
+    pub(crate) us: Vec<f64>,
+    pub(crate) d: Vec<f64>,
+}
+
+/// Copies whose taps differ from the network's need B'' at their own taps
+/// (FDPF diverges on ieee34 otherwise). Every copy at the same positions has
+/// the same factors, and a feeder's regulators visit few combinations, so
+/// they are factored once and shared: a tap move costs a hash look-up instead
+/// of an O(nnz) refactor (and the lane kernel skips reloading unchanged lanes).
+/// Bounded: past [`BppCache::MAX`] combinations, misses are factored per copy
+/// and not kept. The factors are a pure function of the taps, so results do
+/// not depend on hits or misses.
+#[derive(Debug, Default)]
+struct BppCache {
+    /// Tap positions (f64 bits, per `plan.tap_trafos`) → factors (`None`: a
+    /// zero pivot at those taps; the network's own factors are used).
+    map: std::sync::RwLock<std::collections::HashMap<Vec<u64>, Option<Arc<BppFactors>>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl BppCache {
+    const MAX: usize = 4096;
+
+    /// The factors for `st.tap_pos` (looked up, or factored with `st`'s scratch).
+    fn factors(&self, p: &Plan, st: &mut CopyState) -> Option<Arc<BppFactors>> {
+        st.bpp_key.clear();
+        st.bpp_key.extend(st.tap_pos.iter().map(|x| x.to_bits()));
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // map itself is always consistent, so go on with it.
+        let hit = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&st.bpp_key[..])
+            .cloned();
+        if let Some(f) = hit {
+            return f;
+        }
+        let f = if p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp) {
+            let mut us = vec![0.0; p.bpp.u_col.len()];
+            scale_upper(&p.bpp, &st.bpp_f, &mut us);
+            Some(Arc::new(BppFactors {
+                id: self
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1,
+                l: st.bpp_f.l.clone(),
+                us,
+                d: st.bpp_f.d.clone(),
+            }))
+        } else {
+            None
+        };
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = map.get(&st.bpp_key[..]) {
+            return existing.clone();
+        }
+        if map.len() < Self::MAX {
+            map.insert(st.bpp_key.clone(), f.clone());
+        }
+        f
     }
 }
 
@@ -138,6 +225,10 @@ struct Kernel {
     /// that reach a slack only through it, and whether they hang off its LV
     /// side; `None` where it is not such a cut (meshed around it).
     tap_down: Vec<Option<(bool, Vec<u32>)>>,
+    /// The instruction set the lane kernel runs with (detected once).
+    arch: pulp::Arch,
+    /// B'' factors per set of tap positions, shared by the copies.
+    bpp_cache: BppCache,
 }
 
 /// For each tap-changing trafo, the nodes cut off from every slack when it is
@@ -247,6 +338,8 @@ impl Kernel {
             "Y column out of range"
         );
         Kernel {
+            arch: pulp::Arch::new(),
+            bpp_cache: BppCache::default(),
             tol: plan.options.tolerance_pu,
             tap_down: downstream_nodes(&plan),
             plan,
@@ -325,11 +418,11 @@ impl Kernel {
                 p.tap_trafos.iter().zip(&st.tap_pos).all(|(&(k, _), &pos)| {
                     net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
                 });
-            st.own_bpp = !base
-                && p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp);
-            if st.own_bpp {
-                scale_upper(&p.bpp, &st.bpp_f, &mut st.bpp_us);
-            }
+            st.bpp = if base {
+                None
+            } else {
+                self.bpp_cache.factors(p, st)
+            };
         }
     }
 
@@ -402,17 +495,23 @@ impl Kernel {
     }
 }
 
+/// `(cos θ, sin θ)` by their Taylor series (exact to rounding for |θ| < 0.05).
+#[inline(always)]
+fn cis_taylor(t: f64) -> (f64, f64) {
+    let t2 = t * t;
+    let c = 1.0 - t2 * (0.5 - t2 * (1.0 / 24.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 40320.0))));
+    let s = t
+        * (1.0
+            - t2 * (1.0 / 6.0 - t2 * (1.0 / 120.0 - t2 * (1.0 / 5040.0 - t2 * (1.0 / 362880.0)))));
+    (c, s)
+}
+
 /// `e^{jθ}`; a Taylor series for the small angle steps of an iteration
 /// (exact to rounding for |θ| < 0.05), libm otherwise.
 #[inline(always)]
 fn cis(t: f64) -> C64 {
     if t.abs() < 0.05 {
-        let t2 = t * t;
-        let c = 1.0 - t2 * (0.5 - t2 * (1.0 / 24.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 40320.0))));
-        let s = t
-            * (1.0
-                - t2 * (1.0 / 6.0
-                    - t2 * (1.0 / 120.0 - t2 * (1.0 / 5040.0 - t2 * (1.0 / 362880.0)))));
+        let (c, s) = cis_taylor(t);
         C64::new(c, s)
     } else {
         C64::from_polar(1.0, t)
@@ -457,9 +556,8 @@ fn solve_copy(k: &Kernel, st: &mut CopyState) {
             break;
         }
         // Q half-step: B''·Δ|V| = ΔQ'/|V|.
-        if st.own_bpp {
-            p.bpp
-                .solve_flat(&st.bpp_f.l, &st.bpp_us, &st.bpp_f.d, &mut st.rhs);
+        if let Some(f) = &st.bpp {
+            p.bpp.solve_flat(&f.l, &f.us, &f.d, &mut st.rhs);
         } else {
             p.bpp.solve_in_place(&mut st.rhs);
         }
@@ -553,10 +651,29 @@ fn slack_currents(k: &Kernel, st: &mut CopyState) {
     st.cur = cur;
 }
 
-fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows) {
+/// Which result rows a solve writes.
+#[derive(Debug, Clone, Copy)]
+enum Rows<'a> {
+    /// Every table.
+    All,
+    /// `vm_pu` of every bus and `va_degree` of these buses only
+    /// ([`PowerFlow::defer_results`]).
+    Buses(&'a [usize]),
+}
+
+fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
     let p = &*k.plan;
     let net = &p.net;
     let sn = net.sn_mva;
+    if let Rows::Buses(va_buses) = rows {
+        for (b, node) in p.bus_node.iter().enumerate() {
+            r.vm[b] = node.map_or(0.0, |i| st.v[i].abs());
+        }
+        for &b in va_buses {
+            r.va[b] = p.bus_node[b].map_or(0.0, |i| st.v[i].arg().to_degrees());
+        }
+        return;
+    }
     for (b, node) in p.bus_node.iter().enumerate() {
         let (m, a) = match *node {
             Some(i) => (st.v[i].abs(), st.v[i].arg().to_degrees()),
@@ -618,6 +735,78 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows) {
     }
 }
 
+/// A raw pointer that rayon tasks may share (each task uses disjoint elements).
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to hand disjoint elements of one slice to rayon tasks.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+unsafe impl<T: Send> Send for SendPtr<T> {}
+
+fn isa_name(arch: pulp::Arch) -> &'static str {
+    match arch {
+        #[cfg(target_arch = "x86_64")]
+        pulp::Arch::V4(_) => "avx512",
+        #[cfg(target_arch = "x86_64")]
+        pulp::Arch::V3(_) => "avx2",
+        _ => "scalar",
+    }
+}
+
+/// Write the result rows (`rows`) of the copies `on(c)`, in parallel; with
+/// [`Rows::All`] the slack currents are formed first (ext_grid results).
+fn write_results(
+    k: &Kernel,
+    states: &mut [CopyState],
+    res: &mut BatchResults,
+    on: &(dyn Fn(usize) -> bool + Sync),
+    rows: Rows,
+) {
+    let (nb, nl, nt, ne) = k.plan.sizes();
+    let sl = |a: &mut ndarray::Array2<f64>| {
+        a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize
+    };
+    // Each copy writes only its own rows: disjoint slices of each table.
+    let ptrs = [
+        sl(&mut res.vm_pu),
+        sl(&mut res.va_degree),
+        sl(&mut res.line_p_from_mw),
+        sl(&mut res.line_q_from_mvar),
+        sl(&mut res.line_i_ka),
+        sl(&mut res.line_loading_percent),
+        sl(&mut res.trafo_loading_percent),
+        sl(&mut res.ext_grid_p_mw),
+        sl(&mut res.ext_grid_q_mvar),
+    ];
+    states.par_iter_mut().enumerate().for_each(|(c, st)| {
+        if !on(c) {
+            return;
+        }
+        if let Rows::All = rows {
+            slack_currents(k, st);
+        }
+        // SAFETY: row `c` of each table is written by this task only, the
+        // tables outlive the loop and are in standard (row-major) layout.
+        let row = |i: usize, n: usize| unsafe {
+            std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n)
+        };
+        copy_results(
+            k,
+            st,
+            ResultRows {
+                vm: row(0, nb),
+                va: row(1, nb),
+                lp: row(2, nl),
+                lq: row(3, nl),
+                li: row(4, nl),
+                ll: row(5, nl),
+                tl: row(6, nt),
+                ep: row(7, ne),
+                eq: row(8, ne),
+            },
+            rows,
+        );
+    });
+}
+
 /// B copies of one network on the CPU.
 pub struct CpuBatch {
     kernel: Kernel,
@@ -625,6 +814,15 @@ pub struct CpuBatch {
     results: BatchResults,
     states: Vec<CopyState>,
     pool: rayon::ThreadPool,
+    cpu_kernel: CpuKernel,
+    /// Lane-group scratch, one per group slot (`⌈B/LANES⌉`).
+    groups: Vec<Group>,
+    /// Copies to solve, in group order (cold copies first).
+    order: Vec<usize>,
+    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
+    deferred: Option<Vec<usize>>,
+    /// Copies whose result rows are incomplete (solved while deferred).
+    stale: Vec<bool>,
 }
 
 impl CpuBatch {
@@ -638,13 +836,39 @@ impl CpuBatch {
         let inputs = BatchInputs::from_network(&plan.net, batch);
         let results = BatchResults::zeros(&plan.net, batch);
         let states = (0..batch).map(|_| CopyState::new(&plan)).collect();
+        let kernel = Kernel::new(plan);
+        let groups = (0..batch.div_ceil(LANES))
+            .map(|_| Group::new(&kernel))
+            .collect();
         CpuBatch {
-            kernel: Kernel::new(plan),
+            kernel,
             inputs,
             results,
             states,
             pool: Self::make_pool(rayon::current_num_threads()),
+            cpu_kernel: CpuKernel::default(),
+            groups,
+            order: Vec::with_capacity(batch),
+            deferred: None,
+            stale: vec![false; batch],
         }
+    }
+
+    /// Solve with `kernel` from now on (the default is [`CpuKernel::Lanes`]).
+    /// Both give the same results, bit for bit.
+    pub fn with_kernel(mut self, kernel: CpuKernel) -> Self {
+        self.cpu_kernel = kernel;
+        self
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> CpuKernel {
+        self.cpu_kernel
+    }
+
+    /// The instruction set the lane kernel runs with: `"avx512"`, `"avx2"` or `"scalar"`.
+    pub fn lane_isa(&self) -> &'static str {
+        isa_name(self.kernel.arch)
     }
 
     fn make_pool(threads: usize) -> rayon::ThreadPool {
@@ -688,56 +912,64 @@ impl CpuBatch {
         let inp = &self.inputs;
         let states = &mut self.states;
         let res = &mut self.results;
-        let (nb, nl, nt, ne) = k.plan.sizes();
+        let cpu_kernel = self.cpu_kernel;
+        let groups = &mut self.groups;
+        let order = &mut self.order;
+        let deferred = self.deferred.as_deref();
+        // Solved while deferred: incomplete rows; solved in full: complete again.
+        for (c, x) in self.stale.iter_mut().enumerate() {
+            if on(c) {
+                *x = deferred.is_some();
+            }
+        }
         let work = || {
-            states.par_iter_mut().enumerate().for_each(|(c, st)| {
-                if !on(c) {
-                    return;
+            match cpu_kernel {
+                CpuKernel::Scalar => {
+                    states.par_iter_mut().enumerate().for_each(|(c, st)| {
+                        if !on(c) {
+                            return;
+                        }
+                        k.prepare(inp, c, st);
+                        solve_copy(k, st);
+                    });
                 }
-                k.prepare(inp, c, st);
-                solve_copy(k, st);
-                slack_currents(k, st);
-            });
-            let sl = |a: &mut ndarray::Array2<f64>| {
-                a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize
+                CpuKernel::Lanes => {
+                    // Cold copies first: their longer solves then share groups.
+                    order.clear();
+                    order.extend((0..states.len()).filter(|&c| on(c) && states[c].cold));
+                    order.extend((0..states.len()).filter(|&c| on(c) && !states[c].cold));
+                    let base = SendPtr(states.as_mut_ptr());
+                    let n_groups = order.len().div_ceil(LANES);
+                    groups[..n_groups]
+                        .par_iter_mut()
+                        .zip(order.par_chunks(LANES))
+                        .for_each(|(g, copies)| {
+                            let base = &base;
+                            // SAFETY: `order` holds distinct copy indices < states.len(),
+                            // and each chunk (one task) is the only user of its copies.
+                            let st = |c: usize| unsafe { &mut *base.0.add(c) };
+                            let mut own = false;
+                            for &c in copies {
+                                let s = st(c);
+                                k.prepare(inp, c, s);
+                                own |= s.bpp.is_some();
+                            }
+                            g.begin(copies.len(), own);
+                            for l in 0..LANES {
+                                g.load_lane(k, l, st(copies[l.min(copies.len() - 1)]));
+                            }
+                            k.arch.dispatch(SolveGroup { k, g: &mut *g });
+                            for (l, &c) in copies.iter().enumerate() {
+                                g.store_lane(k, l, st(c));
+                            }
+                        });
+                }
+            }
+            let rows = match deferred {
+                Some(b) => Rows::Buses(b),
+                None => Rows::All,
             };
-            // Each copy writes only its own rows: disjoint slices of each table.
-            let ptrs = [
-                sl(&mut res.vm_pu),
-                sl(&mut res.va_degree),
-                sl(&mut res.line_p_from_mw),
-                sl(&mut res.line_q_from_mvar),
-                sl(&mut res.line_i_ka),
-                sl(&mut res.line_loading_percent),
-                sl(&mut res.trafo_loading_percent),
-                sl(&mut res.ext_grid_p_mw),
-                sl(&mut res.ext_grid_q_mvar),
-            ];
-            states.par_iter().enumerate().for_each(|(c, st)| {
-                if !on(c) {
-                    return;
-                }
-                // SAFETY: row `c` of each table is written by this task only, the
-                // tables outlive the loop and are in standard (row-major) layout.
-                let row = |i: usize, n: usize| unsafe {
-                    std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n)
-                };
-                copy_results(
-                    k,
-                    st,
-                    ResultRows {
-                        vm: row(0, nb),
-                        va: row(1, nb),
-                        lp: row(2, nl),
-                        lq: row(3, nl),
-                        li: row(4, nl),
-                        ll: row(5, nl),
-                        tl: row(6, nt),
-                        ep: row(7, ne),
-                        eq: row(8, ne),
-                    },
-                );
-            });
+            write_results(k, states, res, &on, rows);
         };
         self.pool.install(work);
         for (c, st) in self.states.iter().enumerate() {
@@ -750,7 +982,14 @@ impl CpuBatch {
 
 impl PowerFlow for CpuBatch {
     fn describe(&self) -> String {
-        format!("cpu (f64, {} threads)", self.threads())
+        match self.cpu_kernel {
+            CpuKernel::Lanes => format!(
+                "cpu (f64, {} threads, {LANES} copies per SIMD group, {})",
+                self.threads(),
+                self.lane_isa()
+            ),
+            CpuKernel::Scalar => format!("cpu (f64, {} threads, scalar)", self.threads()),
+        }
     }
     fn batch(&self) -> usize {
         self.states.len()
@@ -762,7 +1001,8 @@ impl PowerFlow for CpuBatch {
         &mut self.inputs
     }
     fn solve(&mut self) -> Result<SolveSummary> {
-        self.inputs.validate(&self.kernel.plan.net)?;
+        let (inputs, net) = (&self.inputs, &self.kernel.plan.net);
+        self.pool.install(|| inputs.validate(net))?;
         self.run(None);
         Ok(summary(&self.results))
     }
@@ -774,7 +1014,8 @@ impl PowerFlow for CpuBatch {
                 self.states.len()
             )));
         }
-        self.inputs.validate(&self.kernel.plan.net)?;
+        let (inputs, net) = (&self.inputs, &self.kernel.plan.net);
+        self.pool.install(|| inputs.validate(net))?;
         self.run(Some(active));
         Ok(summary(&self.results))
     }
@@ -788,6 +1029,21 @@ impl PowerFlow for CpuBatch {
     }
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+    fn defer_results(&mut self, va_buses: &[usize]) {
+        let nb = self.kernel.plan.net.buses.len();
+        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+    }
+    fn finish_results(&mut self) {
+        self.deferred = None;
+        if !self.stale.iter().any(|&x| x) {
+            return;
+        }
+        let k = &self.kernel;
+        let (states, res, stale) = (&mut self.states, &mut self.results, &self.stale);
+        self.pool
+            .install(|| write_results(k, states, res, &|c| stale[c], Rows::All));
+        self.stale.fill(false);
     }
     fn reset_start(&mut self, copies: &[usize]) {
         for &c in copies {

@@ -10,7 +10,7 @@ pub mod scenarios;
 pub(crate) mod sparse_lu;
 
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
-pub use cpu::CpuBatch;
+pub use cpu::{CpuBatch, CpuKernel};
 pub use plan::{Plan, SolverOptions, Variant};
 pub mod gpu;
 

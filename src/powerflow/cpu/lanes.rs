@@ -1,0 +1,627 @@
+//! Copies in SIMD lanes: [`LANES`] copies of one network are solved together,
+//! because they share every matrix, factor and index. This is the GPU's
+//! batch-interleaved layout (`x[node·B + copy]`) brought to the CPU: each node
+//! holds one value per lane (`F8`, 64-byte aligned), so every sparse index
+//! load is shared by eight copies and each arithmetic step is one vector
+//! instruction over the lanes (AVX-512) or two (AVX2). `pulp` picks the
+//! instruction set at run time; the kernels below are plain loops over the
+//! lanes, inlined into pulp's target-feature functions and vectorised there.
+//!
+//! Every lane does exactly the arithmetic of the scalar [`super::solve_copy`],
+//! operation for operation and in the same order (Rust never contracts `a·b+c`
+//! into a fused multiply-add), so a lane's result is bit for bit the scalar
+//! kernel's. A lane that has converged (or given up) is masked: its voltages
+//! are no longer written while the other lanes iterate. Per-copy B'' factors
+//! (copies whose taps differ from the network's) become per-lane factor values.
+//!
+//! A group is loaded from the copies' [`CopyState`]s before its solve and
+//! written back after it, so any set of copies (the active ones of a control
+//! iteration, cold copies apart from warm ones) can share a group; a group
+//! with fewer than [`LANES`] copies repeats its first copy in the spare lanes,
+//! masked from the start.
+
+use super::{CopyState, Kernel};
+use crate::complex::C64;
+use crate::powerflow::sparse_lu::SparseLu;
+use pulp::Simd;
+
+/// Copies per lane group.
+pub(crate) const LANES: usize = 8;
+
+/// One f64 per lane (64-byte aligned: one AVX-512 register, two AVX2 ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(64))]
+pub(crate) struct F8(pub(crate) [f64; LANES]);
+
+/// One complex number per lane.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct C8 {
+    re: F8,
+    im: F8,
+}
+
+const ZERO8: C8 = C8 {
+    re: F8([0.0; LANES]),
+    im: F8([0.0; LANES]),
+};
+
+/// Lane arithmetic with pulp's vectors of the instruction set in use: each
+/// operation on an [`F8`] is one AVX-512 instruction, two AVX2 ones or eight
+/// scalar ones, whatever the compiler's vectoriser would make of the loops.
+/// Only plain IEEE operations (add, sub, mul, div, sqrt, compare/select): no
+/// fused multiply-add, so every lane rounds exactly as the scalar kernel.
+#[derive(Clone, Copy)]
+struct Ops<S: Simd>(S);
+
+impl<S: Simd> Ops<S> {
+    #[inline(always)]
+    fn map2(self, a: F8, b: F8, f: impl Fn(S, S::f64s, S::f64s) -> S::f64s) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let (bv, _) = S::as_simd_f64s(&b.0);
+        for ((r, a), b) in rv.iter_mut().zip(av).zip(bv) {
+            *r = f(self.0, *a, *b);
+        }
+        r
+    }
+    #[inline(always)]
+    fn map1(self, a: F8, f: impl Fn(S, S::f64s) -> S::f64s) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        for (r, a) in rv.iter_mut().zip(av) {
+            *r = f(self.0, *a);
+        }
+        r
+    }
+    #[inline(always)]
+    fn add(self, a: F8, b: F8) -> F8 {
+        self.map2(a, b, |s, a, b| s.add_f64s(a, b))
+    }
+    #[inline(always)]
+    fn sub(self, a: F8, b: F8) -> F8 {
+        self.map2(a, b, |s, a, b| s.sub_f64s(a, b))
+    }
+    #[inline(always)]
+    fn mul(self, a: F8, b: F8) -> F8 {
+        self.map2(a, b, |s, a, b| s.mul_f64s(a, b))
+    }
+    #[inline(always)]
+    fn div(self, a: F8, b: F8) -> F8 {
+        self.map2(a, b, |s, a, b| s.div_f64s(a, b))
+    }
+    /// `if a > b { a } else { b }` per lane (a NaN `a` gives `b`).
+    #[inline(always)]
+    fn max_of(self, a: F8, b: F8) -> F8 {
+        self.map2(a, b, |s, a, b| {
+            s.select_f64s(s.greater_than_f64s(a, b), a, b)
+        })
+    }
+    /// `if m > 0 { a } else { b }` per lane, for a mask `m` of 1.0/0.0.
+    #[inline(always)]
+    fn select(self, m: F8, a: F8, b: F8) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (mv, _) = S::as_simd_f64s(&m.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let (bv, _) = S::as_simd_f64s(&b.0);
+        let zero = self.0.splat_f64s(0.0);
+        for (((r, m), a), b) in rv.iter_mut().zip(mv).zip(av).zip(bv) {
+            *r = self
+                .0
+                .select_f64s(self.0.greater_than_f64s(*m, zero), *a, *b);
+        }
+        r
+    }
+    #[inline(always)]
+    fn abs(self, a: F8) -> F8 {
+        self.map1(a, |s, a| s.abs_f64s(a))
+    }
+    #[inline(always)]
+    fn neg(self, a: F8) -> F8 {
+        self.map1(a, |s, a| s.neg_f64s(a))
+    }
+    #[inline(always)]
+    fn sqrt(self, a: F8) -> F8 {
+        self.map1(a, |s, a| s.sqrt_f64s(a))
+    }
+    #[inline(always)]
+    fn splat(self, x: f64) -> F8 {
+        F8([x; LANES])
+    }
+    /// `a·b` lane by lane, as [`C64`]'s `Mul`.
+    #[inline(always)]
+    fn cmul(self, a: C8, b: C8) -> C8 {
+        C8 {
+            re: self.sub(self.mul(a.re, b.re), self.mul(a.im, b.im)),
+            im: self.add(self.mul(a.re, b.im), self.mul(a.im, b.re)),
+        }
+    }
+    #[inline(always)]
+    fn cadd(self, a: C8, b: C8) -> C8 {
+        C8 {
+            re: self.add(a.re, b.re),
+            im: self.add(a.im, b.im),
+        }
+    }
+    /// `acc + y·b` for one `y` shared by every lane, as `C64 + C64 · C64`.
+    #[inline(always)]
+    fn cmul_shared_add(self, acc: C8, y: C64, b: &C8) -> C8 {
+        let (yr, yi) = (self.splat(y.re), self.splat(y.im));
+        C8 {
+            re: self.add(acc.re, self.sub(self.mul(yr, b.re), self.mul(yi, b.im))),
+            im: self.add(acc.im, self.add(self.mul(yr, b.im), self.mul(yi, b.re))),
+        }
+    }
+    /// `(cos t, sin t)` per lane by [`super::cis_taylor`]'s series, operation for operation.
+    #[inline(always)]
+    fn cis_taylor(self, t: F8) -> (F8, F8) {
+        let sp = |x: f64| self.splat(x);
+        let t2 = self.mul(t, t);
+        let c = self.sub(
+            sp(1.0),
+            self.mul(
+                t2,
+                self.sub(
+                    sp(0.5),
+                    self.mul(
+                        t2,
+                        self.sub(
+                            sp(1.0 / 24.0),
+                            self.mul(
+                                t2,
+                                self.sub(sp(1.0 / 720.0), self.mul(t2, sp(1.0 / 40320.0))),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        );
+        let s = self.mul(
+            t,
+            self.sub(
+                sp(1.0),
+                self.mul(
+                    t2,
+                    self.sub(
+                        sp(1.0 / 6.0),
+                        self.mul(
+                            t2,
+                            self.sub(
+                                sp(1.0 / 120.0),
+                                self.mul(
+                                    t2,
+                                    self.sub(sp(1.0 / 5040.0), self.mul(t2, sp(1.0 / 362880.0))),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        );
+        (c, s)
+    }
+}
+
+/// The complex value of lane `l`.
+#[inline(always)]
+fn get(z: &C8, l: usize) -> C64 {
+    C64::new(z.re.0[l], z.im.0[l])
+}
+
+#[inline(always)]
+fn set(z: &mut C8, l: usize, v: C64) {
+    z.re.0[l] = v.re;
+    z.im.0[l] = v.im;
+}
+
+/// Scratch of one lane group: the copies' state in lane-interleaved form.
+/// Made once per batch (one per group slot), so a solve allocates nothing.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    /// Voltages of every node.
+    v: Vec<C8>,
+    vm: Vec<F8>,
+    inv_vm: Vec<F8>,
+    rhs: Vec<F8>,
+    /// Currents of the copy-dependent parts at the PQ nodes.
+    cur: Vec<C8>,
+    s_spec: Vec<C8>,
+    /// Shunt admittance per PQ shunt node (in [`Kernel::shunt_nodes`] order).
+    ysh: Vec<C8>,
+    /// Per tap-changing trafo: `yff, yft, ytf, ytt`.
+    tap: Vec<[C8; 4]>,
+    /// Some lane uses B'' factors of its own: `bpp_*` hold every lane's.
+    own_bpp: bool,
+    bpp_l: Vec<F8>,
+    bpp_us: Vec<F8>,
+    bpp_d: Vec<F8>,
+    /// Lanes holding a copy of the group (the others repeat lane 0, masked).
+    lanes: usize,
+    /// Which factors `bpp_*` hold per lane ([`super::BppFactors::id`]; 0: the
+    /// network's own; `u64::MAX`: none yet).
+    lane_bpp: [u64; LANES],
+    converged: [bool; LANES],
+    iterations: [u32; LANES],
+    mismatch: [f64; LANES],
+}
+
+impl Group {
+    pub(crate) fn new(k: &Kernel) -> Group {
+        let p = &*k.plan;
+        let (n, nn) = (p.n_pq, p.n_node);
+        let n_sh = k.shunt_nodes.iter().filter(|&&i| i < n).count();
+        let has_taps = !p.tap_trafos.is_empty();
+        let f8 = |len: usize| vec![F8::default(); len];
+        Group {
+            v: vec![ZERO8; nn],
+            vm: f8(n),
+            inv_vm: f8(n),
+            rhs: f8(n),
+            cur: vec![ZERO8; n],
+            s_spec: vec![ZERO8; n],
+            ysh: vec![ZERO8; n_sh],
+            tap: vec![[ZERO8; 4]; p.tap_trafos.len()],
+            own_bpp: false,
+            bpp_l: if has_taps {
+                f8(p.bpp.l_col.len())
+            } else {
+                vec![]
+            },
+            bpp_us: if has_taps {
+                f8(p.bpp.u_col.len())
+            } else {
+                vec![]
+            },
+            bpp_d: if has_taps { f8(n) } else { vec![] },
+            lanes: 0,
+            lane_bpp: [u64::MAX; LANES],
+            converged: [false; LANES],
+            iterations: [0; LANES],
+            mismatch: [f64::NAN; LANES],
+        }
+    }
+
+    /// Heap bytes of one group for `plan` (for the memory estimate).
+    pub(crate) fn bytes_for(plan: &crate::powerflow::Plan) -> usize {
+        use std::mem::size_of;
+        let (n, nn) = (plan.n_pq, plan.n_node);
+        let n_sh = plan.shunt_node.iter().flatten().count().min(n);
+        let bpp = if plan.tap_trafos.is_empty() {
+            0
+        } else {
+            plan.bpp.l_col.len() + plan.bpp.u_col.len() + n
+        };
+        (nn + 2 * n + n_sh + 4 * plan.tap_trafos.len()) * size_of::<C8>()
+            + (3 * n + bpp) * size_of::<F8>()
+            + size_of::<Group>()
+    }
+
+    /// Start loading a group of `lanes` copies (1..=[`LANES`]); `own_bpp`:
+    /// some of them use B'' factors of their own.
+    pub(crate) fn begin(&mut self, lanes: usize, own_bpp: bool) {
+        debug_assert!((1..=LANES).contains(&lanes));
+        self.lanes = lanes;
+        self.own_bpp = own_bpp;
+    }
+
+    /// Load a prepared copy into lane `l` (spare lanes repeat a loaded copy).
+    pub(crate) fn load_lane(&mut self, k: &Kernel, l: usize, st: &CopyState) {
+        let p = &*k.plan;
+        let n = p.n_pq;
+        for (i, z) in self.v.iter_mut().enumerate() {
+            let v = if i < n && st.cold {
+                p.v_noload[i]
+            } else {
+                st.v[i]
+            };
+            set(z, l, v);
+        }
+        for (z, s) in self.s_spec.iter_mut().zip(&st.s_spec[..n]) {
+            set(z, l, *s);
+        }
+        let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
+        for (z, &i) in self.ysh.iter_mut().zip(pq_shunts) {
+            set(z, l, st.ysh[i]);
+        }
+        for (z, a) in self.tap.iter_mut().zip(&st.tap_adm) {
+            set(&mut z[0], l, a.yff);
+            set(&mut z[1], l, a.yft);
+            set(&mut z[2], l, a.ytf);
+            set(&mut z[3], l, a.ytt);
+        }
+        let id = st.bpp.as_ref().map_or(0, |f| f.id);
+        if self.own_bpp && self.lane_bpp[l] != id {
+            let (lv, us, d) = match &st.bpp {
+                Some(f) => (&f.l[..], &f.us[..], &f.d[..]),
+                None => (&p.bpp.l_val[..], &p.bpp.u_scaled[..], &p.bpp.u_diag_inv[..]),
+            };
+            for (z, x) in self.bpp_l.iter_mut().zip(lv) {
+                z.0[l] = *x;
+            }
+            for (z, x) in self.bpp_us.iter_mut().zip(us) {
+                z.0[l] = *x;
+            }
+            for (z, x) in self.bpp_d.iter_mut().zip(d) {
+                z.0[l] = *x;
+            }
+            self.lane_bpp[l] = id;
+        }
+    }
+
+    /// Write lane `l`'s solve back into its copy.
+    pub(crate) fn store_lane(&self, k: &Kernel, l: usize, st: &mut CopyState) {
+        let n = k.plan.n_pq;
+        for i in 0..n {
+            st.v[i] = get(&self.v[i], l);
+            st.vm[i] = self.vm[i].0[l];
+            st.inv_vm[i] = self.inv_vm[i].0[l];
+            st.cur[i] = get(&self.cur[i], l);
+        }
+        st.converged = self.converged[l];
+        st.iterations = self.iterations[l];
+        st.mismatch = self.mismatch[l];
+        st.cold = !self.converged[l];
+    }
+}
+
+/// Runs [`solve_group`] inside pulp's best instruction set.
+pub(crate) struct SolveGroup<'a> {
+    pub(crate) k: &'a Kernel,
+    pub(crate) g: &'a mut Group,
+}
+
+impl pulp::WithSimd for SolveGroup<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        solve_group(Ops(simd), self.k, self.g)
+    }
+}
+
+/// [`Kernel::mismatch`] for every lane: writes `rhs` and returns each lane's
+/// max(|ΔP|, |ΔQ|) (infinite where not finite).
+#[inline(always)]
+fn mismatch<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, p_step: bool) -> [f64; LANES] {
+    let n = k.plan.n_pq;
+    let rot = k.plan.rot;
+    for c in &mut g.cur[..n] {
+        *c = ZERO8;
+    }
+    let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
+    for (y, &i) in g.ysh.iter().zip(pq_shunts) {
+        g.cur[i] = o.cmul(*y, g.v[i]);
+    }
+    for (a, &(f, t)) in g.tap.iter().zip(&k.taps) {
+        let (f, t) = (f as usize, t as usize);
+        let (vf, vt) = (g.v[f], g.v[t]);
+        if f < n {
+            g.cur[f] = o.cadd(g.cur[f], o.cadd(o.cmul(a[0], vf), o.cmul(a[1], vt)));
+        }
+        if t < n {
+            g.cur[t] = o.cadd(g.cur[t], o.cadd(o.cmul(a[2], vf), o.cmul(a[3], vt)));
+        }
+    }
+    let (y_val, y_col) = (&k.y_val[..], &k.y_col[..]);
+    assert!(
+        k.y_ptr.len() == n + 1
+            && *k.y_ptr.last().unwrap_or(&0) as usize == y_val.len()
+            && y_val.len() == y_col.len()
+            && g.v.len() == k.plan.n_node
+            && g.cur.len() >= n
+            && g.s_spec.len() >= n
+            && g.inv_vm.len() >= n
+            && g.rhs.len() >= n
+    );
+    let (rot_re, rot_im) = (o.splat(rot.re), o.splat(rot.im));
+    let mut worst = o.splat(0.0);
+    let mut total = o.splat(0.0);
+    for i in 0..n {
+        let mut acc = g.cur[i];
+        for kk in k.y_ptr[i] as usize..k.y_ptr[i + 1] as usize {
+            // SAFETY: y_ptr is non-decreasing and ends at y_val.len() (checked above and
+            // in `Kernel::new`); every column is a node (< n_node = g.v.len()).
+            let (y, v) = unsafe {
+                (
+                    *y_val.get_unchecked(kk),
+                    g.v.get_unchecked(*y_col.get_unchecked(kk) as usize),
+                )
+            };
+            acc = o.cmul_shared_add(acc, y, v);
+        }
+        // d = s − v·conj(acc), exactly as C64 arithmetic forms it.
+        let conj = C8 {
+            re: acc.re,
+            im: o.neg(acc.im),
+        };
+        let prod = o.cmul(g.v[i], conj);
+        let s = g.s_spec[i];
+        let (dr, di) = (o.sub(s.re, prod.re), o.sub(s.im, prod.im));
+        let (ar, ai) = (o.abs(dr), o.abs(di));
+        worst = o.max_of(o.max_of(ar, ai), worst);
+        total = o.add(total, o.add(ar, ai));
+        let x = if p_step {
+            o.sub(o.mul(dr, rot_re), o.mul(di, rot_im))
+        } else {
+            o.add(o.mul(dr, rot_im), o.mul(di, rot_re))
+        };
+        g.rhs[i] = o.mul(x, g.inv_vm[i]);
+    }
+    let mut out = [0.0; LANES];
+    for ((o, t), w) in out.iter_mut().zip(total.0).zip(worst.0) {
+        *o = if t.is_finite() { w } else { f64::INFINITY };
+    }
+    out
+}
+
+/// Forward and backward substitution on every lane (`SparseLu::solve_flat`'s
+/// order) with factor values `l`, `us` (`D⁻¹U`), `d` (`1/U_ii`), each either
+/// shared by the lanes (`f64`) or each lane's own ([`F8`]).
+#[inline(always)]
+fn solve<S: Simd, V: LaneValue>(
+    o: Ops<S>,
+    lu: &SparseLu,
+    l: &[V],
+    us: &[V],
+    d: &[V],
+    x: &mut [F8],
+) {
+    let n = lu.n;
+    assert!(
+        x.len() >= n && l.len() == lu.l_col.len() && us.len() == lu.u_col.len() && d.len() == n
+    );
+    for ((val, &r), &c) in l.iter().zip(&lu.l_row).zip(&lu.l_col) {
+        // SAFETY: rows and columns of the pattern are < n <= x.len() (built by `symbolic`).
+        unsafe {
+            let xc = *x.get_unchecked(c as usize);
+            let xr = *x.get_unchecked(r as usize);
+            *x.get_unchecked_mut(r as usize) = o.sub(xr, o.mul(val.lanes(), xc));
+        }
+    }
+    for (xi, d) in x[..n].iter_mut().zip(d) {
+        *xi = o.mul(*xi, d.lanes());
+    }
+    for ((val, &r), &c) in us.iter().zip(&lu.u_row).zip(&lu.u_col).rev() {
+        // SAFETY: as above.
+        unsafe {
+            let xc = *x.get_unchecked(c as usize);
+            let xr = *x.get_unchecked(r as usize);
+            *x.get_unchecked_mut(r as usize) = o.sub(xr, o.mul(val.lanes(), xc));
+        }
+    }
+}
+
+/// A factor value: one shared by the lanes, or one per lane.
+trait LaneValue: Copy {
+    fn lanes(self) -> F8;
+}
+impl LaneValue for f64 {
+    #[inline(always)]
+    fn lanes(self) -> F8 {
+        F8([self; LANES])
+    }
+}
+impl LaneValue for F8 {
+    #[inline(always)]
+    fn lanes(self) -> F8 {
+        self
+    }
+}
+
+/// [`super::solve_copy`] for the lanes of a loaded group; results in
+/// `g.converged`, `g.iterations`, `g.mismatch`.
+#[inline(always)]
+fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
+    let p = &*k.plan;
+    let n = p.n_pq;
+    for i in 0..n {
+        let v = g.v[i];
+        let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
+        g.vm[i] = m;
+        g.inv_vm[i] = o.div(o.splat(1.0), m);
+    }
+    let tol = k.tol;
+    let max_it = p.options.max_iterations;
+    let mut live = [false; LANES];
+    for (l, x) in live.iter_mut().enumerate() {
+        *x = l < g.lanes;
+    }
+    // `live` as a lane mask (1.0 / 0.0) for the vector selects.
+    let mask = |live: &[bool; LANES]| F8(live.map(|x| if x { 1.0 } else { 0.0 }));
+    let mut iters = [0u32; LANES];
+    let mut conv = [false; LANES];
+    let mut fin = [f64::NAN; LANES];
+    let mut norm = mismatch(o, k, g, true);
+    loop {
+        for l in 0..LANES {
+            if live[l] {
+                fin[l] = norm[l];
+                if norm[l] <= tol {
+                    conv[l] = true;
+                    live[l] = false;
+                } else if iters[l] >= max_it || norm[l] > 1e6 {
+                    live[l] = false;
+                } else {
+                    iters[l] += 1;
+                }
+            }
+        }
+        if !live.iter().any(|&x| x) {
+            break;
+        }
+        let m = mask(&live);
+        // P half-step: B'·Δθ = ΔP'/|V|, then turn each live lane's V_i by Δθ_i.
+        solve(
+            o,
+            &p.bp,
+            &p.bp.l_val,
+            &p.bp.u_scaled,
+            &p.bp.u_diag_inv,
+            &mut g.rhs,
+        );
+        for i in 0..n {
+            let t = g.rhs[i];
+            let (mut c, mut s) = o.cis_taylor(t);
+            // cis(): libm where the series is not exact (rare; NaN included).
+            let series = |x: f64| x.abs() < 0.05;
+            if !t.0.iter().all(|&x| series(x)) {
+                for l in 0..LANES {
+                    if !series(t.0[l]) {
+                        let z = C64::from_polar(1.0, t.0[l]);
+                        (c.0[l], s.0[l]) = (z.re, z.im);
+                    }
+                }
+            }
+            let v = g.v[i];
+            let turned = o.cmul(v, C8 { re: c, im: s });
+            g.v[i] = C8 {
+                re: o.select(m, turned.re, v.re),
+                im: o.select(m, turned.im, v.im),
+            };
+        }
+        let norm_p = mismatch(o, k, g, false);
+        for l in 0..LANES {
+            if live[l] {
+                fin[l] = norm_p[l];
+                if norm_p[l] <= tol {
+                    conv[l] = true;
+                    live[l] = false;
+                }
+            }
+        }
+        if !live.iter().any(|&x| x) {
+            break;
+        }
+        let m = mask(&live);
+        // Q half-step: B''·Δ|V| = ΔQ'/|V|, then scale each live lane's V_i.
+        if g.own_bpp {
+            solve(o, &p.bpp, &g.bpp_l, &g.bpp_us, &g.bpp_d, &mut g.rhs);
+        } else {
+            solve(
+                o,
+                &p.bpp,
+                &p.bpp.l_val,
+                &p.bpp.u_scaled,
+                &p.bpp.u_diag_inv,
+                &mut g.rhs,
+            );
+        }
+        for i in 0..n {
+            let (v, vm, inv_vm) = (g.v[i], g.vm[i], g.inv_vm[i]);
+            let new_vm = o.add(vm, g.rhs[i]);
+            let f = o.mul(new_vm, inv_vm);
+            g.v[i] = C8 {
+                re: o.select(m, o.mul(v.re, f), v.re),
+                im: o.select(m, o.mul(v.im, f), v.im),
+            };
+            g.vm[i] = o.select(m, new_vm, vm);
+            g.inv_vm[i] = o.select(m, o.div(o.splat(1.0), new_vm), inv_vm);
+        }
+        norm = mismatch(o, k, g, true);
+    }
+    g.converged = conv;
+    g.iterations = iters;
+    g.mismatch = fin;
+}
