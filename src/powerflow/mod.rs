@@ -4,6 +4,7 @@
 pub mod admittance;
 pub mod batch;
 pub mod cpu;
+pub(crate) mod injections;
 pub mod memory;
 pub mod plan;
 pub mod scenarios;
