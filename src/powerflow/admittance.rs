@@ -211,7 +211,15 @@ pub fn trafo3w_equivalents(t: &Trafo3w) -> Result<[Trafo; 3]> {
     let shift = [0.0, t.shift_mv_degree, t.shift_lv_degree];
     let mut out = Vec::with_capacity(3);
     for k in 0..3 {
-        let vk = vki[k].signum() * (vki[k] * vki[k] + vkr[k] * vkr[k]).sqrt();
+        // numpy's sign: 0 for 0 (then pandapower refuses the branch).
+        let sign = if vki[k] > 0.0 {
+            1.0
+        } else if vki[k] < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        let vk = sign * (vki[k] * vki[k] + vkr[k] * vkr[k]).sqrt();
         if vk == 0.0 || !vk.is_finite() {
             return Err(Error::InvalidNetwork(format!(
                 "trafo3w {:?}: its {:?} star branch has zero impedance",
