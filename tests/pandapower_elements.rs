@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use powergrid::network::{self, yaml};
 use powergrid::powerflow::scenarios::ScenarioFile;
+use powergrid::powerflow::trafo3w::trafo3w_loading_percent;
 use powergrid::powerflow::{BatchResults, CpuBatch, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
@@ -26,9 +27,11 @@ fn load(name: &str) -> (network::Network, ScenarioFile) {
 }
 
 /// Worst differences over the scenarios (all converge in pandapower):
-/// `[|Δvm| p.u., |Δva| °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW, |Δext_grid Q| Mvar]`.
-fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> [f64; 6] {
-    let mut worst = [0.0f64; 6];
+/// `[|Δvm| p.u., |Δva| °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW,
+/// |Δext_grid Q| Mvar, |Δtrafo3w loading| pp]`.
+fn worst(name: &str, plan: &Plan, reference: &ScenarioFile, r: &BatchResults) -> [f64; 7] {
+    let mut worst = [0.0f64; 7];
+    let t3 = trafo3w_loading_percent(plan, r);
     for c in 0..reference.scenarios.len() {
         assert!(ref_converged(reference, c), "{name} {c}: reference");
         assert!(
@@ -48,6 +51,8 @@ fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> [f64; 6] {
         for k in 0..6 {
             worst[k] = worst[k].max(d[k]);
         }
+        let t3_ref = ref_table(reference, c, "trafo3w_loading_percent");
+        worst[6] = worst[6].max(max_abs_diff(&t3.row(c).to_vec(), &t3_ref));
     }
     worst
 }
@@ -65,10 +70,10 @@ fn cpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = cpu_solve(&net, &reference);
-        let w = worst(name, &reference, &r);
+        let w = worst(name, &plan, &reference, &r);
         eprintln!(
-            "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
-            plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4], w[5]
+            "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",
+            plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
         );
         assert!(w[0] <= 1e-7, "{name}: max |Δvm| = {:e} p.u.", w[0]);
         assert!(w[1] <= 1e-4, "{name}: max |Δva| = {:e}°", w[1]);
@@ -76,6 +81,11 @@ fn cpu_matches_pandapower_runpp() {
         assert!(w[3] <= 1e-3, "{name}: max |Δtrafo loading| = {:e} pp", w[3]);
         assert!(w[4] <= 1e-6, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
         assert!(w[5] <= 1e-6, "{name}: max |Δext_grid Q| = {:e} Mvar", w[5]);
+        assert!(
+            w[6] <= 1e-3,
+            "{name}: max |Δtrafo3w loading| = {:e} pp",
+            w[6]
+        );
     }
 }
 
@@ -115,10 +125,10 @@ fn gpu_matches_pandapower_runpp() {
         let mut gpu = gpu.unwrap();
         *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
         gpu.solve().unwrap();
-        let w = worst(name, &reference, gpu.results());
+        let w = worst(name, &plan, &reference, gpu.results());
         eprintln!(
-            "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
-            w[0], w[1], w[2], w[3], w[4], w[5]
+            "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6]
         );
         assert!(w[0] <= 1e-5, "{name}: GPU max |Δvm| = {:e} p.u.", w[0]);
         assert!(w[1] <= 1e-3, "{name}: GPU max |Δva| = {:e}°", w[1]);

@@ -103,6 +103,9 @@ pub struct Plan {
     pub line_branch: Vec<Option<usize>>,
     /// Branch index of each trafo.
     pub trafo_branch: Vec<Option<usize>>,
+    /// Branch index of each trafo3w's HV, MV and LV winding (`None`: not in
+    /// the solved network).
+    pub trafo3w_branch: Vec<[Option<usize>; 3]>,
     /// Trafos with a tap changer in the solved network: `(trafo, branch)`.
     pub tap_trafos: Vec<(usize, usize)>,
     /// Branches whose admittance is the same for every copy.
@@ -401,6 +404,7 @@ impl Plan {
         let mut branches = vec![];
         let mut line_branch_idx = vec![None; net.lines.len()];
         let mut trafo_branch_idx = vec![None; net.trafos.len()];
+        let mut trafo3w_branch_idx = vec![[None; 3]; net.trafo3ws.len()];
         let mut tap_trafos = vec![];
         let mut fixed_branches = vec![];
         for r in raw {
@@ -421,9 +425,11 @@ impl Plan {
                     }
                     has_tap
                 }
-                BranchSource::Switch(_)
-                | BranchSource::Trafo3w(..)
-                | BranchSource::Impedance(_) => false,
+                BranchSource::Trafo3w(k, w) => {
+                    trafo3w_branch_idx[k][w as usize] = Some(i);
+                    false
+                }
+                BranchSource::Switch(_) | BranchSource::Impedance(_) => false,
             };
             if !tapped {
                 fixed_branches.push(i);
@@ -509,6 +515,7 @@ impl Plan {
             branches,
             line_branch: line_branch_idx,
             trafo_branch: trafo_branch_idx,
+            trafo3w_branch: trafo3w_branch_idx,
             tap_trafos,
             fixed_branches,
             load_node,
