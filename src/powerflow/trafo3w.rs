@@ -14,7 +14,8 @@ const SQRT3: f64 = 1.732_050_807_568_877_2;
 /// node's voltage follows from its current balance with the bus voltages of
 /// `r` (a winding cut off by an open switch hangs on a node of its own with no
 /// injection, which is eliminated first); 0 for a trafo3w not in the solved
-/// network or a copy that did not converge.
+/// network or a copy that did not converge. A winding at an out-of-service bus
+/// counts 0 (pandapower reports NaN for the whole trafo3w there).
 pub fn trafo3w_loading_percent(plan: &Plan, r: &BatchResults) -> Array2<f64> {
     let net = &plan.net;
     let b = r.batch();

@@ -15,8 +15,9 @@ base case and a few load scalings. Writes `<name>.json` (pandapower) and
     behind r_ohm + j·x_ohm is dropped).
 - `elements`: handcrafted: three trafo3w with taps on the HV, MV and LV side,
   MV/LV shifts, iron losses, one open at its LV side and one open at its MV
-  side by a switch (et "t3"); a symmetric impedance with shunts (gf/bf/gt/bt);
-  wards (one at the slack bus); an out-of-service trafo3w.
+  side by a switch (et "t3"), one at an out-of-service LV bus, one out of
+  service; iron losses on the HV, MV or LV branch (`loss_side`); a symmetric
+  impedance with shunts (gf/bf/gt/bt); wards (one at the slack bus).
 - `elements_asym`: a non-reciprocal impedance (rft ≠ rtf, xft ≠ xtf,
   gf ≠ gt) in a small meshed net with a ward (the GPU backend refuses it).
 """
@@ -81,6 +82,15 @@ def elements():
         net, hv, mv[3], lv[3], vn_hv_kv=110, vn_mv_kv=20, vn_lv_kv=10, sn_hv_mva=10, sn_mv_mva=10,
         sn_lv_mva=10, vk_hv_percent=10, vk_mv_percent=10, vk_lv_percent=10, vkr_hv_percent=0.3,
         vkr_mv_percent=0.3, vkr_lv_percent=0.3, pfe_kw=0, i0_percent=0, in_service=False, name="T3w oos")
+    # Its LV bus is out of service: the LV winding's branch is dropped, HV and MV stay.
+    lv_oos = pp.create_bus(net, 10.0, name="LV out of service", in_service=False)
+    pp.create_transformer3w_from_parameters(
+        net, hv2, mv[3], lv_oos, vn_hv_kv=110, vn_mv_kv=20, vn_lv_kv=10, sn_hv_mva=16, sn_mv_mva=16,
+        sn_lv_mva=8, vk_hv_percent=10, vk_mv_percent=7, vk_lv_percent=9, vkr_hv_percent=0.3,
+        vkr_mv_percent=0.3, vkr_lv_percent=0.3, pfe_kw=10, i0_percent=0.4, shift_mv_degree=30,
+        name="T3w at an oos LV bus")
+    # Iron losses on the MV and the LV winding's branch (pandapower's per-row loss_side).
+    net.trafo3w["loss_side"] = ["hv", "mv", "lv", "hv", "mv"]
     # MV network: lines, a symmetric impedance with shunts, wards.
     pp.create_line_from_parameters(net, mv[0], mv[3], 4.0, 0.12, 0.35, 250, 0.4, name="MV0-MV3")
     pp.create_line_from_parameters(net, mv[2], mv[3], 3.0, 0.12, 0.35, 250, 0.4, name="MV2-MV3")
