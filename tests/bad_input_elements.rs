@@ -353,3 +353,23 @@ fn xward_is_refused_by_name() {
         .to_string();
     assert!(e.contains("'xward'") && e.contains("PV bus"), "{e}");
 }
+
+#[test]
+fn trafo3w_loading_of_other_results_is_an_error() {
+    use powergrid::powerflow::trafo3w::trafo3w_loading_percent;
+    use powergrid::powerflow::{CpuBatch, PowerFlow};
+    let net = yaml::from_str(NET).unwrap();
+    let plan = std::sync::Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let mut batch = CpuBatch::new(plan.clone(), 2);
+    batch.solve().unwrap();
+    let ld = trafo3w_loading_percent(&plan, batch.results()).unwrap();
+    assert!(ld.iter().all(|x| x.is_finite() && *x > 0.0), "{ld:?}");
+    let other = powergrid::network::load(network_yaml("ieee13")).unwrap();
+    let plan13 = std::sync::Arc::new(Plan::new(&other, SolverOptions::default()).unwrap());
+    let mut b13 = CpuBatch::new(plan13, 2);
+    b13.solve().unwrap();
+    let e = trafo3w_loading_percent(&plan, b13.results())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("results of 13 buses for a network of 4"), "{e}");
+}

@@ -31,7 +31,7 @@ fn load(name: &str) -> (network::Network, ScenarioFile) {
 /// |Δext_grid Q| Mvar, |Δtrafo3w loading| pp]`.
 fn worst(name: &str, plan: &Plan, reference: &ScenarioFile, r: &BatchResults) -> [f64; 7] {
     let mut worst = [0.0f64; 7];
-    let t3 = trafo3w_loading_percent(plan, r);
+    let t3 = trafo3w_loading_percent(plan, r).unwrap();
     for c in 0..reference.scenarios.len() {
         assert!(ref_converged(reference, c), "{name} {c}: reference");
         assert!(

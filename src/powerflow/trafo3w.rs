@@ -4,6 +4,7 @@
 use super::batch::BatchResults;
 use super::plan::Plan;
 use crate::complex::C64;
+use crate::error::{Error, Result};
 use ndarray::Array2;
 
 const SQRT3: f64 = 1.732_050_807_568_877_2;
@@ -16,9 +17,17 @@ const SQRT3: f64 = 1.732_050_807_568_877_2;
 /// injection, which is eliminated first); 0 for a trafo3w not in the solved
 /// network or a copy that did not converge. A winding at an out-of-service bus
 /// counts 0 (pandapower reports NaN for the whole trafo3w there).
-pub fn trafo3w_loading_percent(plan: &Plan, r: &BatchResults) -> Array2<f64> {
+/// Results of another network (bus tables of another width) are an error.
+pub fn trafo3w_loading_percent(plan: &Plan, r: &BatchResults) -> Result<Array2<f64>> {
     let net = &plan.net;
     let b = r.batch();
+    let nb = net.buses.len();
+    if r.vm_pu.dim() != (b, nb) || r.va_degree.dim() != (b, nb) || r.converged.len() != b {
+        return Err(Error::InvalidInput(format!(
+            "trafo3w loading: results of {} buses for a network of {nb}",
+            r.vm_pu.ncols()
+        )));
+    }
     let mut out = Array2::zeros((b, net.trafo3ws.len()));
     for c in 0..b {
         if !r.converged[c] {
@@ -72,5 +81,5 @@ pub fn trafo3w_loading_percent(plan: &Plan, r: &BatchResults) -> Array2<f64> {
             out[(c, k)] = ld;
         }
     }
-    out
+    Ok(out)
 }
