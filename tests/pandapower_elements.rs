@@ -1,7 +1,7 @@
 //! `trafo3w`, `impedance` and `ward` against `pandapower.runpp` (defaults,
 //! tolerance_mva = 1e-10): `example_multivoltage` with its gen and xwards
 //! replaced (see `tests/data/pandapower_elements/make_reference.py`), a
-//! handcrafted net with three trafo3w (taps on each side, shifts, open MV and LV
+//! handcrafted net with five trafo3w (taps on each side, shifts, open MV and LV
 //! sides), a symmetric impedance with shunts and wards, and a non-reciprocal
 //! impedance (CPU only: the GPU backend refuses it by name). Base case plus load
 //! scalings, imported from pandapower JSON and round-tripped through YAML.

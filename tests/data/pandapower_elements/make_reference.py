@@ -13,7 +13,7 @@ base case and a few load scalings. Writes `<name>.json` (pandapower) and
     P and the Q the gen has in pandapower's solution of the original network;
   * each `xward` by a `ward` with the same ps/qs/pz/qz (its internal PV node
     behind r_ohm + j·x_ohm is dropped).
-- `elements`: handcrafted: three trafo3w with taps on the HV, MV and LV side,
+- `elements`: handcrafted: five trafo3w, with taps on the HV, MV and LV side,
   MV/LV shifts, iron losses, one open at its LV side and one open at its MV
   side by a switch (et "t3"), one at an out-of-service LV bus, one out of
   service; iron losses on the HV, MV or LV branch (`loss_side`); a symmetric
