@@ -89,6 +89,9 @@ pub fn synthetic(n: usize, meshed: bool) -> Network {
             in_service: true,
         }],
         switches: vec![],
+        trafo3ws: vec![],
+        impedances: vec![],
+        wards: vec![],
         controllers: vec![],
     }
 }

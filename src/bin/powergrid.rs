@@ -303,7 +303,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 network::yaml::write(&net, &output)?;
             }
             eprintln!(
-                "wrote {} ({} buses, {} lines, {} trafos, {} loads, {} sgens, {} storages, {} shunts, {} ext_grids, {} switches)",
+                "wrote {} ({} buses, {} lines, {} trafos, {} loads, {} sgens, {} storages, {} shunts, {} ext_grids, {} switches{})",
                 if to_stdout {
                     "<stdout>".to_string()
                 } else {
@@ -317,7 +317,16 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 net.storages.len(),
                 net.shunts.len(),
                 net.ext_grids.len(),
-                net.switches.len()
+                net.switches.len(),
+                [
+                    ("trafo3ws", net.trafo3ws.len()),
+                    ("impedances", net.impedances.len()),
+                    ("wards", net.wards.len())
+                ]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!(", {n} {what}"))
+                .collect::<String>()
             );
             Ok(())
         }

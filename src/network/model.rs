@@ -62,6 +62,15 @@ pub struct Network {
     pub shunts: Vec<Shunt>,
     /// External grids (slack buses).
     pub ext_grids: Vec<ExtGrid>,
+    /// Three-winding transformers (pandapower's star-point model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trafo3ws: Vec<Trafo3w>,
+    /// Per-unit impedances between two buses (possibly non-reciprocal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impedances: Vec<Impedance>,
+    /// Ward equivalents: a constant-power load plus a constant-impedance shunt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wards: Vec<Ward>,
     /// Switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<Switch>,
@@ -332,6 +341,9 @@ pub enum SwitchElement {
     /// A transformer end.
     #[serde(rename = "t")]
     Trafo,
+    /// A three-winding transformer end.
+    #[serde(rename = "t3")]
+    Trafo3w,
 }
 
 /// A switch. A closed bus-bus switch with `z_ohm == 0` fuses its buses; with
@@ -356,6 +368,198 @@ pub struct Switch {
     /// Impedance of a closed bus-bus switch in ohm.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub z_ohm: f64,
+}
+
+/// A winding of a three-winding transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trafo3wSide {
+    /// High-voltage winding.
+    Hv,
+    /// Medium-voltage winding.
+    Mv,
+    /// Low-voltage winding.
+    Lv,
+}
+
+fn side_hv() -> Trafo3wSide {
+    Trafo3wSide::Hv
+}
+fn is_hv(s: &Trafo3wSide) -> bool {
+    *s == Trafo3wSide::Hv
+}
+
+/// The ratio tap changer of a three-winding transformer, at the terminal of
+/// `side` (pandapower's `tap_at_star_point = False`). The network's `pos` is
+/// used by every copy of a batch (per-copy trafo3w taps are not offered).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trafo3wTap {
+    /// Winding with the taps.
+    pub side: Trafo3wSide,
+    /// Neutral position.
+    #[serde(default)]
+    pub neutral: f64,
+    /// Voltage change per step in percent of the rated voltage of `side`.
+    pub step_percent: f64,
+    /// Lowest position.
+    pub min: f64,
+    /// Highest position.
+    pub max: f64,
+    /// Current position.
+    #[serde(default)]
+    pub pos: f64,
+}
+
+/// A three-winding transformer in pandapower's star-point model: three
+/// two-winding "t"-model branches from the HV, MV and LV buses to an
+/// auxiliary star node at the HV bus's voltage level. `vk_*`/`vkr_*` are the
+/// short-circuit voltages between pairs of windings (hv–mv, mv–lv, hv–lv),
+/// each referred to the smaller rating of its pair, as in pandapower.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trafo3w {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// High-voltage bus.
+    pub hv_bus: usize,
+    /// Medium-voltage bus.
+    pub mv_bus: usize,
+    /// Low-voltage bus.
+    pub lv_bus: usize,
+    /// Rated power of the HV winding in MVA.
+    pub sn_hv_mva: f64,
+    /// Rated power of the MV winding in MVA.
+    pub sn_mv_mva: f64,
+    /// Rated power of the LV winding in MVA.
+    pub sn_lv_mva: f64,
+    /// Rated HV voltage in kV.
+    pub vn_hv_kv: f64,
+    /// Rated MV voltage in kV.
+    pub vn_mv_kv: f64,
+    /// Rated LV voltage in kV.
+    pub vn_lv_kv: f64,
+    /// Short-circuit voltage HV–MV in percent.
+    pub vk_hv_percent: f64,
+    /// Short-circuit voltage MV–LV in percent.
+    pub vk_mv_percent: f64,
+    /// Short-circuit voltage HV–LV in percent.
+    pub vk_lv_percent: f64,
+    /// Real part of `vk_hv_percent`.
+    pub vkr_hv_percent: f64,
+    /// Real part of `vk_mv_percent`.
+    pub vkr_mv_percent: f64,
+    /// Real part of `vk_lv_percent`.
+    pub vkr_lv_percent: f64,
+    /// Iron losses in kW.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pfe_kw: f64,
+    /// Open-loop (magnetising) current in percent of `sn_hv_mva`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub i0_percent: f64,
+    /// Phase shift of the MV winding in degrees.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shift_mv_degree: f64,
+    /// Phase shift of the LV winding in degrees.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shift_lv_degree: f64,
+    /// Optional ratio tap changer (at the network's position in every copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<Trafo3wTap>,
+    /// Winding whose branch carries the magnetising admittance (pandapower's
+    /// `trafo3w_losses`, default `"hv"`).
+    #[serde(default = "side_hv", skip_serializing_if = "is_hv")]
+    pub loss_side: Trafo3wSide,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+/// A per-unit impedance between two buses (pandapower's `impedance`):
+/// `I_f = y_ft·(V_f − V_t) + y_f·V_f`, `I_t = y_tf·(V_t − V_f) + y_t·V_t` with
+/// `y_ft = 1/(rft + j·xft)`, `y_tf = 1/(rtf + j·xtf)` and the shunts `y_f = gf + j·bf`,
+/// `y_t = gt + j·bt`, all in p.u. of `sn_mva` and the from bus's voltage.
+/// `rft ≠ rtf` or `xft ≠ xtf` makes it non-reciprocal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impedance {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// From bus.
+    pub from_bus: usize,
+    /// To bus.
+    pub to_bus: usize,
+    /// Resistance from → to in p.u. of `sn_mva`.
+    pub rft_pu: f64,
+    /// Reactance from → to in p.u.
+    pub xft_pu: f64,
+    /// Resistance to → from in p.u. (default: `rft_pu`, as pandapower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtf_pu: Option<f64>,
+    /// Reactance to → from in p.u. (default: `xft_pu`, as pandapower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xtf_pu: Option<f64>,
+    /// Shunt conductance at the from bus in p.u.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gf_pu: f64,
+    /// Shunt susceptance at the from bus in p.u.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bf_pu: f64,
+    /// Shunt conductance at the to bus in p.u.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gt_pu: f64,
+    /// Shunt susceptance at the to bus in p.u.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bt_pu: f64,
+    /// Rating (the per-unit base of the values above) in MVA.
+    pub sn_mva: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+impl Impedance {
+    /// `(rtf_pu, xtf_pu)`, defaulted to the from → to values.
+    pub fn tf_pu(&self) -> (f64, f64) {
+        (
+            self.rtf_pu.unwrap_or(self.rft_pu),
+            self.xtf_pu.unwrap_or(self.xft_pu),
+        )
+    }
+
+    /// Whether the element is non-reciprocal (`y_ft ≠ y_tf`).
+    pub fn is_asymmetric(&self) -> bool {
+        self.tf_pu() != (self.rft_pu, self.xft_pu)
+    }
+}
+
+/// A ward equivalent (pandapower's `ward`): consumes `ps_mw + j·qs_mvar`
+/// (constant power) and `pz_mw + j·qz_mvar` at 1 p.u. (constant impedance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ward {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Constant active power consumed in MW.
+    #[serde(default)]
+    pub ps_mw: f64,
+    /// Constant reactive power consumed in Mvar.
+    #[serde(default)]
+    pub qs_mvar: f64,
+    /// Active power of the constant impedance at 1 p.u. in MW.
+    #[serde(default)]
+    pub pz_mw: f64,
+    /// Reactive power of the constant impedance at 1 p.u. in Mvar.
+    #[serde(default)]
+    pub qz_mvar: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
 }
 
 /// Ratio of r to x used for bus-bus switches with an impedance (pandapower's `switch_rx_ratio`).
@@ -520,6 +724,115 @@ impl Network {
                 ));
             }
         }
+        for (i, t) in self.trafo3ws.iter().enumerate() {
+            for b in [t.hv_bus, t.mv_bus, t.lv_bus] {
+                check_bus("trafo3w", i, &t.name, b)?;
+            }
+            for (f, v) in [
+                ("sn_hv_mva", t.sn_hv_mva),
+                ("sn_mv_mva", t.sn_mv_mva),
+                ("sn_lv_mva", t.sn_lv_mva),
+                ("vn_hv_kv", t.vn_hv_kv),
+                ("vn_mv_kv", t.vn_mv_kv),
+                ("vn_lv_kv", t.vn_lv_kv),
+                ("vk_hv_percent", t.vk_hv_percent),
+                ("vk_mv_percent", t.vk_mv_percent),
+                ("vk_lv_percent", t.vk_lv_percent),
+                ("vkr_hv_percent", t.vkr_hv_percent),
+                ("vkr_mv_percent", t.vkr_mv_percent),
+                ("vkr_lv_percent", t.vkr_lv_percent),
+                ("pfe_kw", t.pfe_kw),
+                ("i0_percent", t.i0_percent),
+                ("shift_mv_degree", t.shift_mv_degree),
+                ("shift_lv_degree", t.shift_lv_degree),
+            ] {
+                check_num("trafo3w", i, &t.name, f, v)?;
+            }
+            if [
+                t.sn_hv_mva,
+                t.sn_mv_mva,
+                t.sn_lv_mva,
+                t.vn_hv_kv,
+                t.vn_mv_kv,
+                t.vn_lv_kv,
+                t.vk_hv_percent,
+                t.vk_mv_percent,
+                t.vk_lv_percent,
+            ]
+            .iter()
+            .any(|&x| x <= 0.0)
+            {
+                return bad(format!(
+                    "trafo3w {i} ({:?}): sn_*_mva, vn_*_kv and vk_*_percent must be positive",
+                    t.name
+                ));
+            }
+            for (vk, vkr) in [
+                (t.vk_hv_percent, t.vkr_hv_percent),
+                (t.vk_mv_percent, t.vkr_mv_percent),
+                (t.vk_lv_percent, t.vkr_lv_percent),
+            ] {
+                if vkr < 0.0 || vkr > vk {
+                    return bad(format!(
+                        "trafo3w {i} ({:?}): each vkr_*_percent must lie in [0, vk_*_percent]",
+                        t.name
+                    ));
+                }
+            }
+            if let Some(tap) = &t.tap {
+                for (f, v) in [
+                    ("tap.neutral", tap.neutral),
+                    ("tap.step_percent", tap.step_percent),
+                    ("tap.min", tap.min),
+                    ("tap.max", tap.max),
+                    ("tap.pos", tap.pos),
+                ] {
+                    check_num("trafo3w", i, &t.name, f, v)?;
+                }
+                if tap.min > tap.max {
+                    return bad(format!("trafo3w {i} ({:?}): tap.min > tap.max", t.name));
+                }
+            }
+        }
+        for (i, e) in self.impedances.iter().enumerate() {
+            check_bus("impedance", i, &e.name, e.from_bus)?;
+            check_bus("impedance", i, &e.name, e.to_bus)?;
+            let (rtf, xtf) = e.tf_pu();
+            for (f, v) in [
+                ("rft_pu", e.rft_pu),
+                ("xft_pu", e.xft_pu),
+                ("rtf_pu", rtf),
+                ("xtf_pu", xtf),
+                ("gf_pu", e.gf_pu),
+                ("bf_pu", e.bf_pu),
+                ("gt_pu", e.gt_pu),
+                ("bt_pu", e.bt_pu),
+                ("sn_mva", e.sn_mva),
+            ] {
+                check_num("impedance", i, &e.name, f, v)?;
+            }
+            if e.sn_mva <= 0.0 {
+                return bad(format!(
+                    "impedance {i} ({:?}): sn_mva must be positive",
+                    e.name
+                ));
+            }
+            if e.in_service && ((e.rft_pu == 0.0 && e.xft_pu == 0.0) || (rtf == 0.0 && xtf == 0.0))
+            {
+                return bad(format!("impedance {i} ({:?}) has zero impedance", e.name));
+            }
+        }
+        for (i, e) in self.wards.iter().enumerate() {
+            check_bus("ward", i, &e.name, e.bus)?;
+            for (f, v) in [
+                ("ps_mw", e.ps_mw),
+                ("qs_mvar", e.qs_mvar),
+                ("pz_mw", e.pz_mw),
+                ("qz_mvar", e.qz_mvar),
+            ] {
+                check_num("ward", i, &e.name, f, v)?;
+            }
+        }
         if !self
             .ext_grids
             .iter()
@@ -533,6 +846,7 @@ impl Network {
                 SwitchElement::Bus => nb,
                 SwitchElement::Line => self.lines.len(),
                 SwitchElement::Trafo => self.trafos.len(),
+                SwitchElement::Trafo3w => self.trafo3ws.len(),
             };
             if s.element >= n {
                 return bad(format!(
@@ -562,6 +876,15 @@ impl Network {
                     if t.hv_bus != s.bus && t.lv_bus != s.bus {
                         return bad(format!(
                             "switch {i} ({:?}): trafo {} does not touch bus {}",
+                            s.name, s.element, s.bus
+                        ));
+                    }
+                }
+                SwitchElement::Trafo3w => {
+                    let t = &self.trafo3ws[s.element];
+                    if ![t.hv_bus, t.mv_bus, t.lv_bus].contains(&s.bus) {
+                        return bad(format!(
+                            "switch {i} ({:?}): trafo3w {} does not touch bus {}",
                             s.name, s.element, s.bus
                         ));
                     }

@@ -43,6 +43,9 @@ const MODELLED_TABLES: &[&str] = &[
     "ext_grid",
     "switch",
     "controller",
+    "trafo3w",
+    "impedance",
+    "ward",
 ];
 
 /// Read a pandapower JSON file.
@@ -217,8 +220,13 @@ pub fn from_str(text: &str) -> Result<Network> {
                 .filter(|&r| t.bool_or(r, "in_service", true))
                 .count();
             if active > 0 {
+                let why = match key.as_str() {
+                    "xward" => " (its internal node is a PV bus at vm_pu; replace it by a ward if that is close enough)",
+                    "gen" => " (PV buses are not modelled yet)",
+                    _ => "",
+                };
                 return Err(Error::Unsupported(format!(
-                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model (supported: {})",
+                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model{why} (supported: {})",
                     MODELLED_TABLES.join(", ")
                 )));
             }
@@ -354,6 +362,50 @@ pub fn from_str(text: &str) -> Result<Network> {
         });
     }
 
+    let t3 = take("trafo3w");
+    let mut trafo3w_pos = HashMap::new();
+    let mut trafo3ws = Vec::with_capacity(t3.len());
+    for r in 0..t3.len() {
+        trafo3w_pos.insert(t3.index[r], r);
+        trafo3ws.push(read_trafo3w(&t3, r, &bus_of)?);
+    }
+
+    let it = take("impedance");
+    let mut impedances = Vec::with_capacity(it.len());
+    for r in 0..it.len() {
+        let rft_pu = it.f64(r, "rft_pu")?;
+        let xft_pu = it.f64(r, "xft_pu")?;
+        impedances.push(Impedance {
+            name: it.str(r, "name"),
+            from_bus: bus_of(&it, r, "from_bus")?,
+            to_bus: bus_of(&it, r, "to_bus")?,
+            rft_pu,
+            xft_pu,
+            rtf_pu: Some(it.f64_or(r, "rtf_pu", rft_pu)?),
+            xtf_pu: Some(it.f64_or(r, "xtf_pu", xft_pu)?),
+            gf_pu: it.f64_or(r, "gf_pu", 0.0)?,
+            bf_pu: it.f64_or(r, "bf_pu", 0.0)?,
+            gt_pu: it.f64_or(r, "gt_pu", 0.0)?,
+            bt_pu: it.f64_or(r, "bt_pu", 0.0)?,
+            sn_mva: it.f64(r, "sn_mva")?,
+            in_service: it.bool_or(r, "in_service", true),
+        });
+    }
+
+    let wt = take("ward");
+    let mut wards = Vec::with_capacity(wt.len());
+    for r in 0..wt.len() {
+        wards.push(Ward {
+            name: wt.str(r, "name"),
+            bus: bus_of(&wt, r, "bus")?,
+            ps_mw: wt.f64(r, "ps_mw")?,
+            qs_mvar: wt.f64(r, "qs_mvar")?,
+            pz_mw: wt.f64(r, "pz_mw")?,
+            qz_mvar: wt.f64(r, "qz_mvar")?,
+            in_service: wt.bool_or(r, "in_service", true),
+        });
+    }
+
     let ld = take("load");
     let mut loads = Vec::with_capacity(ld.len());
     for r in 0..ld.len() {
@@ -475,11 +527,15 @@ pub fn from_str(text: &str) -> Result<Network> {
                 SwitchElement::Trafo,
                 *trafo_pos.get(&label).ok_or_else(|| missing("trafo"))?,
             ),
+            "t3" => (
+                SwitchElement::Trafo3w,
+                *trafo3w_pos.get(&label).ok_or_else(|| missing("trafo3w"))?,
+            ),
             other => {
                 let closed = sw.bool_or(r, "closed", true);
                 if closed {
                     return Err(Error::Unsupported(format!(
-                        "switch row {}: element type {other:?} (supported: b, l, t)",
+                        "switch row {}: element type {other:?} (supported: b, l, t, t3)",
                         sw.index[r]
                     )));
                 }
@@ -513,6 +569,108 @@ pub fn from_str(text: &str) -> Result<Network> {
         ext_grids,
         switches,
         controllers,
+        trafo3ws,
+        impedances,
+        wards,
+    })
+}
+
+/// Row `r` of the `trafo3w` table. Refused (in service, naming row and column):
+/// tap-dependence tables, a tap at the star point, phase-shifting or `"Ideal"`/
+/// `"Tabular"` tap changers, `loss_side = "star"`.
+fn read_trafo3w(
+    t3: &Table,
+    r: usize,
+    bus_of: &dyn Fn(&Table, usize, &str) -> Result<usize>,
+) -> Result<Trafo3w> {
+    let name = t3.str(r, "name");
+    let in_service = t3.bool_or(r, "in_service", true);
+    let ctx = |col: &str, what: &str| {
+        Error::Unsupported(format!(
+            "trafo3w row {} ({name:?}), column {col}: {what}",
+            t3.index[r]
+        ))
+    };
+    if in_service && t3.bool_or(r, "tap_dependency_table", false) {
+        return Err(ctx(
+            "tap_dependency_table",
+            "tap-dependent impedance tables",
+        ));
+    }
+    let changer = t3.str(r, "tap_changer_type");
+    let typed = t3.columns.contains_key("tap_changer_type");
+    let side = t3.str(r, "tap_side");
+    let step = t3.f64_opt(r, "tap_step_percent")?;
+    let tap = match (side.as_str(), step) {
+        _ if typed && changer.is_empty() => None,
+        ("hv" | "mv" | "lv", Some(step_percent)) if !step_percent.is_nan() => {
+            if in_service {
+                if !(changer.is_empty() || changer == "Ratio" || changer == "Symmetrical") {
+                    return Err(ctx(
+                        "tap_changer_type",
+                        &format!("tap changer type {changer:?}"),
+                    ));
+                }
+                if t3.f64_or(r, "tap_step_degree", 0.0)?.is_finite()
+                    && t3.f64_or(r, "tap_step_degree", 0.0)? != 0.0
+                {
+                    return Err(ctx("tap_step_degree", "phase-shifting tap changer"));
+                }
+                if t3.bool_or(r, "tap_at_star_point", false) {
+                    return Err(ctx("tap_at_star_point", "a tap changer at the star point"));
+                }
+            }
+            let neutral = t3.f64_or(r, "tap_neutral", 0.0)?;
+            Some(Trafo3wTap {
+                side: match side.as_str() {
+                    "hv" => Trafo3wSide::Hv,
+                    "mv" => Trafo3wSide::Mv,
+                    _ => Trafo3wSide::Lv,
+                },
+                neutral,
+                step_percent,
+                min: t3.f64_or(r, "tap_min", neutral)?,
+                max: t3.f64_or(r, "tap_max", neutral)?,
+                pos: t3.f64_or(r, "tap_pos", neutral)?,
+            })
+        }
+        _ => None,
+    };
+    let loss_side = match t3.str(r, "loss_side").as_str() {
+        "" | "hv" => Trafo3wSide::Hv,
+        "mv" => Trafo3wSide::Mv,
+        "lv" => Trafo3wSide::Lv,
+        other => {
+            if in_service {
+                return Err(ctx("loss_side", &format!("iron losses at {other:?}")));
+            }
+            Trafo3wSide::Hv
+        }
+    };
+    Ok(Trafo3w {
+        name: name.clone(),
+        hv_bus: bus_of(t3, r, "hv_bus")?,
+        mv_bus: bus_of(t3, r, "mv_bus")?,
+        lv_bus: bus_of(t3, r, "lv_bus")?,
+        sn_hv_mva: t3.f64(r, "sn_hv_mva")?,
+        sn_mv_mva: t3.f64(r, "sn_mv_mva")?,
+        sn_lv_mva: t3.f64(r, "sn_lv_mva")?,
+        vn_hv_kv: t3.f64(r, "vn_hv_kv")?,
+        vn_mv_kv: t3.f64(r, "vn_mv_kv")?,
+        vn_lv_kv: t3.f64(r, "vn_lv_kv")?,
+        vk_hv_percent: t3.f64(r, "vk_hv_percent")?,
+        vk_mv_percent: t3.f64(r, "vk_mv_percent")?,
+        vk_lv_percent: t3.f64(r, "vk_lv_percent")?,
+        vkr_hv_percent: t3.f64(r, "vkr_hv_percent")?,
+        vkr_mv_percent: t3.f64(r, "vkr_mv_percent")?,
+        vkr_lv_percent: t3.f64(r, "vkr_lv_percent")?,
+        pfe_kw: t3.f64_or(r, "pfe_kw", 0.0)?,
+        i0_percent: t3.f64_or(r, "i0_percent", 0.0)?,
+        shift_mv_degree: t3.f64_or(r, "shift_mv_degree", 0.0)?,
+        shift_lv_degree: t3.f64_or(r, "shift_lv_degree", 0.0)?,
+        tap,
+        loss_side,
+        in_service,
     })
 }
 

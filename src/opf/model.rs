@@ -214,6 +214,10 @@ fn name_of(net: &Network, s: BranchSource) -> String {
         BranchSource::Line(k) => format!("line {k} ({:?})", net.lines[k].name),
         BranchSource::Trafo(k) => format!("trafo {k} ({:?})", net.trafos[k].name),
         BranchSource::Switch(k) => format!("switch {k}"),
+        BranchSource::Trafo3w(k, w) => {
+            format!("trafo3w {k} ({:?}) winding {w}", net.trafo3ws[k].name)
+        }
+        BranchSource::Impedance(k) => format!("impedance {k} ({:?})", net.impedances[k].name),
     }
 }
 
@@ -250,6 +254,18 @@ impl Model {
                 "setup {:?}: a price-setting system operator agent makes the objective bilinear; the optimiser needs a fixed price",
                 cfg.name
             )));
+        }
+        for (table, n) in [
+            ("trafo3w", net.trafo3ws.len()),
+            ("impedance", net.impedances.len()),
+            ("ward", net.wards.len()),
+        ] {
+            if n > 0 {
+                return Err(Error::Unsupported(format!(
+                    "setup {:?}: the optimiser does not model the network's {table} elements",
+                    cfg.name
+                )));
+            }
         }
         let plan = Plan::new(&net, SolverOptions::default())?;
         let sn = net.sn_mva;
@@ -558,7 +574,9 @@ impl Model {
                         tap_branch[j] = branches.len();
                     }
                 }
-                BranchSource::Switch(_) => {}
+                BranchSource::Switch(_)
+                | BranchSource::Trafo3w(..)
+                | BranchSource::Impedance(_) => {}
             }
             branch_of_plan[pi] = branches.len();
             branches.push(BranchM {

@@ -2,7 +2,10 @@
 //! (line pi model, trafo "t" model with ratio taps, switch impedances, shunts).
 
 use crate::complex::C64;
-use crate::network::{Line, Network, TapSide, Trafo, SWITCH_RX_RATIO};
+use crate::error::{Error, Result};
+use crate::network::{
+    Impedance, Line, Network, TapChanger, TapSide, Trafo, Trafo3w, Trafo3wSide, SWITCH_RX_RATIO,
+};
 use std::f64::consts::PI;
 
 /// The four entries a branch adds to the bus admittance matrix:
@@ -103,20 +106,34 @@ pub fn tapped_voltages(t: &Trafo, tap_pos: f64) -> (f64, f64) {
 /// turned into the equivalent pi (wye-delta); ratio
 /// `(vn_hv/vn_lv)/(vn_hv,bus/vn_lv,bus)`, shift `shift_degree`.
 pub fn trafo_branch(net: &Network, t: &Trafo, tap_pos: f64) -> PiBranch {
-    let (vn_hv, vn_lv) = tapped_voltages(t, tap_pos);
     let bus_hv = net.buses[t.hv_bus].vn_kv;
     let bus_lv = net.buses[t.lv_bus].vn_kv;
+    trafo_branch_between(net.sn_mva, t, tap_pos, bus_hv, bus_lv)
+}
+
+/// [`trafo_branch`] between buses of rated voltages `bus_hv` and `bus_lv` (kV)
+/// (`t.hv_bus`/`t.lv_bus` are not read), for a system base of `sn_sys` MVA.
+/// A negative `vk_percent` (a star-point branch of a three-winding transformer)
+/// gives a negative reactance, as pandapower's `sign(z_sc)·√(z_sc² − r_sc²)`.
+pub fn trafo_branch_between(
+    sn_sys: f64,
+    t: &Trafo,
+    tap_pos: f64,
+    bus_hv: f64,
+    bus_lv: f64,
+) -> PiBranch {
+    let (vn_hv, vn_lv) = tapped_voltages(t, tap_pos);
     let ratio = (vn_hv / vn_lv) / (bus_hv / bus_lv);
     let par = t.parallel as f64;
-    let tap_lv = (vn_lv / bus_lv).powi(2) * net.sn_mva;
+    let tap_lv = (vn_lv / bus_lv).powi(2) * sn_sys;
     let z_sc = t.vk_percent / 100.0 / t.sn_mva * tap_lv;
     let r_sc = t.vkr_percent / 100.0 / t.sn_mva * tap_lv;
-    let x_sc = (z_sc * z_sc - r_sc * r_sc).max(0.0).sqrt();
+    let x_sc = z_sc.signum() * (z_sc * z_sc - r_sc * r_sc).max(0.0).sqrt();
     let (mut r, mut x) = (r_sc / par, x_sc / par);
 
     // Magnetising branch (pandapower `_calc_y_from_dataframe`), as a ppc "BR_B" value y,
     // referred to the tapped LV winding voltage.
-    let base_z = bus_lv * bus_lv / net.sn_mva;
+    let base_z = bus_lv * bus_lv / sn_sys;
     let vnl2 = vn_lv * vn_lv;
     let pfe = t.pfe_kw * 1e-3;
     let b_real = pfe / vnl2 * base_z;
@@ -158,4 +175,151 @@ pub fn shunt_y_per_step(net: &Network, k: usize) -> C64 {
     let vb = net.buses[s.bus].vn_kv;
     let ratio = (vb / s.vn_kv.unwrap_or(vb)).powi(2);
     C64::new(s.p_mw, -s.q_mvar).scale(ratio / net.sn_mva)
+}
+
+/// The three two-winding transformers of a three-winding one (pandapower's
+/// `_trafo_df_from_trafo3w`), in the order HV, MV, LV: HV bus → star, star → MV
+/// bus, star → LV bus. The star node is at the HV bus's rated voltage; the
+/// pairwise `vk`/`vkr` are referred to `sn_hv_mva` and turned into star values
+/// (`z_br_to_bus`, `wye_delta`); the magnetising branch sits on `loss_side`'s
+/// branch; MV and LV carry their phase shifts; a tap on the HV side is on the
+/// HV branch's HV end, one on MV or LV on that branch's far (LV) end.
+/// The `hv_bus`/`lv_bus` fields of the result are not meaningful.
+pub fn trafo3w_equivalents(t: &Trafo3w) -> Result<[Trafo; 3]> {
+    let sn = [t.sn_hv_mva, t.sn_mv_mva, t.sn_lv_mva];
+    let to_delta = |z: [f64; 3]| {
+        [
+            sn[0] * z[0] / sn[0].min(sn[1]),
+            sn[0] * z[1] / sn[1].min(sn[2]),
+            sn[0] * z[2] / sn[0].min(sn[2]),
+        ]
+    };
+    let wye = |z: [f64; 3]| {
+        [
+            0.5 * sn[0] / sn[0] * (z[0] + z[2] - z[1]),
+            0.5 * sn[1] / sn[0] * (z[1] + z[0] - z[2]),
+            0.5 * sn[2] / sn[0] * (z[2] + z[1] - z[0]),
+        ]
+    };
+    let vk_d = to_delta([t.vk_hv_percent, t.vk_mv_percent, t.vk_lv_percent]);
+    let vkr_d = to_delta([t.vkr_hv_percent, t.vkr_mv_percent, t.vkr_lv_percent]);
+    let vki_d = [0, 1, 2].map(|k| (vk_d[k] * vk_d[k] - vkr_d[k] * vkr_d[k]).max(0.0).sqrt());
+    let vkr = wye(vkr_d);
+    let vki = wye(vki_d);
+    let sides = [Trafo3wSide::Hv, Trafo3wSide::Mv, Trafo3wSide::Lv];
+    let vn = [t.vn_hv_kv, t.vn_mv_kv, t.vn_lv_kv];
+    let shift = [0.0, t.shift_mv_degree, t.shift_lv_degree];
+    let mut out = Vec::with_capacity(3);
+    for k in 0..3 {
+        // numpy's sign: 0 for 0 (then pandapower refuses the branch).
+        let sign = if vki[k] > 0.0 {
+            1.0
+        } else if vki[k] < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        let vk = sign * (vki[k] * vki[k] + vkr[k] * vkr[k]).sqrt();
+        if vk == 0.0 || !vk.is_finite() {
+            return Err(Error::InvalidNetwork(format!(
+                "trafo3w {:?}: its {:?} star branch has zero impedance",
+                t.name, sides[k]
+            )));
+        }
+        let losses = t.loss_side == sides[k];
+        let tap = t
+            .tap
+            .as_ref()
+            .filter(|x| x.side == sides[k])
+            .map(|x| TapChanger {
+                side: if k == 0 { TapSide::Hv } else { TapSide::Lv },
+                neutral: x.neutral,
+                step_percent: x.step_percent,
+                min: x.min,
+                max: x.max,
+                pos: x.pos,
+            });
+        out.push(Trafo {
+            name: t.name.clone(),
+            hv_bus: 0,
+            lv_bus: 0,
+            sn_mva: sn[k],
+            vn_hv_kv: t.vn_hv_kv,
+            vn_lv_kv: vn[k],
+            vk_percent: vk,
+            vkr_percent: vkr[k],
+            pfe_kw: if losses { t.pfe_kw } else { 0.0 },
+            i0_percent: if losses { t.i0_percent } else { 0.0 },
+            shift_degree: shift[k],
+            tap,
+            parallel: 1,
+            df: 1.0,
+            in_service: t.in_service,
+        });
+    }
+    Ok(out.try_into().expect("three branches"))
+}
+
+/// The three star branches of trafo3w `t` of `net` (HV, MV, LV; see
+/// [`trafo3w_equivalents`]), from the outer bus (HV) or the star node (MV, LV),
+/// at the network's tap position.
+pub fn trafo3w_branches(net: &Network, t: &Trafo3w) -> Result<[PiBranch; 3]> {
+    let eq = trafo3w_equivalents(t)?;
+    let star = net.buses[t.hv_bus].vn_kv;
+    let outer = [t.hv_bus, t.mv_bus, t.lv_bus].map(|b| net.buses[b].vn_kv);
+    let pos = |tr: &Trafo| tr.tap.as_ref().map_or(0.0, |x| x.pos);
+    Ok([
+        trafo_branch_between(net.sn_mva, &eq[0], pos(&eq[0]), outer[0], star),
+        trafo_branch_between(net.sn_mva, &eq[1], pos(&eq[1]), star, outer[1]),
+        trafo_branch_between(net.sn_mva, &eq[2], pos(&eq[2]), star, outer[2]),
+    ])
+}
+
+/// An impedance element in per unit of the network (pandapower
+/// `_calc_impedance_parameters_from_dataframe` and `makeYbus`' asymmetric
+/// branch): the series part from → to (`z_ft`), to → from (`z_tf`), and the
+/// shunts at the from and the to bus (`y_f`, `y_t`), all scaled from the
+/// element's `sn_mva` to the network's.
+#[derive(Debug, Clone, Copy)]
+pub struct ImpedanceAdm {
+    /// Series impedance seen from the from bus.
+    pub z_ft: C64,
+    /// Series impedance seen from the to bus.
+    pub z_tf: C64,
+    /// Shunt admittance at the from bus.
+    pub y_f: C64,
+    /// Shunt admittance at the to bus.
+    pub y_t: C64,
+}
+
+impl ImpedanceAdm {
+    /// `Yff = 1/z_ft`, `Yft = −1/z_ft`, `Ytf = −1/z_tf`, `Ytt = 1/z_tf`
+    /// (series part only; the shunts go to the buses).
+    pub fn series(&self) -> BranchAdm {
+        let (yf, yt) = (self.z_ft.inv(), self.z_tf.inv());
+        BranchAdm {
+            yff: yf,
+            yft: -yf,
+            ytf: -yt,
+            ytt: yt,
+        }
+    }
+}
+
+/// Per-unit parameters of impedance `e` for a network of base `sn_sys` MVA.
+pub fn impedance_adm(sn_sys: f64, e: &Impedance) -> ImpedanceAdm {
+    let k = sn_sys / e.sn_mva;
+    let (rtf, xtf) = e.tf_pu();
+    ImpedanceAdm {
+        z_ft: C64::new(e.rft_pu, e.xft_pu).scale(k),
+        z_tf: C64::new(rtf, xtf).scale(k),
+        y_f: C64::new(e.gf_pu, e.bf_pu).scale(1.0 / k),
+        y_t: C64::new(e.gt_pu, e.bt_pu).scale(1.0 / k),
+    }
+}
+
+/// Constant-impedance part of ward `k` in p.u.: `(pz − j·qz)/sn` at 1 p.u.
+pub fn ward_y(net: &Network, k: usize) -> C64 {
+    let w = &net.wards[k];
+    C64::new(w.pz_mw, -w.qz_mvar).scale(1.0 / net.sn_mva)
 }

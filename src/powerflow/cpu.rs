@@ -306,9 +306,7 @@ impl Kernel {
         for (j, &(k, _)) in plan.tap_trafos.iter().enumerate() {
             trafo_tap[k] = Some(j);
         }
-        let mut shunt_nodes: Vec<usize> = plan.shunt_node.iter().flatten().copied().collect();
-        shunt_nodes.sort_unstable();
-        shunt_nodes.dedup();
+        let shunt_nodes = plan.shunt_nodes();
         // Gather form of the fixed branches: one accumulation per PQ row, no
         // store-to-load chains through shared nodes.
         let n = plan.n_pq;
@@ -357,32 +355,7 @@ impl Kernel {
     fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
         let p = &*self.plan;
         let net = &p.net;
-        let inv_sn = 1.0 / net.sn_mva;
-        st.s_spec.fill(C64::ZERO);
-        for (k, n) in p.load_node.iter().enumerate() {
-            if let Some(n) = *n {
-                let s = inp.load_scaling[(c, k)] * inv_sn;
-                st.s_spec[n] -= C64::new(inp.load_p_mw[(c, k)] * s, inp.load_q_mvar[(c, k)] * s);
-            }
-        }
-        for (k, n) in p.sgen_node.iter().enumerate() {
-            if let Some(n) = *n {
-                let s = net.sgens[k].scaling * inv_sn;
-                st.s_spec[n] += C64::new(inp.sgen_p_mw[(c, k)] * s, inp.sgen_q_mvar[(c, k)] * s);
-            }
-        }
-        for (k, n) in p.storage_node.iter().enumerate() {
-            if let Some(n) = *n {
-                let s = net.storages[k].scaling * inv_sn;
-                st.s_spec[n] -= C64::new(inp.storage_p_mw[(c, k)] * s, net.storages[k].q_mvar * s);
-            }
-        }
-        st.ysh.fill(C64::ZERO);
-        for (k, n) in p.shunt_node.iter().enumerate() {
-            if let Some(n) = *n {
-                st.ysh[n] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
-            }
-        }
+        super::injections::copy_injections(p, inp, c, &mut st.s_spec, &mut st.ysh);
         let mut taps_changed = false;
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];

@@ -293,6 +293,16 @@ impl GpuBatch {
         max_chunk: usize,
         single_dispatch: bool,
     ) -> Result<Self> {
+        // The shader's branch form is reciprocal (one series admittance).
+        if let Some(k) = plan.branches.iter().find_map(|b| match b.source {
+            BranchSource::Impedance(k) if plan.net.impedances[k].is_asymmetric() => Some(k),
+            _ => None,
+        }) {
+            return Err(Error::Unsupported(format!(
+                "impedance {k} ({:?}): a non-reciprocal impedance (rft_pu, xft_pu ≠ rtf_pu, xtf_pu) is solved by the CPU backend only",
+                plan.net.impedances[k].name
+            )));
+        }
         if ctx.info.is_cpu_emulated() {
             // An emulated device's buffers are host memory too.
             super::memory::check_emulated_gpu(&plan, batch)?;
@@ -430,37 +440,12 @@ impl GpuBatch {
         let inp = &self.inputs;
         let (n, nn) = (p.n_pq, p.n_node);
         let n_tap = p.tap_trafos.len();
-        let inv_sn = 1.0 / net.sn_mva;
         let chunk = &mut self.chunks[ci];
         let mut s = vec![C64::ZERO; nn];
         let mut y = vec![C64::ZERO; nn];
         for lc in 0..chunk.len {
             let c = chunk.c0 + lc;
-            s.fill(C64::ZERO);
-            for (k, nd) in p.load_node.iter().enumerate() {
-                if let Some(nd) = *nd {
-                    let f = inp.load_scaling[(c, k)] * inv_sn;
-                    s[nd] -= C64::new(inp.load_p_mw[(c, k)] * f, inp.load_q_mvar[(c, k)] * f);
-                }
-            }
-            for (k, nd) in p.sgen_node.iter().enumerate() {
-                if let Some(nd) = *nd {
-                    let f = net.sgens[k].scaling * inv_sn;
-                    s[nd] += C64::new(inp.sgen_p_mw[(c, k)] * f, inp.sgen_q_mvar[(c, k)] * f);
-                }
-            }
-            for (k, nd) in p.storage_node.iter().enumerate() {
-                if let Some(nd) = *nd {
-                    let f = net.storages[k].scaling * inv_sn;
-                    s[nd] -= C64::new(inp.storage_p_mw[(c, k)] * f, net.storages[k].q_mvar * f);
-                }
-            }
-            y.fill(C64::ZERO);
-            for (k, nd) in p.shunt_node.iter().enumerate() {
-                if let Some(nd) = *nd {
-                    y[nd] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
-                }
-            }
+            super::injections::copy_injections(p, inp, c, &mut s, &mut y);
             for i in 0..nn {
                 chunk.pc.put(i, lc, s[i].re);
                 chunk.pc.put(nn + i, lc, s[i].im);
@@ -782,6 +767,8 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     }
     let shift_of = |src: BranchSource| match src {
         BranchSource::Trafo(k) => net.trafos[k].shift_degree.to_radians(),
+        BranchSource::Trafo3w(k, 1) => net.trafo3ws[k].shift_mv_degree.to_radians(),
+        BranchSource::Trafo3w(k, 2) => net.trafo3ws[k].shift_lv_degree.to_radians(),
         _ => 0.0,
     };
     // GPU branch order: fixed branches, then the tap-changing trafos.

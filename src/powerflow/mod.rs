@@ -4,10 +4,12 @@
 pub mod admittance;
 pub mod batch;
 pub mod cpu;
+pub(crate) mod injections;
 pub mod memory;
 pub mod plan;
 pub mod scenarios;
 pub(crate) mod sparse_lu;
+pub mod trafo3w;
 
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 pub use cpu::{CpuBatch, CpuKernel};

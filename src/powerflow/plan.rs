@@ -2,7 +2,10 @@
 //! per network — fused buses, node numbering (fill-reducing order), branch
 //! admittances, the rotated B'/B'' and their sparse LU factors, the no-load start.
 
-use super::admittance::{line_branch, shunt_y_per_step, switch_branch, trafo_branch, BranchAdm};
+use super::admittance::{
+    impedance_adm, line_branch, shunt_y_per_step, switch_branch, trafo3w_branches, trafo_branch,
+    ward_y, BranchAdm, PiBranch,
+};
 use super::sparse_lu::{PatternValues, Slot, SparseLu};
 use crate::complex::C64;
 use crate::error::{Error, Result};
@@ -49,6 +52,12 @@ pub enum BranchSource {
     Trafo(usize),
     /// Row of the switch table (bus-bus switch with impedance).
     Switch(usize),
+    /// Row of the trafo3w table and winding (0 HV bus → star, 1 star → MV bus,
+    /// 2 star → LV bus).
+    Trafo3w(usize, u8),
+    /// Row of the impedance table (possibly non-reciprocal: `adm.yft ≠ adm.ytf`;
+    /// `z` is the from → to impedance; its shunts are in `node_y_const`).
+    Impedance(usize),
 }
 
 /// A branch between two nodes.
@@ -94,6 +103,9 @@ pub struct Plan {
     pub line_branch: Vec<Option<usize>>,
     /// Branch index of each trafo.
     pub trafo_branch: Vec<Option<usize>>,
+    /// Branch index of each trafo3w's HV, MV and LV winding (`None`: not in
+    /// the solved network).
+    pub trafo3w_branch: Vec<[Option<usize>; 3]>,
     /// Trafos with a tap changer in the solved network: `(trafo, branch)`.
     pub tap_trafos: Vec<(usize, usize)>,
     /// Branches whose admittance is the same for every copy.
@@ -108,6 +120,14 @@ pub struct Plan {
     pub shunt_node: Vec<Option<usize>>,
     /// Admittance per step of each shunt (p.u.).
     pub shunt_y: Vec<C64>,
+    /// Node of each ward.
+    pub ward_node: Vec<Option<usize>>,
+    /// Constant power injected at each node, the same in every copy (p.u.; ward
+    /// `ps`/`qs` as consumption).
+    pub node_s_const: Vec<C64>,
+    /// Constant shunt admittance at each node, the same in every copy (p.u.;
+    /// ward `pz`/`qz`, impedance `gf/bf`, `gt/bt`).
+    pub node_y_const: Vec<C64>,
     /// Node of each ext_grid, and how many in-service ext_grids share that node.
     pub ext_grid_node: Vec<Option<(usize, usize)>>,
     /// Chosen variant.
@@ -161,6 +181,7 @@ impl Plan {
         let mut uf = UnionFind((0..nb).collect());
         let mut open_line = vec![[false; 2]; net.lines.len()];
         let mut open_trafo = vec![[false; 2]; net.trafos.len()];
+        let mut open_trafo3w = vec![[false; 3]; net.trafo3ws.len()];
         let mut z_switches = vec![];
         for (k, s) in net.switches.iter().enumerate() {
             match s.et {
@@ -184,6 +205,15 @@ impl Plan {
                     let end = (s.bus != net.trafos[s.element].hv_bus) as usize;
                     open_trafo[s.element][end] |= !s.closed;
                 }
+                // pandapower: the first of hv, mv, lv whose bus is the switch's.
+                SwitchElement::Trafo3w => {
+                    let t = &net.trafo3ws[s.element];
+                    let end = [t.hv_bus, t.mv_bus, t.lv_bus]
+                        .iter()
+                        .position(|&b| b == s.bus)
+                        .unwrap_or(0);
+                    open_trafo3w[s.element][end] |= !s.closed;
+                }
             }
         }
         // Roots `0..nb` are bus roots; roots from `nb` on are auxiliary nodes.
@@ -199,7 +229,8 @@ impl Plan {
             f: usize,
             t: usize,
             source: BranchSource,
-            pi: super::admittance::PiBranch,
+            pi: PiBranch,
+            adm: BranchAdm,
         }
         let end_root = |bus: usize, live: bool, root: &mut Vec<usize>| -> usize {
             if live {
@@ -219,6 +250,7 @@ impl Plan {
                     t: end_root(l.to_bus, live_t, &mut root),
                     source: BranchSource::Line(k),
                     pi: line_branch(net, l),
+                    adm: line_branch(net, l).admittance(),
                 });
             }
         }
@@ -236,6 +268,56 @@ impl Plan {
                     t: end_root(t.lv_bus, !open_lv, &mut root),
                     source: BranchSource::Trafo(k),
                     pi: trafo_branch(net, t, pos),
+                    adm: trafo_branch(net, t, pos).admittance(),
+                });
+            }
+        }
+        // Three-winding transformers: a star node of their own and three branches
+        // (pandapower's auxiliary bus). A winding at an out-of-service bus drops its
+        // branch; one behind an open switch keeps it on an auxiliary node.
+        for (k, t) in net.trafo3ws.iter().enumerate() {
+            if !t.in_service {
+                continue;
+            }
+            let pis = trafo3w_branches(net, t)?;
+            root.push(root.len());
+            let star = root.len() - 1;
+            for (w, (bus, pi)) in [t.hv_bus, t.mv_bus, t.lv_bus]
+                .into_iter()
+                .zip(pis)
+                .enumerate()
+            {
+                if !net.buses[bus].in_service {
+                    continue;
+                }
+                let outer = end_root(bus, !open_trafo3w[k][w], &mut root);
+                let (f, t) = if w == 0 { (outer, star) } else { (star, outer) };
+                raw.push(Raw {
+                    f,
+                    t,
+                    source: BranchSource::Trafo3w(k, w as u8),
+                    pi,
+                    adm: pi.admittance(),
+                });
+            }
+        }
+        // Impedances: both buses in service (pandapower drops one at an
+        // out-of-service bus); the series part is the branch, the shunts go to
+        // the nodes (below).
+        for (k, e) in net.impedances.iter().enumerate() {
+            if e.in_service && net.buses[e.from_bus].in_service && net.buses[e.to_bus].in_service {
+                let a = impedance_adm(net.sn_mva, e);
+                raw.push(Raw {
+                    f: root[e.from_bus],
+                    t: root[e.to_bus],
+                    source: BranchSource::Impedance(k),
+                    pi: PiBranch {
+                        z: a.z_ft,
+                        y_sh: C64::ZERO,
+                        ratio: 1.0,
+                        shift_rad: 0.0,
+                    },
+                    adm: a.series(),
                 });
             }
         }
@@ -246,6 +328,7 @@ impl Plan {
                 t: root[s.element],
                 source: BranchSource::Switch(k),
                 pi: switch_branch(net, s.bus, s.z_ohm),
+                adm: switch_branch(net, s.bus, s.z_ohm).admittance(),
             });
         }
         let n_root = root.len();
@@ -321,6 +404,7 @@ impl Plan {
         let mut branches = vec![];
         let mut line_branch_idx = vec![None; net.lines.len()];
         let mut trafo_branch_idx = vec![None; net.trafos.len()];
+        let mut trafo3w_branch_idx = vec![[None; 3]; net.trafo3ws.len()];
         let mut tap_trafos = vec![];
         let mut fixed_branches = vec![];
         for r in raw {
@@ -341,7 +425,11 @@ impl Plan {
                     }
                     has_tap
                 }
-                BranchSource::Switch(_) => false,
+                BranchSource::Trafo3w(k, w) => {
+                    trafo3w_branch_idx[k][w as usize] = Some(i);
+                    false
+                }
+                BranchSource::Switch(_) | BranchSource::Impedance(_) => false,
             };
             if !tapped {
                 fixed_branches.push(i);
@@ -350,7 +438,7 @@ impl Plan {
                 f: node_of_root[r.f],
                 t: node_of_root[r.t],
                 source: r.source,
-                adm: r.pi.admittance(),
+                adm: r.adm,
                 z: r.pi.z,
                 ratio: r.pi.ratio,
                 y_sh: r.pi.y_sh,
@@ -381,6 +469,27 @@ impl Plan {
         let shunt_y = (0..net.shunts.len())
             .map(|k| shunt_y_per_step(net, k))
             .collect();
+        let ward_node: Vec<Option<usize>> = net
+            .wards
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let mut node_s_const = vec![C64::ZERO; n_node];
+        let mut node_y_const = vec![C64::ZERO; n_node];
+        for (k, n) in ward_node.iter().enumerate() {
+            if let Some(n) = *n {
+                let w = &net.wards[k];
+                node_s_const[n] -= C64::new(w.ps_mw, w.qs_mvar).scale(1.0 / net.sn_mva);
+                node_y_const[n] += ward_y(net, k);
+            }
+        }
+        for b in &branches {
+            if let BranchSource::Impedance(k) = b.source {
+                let a = impedance_adm(net.sn_mva, &net.impedances[k]);
+                node_y_const[b.f] += a.y_f;
+                node_y_const[b.t] += a.y_t;
+            }
+        }
         let mut per_node = vec![0usize; n_node];
         let eg_nodes: Vec<Option<usize>> = net
             .ext_grids
@@ -406,6 +515,7 @@ impl Plan {
             branches,
             line_branch: line_branch_idx,
             trafo_branch: trafo_branch_idx,
+            trafo3w_branch: trafo3w_branch_idx,
             tap_trafos,
             fixed_branches,
             load_node,
@@ -413,6 +523,9 @@ impl Plan {
             storage_node,
             shunt_node,
             shunt_y,
+            ward_node,
+            node_s_const,
+            node_y_const,
             ext_grid_node,
             variant: Variant::XB,
             psi: 0.0,
@@ -442,9 +555,19 @@ impl Plan {
         }
     }
 
-    /// Base-case shunt admittance at every node (network's own shunt steps).
+    /// Nodes with a shunt admittance (a shunt element, or a constant one), sorted.
+    pub fn shunt_nodes(&self) -> Vec<usize> {
+        let mut nodes: Vec<usize> = self.shunt_node.iter().flatten().copied().collect();
+        nodes.extend((0..self.n_node).filter(|&i| self.node_y_const[i] != C64::ZERO));
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
+    /// Base-case shunt admittance at every node (network's own shunt steps and
+    /// the constant shunts).
     pub fn base_node_shunts(&self) -> Vec<C64> {
-        let mut y = vec![C64::ZERO; self.n_node];
+        let mut y = self.node_y_const.clone();
         for (k, n) in self.shunt_node.iter().enumerate() {
             if let Some(n) = n {
                 y[*n] += self.shunt_y[k].scale(self.net.shunts[k].step);

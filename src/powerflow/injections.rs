@@ -1,0 +1,41 @@
+//! Each copy's node injections and node shunts from its set-points, in one
+//! place for both backends (`cpu::Kernel::prepare`, `gpu::GpuBatch::prepare`).
+
+use super::batch::BatchInputs;
+use super::plan::Plan;
+use crate::complex::C64;
+
+/// Copy `c` of `inp`: `s[node]` = specified injection in p.u. (loads, sgens,
+/// storage and the plan's constant injections such as ward `ps`/`qs`), `y[node]`
+/// = shunt admittance in p.u. (shunts at the copy's steps and the plan's
+/// constant shunts: ward `pz`/`qz`, impedance shunts). Both slices have
+/// `plan.n_node` entries; nothing is allocated.
+pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C64], y: &mut [C64]) {
+    let net = &p.net;
+    let inv_sn = 1.0 / net.sn_mva;
+    s.copy_from_slice(&p.node_s_const);
+    for (k, n) in p.load_node.iter().enumerate() {
+        if let Some(n) = *n {
+            let f = inp.load_scaling[(c, k)] * inv_sn;
+            s[n] -= C64::new(inp.load_p_mw[(c, k)] * f, inp.load_q_mvar[(c, k)] * f);
+        }
+    }
+    for (k, n) in p.sgen_node.iter().enumerate() {
+        if let Some(n) = *n {
+            let f = net.sgens[k].scaling * inv_sn;
+            s[n] += C64::new(inp.sgen_p_mw[(c, k)] * f, inp.sgen_q_mvar[(c, k)] * f);
+        }
+    }
+    for (k, n) in p.storage_node.iter().enumerate() {
+        if let Some(n) = *n {
+            let f = net.storages[k].scaling * inv_sn;
+            s[n] -= C64::new(inp.storage_p_mw[(c, k)] * f, net.storages[k].q_mvar * f);
+        }
+    }
+    y.copy_from_slice(&p.node_y_const);
+    for (k, n) in p.shunt_node.iter().enumerate() {
+        if let Some(n) = *n {
+            y[n] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
+        }
+    }
+}
