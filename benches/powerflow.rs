@@ -1,12 +1,14 @@
 //! CPU power flows per second over the five shipped networks and several batch
 //! sizes, warm-started: each timed solve switches to another of eight input sets
 //! in which every injection is perturbed by up to ±3 % (as consecutive RL steps do),
-//! the same workload as `powergrid bench pf`.
+//! the same workload as `powergrid bench pf`. Each network and batch size is
+//! measured with the scalar kernel (one copy at a time) and the lane kernel
+//! (eight copies per SIMD group), on one thread so that the two compare per core.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use powergrid::bench::perturb;
 use powergrid::network;
-use powergrid::powerflow::{BatchInputs, CpuBatch, Plan, PowerFlow, SolverOptions};
+use powergrid::powerflow::{BatchInputs, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +26,14 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(300))
             .measurement_time(Duration::from_secs(2));
-        for batch in BATCHES {
-            let mut pf = CpuBatch::new(plan.clone(), batch);
+        for (batch, kernel) in BATCHES
+            .into_iter()
+            .flat_map(|b| [(b, CpuKernel::Scalar), (b, CpuKernel::Lanes)])
+        {
+            let mut pf = CpuBatch::new(plan.clone(), batch)
+                .with_kernel(kernel)
+                .with_threads(1)
+                .expect("a pool of one thread");
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
             let sets: Vec<BatchInputs> = (0..8)
                 .map(|_| {
@@ -37,7 +45,11 @@ fn bench(c: &mut Criterion) {
             pf.solve().expect("cold solve");
             let mut k = 0;
             g.throughput(Throughput::Elements(batch as u64));
-            g.bench_function(BenchmarkId::from_parameter(batch), |b| {
+            let id = match kernel {
+                CpuKernel::Scalar => "scalar",
+                CpuKernel::Lanes => "lanes",
+            };
+            g.bench_function(BenchmarkId::new(id, batch), |b| {
                 b.iter(|| {
                     k = (k + 1) % sets.len();
                     pf.inputs_mut().assign(&sets[k]);

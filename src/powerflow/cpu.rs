@@ -229,6 +229,8 @@ struct Kernel {
     arch: pulp::Arch,
     /// B'' factors per set of tap positions, shared by the copies.
     bpp_cache: BppCache,
+    /// Fixed branches with an end at a slack node (the slack currents' terms).
+    slack_fixed: Vec<u32>,
 }
 
 /// For each tap-changing trafo, the nodes cut off from every slack when it is
@@ -335,7 +337,14 @@ impl Kernel {
             y_col.iter().all(|&c| (c as usize) < plan.n_node),
             "Y column out of range"
         );
+        let slack_fixed = (0..fixed.len() as u32)
+            .filter(|&i| {
+                let b = &fixed[i as usize];
+                b.f as usize >= plan.n_pq || b.t as usize >= plan.n_pq
+            })
+            .collect();
         Kernel {
+            slack_fixed,
             arch: pulp::Arch::new(),
             bpp_cache: BppCache::default(),
             tol: plan.options.tolerance_pu,
@@ -585,19 +594,19 @@ pub(crate) fn score_variant(plan: &Arc<Plan>) -> Option<f64> {
 }
 
 /// Per-copy result rows, written straight into the result tables.
-struct ResultRows<'a> {
-    vm: &'a mut [f64],
-    va: &'a mut [f64],
-    lp: &'a mut [f64],
-    lq: &'a mut [f64],
-    li: &'a mut [f64],
-    ll: &'a mut [f64],
-    tl: &'a mut [f64],
-    ep: &'a mut [f64],
-    eq: &'a mut [f64],
+pub(crate) struct ResultRows<'a> {
+    pub(crate) vm: &'a mut [f64],
+    pub(crate) va: &'a mut [f64],
+    pub(crate) lp: &'a mut [f64],
+    pub(crate) lq: &'a mut [f64],
+    pub(crate) li: &'a mut [f64],
+    pub(crate) ll: &'a mut [f64],
+    pub(crate) tl: &'a mut [f64],
+    pub(crate) ep: &'a mut [f64],
+    pub(crate) eq: &'a mut [f64],
 }
 
-const SQRT3: f64 = 1.732_050_807_568_877_2;
+pub(crate) const SQRT3: f64 = 1.732_050_807_568_877_2;
 
 /// Currents injected at the slack nodes (only needed for results).
 fn slack_currents(k: &Kernel, st: &mut CopyState) {
@@ -615,7 +624,8 @@ fn slack_currents(k: &Kernel, st: &mut CopyState) {
         }
     };
     let mut cur = std::mem::take(&mut st.cur);
-    for b in &k.fixed {
+    for &i in &k.slack_fixed {
+        let b = &k.fixed[i as usize];
         add(b.f as usize, b.t as usize, &b.adm, &mut cur);
     }
     for (j, &(f, t)) in k.taps.iter().enumerate() {
@@ -626,7 +636,7 @@ fn slack_currents(k: &Kernel, st: &mut CopyState) {
 
 /// Which result rows a solve writes.
 #[derive(Debug, Clone, Copy)]
-enum Rows<'a> {
+pub(crate) enum Rows<'a> {
     /// Every table.
     All,
     /// `vm_pu` of every bus and `va_degree` of these buses only
@@ -695,7 +705,13 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
         r.tl[ti] = ld / t.parallel as f64 / t.df;
     }
-    for (e, node) in p.ext_grid_node.iter().enumerate() {
+    ext_grid_rows(k, st, r.ep, r.eq);
+}
+
+/// Ext-grid P and Q of one copy (its slack currents formed).
+fn ext_grid_rows(k: &Kernel, st: &CopyState, ep: &mut [f64], eq: &mut [f64]) {
+    let sn = k.plan.net.sn_mva;
+    for (e, node) in k.plan.ext_grid_node.iter().enumerate() {
         let (pe, qe) = match *node {
             Some((n, count)) => {
                 let s = (st.v[n] * st.cur[n].conj() - st.s_spec[n]).scale(sn / count as f64);
@@ -703,8 +719,66 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
             }
             None => (0.0, 0.0),
         };
-        r.ep[e] = pe;
-        r.eq[e] = qe;
+        ep[e] = pe;
+        eq[e] = qe;
+    }
+}
+
+/// The result tables as raw row pointers, so that parallel tasks each write
+/// the rows of their own copies.
+pub(crate) struct ResultTables {
+    ptrs: [usize; 9],
+    nb: usize,
+    nl: usize,
+    nt: usize,
+    ne: usize,
+}
+
+impl ResultTables {
+    fn new(plan: &Plan, res: &mut BatchResults) -> Self {
+        let sl = |a: &mut ndarray::Array2<f64>| {
+            a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize
+        };
+        let (nb, nl, nt, ne) = plan.sizes();
+        ResultTables {
+            ptrs: [
+                sl(&mut res.vm_pu),
+                sl(&mut res.va_degree),
+                sl(&mut res.line_p_from_mw),
+                sl(&mut res.line_q_from_mvar),
+                sl(&mut res.line_i_ka),
+                sl(&mut res.line_loading_percent),
+                sl(&mut res.trafo_loading_percent),
+                sl(&mut res.ext_grid_p_mw),
+                sl(&mut res.ext_grid_q_mvar),
+            ],
+            nb,
+            nl,
+            nt,
+            ne,
+        }
+    }
+
+    /// Copy `c`'s rows.
+    ///
+    /// # Safety
+    /// `c` is a copy of the batch the tables were made from, the tables are
+    /// alive and not otherwise borrowed, and no other task uses copy `c`'s rows.
+    pub(crate) unsafe fn rows(&self, c: usize) -> ResultRows<'_> {
+        let row = |i: usize, n: usize| unsafe {
+            std::slice::from_raw_parts_mut((self.ptrs[i] as *mut f64).add(c * n), n)
+        };
+        ResultRows {
+            vm: row(0, self.nb),
+            va: row(1, self.nb),
+            lp: row(2, self.nl),
+            lq: row(3, self.nl),
+            li: row(4, self.nl),
+            ll: row(5, self.nl),
+            tl: row(6, self.nt),
+            ep: row(7, self.ne),
+            eq: row(8, self.ne),
+        }
     }
 }
 
@@ -733,22 +807,7 @@ fn write_results(
     on: &(dyn Fn(usize) -> bool + Sync),
     rows: Rows,
 ) {
-    let (nb, nl, nt, ne) = k.plan.sizes();
-    let sl = |a: &mut ndarray::Array2<f64>| {
-        a.as_slice_mut().expect("standard layout").as_mut_ptr() as usize
-    };
-    // Each copy writes only its own rows: disjoint slices of each table.
-    let ptrs = [
-        sl(&mut res.vm_pu),
-        sl(&mut res.va_degree),
-        sl(&mut res.line_p_from_mw),
-        sl(&mut res.line_q_from_mvar),
-        sl(&mut res.line_i_ka),
-        sl(&mut res.line_loading_percent),
-        sl(&mut res.trafo_loading_percent),
-        sl(&mut res.ext_grid_p_mw),
-        sl(&mut res.ext_grid_q_mvar),
-    ];
+    let tables = ResultTables::new(&k.plan, res);
     states.par_iter_mut().enumerate().for_each(|(c, st)| {
         if !on(c) {
             return;
@@ -756,27 +815,9 @@ fn write_results(
         if let Rows::All = rows {
             slack_currents(k, st);
         }
-        // SAFETY: row `c` of each table is written by this task only, the
-        // tables outlive the loop and are in standard (row-major) layout.
-        let row = |i: usize, n: usize| unsafe {
-            std::slice::from_raw_parts_mut((ptrs[i] as *mut f64).add(c * n), n)
-        };
-        copy_results(
-            k,
-            st,
-            ResultRows {
-                vm: row(0, nb),
-                va: row(1, nb),
-                lp: row(2, nl),
-                lq: row(3, nl),
-                li: row(4, nl),
-                ll: row(5, nl),
-                tl: row(6, nt),
-                ep: row(7, ne),
-                eq: row(8, ne),
-            },
-            rows,
-        );
+        // SAFETY: row `c` of each table is written by this task only; the
+        // tables outlive the loop.
+        copy_results(k, st, unsafe { tables.rows(c) }, rows);
     });
 }
 
@@ -895,6 +936,10 @@ impl CpuBatch {
                 *x = deferred.is_some();
             }
         }
+        let rows = match deferred {
+            Some(b) => Rows::Buses(b),
+            None => Rows::All,
+        };
         let work = || {
             match cpu_kernel {
                 CpuKernel::Scalar => {
@@ -905,6 +950,7 @@ impl CpuBatch {
                         k.prepare(inp, c, st);
                         solve_copy(k, st);
                     });
+                    write_results(k, states, res, &on, rows);
                 }
                 CpuKernel::Lanes => {
                     // Cold copies first: their longer solves then share groups.
@@ -912,6 +958,7 @@ impl CpuBatch {
                     order.extend((0..states.len()).filter(|&c| on(c) && states[c].cold));
                     order.extend((0..states.len()).filter(|&c| on(c) && !states[c].cold));
                     let base = SendPtr(states.as_mut_ptr());
+                    let tables = ResultTables::new(&k.plan, res);
                     let n_groups = order.len().div_ceil(LANES);
                     groups[..n_groups]
                         .par_iter_mut()
@@ -931,18 +978,24 @@ impl CpuBatch {
                             for l in 0..LANES {
                                 g.load_lane(k, l, st(copies[l.min(copies.len() - 1)]));
                             }
-                            k.arch.dispatch(SolveGroup { k, g: &mut *g });
+                            k.arch.dispatch(SolveGroup {
+                                k,
+                                g: &mut *g,
+                                results: Some((copies, &tables, rows)),
+                            });
                             for (l, &c) in copies.iter().enumerate() {
-                                g.store_lane(k, l, st(c));
+                                let s = st(c);
+                                g.store_lane(k, l, s);
+                                if let Rows::All = rows {
+                                    slack_currents(k, s);
+                                    // SAFETY: copy `c` belongs to this task only.
+                                    let r = unsafe { tables.rows(c) };
+                                    ext_grid_rows(k, s, r.ep, r.eq);
+                                }
                             }
                         });
                 }
             }
-            let rows = match deferred {
-                Some(b) => Rows::Buses(b),
-                None => Rows::All,
-            };
-            write_results(k, states, res, &on, rows);
         };
         self.pool.install(work);
         for (c, st) in self.states.iter().enumerate() {

@@ -20,7 +20,7 @@
 //! with fewer than [`LANES`] copies repeats its first copy in the spare lanes,
 //! masked from the start.
 
-use super::{CopyState, Kernel};
+use super::{CopyState, Kernel, ResultRows, ResultTables, Rows, SQRT3};
 use crate::complex::C64;
 use crate::powerflow::sparse_lu::SparseLu;
 use pulp::Simd;
@@ -367,17 +367,146 @@ impl Group {
     }
 }
 
-/// Runs [`solve_group`] inside pulp's best instruction set.
+/// Runs [`solve_group`] inside pulp's best instruction set, then (with
+/// `results`: the group's copies, in lane order, and the tables) writes the
+/// bus, line and trafo rows of those copies from the lanes.
 pub(crate) struct SolveGroup<'a> {
     pub(crate) k: &'a Kernel,
     pub(crate) g: &'a mut Group,
+    pub(crate) results: Option<(&'a [usize], &'a ResultTables, Rows<'a>)>,
 }
 
 impl pulp::WithSimd for SolveGroup<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        solve_group(Ops(simd), self.k, self.g)
+        let o = Ops(simd);
+        solve_group(o, self.k, self.g);
+        if let Some((copies, tables, rows)) = self.results {
+            write_rows(o, self.k, self.g, copies, tables, rows);
+        }
+    }
+}
+
+/// A branch's admittance for every lane.
+#[inline(always)]
+fn splat_adm(a: &crate::powerflow::admittance::BranchAdm) -> [C8; 4] {
+    let z = |y: C64| C8 {
+        re: F8([y.re; LANES]),
+        im: F8([y.im; LANES]),
+    };
+    [z(a.yff), z(a.yft), z(a.ytf), z(a.ytt)]
+}
+
+/// `(s_f = V_f·conj(I_f), |I_f|, |I_t|)` per lane, as the scalar `copy_results`
+/// forms them.
+#[inline(always)]
+fn flows<S: Simd>(o: Ops<S>, a: &[C8; 4], vf: C8, vt: C8) -> (C8, F8, F8) {
+    let i_f = o.cadd(o.cmul(a[0], vf), o.cmul(a[1], vt));
+    let i_t = o.cadd(o.cmul(a[2], vf), o.cmul(a[3], vt));
+    let conj = C8 {
+        re: i_f.re,
+        im: o.neg(i_f.im),
+    };
+    let abs = |z: C8| o.sqrt(o.add(o.mul(z.re, z.re), o.mul(z.im, z.im)));
+    (o.cmul(vf, conj), abs(i_f), abs(i_t))
+}
+
+/// The scalar `copy_results` for the bus, line and trafo rows of every copy
+/// of a solved group (ext_grid rows need the slack currents: per copy).
+#[inline(always)]
+fn write_rows<S: Simd>(
+    o: Ops<S>,
+    k: &Kernel,
+    g: &Group,
+    copies: &[usize],
+    tables: &ResultTables,
+    rows: Rows,
+) {
+    let p = &*k.plan;
+    let net = &p.net;
+    let sn = net.sn_mva;
+    let mut r: [Option<ResultRows>; LANES] = Default::default();
+    for (x, &c) in r.iter_mut().zip(copies) {
+        // SAFETY: the group's copies are distinct and this task's only.
+        *x = Some(unsafe { tables.rows(c) });
+    }
+    let all = matches!(rows, Rows::All);
+    for (b, node) in p.bus_node.iter().enumerate() {
+        match *node {
+            Some(i) => {
+                let v = g.v[i];
+                let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
+                for (l, rr) in r.iter_mut().flatten().enumerate() {
+                    rr.vm[b] = m.0[l];
+                    if all {
+                        rr.va[b] = get(&v, l).arg().to_degrees();
+                    }
+                }
+            }
+            None => {
+                for rr in r.iter_mut().flatten() {
+                    rr.vm[b] = 0.0;
+                    if all {
+                        rr.va[b] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    let Rows::All = rows else {
+        if let Rows::Buses(va_buses) = rows {
+            for &b in va_buses {
+                for (l, rr) in r.iter_mut().flatten().enumerate() {
+                    rr.va[b] = p.bus_node[b].map_or(0.0, |i| get(&g.v[i], l).arg().to_degrees());
+                }
+            }
+        }
+        return;
+    };
+    let base_i = sn / SQRT3;
+    for (li, line) in net.lines.iter().enumerate() {
+        let Some(bi) = p.line_branch[li] else {
+            for rr in r.iter_mut().flatten() {
+                rr.lp[li] = 0.0;
+                rr.lq[li] = 0.0;
+                rr.li[li] = 0.0;
+                rr.ll[li] = 0.0;
+            }
+            continue;
+        };
+        let br = &p.branches[bi];
+        let (s, i_f, i_t) = flows(o, &splat_adm(&br.adm), g.v[br.f], g.v[br.t]);
+        let (vn_f, vn_t) = (net.buses[line.from_bus].vn_kv, net.buses[line.to_bus].vn_kv);
+        let rating = line.max_i_ka * line.df * line.parallel as f64;
+        for (l, rr) in r.iter_mut().flatten().enumerate() {
+            let i_ka = (i_f.0[l] * base_i / vn_f).max(i_t.0[l] * base_i / vn_t);
+            rr.lp[li] = s.re.0[l] * sn;
+            rr.lq[li] = s.im.0[l] * sn;
+            rr.li[li] = i_ka;
+            rr.ll[li] = i_ka / rating * 100.0;
+        }
+    }
+    for (ti, t) in net.trafos.iter().enumerate() {
+        let Some(bi) = p.trafo_branch[ti] else {
+            for rr in r.iter_mut().flatten() {
+                rr.tl[ti] = 0.0;
+            }
+            continue;
+        };
+        let br = &p.branches[bi];
+        let adm = match k.trafo_tap[ti] {
+            Some(j) => g.tap[j],
+            None => splat_adm(&br.adm),
+        };
+        let (_, i_f, i_t) = flows(o, &adm, g.v[br.f], g.v[br.t]);
+        let (vn_hv, vn_lv) = (net.buses[t.hv_bus].vn_kv, net.buses[t.lv_bus].vn_kv);
+        for (l, rr) in r.iter_mut().flatten().enumerate() {
+            let i_hv = i_f.0[l] * sn / (SQRT3 * vn_hv);
+            let i_lv = i_t.0[l] * sn / (SQRT3 * vn_lv);
+            let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
+            rr.tl[ti] = ld / t.parallel as f64 / t.df;
+        }
     }
 }
 
