@@ -504,6 +504,16 @@ impl VecEnv {
     pub fn agent_parents(&self) -> &[Option<String>] {
         &self.p.parents
     }
+    /// Each agent's grid agent (its own, or a device agent's coordinator's);
+    /// None for the system operator. Indexes `info.pcc_import_mw`'s columns.
+    pub fn agent_grid(&self) -> Vec<Option<usize>> {
+        let n = self.p.agents.len();
+        self.p
+            .reward_of
+            .iter()
+            .map(|&i| (i < n).then_some(i))
+            .collect()
+    }
     /// Each agent's timing (tick, observation and action delay).
     pub fn agent_timing(&self) -> &[Timing] {
         &self.p.timing

@@ -371,9 +371,16 @@ pub(crate) fn resolve(
             continue;
         }
         let message = match &a.message {
-            None | Some(MessageConfig::Setpoints) => Message::Setpoints,
-            Some(MessageConfig::Vector(k)) if *k >= 1 => Message::Vector(*k as usize),
-            Some(MessageConfig::Vector(k)) => {
+            None => Message::Setpoints,
+            Some(MessageConfig::Name(n)) if n == "setpoints" => Message::Setpoints,
+            Some(MessageConfig::Name(n)) => {
+                return Err(err(
+                    &format!("{key}.message"),
+                    format!("unknown message {n:?} (use setpoints or {{ vector: k }})"),
+                ))
+            }
+            Some(MessageConfig::Vector { vector: k }) if *k >= 1 => Message::Vector(*k as usize),
+            Some(MessageConfig::Vector { vector: k }) => {
                 return Err(err(
                     &format!("{key}.message.vector"),
                     format!("{k}: a message has at least one value"),

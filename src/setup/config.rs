@@ -272,15 +272,20 @@ fn yes() -> bool {
     true
 }
 
-/// A coordinator's message to its device agents.
+/// A coordinator's message to its device agents: `setpoints` (every device's
+/// set-points, as a flat grid agent's action; each device agent receives its
+/// devices' slice) or `{ vector: k }` (a free vector of length `k`, received
+/// whole by every device agent).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum MessageConfig {
-    /// Set-points: the coordinator's action is every device's action (as a
-    /// flat grid agent's); each device agent receives its devices' slice.
-    Setpoints,
-    /// A free vector of this length, received whole by every device agent.
-    Vector(i64),
+    /// `setpoints`.
+    Name(String),
+    /// `{ vector: k }`.
+    Vector {
+        /// Its length.
+        vector: i64,
+    },
 }
 
 /// A device agent under a coordinator.
