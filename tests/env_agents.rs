@@ -124,10 +124,10 @@ fn check_timing(
                 let s = b.steps_in_episode()[c];
                 assert_eq!(
                     a.info().acts_next[[c, 0]],
-                    s % tick == 0,
+                    s.is_multiple_of(tick),
                     "call {call} copy {c}"
                 );
-                if s % tick == 0 {
+                if s.is_multiple_of(tick) {
                     held[c] = acts[0].row(c).to_vec();
                 }
                 chosen[c].push(held[c].clone());
@@ -554,7 +554,8 @@ fn both_setups_run_on_the_gpu_backend() {
 #[test]
 fn bad_agent_configs_are_errors_naming_the_agent_and_key() {
     let mg1 = |extra: &'static str| move |s: String| s.replace(MG1, &format!("{MG1}{extra}"));
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &[&str])> = vec![
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit, &[&str])> = vec![
         ("unknown_quantity", Box::new(mg1("    observe: [ devices, voltage ]\n")), &["agents[0] (MG1).observe[1]", "\"voltage\""]),
         ("unknown_agent", Box::new(mg1("    observe: [ { pcc: MG9 } ]\n")), &["agents[0] (MG1).observe[0]", "\"MG9\""]),
         ("unknown_bus", Box::new(mg1("    observe: [ { bus: \"Bus 9999\" } ]\n")), &["observe[0]", "\"Bus 9999\""]),
