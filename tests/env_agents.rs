@@ -318,34 +318,49 @@ fn hierarchy_names_parents_and_spaces() {
 }
 
 /// A coordinator's set-point reaches its device agent's observation on the
-/// step it is sent, or `msg_delay` steps later (zero before).
+/// step it is sent, or `msg_delay` steps later (zero before, and again after
+/// an autoreset: the message queue starts empty every episode).
 #[test]
 fn coordinator_message_reaches_device_observation_on_the_step_or_after_msg_delay() {
     for d in [0usize, 2] {
         let mut env = hierarchical(&format!("msg{d}"), |s| {
-            s.replace(
-                "{ name: ESS1, devices: [\"MG1 ess_1\"] }",
-                &format!(
-                    "{{ name: ESS1, devices: [\"MG1 ess_1\"], timing: {{ msg_delay: {d} }} }}"
-                ),
-            )
+            s.replace("max_episode_steps: 96", "max_episode_steps: 4")
+                .replace(
+                    "{ name: ESS1, devices: [\"MG1 ess_1\"] }",
+                    &format!(
+                        "{{ name: ESS1, devices: [\"MG1 ess_1\"], timing: {{ msg_delay: {d} }} }}"
+                    ),
+                )
         });
         let coord = index(&env, "MG1");
         let ess = index(&env, "MG1/ESS1");
         let col = env.layout(ess).column("MG1/ESS1 message[0]").unwrap();
         env.reset(1).unwrap();
         assert_eq!(env.observations()[ess][[0, col]], 0.0);
-        let v = |k: usize| 0.1 * k as f32 - 0.35;
-        for k in 1..=6 {
+        // the value sent on call n (global), and the calls of this episode's steps
+        let v = |n: usize| 0.05 * n as f32 - 0.4;
+        let mut sent_at: Vec<usize> = Vec::new();
+        let mut resets = 0;
+        for n in 1..=13 {
             let mut a = const_actions(&env, 0.0);
             // ESS is MG1's second device: offset 2 of the set-points.
-            a[coord].column_mut(2).fill(v(k));
+            a[coord].column_mut(2).fill(v(n));
+            let resetting = env.truncated()[0];
             step(&mut env, &a).unwrap();
-            let want = if k > d { v(k - d) } else { 0.0 };
+            if resetting {
+                sent_at.clear();
+                resets += 1;
+                assert!(env.info().reset[0]);
+            } else {
+                sent_at.push(n);
+            }
+            let k = sent_at.len(); // step within the episode
+            let want = if k > d { v(sent_at[k - 1 - d]) } else { 0.0 };
             for c in 0..2 {
-                assert_eq!(env.observations()[ess][[c, col]], want, "d {d}, step {k}");
+                assert_eq!(env.observations()[ess][[c, col]], want, "d {d}, call {n}");
             }
         }
+        assert!(resets >= 2);
     }
 }
 
