@@ -364,6 +364,37 @@ fn coordinator_message_reaches_device_observation_on_the_step_or_after_msg_delay
     }
 }
 
+/// A coordinator with `learner: false` is no agent and sends the zero
+/// message; its device agents still name it as their parent.
+#[test]
+fn a_coordinator_that_does_not_learn_is_no_agent_and_sends_zeros() {
+    let mut env = hierarchical("silent", |s| {
+        s.replacen(
+            "    message: setpoints\n",
+            "    learner: false\n    message: setpoints\n",
+            1,
+        )
+    });
+    assert_eq!(
+        &env.agent_names()[..4],
+        &["MG1/DG1", "MG1/ESS1", "MG1/PV1", "MG2"]
+    );
+    assert!(env.agent_parents()[..3]
+        .iter()
+        .all(|p| p.as_deref() == Some("MG1")));
+    let ess1 = index(&env, "MG1/ESS1");
+    let ess2 = index(&env, "MG2/ESS2");
+    let col1 = env.layout(ess1).column("MG1/ESS1 message[0]").unwrap();
+    let col2 = env.layout(ess2).column("MG2/ESS2 message[0]").unwrap();
+    env.reset(0).unwrap();
+    let a = const_actions(&env, 0.7);
+    step(&mut env, &a).unwrap();
+    for c in 0..2 {
+        assert_eq!(env.observations()[ess1][[c, col1]], 0.0);
+        assert_eq!(env.observations()[ess2][[c, col2]], 0.7);
+    }
+}
+
 /// `pass_through` applies the received set-points: the storage follows the
 /// coordinator's charge command `msg_delay` steps late; a learning device
 /// agent's own action drives its device whatever the coordinator sends.

@@ -10,7 +10,8 @@
 //!
 //! **Arrays.** Actions are one row-major `[B, dim]` array per agent (agents:
 //! the grid agents in config order, then the system operator if it is an
-//! agent), `f32` or `f64` ([`ActionScalar`]); observations are `f32 [B, dim]`
+//! agent; with device agents, each coordinator is followed by its learning
+//! device agents, see [`crate::setup::agents`]), `f32` or `f64` ([`ActionScalar`]); observations are `f32 [B, dim]`
 //! per agent. Rewards are `f32 [B, n_agents]`; terminated / truncated are
 //! `bool [B]`; the info arrays are `f64` (counts `u32`). All buffers are made
 //! once and overwritten by every step, so bindings can hand them out without
@@ -31,6 +32,13 @@
 //! the training split (their own ChaCha8 stream, seeded from `(seed, copy)`);
 //! test copies walk the test days in order (copy `c`'s `e`-th episode starts
 //! on episode slot `e·B + c`).
+//!
+//! **Timing and hierarchy** ([`crate::setup::agents`]): an agent's action is
+//! read on its ticks and held in between (`info.acts_next`), then delayed by
+//! its `act_delay`; a coordinator's action is a message that reaches its
+//! device agents after their `msg_delay`; an agent's observation is its
+//! one-step layout delayed by `obs_delay` and stacked `history` deep. Every
+//! queue is per copy and cleared when the copy resets.
 //!
 //! **Autoreset: Gymnasium `NEXT_STEP`.** The step that ends a copy returns its
 //! last observation with `truncated = true`; the next `step` ignores that
@@ -495,7 +503,8 @@ impl VecEnv {
     pub fn batch(&self) -> usize {
         self.p.batch
     }
-    /// Agent names (grid agents, then `system_operator` if it acts).
+    /// Agent names in action order (grid agents, each coordinator followed by
+    /// its learning device agents `MG1/ESS1`, then `system_operator` if it acts).
     pub fn agent_names(&self) -> &[String] {
         &self.p.agent_names
     }
