@@ -20,11 +20,15 @@ fn setups_lists_every_setup_one_line_each() {
     let (ok, out, _) = powergrid(&["setups"]);
     assert!(ok);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    for (l, name) in lines
-        .iter()
-        .zip(["ieee34_ieee13", "ieee34_ieee13_dso", "ieee34_voltvar"])
-    {
+    let names = [
+        "ieee34_ieee13",
+        "ieee34_ieee13_delayed",
+        "ieee34_ieee13_dso",
+        "ieee34_ieee13_hierarchical",
+        "ieee34_voltvar",
+    ];
+    assert_eq!(lines.len(), names.len(), "{out}");
+    for (l, name) in lines.iter().zip(names) {
         assert!(l.starts_with(name), "{l}");
         assert!(l.len() > name.len() + 10, "a description: {l}");
     }

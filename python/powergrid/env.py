@@ -23,7 +23,17 @@ class VecEnv:
     ``reset``, ``price``, ``voltage_violation``, ``hour``,
     ``control_iterations``, ``controller_wear_cost``, ``pcc_import_mw`` for
     grid agents) and ``terms`` ``[num_envs, n_terms]`` (the reward's terms,
-    named by ``reward_terms``).
+    named by ``reward_terms``), and ``acts_next`` (whether the next ``step``
+    reads the agent's action for the copy; otherwise its last action is held,
+    see ``timing``).
+
+    **Agents** are ``agents`` in action order; a device agent under a
+    coordinator is named ``<coordinator>/<device agent>`` (``MG1/ESS1``) and
+    ``parents`` maps every agent to its coordinator (``None`` at the top).
+    ``timing`` gives each agent's ``(tick_every, obs_delay, act_delay)``.
+    A policy trained on one setup is evaluated under another's timing by
+    building the env of that setup (``VecEnv("ieee34_ieee13_delayed")``:
+    same agents and spaces as ``ieee34_ieee13``) and stepping it as before.
 
     **No copies.** Observations, rewards, flags and infos are read-only numpy
     views of the Rust buffers. The same arrays (same memory) come back from
@@ -72,6 +82,11 @@ class VecEnv:
         self.observation_mode = self._core.observation_mode
         self.agents = list(self._core.agent_names)
         self.possible_agents = list(self.agents)
+        #: ``agent -> parent`` (a device agent's coordinator, ``None`` at the top)
+        self.parents = dict(zip(self.agents, self._core.agent_parents))
+        #: ``agent -> (tick_every, obs_delay, act_delay)`` in steps
+        self.timing = dict(zip(self.agents, self._core.agent_timing))
+        self._grid = dict(zip(self.agents, self._core.agent_grid))
         self.action_dims = dict(zip(self.agents, self._core.action_dims))
         self.obs_dims = dict(zip(self.agents, self._core.obs_dims))
         self.observation_spaces = {
@@ -106,7 +121,6 @@ class VecEnv:
         self._rew = {a: rew[:, i] for i, a in enumerate(self.agents)}
         self._term = {a: term for a in self.agents}
         self._trunc = {a: trunc for a in self.agents}
-        n_grid = info["pcc_import_mw"].shape[1]
         shared = {
             k: info[k]
             for k in ("converged", "reset", "price", "voltage_violation", "hour",
@@ -118,10 +132,12 @@ class VecEnv:
                 "cost": info["cost"][:, i],
                 "safety": info["safety"][:, i],
                 "terms": info["terms"][:, i, :],
+                "acts_next": info["acts_next"][:, i],
                 **shared,
             }
-            if i < n_grid:
-                d["pcc_import_mw"] = info["pcc_import_mw"][:, i]
+            g = self._grid[a]
+            if g is not None:
+                d["pcc_import_mw"] = info["pcc_import_mw"][:, g]
             self._info[a] = d
         self._raw_info = info
 

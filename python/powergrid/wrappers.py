@@ -55,6 +55,8 @@ class ParallelEnv(_ParallelBase):
         self.observation_spaces = self._vec.observation_spaces
         self.action_spaces = self._vec.action_spaces
         self.layouts = self._vec.layouts
+        #: ``agent -> parent``: a device agent's coordinator (``MG1/ESS1 -> MG1``), ``None`` at the top
+        self.parents = self._vec.parents
         self._zero = {a: np.zeros((1, d), np.float32) for a, d in self._vec.action_dims.items()}
 
     def observation_space(self, agent):

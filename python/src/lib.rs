@@ -86,6 +86,7 @@ fn buffer_addresses(env: &VecEnv) -> Vec<usize> {
         i.control_iterations.as_ptr() as usize,
         i.controller_moves.as_ptr() as usize,
         i.controller_wear_cost.as_ptr() as usize,
+        i.acts_next.as_ptr() as usize,
     ]);
     v
 }
@@ -125,6 +126,26 @@ impl Env {
     #[getter]
     fn agent_names(&self) -> Vec<String> {
         self.env.agent_names().to_vec()
+    }
+    /// Each agent's parent (a device agent's coordinator, e.g. `MG1` for
+    /// `MG1/ESS1`), None for top-level agents.
+    #[getter]
+    fn agent_parents(&self) -> Vec<Option<String>> {
+        self.env.agent_parents().to_vec()
+    }
+    /// Each agent's grid agent index (column of `pcc_import_mw`), None for the operator.
+    #[getter]
+    fn agent_grid(&self) -> Vec<Option<usize>> {
+        self.env.agent_grid()
+    }
+    /// Each agent's `(tick_every, obs_delay, act_delay)` in steps.
+    #[getter]
+    fn agent_timing(&self) -> Vec<(usize, usize, usize)> {
+        self.env
+            .agent_timing()
+            .iter()
+            .map(|t| (t.tick_every, t.obs_delay, t.act_delay))
+            .collect()
     }
     /// Action length per agent.
     #[getter]
@@ -331,6 +352,7 @@ impl Env {
                 "controller_wear_cost",
                 PyArray1::borrow_from_array(&i.controller_wear_cost, c()),
             )?;
+            d.set_item("acts_next", PyArray2::borrow_from_array(&i.acts_next, c()))?;
         }
         Ok(d)
     }

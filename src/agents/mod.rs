@@ -2,6 +2,7 @@
 //! their devices, and the optional system operator that publishes the price.
 
 pub mod grid_agent;
+pub mod hierarchy;
 pub mod system_operator;
 
 pub use grid_agent::{GridAgent, Pcc};

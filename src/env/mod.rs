@@ -7,6 +7,7 @@ pub(crate) mod control_glue;
 pub mod observation;
 pub mod policy;
 pub mod reward;
+pub(crate) mod timing;
 pub mod vec_env;
 pub(crate) mod world;
 

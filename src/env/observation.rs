@@ -36,7 +36,9 @@
 
 use crate::agents::{GridAgent, SystemOperator};
 use crate::devices::DeviceRef;
+use crate::error::{Error, Result};
 use crate::powerflow::Plan;
+use crate::setup::agents::Quantity;
 use crate::setup::config::ObservationMode;
 
 /// Where one observation column comes from.
@@ -62,6 +64,9 @@ pub enum ObsSource {
     HourSin,
     /// `cos(2π·hour/24)` of the next hour.
     HourCos,
+    /// Value `j` of the message device agent `unit` (global index) received
+    /// this step (as sent, not normalised: actions are in `[-1, 1]`).
+    Message(usize, usize),
 }
 
 /// A named slice of an observation.
@@ -191,25 +196,8 @@ pub(crate) fn build_layouts(
     // Loads whose power changes: profiled and non-zero.
     let profiled: Vec<usize> = load_groups.iter().flatten().copied().collect();
     let device_fields = |l: &mut ObservationLayout, a: &GridAgent| {
-        for (j, d) in a.devices.iter().enumerate() {
-            let (kind, cols) = match d {
-                DeviceRef::Generator(_) => ("generator", DEVICE_COLUMNS[0]),
-                DeviceRef::Storage(_) => ("storage", DEVICE_COLUMNS[1]),
-                DeviceRef::Renewable(_) => ("renewable", DEVICE_COLUMNS[2]),
-                DeviceRef::TapChanger(_) => ("tap", DEVICE_COLUMNS[3]),
-                DeviceRef::Capacitor(_) => ("capacitor", DEVICE_COLUMNS[4]),
-            };
-            let field = format!("{}.device[{j}] {kind} [{}]", a.name, cols.join(", "));
-            l.push(
-                field,
-                cols.iter().enumerate().map(|(k, c)| {
-                    (
-                        format!("{}.device[{j}] {c}", a.name),
-                        ObsSource::Device(*d, k),
-                    )
-                }),
-            );
-        }
+        let devs: Vec<(usize, DeviceRef)> = a.devices.iter().copied().enumerate().collect();
+        push_devices(l, &a.name, &devs);
     };
     let bus_field = |l: &mut ObservationLayout, buses: &[usize]| {
         l.push(
@@ -308,4 +296,182 @@ pub(crate) fn build_layouts(
             vec![l; n_agents]
         }
     }
+}
+
+/// Device columns of `(j, device)` of grid agent `agent` (j: its index in
+/// the agent's device list).
+fn push_devices(l: &mut ObservationLayout, agent: &str, devices: &[(usize, DeviceRef)]) {
+    for &(j, d) in devices {
+        let (kind, cols) = match d {
+            DeviceRef::Generator(_) => ("generator", DEVICE_COLUMNS[0]),
+            DeviceRef::Storage(_) => ("storage", DEVICE_COLUMNS[1]),
+            DeviceRef::Renewable(_) => ("renewable", DEVICE_COLUMNS[2]),
+            DeviceRef::TapChanger(_) => ("tap", DEVICE_COLUMNS[3]),
+            DeviceRef::Capacitor(_) => ("capacitor", DEVICE_COLUMNS[4]),
+        };
+        let field = format!("{agent}.device[{j}] {kind} [{}]", cols.join(", "));
+        l.push(
+            field,
+            cols.iter()
+                .enumerate()
+                .map(|(k, c)| (format!("{agent}.device[{j}] {c}"), ObsSource::Device(d, k))),
+        );
+    }
+}
+
+/// Who an `observe:` list is resolved for.
+pub(crate) struct Viewer<'a> {
+    /// The agent's name (for errors).
+    pub name: &'a str,
+    /// Its grid agent (a device agent: its coordinator).
+    pub grid: usize,
+    /// Its devices `(index in the grid agent's list, device)`.
+    pub devices: Vec<(usize, DeviceRef)>,
+    /// Its buses (a device agent: its devices' buses).
+    pub buses: Vec<usize>,
+    /// `(global unit index, message length)` for a device agent.
+    pub message: Option<(usize, usize)>,
+}
+
+/// The layout of an `observe:` list (see [`crate::setup::agents::Quantity`]),
+/// in list order. A quantity that would give no column or never change
+/// (no profiled load, no PCC, a slack or unsolved bus) is an error naming
+/// the agent and the quantity.
+pub(crate) fn layout_from_list(
+    list: &[Quantity],
+    v: &Viewer,
+    agents: &[GridAgent],
+    plan: &Plan,
+    load_groups: &[Vec<usize>],
+) -> Result<ObservationLayout> {
+    let net = &plan.net;
+    let bad = |q: &Quantity, why: &str| {
+        Error::InvalidSetup(format!("agent {}: observe {q:?}: {why}", v.name))
+    };
+    let profiled: Vec<usize> = load_groups.iter().flatten().copied().collect();
+    let mut l = ObservationLayout::default();
+    let bus_cols = |buses: &[usize]| -> Vec<(String, ObsSource)> {
+        observed_buses(buses, plan)
+            .into_iter()
+            .map(|b| (format!("{} vm", net.buses[b].name), ObsSource::BusVm(b)))
+            .collect()
+    };
+    let a = &agents[v.grid];
+    for q in list {
+        let before = l.dim();
+        match *q {
+            Quantity::Devices => push_devices(&mut l, &a.name, &v.devices),
+            Quantity::Buses => l.push("bus (vm_pu-1)/0.05", bus_cols(&v.buses)),
+            Quantity::Bus(b) => {
+                // A bus fused to another shows as the node's lowest bus.
+                let node = plan.bus_node.get(b).copied().flatten();
+                let rep = (0..net.buses.len())
+                    .find(|&x| node.is_some() && plan.bus_node[x] == node)
+                    .filter(|_| node.is_some_and(|n| n < plan.n_pq));
+                let Some(rep) = rep else {
+                    return Err(bad(
+                        q,
+                        &format!(
+                            "bus {:?} is a slack or unsolved bus: its voltage never changes",
+                            net.buses[b].name
+                        ),
+                    ));
+                };
+                l.push(
+                    format!("bus {} (vm_pu-1)/0.05", net.buses[b].name),
+                    [(format!("{} vm", net.buses[rep].name), ObsSource::BusVm(rep))],
+                );
+            }
+            Quantity::BusesOf(g) => l.push(
+                format!("{} bus (vm_pu-1)/0.05", agents[g].name),
+                bus_cols(&agents[g].buses),
+            ),
+            Quantity::Load => {
+                if !a.loads.iter().any(|x| profiled.contains(x)) {
+                    return Err(bad(
+                        q,
+                        &format!("{} has no load that follows a profile", a.name),
+                    ));
+                }
+                l.push(
+                    "load P/base_power",
+                    [(format!("{} load", a.name), ObsSource::AgentLoad(v.grid))],
+                );
+            }
+            Quantity::Pcc | Quantity::PccOf(_) => {
+                let g = if let Quantity::PccOf(g) = *q {
+                    g
+                } else {
+                    v.grid
+                };
+                if agents[g].pcc.is_none() {
+                    return Err(bad(q, &format!("{} has no pcc", agents[g].name)));
+                }
+                l.push(
+                    format!("{} pcc import/base_power", agents[g].name),
+                    [(
+                        format!("{} pcc import", agents[g].name),
+                        ObsSource::PccImport(g),
+                    )],
+                );
+            }
+            Quantity::TotalImport => l.push(
+                "total pcc import/base_power",
+                [("total pcc import".to_string(), ObsSource::TotalImport)],
+            ),
+            Quantity::Price => l.push(
+                "tanh(price/price_scale)",
+                [("next-hour price".to_string(), ObsSource::Price)],
+            ),
+            Quantity::Time => {
+                l.push(
+                    "sin(2pi hour/24)",
+                    [("next-hour sin".to_string(), ObsSource::HourSin)],
+                );
+                l.push(
+                    "cos(2pi hour/24)",
+                    [("next-hour cos".to_string(), ObsSource::HourCos)],
+                );
+            }
+            Quantity::PriceFactor => l.push(
+                "price factor",
+                [("price factor".to_string(), ObsSource::PriceFactor)],
+            ),
+            Quantity::Message => {
+                let Some((u, n)) = v.message else {
+                    return Err(bad(q, "only device agents receive a message"));
+                };
+                l.push(
+                    "message",
+                    (0..n).map(|j| (format!("{} message[{j}]", v.name), ObsSource::Message(u, j))),
+                );
+            }
+        }
+        if l.dim() == before {
+            return Err(bad(q, "gives no column (no solved, non-slack bus)"));
+        }
+    }
+    Ok(l)
+}
+
+/// The observation an agent gets from `base` with obs delay `delay` and
+/// `history` stacked steps: `history` copies of `base`, newest first, each
+/// field and column suffixed with its lag (`[t-2]`). Unchanged when
+/// `delay = 0` and `history = 1`.
+pub(crate) fn stacked(base: &ObservationLayout, delay: usize, history: usize) -> ObservationLayout {
+    if delay == 0 && history == 1 {
+        return base.clone();
+    }
+    let mut l = ObservationLayout::default();
+    for j in 0..history {
+        let lag = delay + j;
+        for f in &base.fields {
+            l.push(
+                format!("{} [t-{lag}]", f.name),
+                (f.offset..f.offset + f.len)
+                    .map(|k| (format!("{} [t-{lag}]", base.columns[k]), base.sources[k])),
+            );
+        }
+    }
+    l
 }

@@ -140,6 +140,16 @@ fn heuristic(env: &VecEnv, actions: &mut [Array2<f32>]) {
     for a in actions.iter_mut() {
         a.fill(0.0);
     }
+    // Rules are per grid agent's device row; each agent takes its slots of
+    // it (a coordinator with a vector message and the operator hold: zero).
+    let slots: Vec<Option<crate::env::vec_env::ActionSlots>> = (0..actions.len())
+        .map(|e| env.device_action_slots(e))
+        .collect();
+    let mut rows: Vec<Vec<f32>> = env
+        .agents()
+        .iter()
+        .map(|a| vec![0.0; a.action_dim])
+        .collect();
     for c in 0..env.batch() {
         let price = env.next_price(c);
         let mean = env.trailing_mean_price(c, 24);
@@ -160,7 +170,7 @@ fn heuristic(env: &VecEnv, actions: &mut [Array2<f32>]) {
             } else {
                 0.0
             };
-            let mut row = actions[i].row_mut(c);
+            let row = &mut rows[i];
             for (dev, &off) in agent.devices.iter().zip(&agent.action_offsets) {
                 match *dev {
                     DeviceRef::Generator(k) => {
@@ -199,6 +209,18 @@ fn heuristic(env: &VecEnv, actions: &mut [Array2<f32>]) {
                         } else {
                             0.0
                         };
+                    }
+                }
+            }
+        }
+        for (a, s) in actions.iter_mut().zip(&slots) {
+            if let Some((g, slots)) = s {
+                let mut out = a.row_mut(c);
+                let mut k = 0;
+                for &(off, len) in slots {
+                    for x in &rows[*g][off..off + len] {
+                        out[k] = *x;
+                        k += 1;
                     }
                 }
             }

@@ -10,7 +10,8 @@
 //!
 //! **Arrays.** Actions are one row-major `[B, dim]` array per agent (agents:
 //! the grid agents in config order, then the system operator if it is an
-//! agent), `f32` or `f64` ([`ActionScalar`]); observations are `f32 [B, dim]`
+//! agent; with device agents, each coordinator is followed by its learning
+//! device agents, see [`crate::setup::agents`]), `f32` or `f64` ([`ActionScalar`]); observations are `f32 [B, dim]`
 //! per agent. Rewards are `f32 [B, n_agents]`; terminated / truncated are
 //! `bool [B]`; the info arrays are `f64` (counts `u32`). All buffers are made
 //! once and overwritten by every step, so bindings can hand them out without
@@ -32,6 +33,13 @@
 //! test copies walk the test days in order (copy `c`'s `e`-th episode starts
 //! on episode slot `e·B + c`).
 //!
+//! **Timing and hierarchy** ([`crate::setup::agents`]): an agent's action is
+//! read on its ticks and held in between (`info.acts_next`), then delayed by
+//! its `act_delay`; a coordinator's action is a message that reaches its
+//! device agents after their `msg_delay`; an agent's observation is its
+//! one-step layout delayed by `obs_delay` and stacked `history` deep. Every
+//! queue is per copy and cleared when the copy resets.
+//!
 //! **Autoreset: Gymnasium `NEXT_STEP`.** The step that ends a copy returns its
 //! last observation with `truncated = true`; the next `step` ignores that
 //! copy's actions, resets it, and returns its first observation with reward 0,
@@ -46,16 +54,20 @@
 //! 0, after a reset that failed). Diverged values never leave the environment
 //! except through [`VecEnv::power_flow`], the raw solver output.
 
+use crate::agents::hierarchy::{Driver, Unit};
 use crate::agents::{GridAgent, SystemOperator};
 use crate::devices::Devices;
 use crate::env::control_glue::EnvControl;
 use crate::env::observation::{build_layouts, ObservationLayout};
+use crate::env::observation::{layout_from_list, stacked, Viewer};
 use crate::env::reward::TERMS;
+use crate::env::timing::{DelayLine, ObsHistory};
 use crate::env::world::World;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
 use crate::powerflow::{new_backend, BackendKind, BatchResults, Plan, PowerFlow, SolverOptions};
+use crate::setup::agents::{DevicePolicy, Message, Quantity, Role, Timing};
 use crate::setup::config::ObservationMode;
 use crate::setup::{Setup, TimeSeries};
 use ndarray::{Array1, Array2, Array3, ArrayView2};
@@ -112,6 +124,9 @@ impl ActionScalar for f64 {
         self
     }
 }
+
+/// A grid agent and `(offset, length)` slots of its device action row.
+pub type ActionSlots = (usize, Vec<(usize, usize)>);
 
 /// How to build a [`VecEnv`].
 #[derive(Debug, Clone)]
@@ -174,6 +189,10 @@ pub struct StepInfo {
     pub controller_moves: Array2<u32>,
     /// Wear cost of the automatic controllers' moves this step ($).
     pub controller_wear_cost: Array1<f64>,
+    /// `[B, n_agents]`: whether the next `step` reads the agent's action for
+    /// the copy (its tick is due and the copy is not about to be reset);
+    /// otherwise its last action is held (see [`crate::setup::agents`]).
+    pub acts_next: Array2<bool>,
 }
 
 /// Fixed after `new`: the setup, agents, observation tables.
@@ -188,9 +207,26 @@ struct Params {
     live_buses: Vec<usize>,
     /// Loads of each setup load group (in service, non-zero power).
     load_groups: Vec<Vec<usize>>,
+    /// Each agent's observation layout (stacked for history / obs delay).
     layouts: Vec<ObservationLayout>,
+    /// Each agent's one-step layout (what one observation is made of).
+    base_layouts: Vec<ObservationLayout>,
+    /// Every agent has the same one-step layout (centralized): computed once per copy.
+    shared_obs: bool,
     agent_names: Vec<String>,
     action_dims: Vec<usize>,
+    /// Each agent's timing.
+    timing: Vec<Timing>,
+    /// Each agent's parent (a device agent's coordinator).
+    parents: Vec<Option<String>>,
+    /// Reward row (grid agent, or the operator after them) each agent takes.
+    reward_of: Vec<usize>,
+    /// How each grid agent's device action row is made.
+    drivers: Vec<Driver>,
+    /// Every device agent (learner or rule), grid agent by grid agent.
+    units: Vec<Unit>,
+    /// The operator's agent index when it acts.
+    operator_agent: Option<usize>,
     start_slots: usize,
     /// `(trafo, initial tap)` / `(shunt, initial step)` of the automatic controllers.
     controlled_taps: Vec<(usize, f64)>,
@@ -210,6 +246,16 @@ struct State {
     vm_held: Array2<f64>,
     /// Last converged PCC imports of each copy.
     pcc_held: Array2<f64>,
+    /// Each agent's last chosen action `[B, dim]` (held between its ticks).
+    held: Vec<Array2<f64>>,
+    /// Each agent's action delay line.
+    act_lines: Vec<DelayLine>,
+    /// Each unit's message delay line.
+    msg_lines: Vec<DelayLine>,
+    /// The message each unit received on the copy's last step `[B, msg_dim]`.
+    msg_held: Vec<Array2<f64>>,
+    /// Each agent's observation ring (None: no delay, no history).
+    obs_hist: Vec<Option<ObsHistory>>,
 }
 
 /// The vector environment.
@@ -230,6 +276,17 @@ pub struct VecEnv {
     agent_reward: Vec<f64>,
     action_row: Vec<f64>,
     dev_obs: Vec<f32>,
+    /// Each agent's effective action of the copy being stepped.
+    eff: Vec<Vec<f64>>,
+    msg_row: Vec<f64>,
+    unit_msg: Vec<f64>,
+    /// One-step observation scratch (agents with a ring, shared layouts).
+    base_row: Vec<f32>,
+    shared_row: Vec<f32>,
+    /// Reward terms of the grid agents (and the operator) of one copy.
+    inner_terms: Array2<f64>,
+    inner_cost: Vec<f64>,
+    inner_safety: Vec<f64>,
 }
 
 impl VecEnv {
@@ -280,13 +337,27 @@ impl VecEnv {
             &load_groups,
             &group_names,
         );
-        let mut agent_names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
-        let mut action_dims: Vec<usize> = agents.iter().map(|a| a.action_dim).collect();
-        if operator.is_agent() {
-            agent_names.push("system_operator".into());
-            action_dims.push(1);
-        }
+        let Roster {
+            drivers,
+            units,
+            action_dims,
+            reward_of,
+            base_layouts,
+            operator_agent,
+        } = roster(&setup, &agents, &devices, &plan, &load_groups, &layouts)?;
+        let defs = &setup.agents.defs;
+        let agent_names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
+        let parents: Vec<Option<String>> = defs.iter().map(|d| d.parent.clone()).collect();
+        let timing: Vec<Timing> = defs.iter().map(|d| d.timing).collect();
+        let layouts: Vec<ObservationLayout> = base_layouts
+            .iter()
+            .zip(defs)
+            .map(|(l, d)| stacked(l, d.timing.obs_delay, d.history))
+            .collect();
+        let shared_obs =
+            base_layouts.len() > 1 && base_layouts.iter().all(|l| *l == base_layouts[0]);
         let n_agents = agent_names.len();
+        let n_inner = agents.len() + operator.is_agent() as usize;
         let n_ctrl = setup.controllers.len();
         let control = EnvControl::new(
             net,
@@ -308,7 +379,45 @@ impl VecEnv {
             .iter()
             .map(|l| Array2::zeros((b, l.dim())))
             .collect();
-        let max_action = action_dims.iter().copied().max().unwrap_or(0);
+        let max_action = agents
+            .iter()
+            .map(|a| a.action_dim)
+            .chain(action_dims.iter().copied())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let max_msg = drivers
+            .iter()
+            .map(|d| match d {
+                Driver::Hier { msg_dim, .. } => *msg_dim,
+                Driver::Flat(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let max_base = base_layouts.iter().map(|l| l.dim()).max().unwrap_or(0);
+        let held = action_dims.iter().map(|&d| Array2::zeros((b, d))).collect();
+        let act_lines = action_dims
+            .iter()
+            .zip(&timing)
+            .map(|(&d, t)| DelayLine::new(b, t.act_delay, d))
+            .collect();
+        let msg_lines = units
+            .iter()
+            .map(|u| DelayLine::new(b, u.msg_delay, u.msg_dim))
+            .collect();
+        let msg_held = units
+            .iter()
+            .map(|u| Array2::zeros((b, u.msg_dim)))
+            .collect();
+        let obs_hist = base_layouts
+            .iter()
+            .zip(defs)
+            .map(|(l, d)| {
+                (d.timing.obs_delay > 0 || d.history > 1)
+                    .then(|| ObsHistory::new(b, d.timing.obs_delay, d.history, l.dim()))
+            })
+            .collect();
+        let eff = action_dims.iter().map(|&d| vec![0.0; d]).collect();
         Ok(VecEnv {
             p: Params {
                 split: options.split,
@@ -320,8 +429,16 @@ impl VecEnv {
                 live_buses,
                 load_groups,
                 layouts,
+                base_layouts,
+                shared_obs,
                 agent_names,
                 action_dims,
+                timing,
+                parents,
+                reward_of,
+                drivers,
+                units,
+                operator_agent,
                 start_slots,
                 controlled_taps,
                 controlled_shunts,
@@ -337,6 +454,11 @@ impl VecEnv {
                 needs_reset: vec![true; b],
                 vm_held: Array2::ones((b, n_bus)),
                 pcc_held: Array2::zeros((b, n_grid)),
+                held,
+                act_lines,
+                msg_lines,
+                msg_held,
+                obs_hist,
             },
             pf,
             control,
@@ -359,12 +481,21 @@ impl VecEnv {
                 control_iterations: Array1::zeros(b),
                 controller_moves: Array2::zeros((b, n_ctrl)),
                 controller_wear_cost: Array1::zeros(b),
+                acts_next: Array2::from_elem((b, n_agents), false),
             },
             reset_list: Vec::with_capacity(b),
             renewable_profile: vec![0.0; n_ren],
-            agent_reward: vec![0.0; n_agents],
+            agent_reward: vec![0.0; n_inner],
             action_row: vec![0.0; max_action],
             dev_obs: vec![0.0; 4],
+            eff,
+            msg_row: vec![0.0; max_msg],
+            unit_msg: vec![0.0; max_msg.max(max_action)],
+            base_row: vec![0.0; max_base],
+            shared_row: vec![0.0; max_base],
+            inner_terms: Array2::zeros((n_inner, TERMS.len())),
+            inner_cost: vec![0.0; n_inner],
+            inner_safety: vec![0.0; n_inner],
         })
     }
 
@@ -372,9 +503,50 @@ impl VecEnv {
     pub fn batch(&self) -> usize {
         self.p.batch
     }
-    /// Agent names (grid agents, then `system_operator` if it acts).
+    /// Agent names in action order (grid agents, each coordinator followed by
+    /// its learning device agents `MG1/ESS1`, then `system_operator` if it acts).
     pub fn agent_names(&self) -> &[String] {
         &self.p.agent_names
+    }
+    /// Each agent's parent: a device agent's coordinator (named whether or
+    /// not the coordinator learns); None for top-level agents.
+    pub fn agent_parents(&self) -> &[Option<String>] {
+        &self.p.parents
+    }
+    /// Each agent's grid agent (its own, or a device agent's coordinator's);
+    /// None for the system operator. Indexes `info.pcc_import_mw`'s columns.
+    pub fn agent_grid(&self) -> Vec<Option<usize>> {
+        let n = self.p.agents.len();
+        self.p
+            .reward_of
+            .iter()
+            .map(|&i| (i < n).then_some(i))
+            .collect()
+    }
+    /// Each agent's timing (tick, observation and action delay).
+    pub fn agent_timing(&self) -> &[Timing] {
+        &self.p.timing
+    }
+    /// For agent `i` whose action is device set-points: its grid agent and
+    /// the `(offset, length)` slots of that grid agent's device action row
+    /// (see [`GridAgent::action_offsets`]) its action is made of, in order.
+    /// None for a coordinator with a vector message and the system operator.
+    pub fn device_action_slots(&self, i: usize) -> Option<ActionSlots> {
+        match self.p.setup.agents.defs.get(i)?.role {
+            Role::Grid(g) => Some((g, vec![(0, self.p.agents[g].action_dim)])),
+            Role::Coordinator(g) => match &self.p.drivers[g] {
+                Driver::Hier {
+                    message: Message::Setpoints,
+                    ..
+                } => Some((g, vec![(0, self.p.agents[g].action_dim)])),
+                _ => None,
+            },
+            Role::Device { grid, .. } => {
+                let u = self.p.units.iter().find(|u| u.agent == Some(i))?;
+                Some((grid, u.slots.iter().map(|&(o, l, _)| (o, l)).collect()))
+            }
+            Role::Operator => None,
+        }
     }
     /// Action length of each agent.
     pub fn action_dims(&self) -> &[usize] {
@@ -569,7 +741,6 @@ impl VecEnv {
         self.check_actions(actions)?;
         self.reset_list.clear();
         let dt = self.p.setup.config.dt_h;
-        let n_grid = self.p.agents.len();
         for c in 0..self.p.batch {
             if self.st.needs_reset[c] {
                 self.begin_episode(c);
@@ -585,16 +756,70 @@ impl VecEnv {
             for (k, p) in self.st.devices.renewables.params.iter().enumerate() {
                 self.renewable_profile[k] = ts.at(p.profile_column, row);
             }
-            for (i, agent) in self.p.agents.iter().enumerate() {
-                let a = actions[i].row(c);
-                let buf = &mut self.action_row[..a.len()];
-                buf.iter_mut()
-                    .zip(a.iter())
-                    .for_each(|(d, s)| *d = s.to_f64());
-                agent.apply(&mut self.st.devices, c, buf, dt, &self.renewable_profile);
+            let s = self.st.step_in_episode[c] - 1;
+            let t = s + 1;
+            // Each agent's effective action: its chosen action when its tick
+            // is due (else the held one), delayed by act_delay.
+            for (e, eff) in self.eff.iter_mut().enumerate() {
+                let mut held = self.st.held[e].row_mut(c);
+                if s.is_multiple_of(self.p.timing[e].tick_every) {
+                    held.iter_mut()
+                        .zip(actions[e].row(c).iter())
+                        .for_each(|(d, x)| *d = x.to_f64());
+                }
+                eff.iter_mut().zip(held.iter()).for_each(|(d, x)| *d = *x);
+                self.st.act_lines[e].shift(c, t, eff);
             }
-            if self.st.operator.is_agent() {
-                self.st.operator.apply(c, actions[n_grid][[c, 0]].to_f64());
+            for (i, agent) in self.p.agents.iter().enumerate() {
+                let row = &mut self.action_row[..agent.action_dim];
+                match &self.p.drivers[i] {
+                    Driver::Flat(e) => row.copy_from_slice(&self.eff[*e]),
+                    Driver::Hier {
+                        coordinator,
+                        message,
+                        msg_dim,
+                        units,
+                        direct,
+                    } => {
+                        let msg = &mut self.msg_row[..*msg_dim];
+                        match coordinator {
+                            Some(e) => msg.copy_from_slice(&self.eff[*e]),
+                            None => msg.fill(0.0),
+                        }
+                        row.fill(0.0);
+                        if *message == Message::Setpoints {
+                            for &(off, len) in direct {
+                                row[off..off + len].copy_from_slice(&msg[off..off + len]);
+                            }
+                        }
+                        for u in units.clone() {
+                            let unit = &self.p.units[u];
+                            let m = &mut self.unit_msg[..unit.msg_dim];
+                            match message {
+                                Message::Setpoints => unit.gather(msg, m),
+                                Message::Vector(_) => m.copy_from_slice(msg),
+                            }
+                            self.st.msg_lines[u].shift(c, t, m);
+                            self.st.msg_held[u]
+                                .row_mut(c)
+                                .iter_mut()
+                                .zip(m.iter())
+                                .for_each(|(d, x)| *d = *x);
+                            match unit.policy {
+                                DevicePolicy::Learner => {
+                                    let e = unit.agent.expect("a learner unit is an agent");
+                                    unit.scatter(&self.eff[e], row);
+                                }
+                                DevicePolicy::PassThrough => unit.scatter(m, row),
+                                DevicePolicy::Proportional => unit.proportional(m, row),
+                            }
+                        }
+                    }
+                }
+                agent.apply(&mut self.st.devices, c, row, dt, &self.renewable_profile);
+            }
+            if let Some(e) = self.p.operator_agent {
+                self.st.operator.apply(c, self.eff[e][0]);
             }
         }
         self.solve_and_evaluate()
@@ -609,3 +834,179 @@ pub fn copy_rng(seed: u64, c: usize) -> ChaCha8Rng {
 }
 
 mod step;
+
+/// The agents of a setup made concrete for the batch.
+struct Roster {
+    drivers: Vec<Driver>,
+    units: Vec<Unit>,
+    action_dims: Vec<usize>,
+    reward_of: Vec<usize>,
+    base_layouts: Vec<ObservationLayout>,
+    operator_agent: Option<usize>,
+}
+
+/// Resolve the setup's agents ([`crate::setup::agents`]) against the world:
+/// action lengths, device slots, message lengths, one-step observation
+/// layouts (`defaults[i]`: grid agent `i`'s layout of the mode, then the
+/// operator's). Errors name the agent and the quantity at fault.
+fn roster(
+    setup: &Setup,
+    agents: &[GridAgent],
+    devices: &Devices,
+    plan: &Plan,
+    load_groups: &[Vec<usize>],
+    defaults: &[ObservationLayout],
+) -> Result<Roster> {
+    use crate::devices::DeviceRef;
+    let net = &plan.net;
+    let n_grid = agents.len();
+    let bus_of = |d: DeviceRef| match d {
+        DeviceRef::Generator(k) => net.sgens[devices.generators.sgen[k]].bus,
+        DeviceRef::Renewable(k) => net.sgens[devices.renewables.sgen[k]].bus,
+        DeviceRef::Storage(k) => net.storages[devices.storages.element[k]].bus,
+        DeviceRef::TapChanger(k) => net.trafos[devices.taps.trafo[k]].lv_bus,
+        DeviceRef::Capacitor(k) => net.shunts[devices.capacitors.shunt[k]].bus,
+    };
+    let defs = &setup.agents.defs;
+    let agent_of = |role: Role| defs.iter().position(|d| d.role == role);
+    // Units, grid agent by grid agent.
+    let mut units = Vec::new();
+    let mut drivers = Vec::new();
+    for (g, a) in agents.iter().enumerate() {
+        let Some(h) = &setup.agents.hierarchies[g] else {
+            drivers.push(Driver::Flat(
+                agent_of(Role::Grid(g)).expect("a flat grid agent is an agent"),
+            ));
+            continue;
+        };
+        let first = units.len();
+        let mut claimed = vec![false; a.devices.len()];
+        for (ui, u) in h.units.iter().enumerate() {
+            let slots: Vec<(usize, usize, DeviceRef)> = u
+                .devices
+                .iter()
+                .map(|&j| {
+                    claimed[j] = true;
+                    (a.action_offsets[j], a.devices[j].action_dim(), a.devices[j])
+                })
+                .collect();
+            let msg_dim = match h.message {
+                Message::Setpoints => slots.iter().map(|s| s.1).sum(),
+                Message::Vector(k) => k,
+            };
+            units.push(Unit {
+                name: u.name.clone(),
+                slots,
+                policy: u.policy,
+                msg_dim,
+                msg_delay: u.msg_delay,
+                agent: agent_of(Role::Device { grid: g, unit: ui }),
+            });
+        }
+        drivers.push(Driver::Hier {
+            coordinator: agent_of(Role::Coordinator(g)),
+            message: h.message,
+            msg_dim: match h.message {
+                Message::Setpoints => a.action_dim,
+                Message::Vector(k) => k,
+            },
+            units: first..units.len(),
+            direct: (0..a.devices.len())
+                .filter(|&j| !claimed[j])
+                .map(|j| (a.action_offsets[j], a.devices[j].action_dim()))
+                .collect(),
+        });
+    }
+    let mut action_dims = Vec::new();
+    let mut reward_of = Vec::new();
+    let mut base_layouts = Vec::new();
+    let mut operator_agent = None;
+    for (e, d) in defs.iter().enumerate() {
+        let (dim, inner, viewer) = match d.role {
+            Role::Grid(g) => (agents[g].action_dim, g, None),
+            Role::Coordinator(g) => {
+                let dim = match &drivers[g] {
+                    Driver::Hier { msg_dim, .. } => *msg_dim,
+                    Driver::Flat(_) => agents[g].action_dim,
+                };
+                (dim, g, None)
+            }
+            Role::Device { grid, .. } => {
+                let u = units
+                    .iter()
+                    .position(|u| u.agent == Some(e))
+                    .expect("every learning unit was made");
+                let unit = &units[u];
+                let devs: Vec<(usize, DeviceRef)> = unit
+                    .slots
+                    .iter()
+                    .map(|&(off, _, dev)| {
+                        let j = agents[grid]
+                            .action_offsets
+                            .iter()
+                            .position(|&o| o == off)
+                            .expect("slot of the agent's row");
+                        (j, dev)
+                    })
+                    .collect();
+                let mut buses: Vec<usize> = devs.iter().map(|&(_, dev)| bus_of(dev)).collect();
+                buses.sort_unstable();
+                buses.dedup();
+                let dim = unit.slots.iter().map(|s| s.1).sum();
+                (
+                    dim,
+                    grid,
+                    Some(Viewer {
+                        name: &d.name,
+                        grid,
+                        devices: devs,
+                        buses,
+                        message: Some((u, unit.msg_dim)),
+                    }),
+                )
+            }
+            Role::Operator => {
+                operator_agent = Some(e);
+                (1, n_grid, None)
+            }
+        };
+        action_dims.push(dim);
+        reward_of.push(inner);
+        let viewer = viewer.unwrap_or_else(|| Viewer {
+            name: &d.name,
+            grid: inner.min(n_grid.saturating_sub(1)),
+            devices: agents
+                .get(inner)
+                .map(|a| a.devices.iter().copied().enumerate().collect())
+                .unwrap_or_default(),
+            buses: agents
+                .get(inner)
+                .map(|a| a.buses.clone())
+                .unwrap_or_default(),
+            message: None,
+        });
+        let device_default = [
+            Quantity::Devices,
+            Quantity::Buses,
+            Quantity::Message,
+            Quantity::Price,
+            Quantity::Time,
+        ];
+        let layout = match (&d.observe, d.role) {
+            (Some(list), _) => layout_from_list(list, &viewer, agents, plan, load_groups)?,
+            (None, Role::Device { .. }) => {
+                layout_from_list(&device_default, &viewer, agents, plan, load_groups)?
+            }
+            (None, _) => defaults[inner].clone(),
+        };
+        base_layouts.push(layout);
+    }
+    Ok(Roster {
+        drivers,
+        units,
+        action_dims,
+        reward_of,
+        base_layouts,
+        operator_agent,
+    })
+}

@@ -156,6 +156,17 @@ pub fn rollout_opf(
         ));
     }
     let mut env = env_for(setup, envs, split)?;
+    let a = &env.setup().agents;
+    if a.hierarchies.iter().any(Option::is_some)
+        || a.defs
+            .iter()
+            .any(|d| d.timing != Default::default() || d.history != 1 || d.observe.is_some())
+    {
+        return Err(Error::InvalidInput(format!(
+            "rollout --policy opf replays set-points through grid agents that drive their devices directly, without timing: setup {:?} has device agents, timing, history or observe lists",
+            env.setup().config.name
+        )));
+    }
     env.reset(seed)?;
     let days: Vec<usize> = (0..envs).map(|c| env.hour(c) / 24).collect();
     let mut uniq = days.clone();

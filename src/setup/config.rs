@@ -244,6 +244,118 @@ pub struct AgentConfig {
     pub pcc: Option<PccConfig>,
     /// Its devices, in action order.
     pub devices: Vec<DeviceConfig>,
+    /// Whether the agent (the coordinator, when it has `device_agents`) is a
+    /// learner that receives actions (default true). A coordinator that does
+    /// not learn sends the all-zero message.
+    #[serde(default = "yes")]
+    pub learner: bool,
+    /// What a coordinator's action is (only with `device_agents`; default
+    /// `setpoints`), see [`crate::setup::agents`].
+    #[serde(default)]
+    pub message: Option<MessageConfig>,
+    /// Device agents under this agent (its coordinator), see [`crate::setup::agents`].
+    #[serde(default)]
+    pub device_agents: Vec<DeviceAgentConfig>,
+    /// When it acts and how late it sees and acts (whole steps).
+    #[serde(default)]
+    pub timing: TimingConfig,
+    /// Observation history: the last `history` observations, stacked newest first (default 1).
+    #[serde(default)]
+    pub history: Option<i64>,
+    /// Visibility: the quantities it sees, in this order (default: the
+    /// mode's layout), see [`crate::setup::agents::Quantity`].
+    #[serde(default)]
+    pub observe: Option<Vec<QuantityConfig>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A coordinator's message to its device agents: `setpoints` (every device's
+/// set-points, as a flat grid agent's action; each device agent receives its
+/// devices' slice) or `{ vector: k }` (a free vector of length `k`, received
+/// whole by every device agent).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MessageConfig {
+    /// `setpoints`.
+    Name(String),
+    /// `{ vector: k }`.
+    Vector {
+        /// Its length.
+        vector: i64,
+    },
+}
+
+/// A device agent under a coordinator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAgentConfig {
+    /// Its name; the agent is called `<coordinator>/<name>`.
+    pub name: String,
+    /// Its devices by network element name (generator `name`, storage or
+    /// solar/wind `element`, tap changer `trafo`, capacitor `shunt`).
+    pub devices: Vec<String>,
+    /// `learner` (default), `pass_through` or `proportional`.
+    #[serde(default)]
+    pub policy: DevicePolicyConfig,
+    /// Timing (whole steps); `msg_delay` is only for device agents.
+    #[serde(default)]
+    pub timing: TimingConfig,
+    /// Observation history length (default 1).
+    #[serde(default)]
+    pub history: Option<i64>,
+    /// Visibility (default: its devices, its devices' buses, the message,
+    /// the price and time of day).
+    #[serde(default)]
+    pub observe: Option<Vec<QuantityConfig>>,
+}
+
+/// What drives a device agent's devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevicePolicyConfig {
+    /// A learner: its own action drives its devices; it observes the message.
+    #[default]
+    Learner,
+    /// Fixed rule: apply the coordinator's set-points as received.
+    PassThrough,
+    /// Fixed rule: split the coordinator's `[p, q]` request over its devices
+    /// in proportion to their ranges.
+    Proportional,
+}
+
+/// Timing of an agent in whole environment steps (integers so that a
+/// negative value is reported by name).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingConfig {
+    /// It acts every `tick_every` steps and holds its last action in between (default 1).
+    #[serde(default)]
+    pub tick_every: Option<i64>,
+    /// It sees the observation of `t − obs_delay`.
+    #[serde(default)]
+    pub obs_delay: i64,
+    /// Its action takes effect `act_delay` steps later.
+    #[serde(default)]
+    pub act_delay: i64,
+    /// Its coordinator's messages arrive `msg_delay` steps late (device agents only).
+    #[serde(default)]
+    pub msg_delay: i64,
+}
+
+/// One visibility item: a quantity name (`devices`, `buses`, `load`, `pcc`,
+/// `total_import`, `price`, `time`, `price_factor`, `message`) or a
+/// one-key map naming its argument (`{ pcc: MG2 }`, `{ bus: "DSO Bus 850" }`,
+/// `{ buses_of: MG2 }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuantityConfig {
+    /// A quantity without argument.
+    Name(String),
+    /// A quantity with its argument.
+    WithArg(std::collections::BTreeMap<String, String>),
 }
 
 /// A device, tagged by `type`.
@@ -649,6 +761,8 @@ pub struct Setup {
     pub operator_buses: Vec<usize>,
     /// The setup's automatic controllers, resolved.
     pub controllers: Vec<ControllerSpec>,
+    /// The agents that act (hierarchy, timing, history, visibility), resolved.
+    pub agents: crate::setup::agents::Agents,
 }
 
 /// Find a setup's config: a path to a folder or a `config.yml`, or a name under
@@ -1080,6 +1194,7 @@ impl Setup {
             }
         }
         let controllers = resolve_controllers(&path, &config, &network)?;
+        let agents = crate::setup::agents::resolve(&path, &config, &network, &agent_devices)?;
         let train = TimeSeries::read(&dir.join(&config.train_data), &cols)?;
         let test = TimeSeries::read(&dir.join(&config.test_data), &cols)?;
         for (ts, key) in [(&train, "train_data"), (&test, "test_data")] {
@@ -1105,6 +1220,7 @@ impl Setup {
             agent_buses,
             operator_buses,
             controllers,
+            agents,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Setups: an environment configuration (`setups/<name>/config.yml`) and the
 //! hourly time series it reads (a CSV with only the columns it uses).
 
+pub mod agents;
 pub mod config;
 pub mod timeseries;
 

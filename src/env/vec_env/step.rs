@@ -8,7 +8,6 @@ use crate::devices::DeviceRef;
 use crate::env::observation::{finite, price_feature, time_features, voltage_feature, ObsSource};
 use crate::env::reward::{self, Term, N_COST_TERMS};
 use crate::error::Result;
-use crate::setup::config::ObservationMode;
 use rand::RngExt;
 
 impl VecEnv {
@@ -23,6 +22,20 @@ impl VecEnv {
         self.st.needs_reset[c] = false;
         self.st.devices.reset_copy(c);
         self.st.operator.reset_copy(c);
+        // Autoreset clears every queue of the copy: held actions, delayed
+        // actions and messages (the observation rings refill at t = 0).
+        for h in &mut self.st.held {
+            h.row_mut(c).fill(0.0);
+        }
+        for q in &mut self.st.act_lines {
+            q.clear(c);
+        }
+        for q in &mut self.st.msg_lines {
+            q.clear(c);
+        }
+        for m in &mut self.st.msg_held {
+            m.row_mut(c).fill(0.0);
+        }
         let row = self.st.start_row[c];
         for k in 0..self.st.devices.renewables.params.len() {
             let v = self
@@ -102,7 +115,7 @@ impl VecEnv {
         let res = self.pf.results();
         let inp = self.pf.inputs();
         let n_grid = self.p.agents.len();
-        let n_agents = self.p.agent_names.len();
+        let n_agents = self.agent_reward.len();
         let devices = &self.st.devices;
         let operator = &self.st.operator;
         for c in 0..self.p.batch {
@@ -120,7 +133,7 @@ impl VecEnv {
             let vm = res.vm_pu.row(c);
             self.info.control_iterations[c] = self.control.iterations(c);
             let mut ctrl_wear = 0.0;
-            let mut terms = self.info.terms.index_axis_mut(ndarray::Axis(0), c);
+            let terms = &mut self.inner_terms;
             terms.fill(0.0);
             for (k, spec) in self.control.specs.iter().enumerate() {
                 let m = self.control.moves(c, k);
@@ -199,8 +212,8 @@ impl VecEnv {
                 } else {
                     cfg.convergence_failure_safety
                 };
-                self.info.cost[[c, i]] = cost;
-                self.info.safety[[c, i]] = safety;
+                self.inner_cost[i] = cost;
+                self.inner_safety[i] = safety;
                 self.agent_reward[i] = if conv {
                     cfg.reward_scale * reward::reward(cost, safety, cfg.penalty)
                 } else {
@@ -225,22 +238,34 @@ impl VecEnv {
                 let m = self.agent_reward.iter().sum::<f64>() / n_agents as f64;
                 self.agent_reward.iter_mut().for_each(|r| *r = m);
             }
-            for i in 0..n_agents {
-                self.rewards[[c, i]] = if is_reset {
+            // Each agent takes its grid agent's (a device agent: its coordinator's) row.
+            for (e, &i) in self.p.reward_of.iter().enumerate() {
+                self.rewards[[c, e]] = if is_reset {
                     0.0
                 } else {
                     self.agent_reward[i] as f32
                 };
+                self.info.cost[[c, e]] = self.inner_cost[i];
+                self.info.safety[[c, e]] = self.inner_safety[i];
+                self.info
+                    .terms
+                    .slice_mut(ndarray::s![c, e, ..])
+                    .assign(&self.inner_terms.row(i));
             }
             let done = !is_reset && self.st.step_in_episode[c] >= cfg.max_episode_steps;
             self.truncated[c] = done;
             self.terminated[c] = false;
             self.st.needs_reset[c] = done;
+            let s = self.st.step_in_episode[c];
+            for (e, t) in self.p.timing.iter().enumerate() {
+                self.info.acts_next[[c, e]] = !done && s.is_multiple_of(t.tick_every);
+            }
         }
         self.observe();
     }
 
-    /// Fill every agent's observation from its layout's sources.
+    /// Fill every agent's observation: its one-step layout's sources, then
+    /// (agents with an observation delay or history) through its ring.
     fn observe(&mut self) {
         let cfg = &self.p.setup.config;
         let ts = match self.p.split {
@@ -251,7 +276,7 @@ impl VecEnv {
         let inp = self.pf.inputs();
         let devices = &self.st.devices;
         let operator = &self.st.operator;
-        let shared = self.p.mode == ObservationMode::Centralized;
+        let shared = self.p.shared_obs;
         for c in 0..self.p.batch {
             let next = self.st.start_row[c] + self.st.step_in_episode[c] + 1;
             let next_price = ts.at(operator.price_column, next) * operator.factor[c];
@@ -260,15 +285,14 @@ impl VecEnv {
             let vm = self.st.vm_held.row(c);
             let pcc = self.st.pcc_held.row(c);
             let load_mw = |l: usize| inp.load_p_mw[[c, l]] * inp.load_scaling[[c, l]];
-            let n_fill = if shared { 1 } else { self.obs.len() };
-            for i in 0..n_fill {
-                let layout = &self.p.layouts[i];
-                let mut o = self.obs[i].row_mut(c);
-                for (x, src) in o.iter_mut().zip(&layout.sources) {
+            let msg_held = &self.st.msg_held;
+            let dev_obs = &mut self.dev_obs;
+            let mut fill = |out: &mut [f32], sources: &[ObsSource]| {
+                for (x, src) in out.iter_mut().zip(sources) {
                     *x = match *src {
                         ObsSource::Device(d, j) => {
-                            devices.observe(d, c, &mut self.dev_obs[..d.obs_dim()]);
-                            self.dev_obs[j]
+                            devices.observe(d, c, &mut dev_obs[..d.obs_dim()]);
+                            dev_obs[j]
                         }
                         ObsSource::BusVm(b) => voltage_feature(vm[b]),
                         ObsSource::AgentLoad(a) => finite(
@@ -292,13 +316,32 @@ impl VecEnv {
                         ObsSource::Price => price_f,
                         ObsSource::HourSin => s,
                         ObsSource::HourCos => co,
+                        ObsSource::Message(u, j) => finite(msg_held[u][[c, j]]),
                     };
                 }
-            }
+            };
             if shared {
-                let (first, rest) = self.obs.split_at_mut(1);
-                for other in rest.iter_mut() {
-                    other.row_mut(c).assign(&first[0].row(c));
+                let l = &self.p.base_layouts[0];
+                fill(&mut self.shared_row[..l.dim()], &l.sources);
+            }
+            let t = self.st.step_in_episode[c];
+            for (e, layout) in self.p.base_layouts.iter().enumerate() {
+                let mut row = self.obs[e].row_mut(c);
+                let out = row.as_slice_mut().expect("observation rows are contiguous");
+                let dim = layout.dim();
+                match &mut self.st.obs_hist[e] {
+                    None if shared => out.copy_from_slice(&self.shared_row[..dim]),
+                    None => fill(out, &layout.sources),
+                    Some(h) => {
+                        let base = &mut self.base_row[..dim];
+                        if shared {
+                            base.copy_from_slice(&self.shared_row[..dim]);
+                        } else {
+                            fill(base, &layout.sources);
+                        }
+                        h.record(c, t, base);
+                        h.assemble(c, t, out);
+                    }
                 }
             }
         }
