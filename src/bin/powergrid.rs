@@ -559,6 +559,7 @@ mod rollout {
         let mut sum_terms = vec![0.0f64; na * TERMS.len()];
         let (mut counted, mut converged, mut violations, mut solved) = (0u64, 0u64, 0u64, 0u64);
         let (mut ctrl_iters, mut ctrl_moves) = (0u64, 0u64);
+        let work0 = env.power_flow_work();
         let t0 = Instant::now();
         for _ in 0..opts.steps {
             policy.fill(&env, &mut actions)?;
@@ -595,6 +596,13 @@ mod rollout {
             }
         }
         let secs = t0.elapsed().as_secs_f64();
+        let work = env.power_flow_work().zip(work0).map(|(w, w0)| {
+            let solves = (w.copy_solves - w0.copy_solves) as f64;
+            (
+                solves / (b * opts.steps).max(1) as f64,
+                (w.iterations - w0.iterations) as f64 / solves.max(1.0),
+            )
+        });
         if let Some(pb) = bar {
             pb.finish_and_clear();
         }
@@ -651,6 +659,11 @@ mod rollout {
             "convergence_rate": conv_rate,
             "non_converged": solved - converged,
             "mean_control_iterations": mean_ctrl,
+            // Where a step's time goes (CPU backend): power flows per env-step
+            // (first solve, control re-solves, full-tolerance re-solves) and
+            // FDPF iterations per power flow.
+            "power_flows_per_env_step": work.map(|(s, _)| s),
+            "fdpf_iterations_per_power_flow": work.map(|(_, i)| i),
             "mean_controller_moves": ctrl_moves as f64 / n,
         });
         let rate = if timed {

@@ -572,6 +572,11 @@ impl VecEnv {
     pub fn backend(&self) -> &str {
         &self.p.backend
     }
+    /// Power-flow work of the backend so far (copies solved, FDPF iterations;
+    /// `None` where the backend does not count it).
+    pub fn power_flow_work(&self) -> Option<crate::powerflow::SolveWork> {
+        self.pf.work()
+    }
     /// The setup.
     pub fn setup(&self) -> &Setup {
         &self.p.setup

@@ -291,6 +291,16 @@ pub struct SolveSummary {
     pub mean_iterations: f64,
 }
 
+/// Power-flow work done so far by a backend (for diagnostics: where the time
+/// of a control loop or an environment step goes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SolveWork {
+    /// Copies solved, summed over every solve.
+    pub copy_solves: u64,
+    /// FDPF iterations, summed over those copy solves.
+    pub iterations: u64,
+}
+
 /// A batched power-flow backend (CPU or GPU): set inputs, solve, read results.
 pub trait PowerFlow: Send {
     /// Backend name, with the device where it applies.
@@ -341,6 +351,10 @@ pub trait PowerFlow: Send {
     fn finish_results(&mut self) {}
     /// Start the given copies from the no-load voltages at the next solve.
     fn reset_start(&mut self, copies: &[usize]);
+    /// Work counted since the backend was made (`None` where it is not counted).
+    fn work(&self) -> Option<SolveWork> {
+        None
+    }
     /// CPU threads the backend solves on (1 for the GPU, which drives it from one).
     fn threads(&self) -> usize {
         1

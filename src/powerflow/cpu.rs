@@ -5,7 +5,7 @@
 //! `solve_copy` line for line.
 
 use super::admittance::{tapped_voltages, trafo_branch, BranchAdm};
-use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
 use super::plan::Plan;
 use super::sparse_lu::{scale_upper, PatternValues};
 use crate::complex::C64;
@@ -837,6 +837,8 @@ pub struct CpuBatch {
     deferred: Option<Vec<usize>>,
     /// Copies whose result rows are incomplete (solved while deferred).
     stale: Vec<bool>,
+    /// Work counted since the batch was made.
+    work: SolveWork,
 }
 
 impl CpuBatch {
@@ -865,6 +867,7 @@ impl CpuBatch {
             order: Vec::with_capacity(batch),
             deferred: None,
             stale: vec![false; batch],
+            work: SolveWork::default(),
         }
     }
 
@@ -999,6 +1002,10 @@ impl CpuBatch {
         };
         self.pool.install(work);
         for (c, st) in self.states.iter().enumerate() {
+            if active.is_none_or(|a| a[c]) {
+                self.work.copy_solves += 1;
+                self.work.iterations += st.iterations as u64;
+            }
             self.results.converged[c] = st.converged;
             self.results.iterations[c] = st.iterations;
             self.results.max_mismatch_pu[c] = st.mismatch;
@@ -1055,6 +1062,9 @@ impl PowerFlow for CpuBatch {
     }
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+    fn work(&self) -> Option<SolveWork> {
+        Some(self.work)
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
         let nb = self.kernel.plan.net.buses.len();

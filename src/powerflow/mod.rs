@@ -11,7 +11,7 @@ pub mod scenarios;
 pub(crate) mod sparse_lu;
 pub mod trafo3w;
 
-pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
 pub use cpu::{CpuBatch, CpuKernel};
 pub use plan::{Plan, SolverOptions, Variant};
 pub mod gpu;
