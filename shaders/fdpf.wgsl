@@ -62,6 +62,10 @@ struct Params {
     s_tol: u32,
     // FDPF iterations one dispatch may run (lavapipe caps loop trips per invocation).
     pass_iters: u32,
+    // Offsets into `idx`: per tap-changing trafo, the nodes its moves warm-start
+    // (CSR: n_tap + 1 pointers, then the nodes).
+    i_down_ptr: u32,
+    i_down: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -69,7 +73,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 // Shared f32 data: fixed branches, B' factors, reference frame, result scales.
 @group(0) @binding(2) var<storage, read> sh: array<f32>;
-// Per-copy inputs: S_spec, node shunts, tap-changing branches.
+// Per-copy inputs: S_spec, node shunts, tap-changing branches, warm-start factors.
 @group(0) @binding(3) var<storage, read> pc: array<f32>;
 // Per-copy B'' factor values (L, U, 1/diag).
 @group(0) @binding(4) var<storage, read> bppv: array<f32>;
@@ -172,6 +176,25 @@ fn branch_flow(k: u32, c: u32) -> Flow {
     let jf = b.rho * cmul(b.ys, d) + (b.rho * b.rho) * cmul(b.yh, wf);
     let jt = cmul(b.yh, wt) - cmul(cmul(b.ys, conj(b.e)), d);
     return Flow(f, t, jf, jt);
+}
+
+// Tap-move warm start (cpu.rs `Kernel::prepare`): the host uploads g = f − 1 per
+// tap-changing trafo, f the change of its ratio since this copy's last solve (0
+// where it did not move); |V| of the nodes behind it goes to (1+u)·f, i.e.
+// u ← u·f + (f − 1) = u + g·(1 + u), without rounding f near 1. Angles stay.
+fn tap_warm_start(c: u32) {
+    let n_tap = P.n_br - P.n_fixed;
+    let r0 = 4u * P.n_node + F9 * n_tap;
+    for (var j = 0u; j < n_tap; j++) {
+        let g = pc[at(r0 + j, c)];
+        if g != 0.0 {
+            for (var k = idx[P.i_down_ptr + j]; k < idx[P.i_down_ptr + j + 1u]; k++) {
+                let r = at(r_u(idx[P.i_down + k]), c);
+                let u = work[r];
+                work[r] = u + g * (1.0 + u);
+            }
+        }
+    }
 }
 
 fn s_spec(i: u32, c: u32) -> vec2<f32> {
@@ -373,6 +396,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 work[at(r_u(i), c)] = sh[P.s_u0 + i];
                 work[at(r_th(i), c)] = 0.0;
             }
+        } else {
+            tap_warm_start(c);
         }
         norm = mismatch(c);
     } else {

@@ -1,13 +1,15 @@
 //! The batched CPU solver in f64: fast-decoupled power flow (rotated XB/BX),
-//! one copy per rayon task, shared factors, per-copy warm-started state.
+//! one copy per rayon task (or eight per SIMD group, `cpu/lanes.rs`), shared
+//! factors, per-copy warm-started state.
 //! Nothing is allocated inside the iteration loop: every buffer lives in the
 //! copy's [`CopyState`], made once per batch. `shaders/fdpf.wgsl` mirrors
 //! `solve_copy` line for line.
 
-use super::admittance::{tapped_voltages, trafo_branch, BranchAdm};
+use super::admittance::{trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
 use super::plan::Plan;
 use super::sparse_lu::{scale_upper, PatternValues};
+use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
 use crate::complex::C64;
 use crate::error::Result;
 use rayon::prelude::*;
@@ -221,68 +223,15 @@ struct Kernel {
     y_val: Vec<C64>,
     /// Convergence tolerance of the next solves (the plan's unless overridden).
     tol: f64,
-    /// Per tap-changing trafo (index into `plan.tap_trafos`): the PQ nodes
-    /// that reach a slack only through it, and whether they hang off its LV
-    /// side; `None` where it is not such a cut (meshed around it).
-    tap_down: Vec<Option<(bool, Vec<u32>)>>,
+    /// Per tap-changing trafo: the nodes its moves warm-start (shared with the
+    /// GPU backend, see [`super::tap_warm`]).
+    tap_down: TapDown,
     /// The instruction set the lane kernel runs with (detected once).
     arch: pulp::Arch,
     /// B'' factors per set of tap positions, shared by the copies.
     bpp_cache: BppCache,
     /// Fixed branches with an end at a slack node (the slack currents' terms).
     slack_fixed: Vec<u32>,
-}
-
-/// For each tap-changing trafo, the nodes cut off from every slack when it is
-/// removed (see [`Kernel::tap_down`]). At most `8·n_node + 1024` entries in
-/// all, so nested regulators on a long radial feeder cannot make it quadratic;
-/// trafos past that budget get `None` (no warm-start scaling, same results).
-fn downstream_nodes(p: &Plan) -> Vec<Option<(bool, Vec<u32>)>> {
-    let n = p.n_node;
-    let mut adj: Vec<Vec<(usize, usize)>> = vec![vec![]; n];
-    for (i, b) in p.branches.iter().enumerate() {
-        if b.f != b.t {
-            adj[b.f].push((b.t, i));
-            adj[b.t].push((b.f, i));
-        }
-    }
-    let mut budget = 8 * n + 1024;
-    let mut seen = vec![false; n];
-    let mut stack = Vec::with_capacity(n);
-    p.tap_trafos
-        .iter()
-        .map(|&(_, bi)| {
-            seen.fill(false);
-            stack.clear();
-            stack.extend(p.n_pq..n);
-            for &s in &stack {
-                seen[s] = true;
-            }
-            while let Some(u) = stack.pop() {
-                for &(v, e) in &adj[u] {
-                    if e != bi && !seen[v] {
-                        seen[v] = true;
-                        stack.push(v);
-                    }
-                }
-            }
-            let br = &p.branches[bi];
-            let lv_down = match (seen[br.f], seen[br.t]) {
-                (true, false) => true,
-                (false, true) => false,
-                _ => return None,
-            };
-            let nodes: Vec<u32> = (0..p.n_pq)
-                .filter(|&i| !seen[i])
-                .map(|i| i as u32)
-                .collect();
-            if nodes.len() > budget {
-                return None;
-            }
-            budget -= nodes.len();
-            Some((lv_down, nodes))
-        })
-        .collect()
 }
 
 impl Kernel {
@@ -373,16 +322,8 @@ impl Kernel {
                 // (to first order on a radial feeder), so scale them by the
                 // ratio's change instead of letting FDPF find it in several
                 // iterations. Only the starting point changes, not the solution.
-                if let (Some((lv_down, nodes)), true) =
-                    (&self.tap_down[j], st.tap_pos[j].is_finite())
-                {
-                    let t = &net.trafos[k];
-                    let (h0, l0) = tapped_voltages(t, st.tap_pos[j]);
-                    let (h1, l1) = tapped_voltages(t, pos);
-                    // |V_lv|/|V_hv| goes as vn_lv/vn_hv.
-                    let f = (l1 / h1) / (l0 / h0);
-                    let f = if *lv_down { f } else { 1.0 / f };
-                    if f.is_finite() && f > 0.0 {
+                if let Some((lv_down, nodes)) = &self.tap_down[j] {
+                    if let Some(f) = tap_move_factor(&net.trafos[k], st.tap_pos[j], pos, *lv_down) {
                         for &i in nodes {
                             st.v[i as usize] = st.v[i as usize].scale(f);
                         }

@@ -9,6 +9,12 @@
 //! the device's storage-binding limit is split into chunks, each with its own
 //! buffers, all dispatched in one submission.
 //!
+//! Tap moves warm-start like the CPU's (`Kernel::prepare`, [`super::tap_warm`]):
+//! the host computes, per copy and tap-changing trafo, the ratio change `f` of a
+//! tap that moved since the copy's last solve and uploads `f − 1` (0 where nothing
+//! moved, so a factor is applied at one solve only); the shader scales |V| of the
+//! nodes behind that trafo (shared CSR lists in `idx`) at the start of a warm solve.
+//!
 //! f32 accuracy: the state is stored as deviations from the no-load frame and branch
 //! currents are formed from voltage differences (see the shader's header), so the
 //! answer matches the f64 CPU solver to about 1e-6 p.u. The convergence tolerance is
@@ -18,6 +24,7 @@ use super::admittance::trafo_branch;
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 use super::plan::{BranchSource, Plan};
 use super::sparse_lu::PatternValues;
+use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
 use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -96,6 +103,8 @@ struct Params {
     sn: f32,
     s_tol: u32,
     pass_iters: u32,
+    i_down_ptr: u32,
+    i_down: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -132,6 +141,9 @@ struct Layout {
     phi: Vec<f64>,
     /// `shift` (rad) of each tap-changing trafo.
     tap_shift: Vec<f64>,
+    /// Nodes each tap-changing trafo's moves warm-start (the CPU's lists; uploaded
+    /// as CSR at `i_down_ptr`/`i_down`).
+    tap_down: TapDown,
 }
 
 /// Per-row dirty ranges of a host mirror (copy indices, inclusive).
@@ -319,7 +331,8 @@ impl GpuBatch {
                 + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
                 + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
                 + 4;
-            let fixed = nn + n + mismatch + nb + nl + nt + ne + 16;
+            let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
+            let fixed = nn + n + mismatch + nb + nl + nt + ne + plan.tap_trafos.len() + down + 16;
             let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
             layout.params.pass_iters = iters as u32;
             let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
@@ -456,7 +469,16 @@ impl GpuBatch {
             for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
                 let pos = inp.trafo_tap_pos[(c, k)];
                 let slot = &mut self.tap_pos[c * n_tap + j];
+                // Warm-start factor of this solve, as `f − 1` (exact 0 where the tap
+                // did not move: written every solve, so it is applied once). The
+                // shader ignores it for copies starting cold, as the CPU does.
+                let mut g = 0.0;
                 if pos.to_bits() != slot.to_bits() {
+                    if let Some((lv_down, _)) = &self.layout.tap_down[j] {
+                        if let Some(f) = tap_move_factor(&net.trafos[k], *slot, pos, *lv_down) {
+                            g = f - 1.0;
+                        }
+                    }
                     *slot = pos;
                     changed = true;
                     let pi = trafo_branch(net, &net.trafos[k], pos);
@@ -473,6 +495,7 @@ impl GpuBatch {
                         chunk.pc.put(4 * nn + 9 * j + q, lc, *x);
                     }
                 }
+                chunk.pc.put(4 * nn + 9 * n_tap + j, lc, g);
             }
             if changed || !chunk.primed {
                 let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];
@@ -845,6 +868,18 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
         .map(|x| x.map_or(NONE, |(i, _)| i as u32))
         .collect();
     prm.i_ext = put(&ext, &mut idx);
+    // Warm-start node lists of the tap-changing trafos (CSR; empty where `None`).
+    let tap_down = downstream_nodes(p);
+    let mut down_ptr = vec![0u32];
+    let mut down = vec![];
+    for d in &tap_down {
+        if let Some((_, nodes)) = d {
+            down.extend_from_slice(nodes);
+        }
+        down_ptr.push(down.len() as u32);
+    }
+    prm.i_down_ptr = put(&down_ptr, &mut idx);
+    prm.i_down = put(&down, &mut idx);
     prm.nnz_bpp_l = p.bpp.l_col.len() as u32;
     prm.nnz_bpp_u = p.bpp.u_col.len() as u32;
 
@@ -927,7 +962,8 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     let n_tap = p.tap_trafos.len();
     let layout = Layout {
         params: prm,
-        rows_pc: 4 * nn + 9 * n_tap,
+        // S_spec, node shunts, tap-changing branches, warm-start factors.
+        rows_pc: 4 * nn + 10 * n_tap,
         rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
         rows_work: 6 * nn + n + 7,
         rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne,
@@ -939,6 +975,7 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
             .iter()
             .map(|&(k, _)| net.trafos[k].shift_degree.to_radians())
             .collect(),
+        tap_down,
     };
     (idx, sh, layout)
 }

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod plan;
 pub mod scenarios;
 pub(crate) mod sparse_lu;
+pub(crate) mod tap_warm;
 pub mod trafo3w;
 
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
