@@ -113,7 +113,7 @@ impl BatchInputs {
     /// Every value finite and every tap and step within its range, checked
     /// copy by copy in parallel (on the current rayon pool). Shapes must
     /// already match the network.
-    fn rows_ok(&self, net: &Network) -> bool {
+    fn rows_ok(&self, net: &Network, active: Option<&[bool]>) -> bool {
         use rayon::prelude::*;
         let finite = |a: &Array2<f64>, c: usize| {
             a.row(c).as_slice().map_or_else(
@@ -123,7 +123,8 @@ impl BatchInputs {
         };
         let fields = self.fields();
         (0..self.batch()).into_par_iter().all(|c| {
-            fields.iter().all(|(_, a)| finite(a, c))
+            active.is_some_and(|a| !a[c])
+                || fields.iter().all(|(_, a)| finite(a, c))
                 && net.trafos.iter().enumerate().all(|(k, t)| {
                     let v = self.trafo_tap_pos[(c, k)];
                     t.tap
@@ -140,6 +141,13 @@ impl BatchInputs {
     /// Shapes, finiteness and ranges (taps within `[min, max]`, shunt steps within `[0, max_step]`).
     /// The value checks run in parallel on the current rayon pool.
     pub fn validate(&self, net: &Network) -> Result<()> {
+        self.validate_active(net, None)
+    }
+
+    /// [`validate`](BatchInputs::validate), with the value checks only on the
+    /// copies `active` marks (`None`: all); the error, if any, names the first
+    /// bad value of any copy.
+    pub fn validate_active(&self, net: &Network, active: Option<&[bool]>) -> Result<()> {
         let b = self.batch();
         let expect = [
             net.loads.len(),
@@ -162,7 +170,7 @@ impl BatchInputs {
         }
         // Fast pass, copies in parallel (rows are contiguous); on failure the
         // sequential passes below find the first bad value and name it.
-        if self.rows_ok(net) {
+        if self.rows_ok(net, active.filter(|a| a.len() == b)) {
             return Ok(());
         }
         for (name, a) in self.fields() {

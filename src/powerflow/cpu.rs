@@ -989,7 +989,8 @@ impl PowerFlow for CpuBatch {
             )));
         }
         let (inputs, net) = (&self.inputs, &self.kernel.plan.net);
-        self.pool.install(|| inputs.validate(net))?;
+        self.pool
+            .install(|| inputs.validate_active(net, Some(active)))?;
         self.run(Some(active));
         Ok(summary(&self.results))
     }

@@ -354,11 +354,11 @@ impl Group {
     /// Write lane `l`'s solve back into its copy.
     pub(crate) fn store_lane(&self, k: &Kernel, l: usize, st: &mut CopyState) {
         let n = k.plan.n_pq;
+        // Only what outlives the solve: the voltages (|V| is public state).
+        // 1/|V| and the PQ currents are scratch, formed afresh by every solve.
         for i in 0..n {
             st.v[i] = get(&self.v[i], l);
             st.vm[i] = self.vm[i].0[l];
-            st.inv_vm[i] = self.inv_vm[i].0[l];
-            st.cur[i] = get(&self.cur[i], l);
         }
         st.converged = self.converged[l];
         st.iterations = self.iterations[l];
