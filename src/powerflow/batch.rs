@@ -125,16 +125,16 @@ impl BatchInputs {
         (0..self.batch()).into_par_iter().all(|c| {
             active.is_some_and(|a| !a[c])
                 || fields.iter().all(|(_, a)| finite(a, c))
-                && net.trafos.iter().enumerate().all(|(k, t)| {
-                    let v = self.trafo_tap_pos[(c, k)];
-                    t.tap
-                        .as_ref()
-                        .is_none_or(|tap| v >= tap.min && v <= tap.max)
-                })
-                && net.shunts.iter().enumerate().all(|(k, s)| {
-                    let v = self.shunt_step[(c, k)];
-                    v >= 0.0 && v <= s.max_step as f64
-                })
+                    && net.trafos.iter().enumerate().all(|(k, t)| {
+                        let v = self.trafo_tap_pos[(c, k)];
+                        t.tap
+                            .as_ref()
+                            .is_none_or(|tap| v >= tap.min && v <= tap.max)
+                    })
+                    && net.shunts.iter().enumerate().all(|(k, s)| {
+                        let v = self.shunt_step[(c, k)];
+                        v >= 0.0 && v <= s.max_step as f64
+                    })
         })
     }
 

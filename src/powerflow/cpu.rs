@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 mod lanes;
-use lanes::{Group, SolveGroup, LANES};
+use lanes::{Group, SolveGroup, WriteRows, LANES};
 
 /// Which CPU kernel solves the copies of a [`CpuBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -862,9 +862,10 @@ impl CpuBatch {
         &self.states
     }
 
-    /// Solve every copy, or with `active` only those it marks (the others keep
-    /// their state and result rows).
-    fn run(&mut self, active: Option<&[bool]>) {
+    /// Validate the inputs (of the copies to solve), then solve every copy, or
+    /// with `active` only those it marks (the others keep their state and
+    /// result rows); one trip to the thread pool for both.
+    fn run(&mut self, active: Option<&[bool]>) -> Result<()> {
         let k = &self.kernel;
         let on = |c: usize| active.is_none_or(|a| a[c]);
         let inp = &self.inputs;
@@ -874,17 +875,12 @@ impl CpuBatch {
         let groups = &mut self.groups;
         let order = &mut self.order;
         let deferred = self.deferred.as_deref();
-        // Solved while deferred: incomplete rows; solved in full: complete again.
-        for (c, x) in self.stale.iter_mut().enumerate() {
-            if on(c) {
-                *x = deferred.is_some();
-            }
-        }
         let rows = match deferred {
             Some(b) => Rows::Buses(b),
             None => Rows::All,
         };
-        let work = || {
+        let work = || -> Result<()> {
+            inp.validate_active(&k.plan.net, active)?;
             match cpu_kernel {
                 CpuKernel::Scalar => {
                     states.par_iter_mut().enumerate().for_each(|(c, st)| {
@@ -940,8 +936,16 @@ impl CpuBatch {
                         });
                 }
             }
+            Ok(())
         };
-        self.pool.install(work);
+        self.pool.install(work)?;
+        // Solved while deferred: incomplete rows; solved in full: complete again.
+        let deferred = self.deferred.is_some();
+        for (c, x) in self.stale.iter_mut().enumerate() {
+            if active.is_none_or(|a| a[c]) {
+                *x = deferred;
+            }
+        }
         for (c, st) in self.states.iter().enumerate() {
             if active.is_none_or(|a| a[c]) {
                 self.work.copy_solves += 1;
@@ -951,6 +955,7 @@ impl CpuBatch {
             self.results.iterations[c] = st.iterations;
             self.results.max_mismatch_pu[c] = st.mismatch;
         }
+        Ok(())
     }
 }
 
@@ -975,9 +980,7 @@ impl PowerFlow for CpuBatch {
         &mut self.inputs
     }
     fn solve(&mut self) -> Result<SolveSummary> {
-        let (inputs, net) = (&self.inputs, &self.kernel.plan.net);
-        self.pool.install(|| inputs.validate(net))?;
-        self.run(None);
+        self.run(None)?;
         Ok(summary(&self.results))
     }
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
@@ -988,10 +991,7 @@ impl PowerFlow for CpuBatch {
                 self.states.len()
             )));
         }
-        let (inputs, net) = (&self.inputs, &self.kernel.plan.net);
-        self.pool
-            .install(|| inputs.validate_active(net, Some(active)))?;
-        self.run(Some(active));
+        self.run(Some(active))?;
         Ok(summary(&self.results))
     }
     fn results(&self) -> &BatchResults {
@@ -1019,8 +1019,49 @@ impl PowerFlow for CpuBatch {
         }
         let k = &self.kernel;
         let (states, res, stale) = (&mut self.states, &mut self.results, &self.stale);
-        self.pool
-            .install(|| write_results(k, states, res, &|c| stale[c], Rows::All));
+        match self.cpu_kernel {
+            CpuKernel::Scalar => self
+                .pool
+                .install(|| write_results(k, states, res, &|c| stale[c], Rows::All)),
+            CpuKernel::Lanes => {
+                // The rows from the lanes, as after a solve (voltages and tap
+                // admittances loaded; nothing solved).
+                let order = &mut self.order;
+                order.clear();
+                order.extend((0..states.len()).filter(|&c| stale[c]));
+                let n_groups = order.len().div_ceil(LANES);
+                let groups = &mut self.groups[..n_groups];
+                let tables = ResultTables::new(&k.plan, res);
+                let base = SendPtr(states.as_mut_ptr());
+                self.pool.install(|| {
+                    groups
+                        .par_iter_mut()
+                        .zip(order.par_chunks(LANES))
+                        .for_each(|(g, copies)| {
+                            let base = &base;
+                            // SAFETY: `order` holds distinct copy indices < states.len(),
+                            // and each chunk (one task) is the only user of its copies.
+                            let st = |c: usize| unsafe { &mut *base.0.add(c) };
+                            for l in 0..LANES {
+                                g.load_lane_voltages(l, st(copies[l.min(copies.len() - 1)]));
+                            }
+                            k.arch.dispatch(WriteRows {
+                                k,
+                                g: &*g,
+                                copies,
+                                tables: &tables,
+                            });
+                            for &c in copies {
+                                let s = st(c);
+                                slack_currents(k, s);
+                                // SAFETY: copy `c` belongs to this task only.
+                                let r = unsafe { tables.rows(c) };
+                                ext_grid_rows(k, s, r.ep, r.eq);
+                            }
+                        });
+                });
+            }
+        }
         self.stale.fill(false);
     }
     fn reset_start(&mut self, copies: &[usize]) {

@@ -351,6 +351,20 @@ impl Group {
         }
     }
 
+    /// Load only what the result rows need (voltages, tap admittances) of a
+    /// solved copy into lane `l`.
+    pub(crate) fn load_lane_voltages(&mut self, l: usize, st: &CopyState) {
+        for (z, v) in self.v.iter_mut().zip(&st.v) {
+            set(z, l, *v);
+        }
+        for (z, a) in self.tap.iter_mut().zip(&st.tap_adm) {
+            set(&mut z[0], l, a.yff);
+            set(&mut z[1], l, a.yft);
+            set(&mut z[2], l, a.ytf);
+            set(&mut z[3], l, a.ytt);
+        }
+    }
+
     /// Write lane `l`'s solve back into its copy.
     pub(crate) fn store_lane(&self, k: &Kernel, l: usize, st: &mut CopyState) {
         let n = k.plan.n_pq;
@@ -385,6 +399,30 @@ impl pulp::WithSimd for SolveGroup<'_> {
         if let Some((copies, tables, rows)) = self.results {
             write_rows(o, self.k, self.g, copies, tables, rows);
         }
+    }
+}
+
+/// Runs [`write_rows`] (every table but the ext_grids') inside pulp's best
+/// instruction set, for a group loaded by [`Group::load_lane_voltages`].
+pub(crate) struct WriteRows<'a> {
+    pub(crate) k: &'a Kernel,
+    pub(crate) g: &'a Group,
+    pub(crate) copies: &'a [usize],
+    pub(crate) tables: &'a ResultTables,
+}
+
+impl pulp::WithSimd for WriteRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        write_rows(
+            Ops(simd),
+            self.k,
+            self.g,
+            self.copies,
+            self.tables,
+            Rows::All,
+        );
     }
 }
 
