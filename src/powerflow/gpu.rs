@@ -9,7 +9,7 @@
 //! the device's storage-binding limit is split into chunks, each with its own
 //! buffers, all dispatched in one submission.
 //!
-//! Tap moves warm-start like the CPU's (`Kernel::prepare`, [`super::tap_warm`]):
+//! Tap moves warm-start like the CPU's (`Kernel::prepare`, `powerflow::tap_warm`):
 //! the host computes, per copy and tap-changing trafo, the ratio change `f` of a
 //! tap that moved since the copy's last solve and uploads `f − 1` (0 where nothing
 //! moved, so a factor is applied at one solve only); the shader scales |V| of the
