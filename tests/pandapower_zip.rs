@@ -302,3 +302,29 @@ fn legacy_columns_apply_to_p_and_q() {
         [30.0, 30.0, 20.0, 20.0]
     );
 }
+
+/// Buses fused by a closed bus-bus switch share one node: their loads' ZIP
+/// shares must agree (pandapower would keep whichever bus it meets last).
+#[test]
+fn fused_buses_with_different_zip_shares_are_refused() {
+    let fused = |z: f64| {
+        format!(
+            "{}- name: L2\n  bus: 2\n  p_mw: 0.5\n  const_z_p_percent: {z}\n  const_i_q_percent: 20.0\nswitches:\n- {{bus: 1, element: 2, et: b, closed: true}}\n",
+            SMALL.replacen("- vn_kv: 20.0\next_grids", "- vn_kv: 20.0\n- vn_kv: 20.0\next_grids", 1)
+        )
+    };
+    let ok = yaml::from_str(&fused(30.0)).unwrap();
+    ok.validate().unwrap();
+    let plan = Plan::new(&ok, SolverOptions::default()).unwrap();
+    assert!(plan.has_zip);
+    let bad = yaml::from_str(&fused(40.0)).unwrap();
+    bad.validate().unwrap();
+    let e = match Plan::new(&bad, SolverOptions::default()) {
+        Ok(_) => panic!("different shares at fused buses"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("buses 1") && e.contains("and 2") && e.contains("ZIP"),
+        "{e}"
+    );
+}
