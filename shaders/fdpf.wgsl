@@ -66,6 +66,11 @@ struct Params {
     // (CSR: n_tap + 1 pointers, then the nodes).
     i_down_ptr: u32,
     i_down: u32,
+    // Row in `pc` of the PQ nodes' ZIP parts (S_i re, im, S_z re, im; NONE: no ZIP loads).
+    p_zip: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -201,10 +206,25 @@ fn s_spec(i: u32, c: u32) -> vec2<f32> {
     return vec2<f32>(pc[at(i, c)], pc[at(P.n_node + i, c)]);
 }
 
+// S_spec at PQ node i: with ZIP loads S_p + S_i·|V| + S_z·|V|², formed from
+// u = |V| − 1 as s + u·(S_i + S_z·(2 + u)) (s = S_spec at |V| = 1), so nothing
+// cancels. Slack nodes keep s (pandapower's ext_grid results use the nominal load).
+fn s_spec_v(i: u32, c: u32) -> vec2<f32> {
+    var s = s_spec(i, c);
+    if P.p_zip != NONE && i < P.n_pq {
+        let n = P.n_pq;
+        let u = work[at(r_u(i), c)];
+        let si = vec2<f32>(pc[at(P.p_zip + i, c)], pc[at(P.p_zip + n + i, c)]);
+        let sz = vec2<f32>(pc[at(P.p_zip + 2u * n + i, c)], pc[at(P.p_zip + 3u * n + i, c)]);
+        s += u * (si + sz * (2.0 + u));
+    }
+    return s;
+}
+
 // ΔS_i = S_spec − W·conj(J) (frame-independent).
 fn delta_s(i: u32, c: u32) -> vec2<f32> {
     let w = vec2<f32>(1.0, 0.0) + dw(i, c);
-    return s_spec(i, c) - cmul(w, conj(cur(i, c)));
+    return s_spec_v(i, c) - cmul(w, conj(cur(i, c)));
 }
 
 // Voltages from the state, currents into every node; returns max(|ΔP|, |ΔQ|) over

@@ -144,3 +144,55 @@ fn diverging_copies_are_masked_without_touching_their_neighbours() {
     assert!(!l.results().converged[3], "40× load should not converge");
     assert_same("one diverging lane", s.results(), l.results());
 }
+
+/// Voltage-dependent (ZIP) loads: the lanes add `S_i·|V|` and `S_z·|V|²` to the
+/// mismatch in the scalar kernel's order. ieee34 (taps per copy) with ZIP
+/// shares on its loads, and the handcrafted pandapower ZIP net.
+#[test]
+fn lanes_equal_scalar_with_zip_loads() {
+    let mut ieee34 = network::load(network_yaml("ieee34")).unwrap();
+    for (k, l) in ieee34.loads.iter_mut().enumerate() {
+        l.const_z_p_percent = [30.0, 0.0, 100.0, 10.0][k % 4];
+        l.const_i_p_percent = [20.0, 50.0, 0.0, 0.0][k % 4];
+        l.const_z_q_percent = [30.0, 70.0, 0.0, 40.0][k % 4];
+        l.const_i_q_percent = [20.0, 0.0, 100.0, 0.0][k % 4];
+    }
+    let zip_ref = powergrid::powerflow::scenarios::ScenarioFile::read(&path(
+        "tests/data/pandapower_zip/zip_mixed.reference.json",
+    ))
+    .unwrap();
+    let nets = [
+        ("ieee34 ZIP", ieee34, reference("ieee34")),
+        (
+            "zip_mixed",
+            network::load(path("tests/data/pandapower_zip/zip_mixed.json")).unwrap(),
+            zip_ref,
+        ),
+    ];
+    for (name, net, reference) in nets {
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        assert!(plan.has_zip, "{name}");
+        let n = reference.scenarios.len();
+        let (mut s, mut l) = pair(&plan, n);
+        let inputs = reference.to_inputs(&net).unwrap();
+        *s.inputs_mut() = inputs.clone();
+        *l.inputs_mut() = inputs;
+        s.solve().unwrap();
+        l.solve().unwrap();
+        assert!(s.results().converged.iter().any(|&c| c), "{name}");
+        assert_same(&format!("{name} cold"), s.results(), l.results());
+        for pf in [&mut s, &mut l] {
+            let inp = pf.inputs_mut();
+            inp.load_p_mw *= 1.02;
+            inp.load_q_mvar *= 0.97;
+        }
+        s.solve().unwrap();
+        l.solve().unwrap();
+        assert_same(&format!("{name} warm"), s.results(), l.results());
+        assert_eq!(
+            s.results().vm_pu,
+            l.results().vm_pu,
+            "{name}: vm bit for bit"
+        );
+    }
+}

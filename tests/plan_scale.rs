@@ -75,6 +75,10 @@ pub fn synthetic(n: usize, meshed: bool) -> Network {
                 p_mw: load_mw,
                 q_mvar: 0.3 * load_mw,
                 scaling: 1.0,
+                const_z_p_percent: 0.0,
+                const_z_q_percent: 0.0,
+                const_i_p_percent: 0.0,
+                const_i_q_percent: 0.0,
                 in_service: true,
             })
             .collect(),

@@ -207,7 +207,11 @@ pub struct Trafo {
     pub in_service: bool,
 }
 
-/// A constant-power load: consumes `p_mw * scaling`, `q_mvar * scaling`.
+/// A load: consumes `p_mw * scaling`, `q_mvar * scaling` at |V| = 1 p.u.
+/// Voltage-dependent (ZIP) as in pandapower's `runpp`: of P, `const_z_p_percent`
+/// is constant impedance (∝ |V|²), `const_i_p_percent` constant current (∝ |V|),
+/// the rest constant power; likewise for Q. pandapower applies the mean
+/// percentages of a bus's in-service loads to every injection of the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
@@ -224,9 +228,31 @@ pub struct Load {
     /// Scaling factor.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub scaling: f64,
+    /// Constant-impedance share of P in percent (0–100).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub const_z_p_percent: f64,
+    /// Constant-impedance share of Q in percent (0–100).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub const_z_q_percent: f64,
+    /// Constant-current share of P in percent (0–100).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub const_i_p_percent: f64,
+    /// Constant-current share of Q in percent (0–100).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub const_i_q_percent: f64,
     /// In service.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub in_service: bool,
+}
+
+impl Load {
+    /// Some share of P or Q depends on the voltage.
+    pub fn is_zip(&self) -> bool {
+        self.const_z_p_percent != 0.0
+            || self.const_z_q_percent != 0.0
+            || self.const_i_p_percent != 0.0
+            || self.const_i_q_percent != 0.0
+    }
 }
 
 /// A static generator: injects `p_mw * scaling`, `q_mvar * scaling`.
@@ -679,6 +705,38 @@ impl Network {
                 ("scaling", e.scaling),
             ] {
                 check_num("load", i, &e.name, f, v)?;
+            }
+            for (f, v) in [
+                ("const_z_p_percent", e.const_z_p_percent),
+                ("const_z_q_percent", e.const_z_q_percent),
+                ("const_i_p_percent", e.const_i_p_percent),
+                ("const_i_q_percent", e.const_i_q_percent),
+            ] {
+                if !(0.0..=100.0).contains(&v) {
+                    return bad(format!(
+                        "load {i} ({:?}): {f} must lie in [0, 100], got {v}",
+                        e.name
+                    ));
+                }
+            }
+            for (z, c, v) in [
+                (
+                    "const_z_p_percent",
+                    "const_i_p_percent",
+                    e.const_z_p_percent + e.const_i_p_percent,
+                ),
+                (
+                    "const_z_q_percent",
+                    "const_i_q_percent",
+                    e.const_z_q_percent + e.const_i_q_percent,
+                ),
+            ] {
+                if v > 100.0 {
+                    return bad(format!(
+                        "load {i} ({:?}): {z} + {c} must be at most 100, got {v}",
+                        e.name
+                    ));
+                }
             }
         }
         for (i, e) in self.sgens.iter().enumerate() {

@@ -411,21 +411,15 @@ pub fn from_str(text: &str) -> Result<Network> {
     for r in 0..ld.len() {
         let name = ld.str(r, "name");
         let in_service = ld.bool_or(r, "in_service", true);
-        for col in [
-            "const_z_p_percent",
-            "const_z_q_percent",
-            "const_i_p_percent",
-            "const_i_q_percent",
-            "const_z_percent",
-            "const_i_percent",
-        ] {
-            if ld.f64_or(r, col, 0.0)? != 0.0 && in_service {
-                return Err(Error::Unsupported(format!(
-                    "load row {} ({name:?}): voltage-dependent (ZIP) load ({col} != 0)",
-                    ld.index[r]
-                )));
-            }
-        }
+        // ZIP shares: pandapower ≥ 2.x names them per P and Q; older files have
+        // `const_z_percent`/`const_i_percent` for both (renamed on load by
+        // pandapower's `convert_format`).
+        let pct = |col: &str, legacy: &str| -> Result<f64> {
+            Ok(match ld.f64_opt(r, col)? {
+                Some(v) => v,
+                None => ld.f64_or(r, legacy, 0.0)?,
+            })
+        };
         // `type` ("wye", "delta", or a label such as "MV/LV Station") matters only to
         // pandapower's three-phase flow; its balanced `runpp` ignores it, as we do.
         loads.push(Load {
@@ -434,6 +428,10 @@ pub fn from_str(text: &str) -> Result<Network> {
             p_mw: ld.f64(r, "p_mw")?,
             q_mvar: ld.f64_or(r, "q_mvar", 0.0)?,
             scaling: ld.f64_or(r, "scaling", 1.0)?,
+            const_z_p_percent: pct("const_z_p_percent", "const_z_percent")?,
+            const_z_q_percent: pct("const_z_q_percent", "const_z_percent")?,
+            const_i_p_percent: pct("const_i_p_percent", "const_i_percent")?,
+            const_i_q_percent: pct("const_i_q_percent", "const_i_percent")?,
             in_service,
         });
     }

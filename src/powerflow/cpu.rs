@@ -49,6 +49,10 @@ pub struct CopyState {
     /// Start from the no-load voltages at the next solve.
     pub cold: bool,
     s_spec: Vec<C64>,
+    /// ZIP parts of the PQ nodes' injections (empty without ZIP loads):
+    /// ∝ |V| and ∝ |V|² ([`super::injections::copy_zip`]).
+    s_i: Vec<C64>,
+    s_z: Vec<C64>,
     ysh: Vec<C64>,
     tap_adm: Vec<BranchAdm>,
     tap_pos: Vec<f64>,
@@ -81,6 +85,8 @@ impl CopyState {
             inv_vm: vec![1.0; n],
             cold: true,
             s_spec: vec![C64::ZERO; nn],
+            s_i: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
+            s_z: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
             ysh: vec![C64::ZERO; nn],
             tap_adm: plan
                 .tap_trafos
@@ -119,6 +125,8 @@ impl CopyState {
         (self.vm.capacity() + self.inv_vm.capacity() + self.tap_pos.capacity()) * 8
             + (self.v.capacity()
                 + self.s_spec.capacity()
+                + self.s_i.capacity()
+                + self.s_z.capacity()
                 + self.ysh.capacity()
                 + self.cur.capacity())
                 * size_of::<C64>()
@@ -314,6 +322,9 @@ impl Kernel {
         let p = &*self.plan;
         let net = &p.net;
         super::injections::copy_injections(p, inp, c, &mut st.s_spec, &mut st.ysh);
+        if p.has_zip {
+            super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
+        }
         let mut taps_changed = false;
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];
@@ -353,8 +364,18 @@ impl Kernel {
     /// voltages `st.v`, written straight into the right-hand side of the next
     /// half-step: `rhs_i = Re(ΔS_i·e^{jψ})/|V_i|` for a P half-step (`p_step`),
     /// `Im(…)/|V_i|` for a Q half-step. Returns max(|ΔP|, |ΔQ|) (infinite if not finite).
+    /// With ZIP loads `S_spec` depends on |V| ([`super::injections::copy_zip`]).
     #[inline]
     fn mismatch(&self, st: &mut CopyState, p_step: bool) -> f64 {
+        if self.plan.has_zip {
+            self.mismatch_with::<true>(st, p_step)
+        } else {
+            self.mismatch_with::<false>(st, p_step)
+        }
+    }
+
+    #[inline(always)]
+    fn mismatch_with<const ZIP: bool>(&self, st: &mut CopyState, p_step: bool) -> f64 {
         let n = self.plan.n_pq;
         let rot = self.plan.rot;
         // Copy-dependent parts first (shunt steps, tap-changing trafos), then one
@@ -386,11 +407,17 @@ impl Kernel {
         let rows = self.y_ptr.windows(2);
         let mut worst: f64 = 0.0;
         let mut total: f64 = 0.0;
-        for ((((row, cur), s), (vi, inv_vm)), rhs) in rows
+        let (s_i, s_z, vm) = if ZIP {
+            (&st.s_i[..n], &st.s_z[..n], &st.vm[..n])
+        } else {
+            (&[][..], &[][..], &[][..])
+        };
+        for (i, ((((row, cur), s), (vi, inv_vm)), rhs)) in rows
             .zip(&st.cur[..n])
             .zip(&st.s_spec[..n])
             .zip(v[..n].iter().zip(&st.inv_vm[..n]))
             .zip(st.rhs[..n].iter_mut())
+            .enumerate()
         {
             let mut acc = *cur;
             for k in row[0] as usize..row[1] as usize {
@@ -401,7 +428,15 @@ impl Kernel {
                         * *v.get_unchecked(*y_col.get_unchecked(k) as usize);
                 }
             }
-            let d = *s - *vi * acc.conj();
+            let s = if ZIP {
+                // S_p + S_i·|V| + S_z·|V|² as s + (|V| − 1)·(S_i + S_z·(|V| + 1));
+                // the lanes' `mismatch` forms it in the same order.
+                let m = vm[i];
+                *s + (s_i[i] + s_z[i].scale(m + 1.0)).scale(m - 1.0)
+            } else {
+                *s
+            };
+            let d = s - *vi * acc.conj();
             let (ar, ai) = (d.re.abs(), d.im.abs());
             let m = if ar > ai { ar } else { ai };
             worst = if m > worst { m } else { worst };

@@ -105,6 +105,12 @@ struct Params {
     pass_iters: u32,
     i_down_ptr: u32,
     i_down: u32,
+    /// Row in `pc` of the PQ nodes' ZIP parts (`S_i` re, im, `S_z` re, im;
+    /// `NONE` without ZIP loads).
+    p_zip: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -456,6 +462,8 @@ impl GpuBatch {
         let chunk = &mut self.chunks[ci];
         let mut s = vec![C64::ZERO; nn];
         let mut y = vec![C64::ZERO; nn];
+        let zn = if p.has_zip { n } else { 0 };
+        let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
         for lc in 0..chunk.len {
             let c = chunk.c0 + lc;
             super::injections::copy_injections(p, inp, c, &mut s, &mut y);
@@ -496,6 +504,16 @@ impl GpuBatch {
                     }
                 }
                 chunk.pc.put(4 * nn + 9 * n_tap + j, lc, g);
+            }
+            if p.has_zip {
+                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+                let r0 = 4 * nn + 10 * n_tap;
+                for i in 0..n {
+                    chunk.pc.put(r0 + i, lc, si[i].re);
+                    chunk.pc.put(r0 + n + i, lc, si[i].im);
+                    chunk.pc.put(r0 + 2 * n + i, lc, sz[i].re);
+                    chunk.pc.put(r0 + 3 * n + i, lc, sz[i].im);
+                }
             }
             if changed || !chunk.primed {
                 let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];
@@ -960,10 +978,15 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     let sh: Vec<f32> = sh.iter().map(|&x| x as f32).collect();
 
     let n_tap = p.tap_trafos.len();
+    prm.p_zip = if p.has_zip {
+        (4 * nn + 10 * n_tap) as u32
+    } else {
+        NONE
+    };
     let layout = Layout {
         params: prm,
-        // S_spec, node shunts, tap-changing branches, warm-start factors.
-        rows_pc: 4 * nn + 10 * n_tap,
+        // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP parts.
+        rows_pc: 4 * nn + 10 * n_tap + if p.has_zip { 4 * n } else { 0 },
         rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
         rows_work: 6 * nn + n + 7,
         rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne,

@@ -39,3 +39,16 @@ pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C6
         }
     }
 }
+
+/// The voltage-dependent parts of the PQ nodes' injections (only for a plan
+/// with [`Plan::has_zip`]): from a copy's `s` ([`copy_injections`], the
+/// injection at |V| = 1), `si[i]` (∝ |V|) and `sz[i]` (∝ |V|²) with pandapower's
+/// shares; the constant-power part is `s − si − sz`. The kernels form
+/// `S_spec(|V|) = s + (|V| − 1)·(si + sz·(|V| + 1))`, which is
+/// `S_p + S_i·|V| + S_z·|V|²` without cancellation near |V| = 1.
+pub(crate) fn copy_zip(p: &Plan, s: &[C64], si: &mut [C64], sz: &mut [C64]) {
+    for (((si, sz), s), z) in si.iter_mut().zip(sz.iter_mut()).zip(s).zip(&p.node_zip) {
+        *si = C64::new(s.re * z[0], s.im * z[2]);
+        *sz = C64::new(s.re * z[1], s.im * z[3]);
+    }
+}

@@ -125,6 +125,13 @@ pub struct Plan {
     /// Constant power injected at each node, the same in every copy (p.u.; ward
     /// `ps`/`qs` as consumption).
     pub node_s_const: Vec<C64>,
+    /// Per node, pandapower's ZIP shares of its whole specified injection
+    /// (`build_bus.py`: the mean percentages of the bus's in-service loads / 100),
+    /// `[i_p, z_p, i_q, z_q]`; all zero where the node has no ZIP load.
+    pub node_zip: Vec<[f64; 4]>,
+    /// Some PQ node has a nonzero ZIP share: the kernels add the
+    /// voltage-dependent terms to the mismatch (skipped otherwise).
+    pub has_zip: bool,
     /// Constant shunt admittance at each node, the same in every copy (p.u.;
     /// ward `pz`/`qz`, impedance `gf/bf`, `gt/bt`).
     pub node_y_const: Vec<C64>,
@@ -474,6 +481,8 @@ impl Plan {
             .iter()
             .map(|e| if e.in_service { node(e.bus) } else { None })
             .collect();
+        let node_zip = zip_shares(net, &bus_node, n_node)?;
+        let has_zip = node_zip[..n_pq].iter().any(|z| z.iter().any(|&x| x != 0.0));
         let mut node_s_const = vec![C64::ZERO; n_node];
         let mut node_y_const = vec![C64::ZERO; n_node];
         for (k, n) in ward_node.iter().enumerate() {
@@ -525,6 +534,8 @@ impl Plan {
             shunt_y,
             ward_node,
             node_s_const,
+            node_zip,
+            has_zip,
             node_y_const,
             ext_grid_node,
             variant: Variant::XB,
@@ -843,4 +854,48 @@ fn min_degree_order(pq: &[usize], adj: &[Vec<usize>], is_slack: &[bool]) -> Vec<
         }
     }
     order
+}
+
+/// Per node, pandapower's ZIP shares `[i_p, z_p, i_q, z_q]` (`build_bus.py`,
+/// `_calc_pq_elements_and_add_on_ppc`): per bus the mean of its in-service
+/// loads' percentages / 100, applied by `makeSbus` to the bus's whole load
+/// (sgens, storage and ward injections included). Buses fused into one node
+/// (closed bus-bus switches) must agree: pandapower keeps whichever it meets last.
+fn zip_shares(net: &Network, bus_node: &[Option<usize>], n_node: usize) -> Result<Vec<[f64; 4]>> {
+    let mut out = vec![[0.0; 4]; n_node];
+    if !net.loads.iter().any(|l| l.in_service && l.is_zip()) {
+        return Ok(out);
+    }
+    let nb = net.buses.len();
+    let mut sum = vec![[0.0; 4]; nb];
+    let mut count = vec![0usize; nb];
+    for l in net.loads.iter().filter(|l| l.in_service) {
+        let s = &mut sum[l.bus];
+        s[0] += l.const_i_p_percent / 100.0;
+        s[1] += l.const_z_p_percent / 100.0;
+        s[2] += l.const_i_q_percent / 100.0;
+        s[3] += l.const_z_q_percent / 100.0;
+        count[l.bus] += 1;
+    }
+    let mut seen = vec![None::<usize>; n_node];
+    for b in 0..nb {
+        let (Some(n), true) = (bus_node[b], count[b] > 0) else {
+            continue;
+        };
+        let z = sum[b].map(|x| x / count[b] as f64);
+        match seen[n] {
+            Some(b0) if out[n] != z => {
+                return Err(Error::Unsupported(format!(
+                    "buses {b0} ({:?}) and {b} ({:?}) are joined by closed switches and \
+                     their loads have different ZIP shares (const_z_*/const_i_*_percent)",
+                    net.buses[b0].name, net.buses[b].name
+                )));
+            }
+            _ => {
+                out[n] = z;
+                seen[n] = Some(b);
+            }
+        }
+    }
+    Ok(out)
 }

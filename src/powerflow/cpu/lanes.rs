@@ -229,6 +229,9 @@ pub(crate) struct Group {
     /// Currents of the copy-dependent parts at the PQ nodes.
     cur: Vec<C8>,
     s_spec: Vec<C8>,
+    /// ZIP parts of the injections (empty without ZIP loads).
+    s_i: Vec<C8>,
+    s_z: Vec<C8>,
     /// Shunt admittance per PQ shunt node (in [`Kernel::shunt_nodes`] order).
     ysh: Vec<C8>,
     /// Per tap-changing trafo: `yff, yft, ytf, ytt`.
@@ -262,6 +265,8 @@ impl Group {
             rhs: f8(n),
             cur: vec![ZERO8; n],
             s_spec: vec![ZERO8; n],
+            s_i: vec![ZERO8; if p.has_zip { n } else { 0 }],
+            s_z: vec![ZERO8; if p.has_zip { n } else { 0 }],
             ysh: vec![ZERO8; n_sh],
             tap: vec![[ZERO8; 4]; p.tap_trafos.len()],
             own_bpp: false,
@@ -294,7 +299,8 @@ impl Group {
         } else {
             plan.bpp.l_col.len() + plan.bpp.u_col.len() + n
         };
-        (nn + 2 * n + n_sh + 4 * plan.tap_trafos.len()) * size_of::<C8>()
+        let zip = if plan.has_zip { 2 * n } else { 0 };
+        (nn + 2 * n + zip + n_sh + 4 * plan.tap_trafos.len()) * size_of::<C8>()
             + (3 * n + bpp) * size_of::<F8>()
             + size_of::<Group>()
     }
@@ -320,6 +326,12 @@ impl Group {
             set(z, l, v);
         }
         for (z, s) in self.s_spec.iter_mut().zip(&st.s_spec[..n]) {
+            set(z, l, *s);
+        }
+        for (z, s) in self.s_i.iter_mut().zip(&st.s_i) {
+            set(z, l, *s);
+        }
+        for (z, s) in self.s_z.iter_mut().zip(&st.s_z) {
             set(z, l, *s);
         }
         let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
@@ -552,6 +564,20 @@ fn write_rows<S: Simd>(
 /// max(|ΔP|, |ΔQ|) (infinite where not finite).
 #[inline(always)]
 fn mismatch<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, p_step: bool) -> [f64; LANES] {
+    if k.plan.has_zip {
+        mismatch_with::<S, true>(o, k, g, p_step)
+    } else {
+        mismatch_with::<S, false>(o, k, g, p_step)
+    }
+}
+
+#[inline(always)]
+fn mismatch_with<S: Simd, const ZIP: bool>(
+    o: Ops<S>,
+    k: &Kernel,
+    g: &mut Group,
+    p_step: bool,
+) -> [f64; LANES] {
     let n = k.plan.n_pq;
     let rot = k.plan.rot;
     for c in &mut g.cur[..n] {
@@ -579,6 +605,7 @@ fn mismatch<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, p_step: bool) -> [f64
             && g.v.len() == k.plan.n_node
             && g.cur.len() >= n
             && g.s_spec.len() >= n
+            && (!ZIP || (g.s_i.len() >= n && g.s_z.len() >= n && g.vm.len() >= n))
             && g.inv_vm.len() >= n
             && g.rhs.len() >= n
     );
@@ -604,7 +631,16 @@ fn mismatch<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, p_step: bool) -> [f64
             im: o.neg(acc.im),
         };
         let prod = o.cmul(g.v[i], conj);
-        let s = g.s_spec[i];
+        let mut s = g.s_spec[i];
+        if ZIP {
+            // s + (|V| − 1)·(S_i + S_z·(|V| + 1)), as `Kernel::mismatch` forms it.
+            let (m, si, sz) = (g.vm[i], g.s_i[i], g.s_z[i]);
+            let (w, u) = (o.add(m, o.splat(1.0)), o.sub(m, o.splat(1.0)));
+            s = C8 {
+                re: o.add(s.re, o.mul(o.add(si.re, o.mul(sz.re, w)), u)),
+                im: o.add(s.im, o.mul(o.add(si.im, o.mul(sz.im, w)), u)),
+            };
+        }
         let (dr, di) = (o.sub(s.re, prod.re), o.sub(s.im, prod.im));
         let (ar, ai) = (o.abs(dr), o.abs(di));
         worst = o.max_of(o.max_of(ar, ai), worst);
