@@ -267,6 +267,14 @@ impl Model {
                 )));
             }
         }
+        if let Some((k, l)) =
+            (net.loads.iter().enumerate()).find(|(_, l)| l.in_service && l.is_zip())
+        {
+            return Err(Error::Unsupported(format!(
+                "setup {:?}: the optimiser models loads as constant power; load {k} ({:?}) is voltage-dependent (const_z/const_i percentages)",
+                cfg.name, l.name
+            )));
+        }
         let plan = Plan::new(&net, SolverOptions::default())?;
         let sn = net.sn_mva;
         let n_node = plan.n_node;
