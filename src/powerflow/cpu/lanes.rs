@@ -4,8 +4,8 @@
 //! holds one value per lane (`F8`, 64-byte aligned), so every sparse index
 //! load is shared by eight copies and each arithmetic step is one vector
 //! instruction over the lanes (AVX-512) or two (AVX2). `pulp` picks the
-//! instruction set at run time; the kernels below are plain loops over the
-//! lanes, inlined into pulp's target-feature functions and vectorised there.
+//! instruction set at run time; the kernels below are written with its
+//! vector operations (`Ops`), inlined into its target-feature functions.
 //!
 //! Every lane does exactly the arithmetic of the scalar [`super::solve_copy`],
 //! operation for operation and in the same order (Rust never contracts `a·b+c`
@@ -17,7 +17,7 @@
 //! A group is loaded from the copies' [`CopyState`]s before its solve and
 //! written back after it, so any set of copies (the active ones of a control
 //! iteration, cold copies apart from warm ones) can share a group; a group
-//! with fewer than [`LANES`] copies repeats its first copy in the spare lanes,
+//! with fewer than [`LANES`] copies repeats its last copy in the spare lanes,
 //! masked from the start.
 
 use super::{CopyState, Kernel, ResultRows, ResultTables, Rows, SQRT3};
@@ -241,7 +241,7 @@ pub(crate) struct Group {
     bpp_l: Vec<F8>,
     bpp_us: Vec<F8>,
     bpp_d: Vec<F8>,
-    /// Lanes holding a copy of the group (the others repeat lane 0, masked).
+    /// Lanes holding a copy of the group (the others repeat the last one, masked).
     lanes: usize,
     /// Which factors `bpp_*` hold per lane ([`super::BppFactors::id`]; 0: the
     /// network's own; `u64::MAX`: none yet).
