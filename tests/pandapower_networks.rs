@@ -16,13 +16,7 @@ use std::sync::Arc;
 const NETS: [&str; 3] = ["mv_oberrhein", "cigre_mv_der", "open_ends"];
 
 fn load(name: &str) -> (network::Network, ScenarioFile) {
-    let net = network::load(path(&format!("tests/data/pandapower_nets/{name}.json")))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let reference = ScenarioFile::read(&path(&format!(
-        "tests/data/pandapower_nets/{name}.reference.json"
-    )))
-    .unwrap();
-    (net, reference)
+    reference_case("pandapower_nets", name)
 }
 
 /// Worst differences to pandapower over the converged scenarios:

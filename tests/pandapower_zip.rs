@@ -15,41 +15,7 @@ use std::sync::Arc;
 const NETS: [&str; 2] = ["kerber_zip", "zip_mixed"];
 
 fn load(name: &str) -> (network::Network, ScenarioFile) {
-    let net = network::load(path(&format!("tests/data/pandapower_zip/{name}.json")))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let reference = ScenarioFile::read(&path(&format!(
-        "tests/data/pandapower_zip/{name}.reference.json"
-    )))
-    .unwrap();
-    (net, reference)
-}
-
-/// Worst differences over the scenarios (all converge in pandapower):
-/// `[|Δvm| p.u., |Δva| °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW,
-/// |Δext_grid Q| Mvar]`.
-fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> [f64; 6] {
-    let mut worst = [0.0f64; 6];
-    for c in 0..reference.scenarios.len() {
-        assert!(ref_converged(reference, c), "{name} {c}: reference");
-        assert!(
-            r.converged[c],
-            "{name} scenario {c}: did not converge (mismatch {:e})",
-            r.max_mismatch_pu[c]
-        );
-        let d = [
-            "vm_pu",
-            "va_degree",
-            "line_loading_percent",
-            "trafo_loading_percent",
-            "ext_grid_p_mw",
-            "ext_grid_q_mvar",
-        ]
-        .map(|key| table_diff(r, reference, c, key));
-        for k in 0..6 {
-            worst[k] = worst[k].max(d[k]);
-        }
-    }
-    worst
+    reference_case("pandapower_zip", name)
 }
 
 fn cpu_solve(
@@ -89,7 +55,7 @@ fn cpu_matches_pandapower_runpp() {
         let (net, reference) = load(name);
         for kernel in [CpuKernel::Scalar, CpuKernel::Lanes] {
             let (plan, r) = cpu_solve(&net, &reference, kernel);
-            let w = worst(name, &reference, &r);
+            let w = worst_all_converged(name, &reference, &r);
             eprintln!(
                 "{name} (CPU {kernel:?}, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
                 plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4], w[5]
@@ -134,7 +100,7 @@ fn gpu_matches_pandapower_runpp() {
                 .unwrap();
         *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
         gpu.solve().unwrap();
-        let w = worst(name, &reference, gpu.results());
+        let w = worst_all_converged(name, &reference, gpu.results());
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
             w[0], w[1], w[2], w[3], w[4], w[5]

@@ -27,6 +27,48 @@ pub fn reference(name: &str) -> ScenarioFile {
     ScenarioFile::read(&path(&format!("tests/data/reference/{name}.json"))).unwrap()
 }
 
+/// A pandapower network of `tests/data/DIR/NAME.json` and its reference
+/// solutions `NAME.reference.json` (made by the script in that folder).
+pub fn reference_case(dir: &str, name: &str) -> (powergrid::network::Network, ScenarioFile) {
+    let net = powergrid::network::load(path(&format!("tests/data/{dir}/{name}.json")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference =
+        ScenarioFile::read(&path(&format!("tests/data/{dir}/{name}.reference.json"))).unwrap();
+    (net, reference)
+}
+
+/// The tables [`worst_all_converged`] compares, in its order.
+pub const COMPARED_TABLES: [&str; 6] = [
+    "vm_pu",
+    "va_degree",
+    "line_loading_percent",
+    "trafo_loading_percent",
+    "ext_grid_p_mw",
+    "ext_grid_q_mvar",
+];
+
+/// Worst |Δ| per table of [`COMPARED_TABLES`] over every scenario, each of
+/// which must have converged in pandapower and in `r`.
+pub fn worst_all_converged(
+    name: &str,
+    reference: &ScenarioFile,
+    r: &powergrid::powerflow::BatchResults,
+) -> [f64; 6] {
+    let mut worst = [0.0f64; 6];
+    for c in 0..reference.scenarios.len() {
+        assert!(ref_converged(reference, c), "{name} {c}: reference");
+        assert!(
+            r.converged[c],
+            "{name} scenario {c}: did not converge (mismatch {:e})",
+            r.max_mismatch_pu[c]
+        );
+        for (w, key) in worst.iter_mut().zip(COMPARED_TABLES) {
+            *w = w.max(table_diff(r, reference, c, key));
+        }
+    }
+    worst
+}
+
 /// A reference scenario's converged flag.
 pub fn ref_converged(f: &ScenarioFile, c: usize) -> bool {
     f.scenarios[c]
