@@ -622,6 +622,25 @@ impl Network {
             }
             Ok(())
         };
+        // A tap changer's `[neutral, step_percent, min, max, pos]` (trafo or trafo3w).
+        let check_tap = |what: &str, i: usize, name: &str, v: [f64; 5]| -> Result<()> {
+            for (f, x) in [
+                "tap.neutral",
+                "tap.step_percent",
+                "tap.min",
+                "tap.max",
+                "tap.pos",
+            ]
+            .into_iter()
+            .zip(v)
+            {
+                check_num(what, i, name, f, x)?;
+            }
+            if v[2] > v[3] {
+                return bad(format!("{what} {i} ({name:?}): tap.min > tap.max"));
+            }
+            Ok(())
+        };
         for (i, b) in self.buses.iter().enumerate() {
             if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
                 return bad(format!(
@@ -683,18 +702,8 @@ impl Network {
                 ));
             }
             if let Some(tap) = &t.tap {
-                for (f, v) in [
-                    ("tap.neutral", tap.neutral),
-                    ("tap.step_percent", tap.step_percent),
-                    ("tap.min", tap.min),
-                    ("tap.max", tap.max),
-                    ("tap.pos", tap.pos),
-                ] {
-                    check_num("trafo", i, &t.name, f, v)?;
-                }
-                if tap.min > tap.max {
-                    return bad(format!("trafo {i} ({:?}): tap.min > tap.max", t.name));
-                }
+                let v = [tap.neutral, tap.step_percent, tap.min, tap.max, tap.pos];
+                check_tap("trafo", i, &t.name, v)?;
             }
         }
         for (i, e) in self.loads.iter().enumerate() {
@@ -838,18 +847,8 @@ impl Network {
                 }
             }
             if let Some(tap) = &t.tap {
-                for (f, v) in [
-                    ("tap.neutral", tap.neutral),
-                    ("tap.step_percent", tap.step_percent),
-                    ("tap.min", tap.min),
-                    ("tap.max", tap.max),
-                    ("tap.pos", tap.pos),
-                ] {
-                    check_num("trafo3w", i, &t.name, f, v)?;
-                }
-                if tap.min > tap.max {
-                    return bad(format!("trafo3w {i} ({:?}): tap.min > tap.max", t.name));
-                }
+                let v = [tap.neutral, tap.step_percent, tap.min, tap.max, tap.pos];
+                check_tap("trafo3w", i, &t.name, v)?;
             }
         }
         for (i, e) in self.impedances.iter().enumerate() {
