@@ -9,13 +9,15 @@ base case and a few load scalings. Writes `<name>.json` (pandapower) and
 Networks that need an element powergrid does not model yet (gen, trafo3w,
 impedance, ward, ZIP loads) are left out here; see issue 10.
 """
-import json
 import pathlib
+import sys
 
 import pandapower as pp
 import pandapower.networks as pn
 
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from pp_reference import write_references  # noqa: E402  (tests/data/pp_reference.py)
 SCALINGS = [1.0, 0.5, 1.3, 1.8]
 
 NETWORKS = {
@@ -65,42 +67,7 @@ def open_ends():
     return net
 
 
-def nan0(s):
-    return s.fillna(0.0).tolist()
-
-
-for name, make in NETWORKS.items():
-    net = make()
-    pp.to_json(net, str(HERE / f"{name}.json"))
-    base_scaling = net.load.scaling.copy()
-    scenarios = []
-    for k, f in enumerate(SCALINGS):
-        net.load.scaling = base_scaling * f
-        # pandapower's defaults: nr, init "auto", calculate_voltage_angles True,
-        # trafo_model "t", trafo_loading "current", voltage_depend_loads True,
-        # enforce_q_lims False, neglect_open_switch_branches False.
-        try:
-            pp.runpp(net, tolerance_mva=1e-10)
-            converged = bool(net.converged)
-        except pp.powerflow.LoadflowNotConverged:
-            converged = False
-        scenarios.append({
-            "id": k, "converged": converged,
-            "inputs": {"load_scaling": net.load.scaling.tolist()},
-            "results": {"vm_pu": nan0(net.res_bus.vm_pu), "va_degree": nan0(net.res_bus.va_degree),
-                        "line_p_from_mw": nan0(net.res_line.p_from_mw),
-                        "line_q_from_mvar": nan0(net.res_line.q_from_mvar),
-                        "line_i_ka": nan0(net.res_line.i_ka),
-                        "line_loading_percent": nan0(net.res_line.loading_percent),
-                        "trafo_loading_percent": nan0(net.res_trafo.loading_percent),
-                        "ext_grid_p_mw": nan0(net.res_ext_grid.p_mw),
-                        "ext_grid_q_mvar": nan0(net.res_ext_grid.q_mvar)} if converged else {},
-        })
-    net.load.scaling = base_scaling
-    (HERE / f"{name}.reference.json").write_text(json.dumps({
-        "network": f"{name}.json",
-        "solver": f"pandapower {pp.__version__} runpp defaults, tolerance_mva=1e-10",
-        "n_bus": len(net.bus),
-        "scenarios": scenarios,
-    }))
-    print(name, "converged:", [s["converged"] for s in scenarios])
+# pandapower's defaults: nr, init "auto", calculate_voltage_angles True,
+# trafo_model "t", trafo_loading "current", voltage_depend_loads True,
+# enforce_q_lims False, neglect_open_switch_branches False.
+write_references(HERE, NETWORKS, SCALINGS)

@@ -15,13 +15,15 @@ a few load scalings. Writes `<name>.json` (pandapower) and
   ZIP load, a ZIP load at the slack bus (vm 1.03: pandapower's ext_grid result
   keeps its nominal power), a tap-changing trafo and a shunt.
 """
-import json
 import pathlib
+import sys
 
 import pandapower as pp
 import pandapower.networks as pn
 
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from pp_reference import write_references  # noqa: E402  (tests/data/pp_reference.py)
 SCALINGS = [1.0, 0.5, 0.8, 1.2, 1.5]
 
 
@@ -76,41 +78,7 @@ def zip_mixed():
 NETWORKS = {"kerber_zip": kerber_zip, "zip_mixed": zip_mixed}
 
 
-def nan0(s):
-    return s.fillna(0.0).tolist()
-
-
-for name, make in NETWORKS.items():
-    net = make()
-    pp.to_json(net, str(HERE / f"{name}.json"))
-    base_scaling = net.load.scaling.copy()
-    scenarios = []
-    for k, f in enumerate(SCALINGS):
-        net.load.scaling = base_scaling * f
-        # pandapower's defaults: nr, voltage_depend_loads True, init "auto",
-        # calculate_voltage_angles True, trafo_model "t", trafo_loading "current".
-        try:
-            pp.runpp(net, tolerance_mva=1e-10)
-            converged = bool(net.converged)
-        except pp.powerflow.LoadflowNotConverged:
-            converged = False
-        scenarios.append({
-            "id": k, "converged": converged,
-            "inputs": {"load_scaling": net.load.scaling.tolist()},
-            "results": {"vm_pu": nan0(net.res_bus.vm_pu), "va_degree": nan0(net.res_bus.va_degree),
-                        "line_p_from_mw": nan0(net.res_line.p_from_mw),
-                        "line_q_from_mvar": nan0(net.res_line.q_from_mvar),
-                        "line_i_ka": nan0(net.res_line.i_ka),
-                        "line_loading_percent": nan0(net.res_line.loading_percent),
-                        "trafo_loading_percent": nan0(net.res_trafo.loading_percent),
-                        "ext_grid_p_mw": nan0(net.res_ext_grid.p_mw),
-                        "ext_grid_q_mvar": nan0(net.res_ext_grid.q_mvar)} if converged else {},
-        })
-    net.load.scaling = base_scaling
-    (HERE / f"{name}.reference.json").write_text(json.dumps({
-        "network": f"{name}.json",
-        "solver": f"pandapower {pp.__version__} runpp defaults (voltage_depend_loads=True), tolerance_mva=1e-10",
-        "n_bus": len(net.bus),
-        "scenarios": scenarios,
-    }))
-    print(name, "converged:", [s["converged"] for s in scenarios], "buses", len(net.bus), "loads", len(net.load))
+# pandapower's defaults: nr, voltage_depend_loads True, init "auto",
+# calculate_voltage_angles True, trafo_model "t", trafo_loading "current".
+write_references(HERE, NETWORKS, SCALINGS, solver="runpp defaults (voltage_depend_loads=True)",
+                 describe=lambda net: ["buses", len(net.bus), "loads", len(net.load)])
