@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use powergrid::network::{self, pandapower, yaml};
+use powergrid::network::{self, pandapower};
 use powergrid::powerflow::scenarios::ScenarioFile;
 use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
 use std::process::Command;
@@ -10,13 +10,6 @@ use std::sync::Arc;
 
 fn ieee13_yaml() -> String {
     std::fs::read_to_string(network_yaml("ieee13")).unwrap()
-}
-
-fn yaml_err(text: &str) -> String {
-    match yaml::from_str(text) {
-        Ok(net) => net.validate().unwrap_err().to_string(),
-        Err(e) => e,
-    }
 }
 
 #[test]

@@ -50,13 +50,6 @@ wards:
   qz_mvar: -0.4
 "#;
 
-fn yaml_err(text: &str) -> String {
-    match yaml::from_str(text) {
-        Ok(net) => net.validate().unwrap_err().to_string(),
-        Err(e) => e,
-    }
-}
-
 #[test]
 fn the_small_network_solves() {
     let net = yaml::from_str(NET).unwrap();

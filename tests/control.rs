@@ -173,13 +173,6 @@ fn ieee34_with(controllers: &str) -> String {
     format!("{text}controllers:\n{controllers}")
 }
 
-fn err(text: &str) -> String {
-    match yaml::from_str(text) {
-        Ok(net) => net.validate().unwrap_err().to_string(),
-        Err(e) => e,
-    }
-}
-
 #[test]
 fn bad_controllers_are_named() {
     let cases = [
@@ -226,7 +219,7 @@ fn bad_controllers_are_named() {
         ),
     ];
     for (ctrl, want) in cases {
-        let e = err(&ieee34_with(ctrl));
+        let e = yaml_err(&ieee34_with(ctrl));
         for w in want {
             assert!(e.contains(w), "{ctrl}: {e:?} lacks {w:?}");
         }
@@ -237,7 +230,7 @@ fn bad_controllers_are_named() {
         "max_step: 0",
         2,
     );
-    let e = err(&text);
+    let e = yaml_err(&text);
     assert!(
         e.contains("controller 0")
             && e.contains("shunt 1")

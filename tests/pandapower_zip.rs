@@ -144,13 +144,6 @@ loads:
   const_i_q_percent: 20.0
 "#;
 
-fn yaml_err(text: &str) -> String {
-    match yaml::from_str(text) {
-        Ok(net) => net.validate().unwrap_err().to_string(),
-        Err(e) => e,
-    }
-}
-
 #[test]
 fn yaml_zip_fields_are_optional_and_checked() {
     let net = yaml::from_str(SMALL).unwrap();

@@ -22,6 +22,15 @@ pub fn network_yaml(name: &str) -> PathBuf {
     path(&format!("networks/{name}.yml"))
 }
 
+/// The error a network in the YAML format gives: the parser's, or else
+/// validation's (the network must be invalid).
+pub fn yaml_err(text: &str) -> String {
+    match powergrid::network::yaml::from_str(text) {
+        Ok(net) => net.validate().unwrap_err().to_string(),
+        Err(e) => e,
+    }
+}
+
 /// pandapower's reference solutions of a network.
 pub fn reference(name: &str) -> ScenarioFile {
     ScenarioFile::read(&path(&format!("tests/data/reference/{name}.json"))).unwrap()
