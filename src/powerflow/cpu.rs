@@ -764,6 +764,27 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 unsafe impl<T: Send> Send for SendPtr<T> {}
 
+/// Runs `f(group, copies, state)` in parallel for each chunk of [`LANES`]
+/// copies of `order` (distinct indices into `states`), each chunk with a
+/// group slot of its own; `state(c)` gives copy `c` of the chunk.
+fn for_each_group(
+    groups: &mut [Group],
+    order: &[usize],
+    states: &mut [CopyState],
+    f: impl Fn(&mut Group, &[usize], &dyn Fn(usize) -> *mut CopyState) + Sync,
+) {
+    assert!(order.iter().all(|&c| c < states.len()));
+    let n_groups = order.len().div_ceil(LANES);
+    let base = SendPtr(states.as_mut_ptr());
+    groups[..n_groups]
+        .par_iter_mut()
+        .zip(order.par_chunks(LANES))
+        .for_each(|(g, copies)| {
+            let base = &base;
+            f(g, copies, &|c| base.0.wrapping_add(c))
+        });
+}
+
 fn isa_name(arch: pulp::Arch) -> &'static str {
     match arch {
         #[cfg(target_arch = "x86_64")]
@@ -932,43 +953,37 @@ impl CpuBatch {
                     order.clear();
                     order.extend((0..states.len()).filter(|&c| on(c) && states[c].cold));
                     order.extend((0..states.len()).filter(|&c| on(c) && !states[c].cold));
-                    let base = SendPtr(states.as_mut_ptr());
                     let tables = ResultTables::new(&k.plan, res);
-                    let n_groups = order.len().div_ceil(LANES);
-                    groups[..n_groups]
-                        .par_iter_mut()
-                        .zip(order.par_chunks(LANES))
-                        .for_each(|(g, copies)| {
-                            let base = &base;
-                            // SAFETY: `order` holds distinct copy indices < states.len(),
-                            // and each chunk (one task) is the only user of its copies.
-                            let st = |c: usize| unsafe { &mut *base.0.add(c) };
-                            let mut own = false;
-                            for &c in copies {
-                                let s = st(c);
-                                k.prepare(inp, c, s);
-                                own |= s.bpp.is_some();
-                            }
-                            g.begin(copies.len(), own);
-                            for l in 0..LANES {
-                                g.load_lane(k, l, st(copies[l.min(copies.len() - 1)]));
-                            }
-                            k.arch.dispatch(SolveGroup {
-                                k,
-                                g: &mut *g,
-                                results: Some((copies, &tables, rows)),
-                            });
-                            for (l, &c) in copies.iter().enumerate() {
-                                let s = st(c);
-                                g.store_lane(k, l, s);
-                                if let Rows::All = rows {
-                                    slack_currents(k, s);
-                                    // SAFETY: copy `c` belongs to this task only.
-                                    let r = unsafe { tables.rows(c) };
-                                    ext_grid_rows(k, s, r.ep, r.eq);
-                                }
-                            }
+                    for_each_group(groups, order, states, |g, copies, state| {
+                        // SAFETY: `order` holds distinct copy indices < states.len(),
+                        // and each chunk (one task) is the only user of its copies.
+                        let st = |c: usize| unsafe { &mut *state(c) };
+                        let mut own = false;
+                        for &c in copies {
+                            let s = st(c);
+                            k.prepare(inp, c, s);
+                            own |= s.bpp.is_some();
+                        }
+                        g.begin(copies.len(), own);
+                        for l in 0..LANES {
+                            g.load_lane(k, l, st(copies[l.min(copies.len() - 1)]));
+                        }
+                        k.arch.dispatch(SolveGroup {
+                            k,
+                            g: &mut *g,
+                            results: Some((copies, &tables, rows)),
                         });
+                        for (l, &c) in copies.iter().enumerate() {
+                            let s = st(c);
+                            g.store_lane(k, l, s);
+                            if let Rows::All = rows {
+                                slack_currents(k, s);
+                                // SAFETY: copy `c` belongs to this task only.
+                                let r = unsafe { tables.rows(c) };
+                                ext_grid_rows(k, s, r.ep, r.eq);
+                            }
+                        }
+                    });
                 }
             }
             Ok(())
@@ -1064,36 +1079,30 @@ impl PowerFlow for CpuBatch {
                 let order = &mut self.order;
                 order.clear();
                 order.extend((0..states.len()).filter(|&c| stale[c]));
-                let n_groups = order.len().div_ceil(LANES);
-                let groups = &mut self.groups[..n_groups];
+                let groups = &mut self.groups;
                 let tables = ResultTables::new(&k.plan, res);
-                let base = SendPtr(states.as_mut_ptr());
                 self.pool.install(|| {
-                    groups
-                        .par_iter_mut()
-                        .zip(order.par_chunks(LANES))
-                        .for_each(|(g, copies)| {
-                            let base = &base;
-                            // SAFETY: `order` holds distinct copy indices < states.len(),
-                            // and each chunk (one task) is the only user of its copies.
-                            let st = |c: usize| unsafe { &mut *base.0.add(c) };
-                            for l in 0..LANES {
-                                g.load_lane_voltages(l, st(copies[l.min(copies.len() - 1)]));
-                            }
-                            k.arch.dispatch(WriteRows {
-                                k,
-                                g: &*g,
-                                copies,
-                                tables: &tables,
-                            });
-                            for &c in copies {
-                                let s = st(c);
-                                slack_currents(k, s);
-                                // SAFETY: copy `c` belongs to this task only.
-                                let r = unsafe { tables.rows(c) };
-                                ext_grid_rows(k, s, r.ep, r.eq);
-                            }
+                    for_each_group(groups, order, states, |g, copies, state| {
+                        // SAFETY: `order` holds distinct copy indices < states.len(),
+                        // and each chunk (one task) is the only user of its copies.
+                        let st = |c: usize| unsafe { &mut *state(c) };
+                        for l in 0..LANES {
+                            g.load_lane_voltages(l, st(copies[l.min(copies.len() - 1)]));
+                        }
+                        k.arch.dispatch(WriteRows {
+                            k,
+                            g: &*g,
+                            copies,
+                            tables: &tables,
                         });
+                        for &c in copies {
+                            let s = st(c);
+                            slack_currents(k, s);
+                            // SAFETY: copy `c` belongs to this task only.
+                            let r = unsafe { tables.rows(c) };
+                            ext_grid_rows(k, s, r.ep, r.eq);
+                        }
+                    });
                 });
             }
         }
