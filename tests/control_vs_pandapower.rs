@@ -173,6 +173,22 @@ fn cpu_settles_like_pandapower() {
     eprintln!("all networks, CPU: {total:?}");
 }
 
+/// A batch of several hundred copies (the reference scenarios repeated), so
+/// that the loop reads the measured voltages in parallel on the backend's pool:
+/// the same settled taps, steps and iterations as pandapower, copy by copy.
+#[test]
+fn cpu_settles_like_pandapower_in_a_batch_read_in_parallel() {
+    let (net, mut reference) = load("ieee34_ieee13");
+    let one = reference.scenarios.clone();
+    while reference.scenarios.len() < 300 {
+        reference.scenarios.extend(one.iter().cloned());
+    }
+    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let mut cpu = CpuBatch::new(plan, reference.scenarios.len());
+    let f = check("ieee34_ieee13, repeated", &net, &reference, &mut cpu, 1e-6);
+    assert!(f.scenarios >= 300 && f.settled >= 3 * 12);
+}
+
 #[test]
 fn yaml_round_trip_keeps_controllers() {
     for name in NETS {

@@ -14,7 +14,11 @@ use rand::RngExt;
 use std::sync::Arc;
 
 fn short(tag: &str, steps: usize, split: Split, batch: usize) -> VecEnv {
-    let cfg = edited_setup("ieee34_ieee13", tag, |s| {
+    short_setup("ieee34_ieee13", tag, steps, split, batch)
+}
+
+fn short_setup(name: &str, tag: &str, steps: usize, split: Split, batch: usize) -> VecEnv {
+    let cfg = edited_setup(name, tag, |s| {
         s.replace(
             "max_episode_steps: 96",
             &format!("max_episode_steps: {steps}"),
@@ -100,15 +104,16 @@ fn test_copies_walk_the_test_days_in_order_and_train_copies_start_at_random() {
     assert!(days.iter().all(|d| 24 * d + 2 < 8760));
 }
 
-fn random_run(threads: usize, seed: u64) -> Vec<f64> {
+fn random_run(setup: &str, threads: usize, batch: usize, seed: u64) -> Vec<f64> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     pool.install(|| {
-        let mut env = short(&format!("det{threads}_{seed}"), 4, Split::Train, 6);
+        let tag = format!("det_{setup}_{threads}_{batch}_{seed}");
+        let mut env = short_setup(setup, &tag, 4, Split::Train, batch);
         env.reset(seed).unwrap();
-        let mut rngs: Vec<_> = (0..6).map(|c| copy_rng(seed + 1000, c)).collect();
+        let mut rngs: Vec<_> = (0..batch).map(|c| copy_rng(seed + 1000, c)).collect();
         let mut out = snapshot(&env);
         let mut acts: Vec<Array2<f32>> = const_actions(&env, 0.0);
         for _ in 0..11 {
@@ -128,8 +133,8 @@ fn random_run(threads: usize, seed: u64) -> Vec<f64> {
 
 #[test]
 fn same_seed_same_trajectory_on_one_and_two_threads() {
-    let one = random_run(1, 42);
-    let two = random_run(2, 42);
+    let one = random_run("ieee34_ieee13", 1, 6, 42);
+    let two = random_run("ieee34_ieee13", 2, 6, 42);
     assert_eq!(one.len(), two.len());
     assert!(
         one.iter()
@@ -137,8 +142,29 @@ fn same_seed_same_trajectory_on_one_and_two_threads() {
             .all(|(a, b)| a.to_bits() == b.to_bits()),
         "1 and 2 threads differ"
     );
-    let other = random_run(2, 43);
+    let other = random_run("ieee34_ieee13", 2, 6, 43);
     assert_ne!(one, other, "another seed gives another trajectory");
+}
+
+/// With enough copies the environment evaluates its batch in parts, one per
+/// thread (here 3 parts of 66 or 67 copies: uneven bounds): every output,
+/// the observation rings of the delayed agents included, is the one-part
+/// result bit for bit, across autoresets (4-step episodes).
+#[test]
+fn parts_of_the_batch_give_the_one_part_results() {
+    for setup in ["ieee34_ieee13", "ieee34_ieee13_delayed"] {
+        let one = random_run(setup, 1, 200, 7);
+        let three = random_run(setup, 3, 200, 7);
+        assert_eq!(one.len(), three.len());
+        let first = one
+            .iter()
+            .zip(&three)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(
+            first.is_none(),
+            "{setup}: 1 and 3 parts differ at value {first:?}"
+        );
+    }
 }
 
 /// The round trip through the `pf` formats (`tests/env_vs_pandapower.rs` compares

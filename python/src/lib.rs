@@ -503,6 +503,10 @@ impl PowerFlowCore {
     /// per copy (copied: three short vectors).
     fn solve<'py>(&mut self, py: Python<'py>) -> PyResult<SolveArrays<'py>> {
         let pf = &mut self.pf;
+        // Python writes the set-points in place through the input views, past
+        // `inputs_mut`: mark them changed so the backend forms every copy's
+        // injections again (the CPU keeps them between solves otherwise).
+        pf.inputs_mut();
         py.detach(|| pf.solve()).map_err(to_py)?;
         let r = self.pf.results();
         Ok((

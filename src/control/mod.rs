@@ -239,7 +239,7 @@ impl ControlLoop {
 
     /// Solve, then (per copy) every unsettled controller moves once, re-solve,
     /// until every controller of the copy is settled or the cap; the final
-    /// taps/steps stay in `pf.inputs_mut()` so they persist to the next call
+    /// taps/steps stay in the backend's inputs so they persist to the next call
     /// (the caller may overwrite them).
     pub fn run(&mut self, pf: &mut dyn PowerFlow) -> Result<ControlSummary> {
         let b = self.batch;
@@ -293,7 +293,7 @@ impl ControlLoop {
         loop {
             self.measure(pf);
             let max_it = self.options.max_iterations;
-            let inp = pf.inputs_mut();
+            let (taps, steps) = pf.controls_mut();
             let mut any = false;
             for c in 0..b {
                 if !self.active[c] {
@@ -318,14 +318,14 @@ impl ControlLoop {
                             idle,
                             ..
                         } => {
-                            let pos = inp.trafo_tap_pos[(c, trafo)];
+                            let pos = taps[(c, trafo)];
                             let d = tap_move(v, pos, coeff, lower, upper, min, max);
                             if idle || tap_settled(v, pos, coeff, lower, upper, min, max) {
                                 continue;
                             }
                             moved = true;
                             if may_move && d != 0.0 {
-                                inp.trafo_tap_pos[(c, trafo)] = pos + d;
+                                taps[(c, trafo)] = pos + d;
                                 self.moves[(c, j)] += 1;
                             }
                         }
@@ -339,14 +339,14 @@ impl ControlLoop {
                             idle,
                             ..
                         } => {
-                            let step = inp.shunt_step[(c, shunt)];
+                            let step = steps[(c, shunt)];
                             if idle || shunt_settled(v, step, set, tol, sign, max_step) {
                                 continue;
                             }
                             moved = true;
                             if may_move {
                                 let new = shunt_move(v, step, set, tol, increment, sign, max_step);
-                                inp.shunt_step[(c, shunt)] = new;
+                                steps[(c, shunt)] = new;
                                 self.moves[(c, j)] += (new - step).abs() as u32;
                             }
                         }
@@ -397,26 +397,100 @@ impl ControlLoop {
 
     /// Read the measured voltages of the active copies from the last solve
     /// (marking failed copies); the line-drop compensated voltage where set.
+    /// Copies are independent: with many active copies, in parallel on the
+    /// backend's pool.
     fn measure(&mut self, pf: &dyn PowerFlow) {
-        let res = pf.results();
-        let inp = pf.inputs();
-        let net = &self.net;
-        for c in 0..self.batch {
-            if !self.active[c] {
+        let (res, inp) = (pf.results(), pf.inputs());
+        let n = self.ctrls.len().max(1);
+        let vm = self.vm.as_slice_mut().expect("a standard-layout table");
+        let reader = Measure {
+            net: &self.net,
+            ctrls: &self.ctrls,
+            res,
+            inp,
+        };
+        let active = self.active.iter().filter(|&&a| a).count();
+        match pf.pool() {
+            Some(pool) if active >= PARALLEL_MEASURE && !self.ctrls.is_empty() => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    vm.par_chunks_mut(MEASURE_CHUNK * n)
+                        .zip(self.failed.par_chunks_mut(MEASURE_CHUNK))
+                        .zip(self.active.par_chunks(MEASURE_CHUNK))
+                        .enumerate()
+                        .for_each(|(k, ((vm, failed), active))| {
+                            reader.copies(k * MEASURE_CHUNK, active, failed, vm)
+                        })
+                });
+            }
+            _ => reader.copies(0, &self.active, &mut self.failed, vm),
+        }
+    }
+
+    /// Control iterations per copy in the last run (0 = the first power flow already settled).
+    pub fn iterations(&self) -> &[u32] {
+        &self.iterations
+    }
+
+    /// Whether each copy's controllers all settled in the last run.
+    pub fn settled(&self) -> &[bool] {
+        &self.settled
+    }
+
+    /// Whether each copy's power flow failed in the last run (it stopped controlling).
+    pub fn failed(&self) -> &[bool] {
+        &self.failed
+    }
+
+    /// Steps moved in the last run, `[B, n_controllers]` (taps: one per move;
+    /// shunts: `|Δstep|`).
+    pub fn moves(&self) -> ArrayView2<'_, u32> {
+        self.moves.view()
+    }
+
+    /// The measured voltage each controller saw at the last power flow of each
+    /// copy, `[B, n_controllers]` (line-drop compensated where set; NaN where
+    /// the bus is not energised or the copy failed first).
+    pub fn measured_vm(&self) -> ArrayView2<'_, f64> {
+        self.vm.view()
+    }
+}
+
+/// Active copies from which [`ControlLoop::measure`] runs on the backend's pool.
+const PARALLEL_MEASURE: usize = 256;
+/// Copies per parallel task of [`ControlLoop::measure`].
+const MEASURE_CHUNK: usize = 64;
+
+/// What [`ControlLoop::measure`] reads.
+struct Measure<'a> {
+    net: &'a Network,
+    ctrls: &'a [Compiled],
+    res: &'a crate::powerflow::BatchResults,
+    inp: &'a crate::powerflow::BatchInputs,
+}
+
+impl Measure<'_> {
+    /// Copies `c0 ..` (`active[k]`, `failed[k]`, `vm[k·n ..]` of copy `c0 + k`).
+    fn copies(&self, c0: usize, active: &[bool], failed: &mut [bool], vm: &mut [f64]) {
+        let (net, res, inp) = (self.net, self.res, self.inp);
+        let n = self.ctrls.len();
+        for (k, &on) in active.iter().enumerate() {
+            if !on {
                 continue;
             }
+            let c = c0 + k;
             if !res.converged[c] {
-                self.failed[c] = true;
+                failed[k] = true;
                 continue;
             }
             for (j, ctrl) in self.ctrls.iter().enumerate() {
                 let bus = match ctrl {
                     Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. } => *bus,
                 };
-                let vm = res.vm_pu[(c, bus)];
+                let m = res.vm_pu[(c, bus)];
                 // Isolated and out-of-service buses read 0: pandapower's NaN.
-                let mut v = if vm > 0.0 && vm.is_finite() {
-                    vm
+                let mut v = if m > 0.0 && m.is_finite() {
+                    m
                 } else {
                     f64::NAN
                 };
@@ -449,37 +523,9 @@ impl ControlLoop {
                         v = compensated_vm(vs, -i_in, z);
                     }
                 }
-                self.vm[(c, j)] = v;
+                vm[k * n + j] = v;
             }
         }
-    }
-
-    /// Control iterations per copy in the last run (0 = the first power flow already settled).
-    pub fn iterations(&self) -> &[u32] {
-        &self.iterations
-    }
-
-    /// Whether each copy's controllers all settled in the last run.
-    pub fn settled(&self) -> &[bool] {
-        &self.settled
-    }
-
-    /// Whether each copy's power flow failed in the last run (it stopped controlling).
-    pub fn failed(&self) -> &[bool] {
-        &self.failed
-    }
-
-    /// Steps moved in the last run, `[B, n_controllers]` (taps: one per move;
-    /// shunts: `|Δstep|`).
-    pub fn moves(&self) -> ArrayView2<'_, u32> {
-        self.moves.view()
-    }
-
-    /// The measured voltage each controller saw at the last power flow of each
-    /// copy, `[B, n_controllers]` (line-drop compensated where set; NaN where
-    /// the bus is not energised or the copy failed first).
-    pub fn measured_vm(&self) -> ArrayView2<'_, f64> {
-        self.vm.view()
     }
 }
 

@@ -69,6 +69,37 @@ impl ObsHistory {
         self.delay + self.history
     }
 
+    /// The rings of the copies `bounds[k] .. bounds[k + 1]`, one part per
+    /// consecutive pair of `bounds` (ascending from 0 to the batch).
+    pub fn split_rows(&mut self, bounds: &[usize]) -> Vec<HistRows<'_>> {
+        let row = self.slots() * self.dim;
+        let (delay, history, dim) = (self.delay, self.history, self.dim);
+        split_slice(&mut self.ring, row, bounds)
+            .into_iter()
+            .map(|ring| HistRows {
+                delay,
+                history,
+                dim,
+                ring,
+            })
+            .collect()
+    }
+}
+
+/// The rings of a range of copies (copy 0 = the range's first).
+#[derive(Debug)]
+pub(crate) struct HistRows<'a> {
+    delay: usize,
+    history: usize,
+    dim: usize,
+    ring: &'a mut [f32],
+}
+
+impl HistRows<'_> {
+    fn slots(&self) -> usize {
+        self.delay + self.history
+    }
+
     /// Record copy `c`'s observation of step `t` (0 = the episode's first,
     /// which fills every slot: older steps show it).
     ///
@@ -101,6 +132,23 @@ impl ObsHistory {
     }
 }
 
+/// `s` (rows of `row_len` values) cut at the row `bounds`.
+pub(crate) fn split_slice<'a, T>(
+    mut s: &'a mut [T],
+    row_len: usize,
+    bounds: &[usize],
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for w in bounds.windows(2) {
+        let (head, tail) = std::mem::take(&mut s).split_at_mut((w[1] - at) * row_len);
+        out.push(head);
+        s = tail;
+        at = w[1];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,7 +171,9 @@ mod tests {
 
     #[test]
     fn history_stacks_newest_first_after_the_delay() {
-        let mut h = ObsHistory::new(1, 2, 3, 1);
+        let mut ring = ObsHistory::new(1, 2, 3, 1);
+        let mut parts = ring.split_rows(&[0, 1]);
+        let h = &mut parts[0];
         let mut out = [0.0f32; 3];
         for t in 0..7 {
             h.record(0, t, &[10.0 + t as f32]);

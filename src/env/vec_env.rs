@@ -273,20 +273,13 @@ pub struct VecEnv {
     // scratch
     reset_list: Vec<usize>,
     renewable_profile: Vec<f64>,
-    agent_reward: Vec<f64>,
     action_row: Vec<f64>,
-    dev_obs: Vec<f32>,
     /// Each agent's effective action of the copy being stepped.
     eff: Vec<Vec<f64>>,
     msg_row: Vec<f64>,
     unit_msg: Vec<f64>,
-    /// One-step observation scratch (agents with a ring, shared layouts).
-    base_row: Vec<f32>,
-    shared_row: Vec<f32>,
-    /// Reward terms of the grid agents (and the operator) of one copy.
-    inner_terms: Array2<f64>,
-    inner_cost: Vec<f64>,
-    inner_safety: Vec<f64>,
+    /// One scratch per part of the batch evaluated in parallel (`step::Scratch`).
+    scratch: Vec<step::Scratch>,
 }
 
 impl VecEnv {
@@ -485,17 +478,11 @@ impl VecEnv {
             },
             reset_list: Vec::with_capacity(b),
             renewable_profile: vec![0.0; n_ren],
-            agent_reward: vec![0.0; n_inner],
             action_row: vec![0.0; max_action],
-            dev_obs: vec![0.0; 4],
             eff,
             msg_row: vec![0.0; max_msg],
             unit_msg: vec![0.0; max_msg.max(max_action)],
-            base_row: vec![0.0; max_base],
-            shared_row: vec![0.0; max_base],
-            inner_terms: Array2::zeros((n_inner, TERMS.len())),
-            inner_cost: vec![0.0; n_inner],
-            inner_safety: vec![0.0; n_inner],
+            scratch: vec![step::Scratch::new(n_inner, max_base)],
         })
     }
 

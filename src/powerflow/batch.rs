@@ -317,8 +317,21 @@ pub trait PowerFlow: Send {
     fn batch(&self) -> usize;
     /// The inputs the next `solve` uses.
     fn inputs(&self) -> &BatchInputs;
-    /// Mutable inputs.
+    /// Mutable inputs. Calling it marks every set-point as changed: a backend
+    /// that keeps per-copy work between solves (the CPU's prepared injections)
+    /// forms it again at the next solve, so inputs written any other way (in
+    /// place through a raw view) must be followed by a call to it.
     fn inputs_mut(&mut self) -> &mut BatchInputs;
+    /// The inputs automatic controllers move, mutable: tap positions
+    /// (`trafo_tap_pos`) and shunt steps (`shunt_step`). Unlike
+    /// [`inputs_mut`](PowerFlow::inputs_mut), this leaves every other set-point
+    /// as the last solve used it, so a backend may keep the copies' prepared
+    /// injections (the CPU backend does; the control loop's re-solves change
+    /// only taps and steps).
+    fn controls_mut(&mut self) -> (&mut Array2<f64>, &mut Array2<f64>) {
+        let inp = self.inputs_mut();
+        (&mut inp.trafo_tap_pos, &mut inp.shunt_step)
+    }
     /// Validate the inputs and solve every copy, warm-started from its last
     /// converged voltages (the no-load solution the first time and after a failure).
     fn solve(&mut self) -> Result<SolveSummary>;
@@ -366,5 +379,11 @@ pub trait PowerFlow: Send {
     /// CPU threads the backend solves on (1 for the GPU, which drives it from one).
     fn threads(&self) -> usize {
         1
+    }
+    /// The backend's thread pool, where it has one (the CPU backend), so that
+    /// per-copy work around the solves (the environment's rewards and
+    /// observations) runs on the same threads instead of a second pool.
+    fn pool(&self) -> Option<&rayon::ThreadPool> {
+        None
     }
 }

@@ -12,8 +12,9 @@ use super::sparse_lu::{scale_upper, PatternValues};
 use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
 use crate::complex::C64;
 use crate::error::Result;
+use ndarray::Array2;
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 mod lanes;
 use lanes::{Group, SolveGroup, WriteRows, LANES};
@@ -48,6 +49,10 @@ pub struct CopyState {
     pub v: Vec<C64>,
     /// Start from the no-load voltages at the next solve.
     pub cold: bool,
+    /// `s_spec` (and the ZIP parts) are those of the current inputs: no
+    /// set-point but taps and shunt steps changed since they were formed
+    /// ([`PowerFlow::controls_mut`]).
+    injections_fresh: bool,
     s_spec: Vec<C64>,
     /// ZIP parts of the PQ nodes' injections (empty without ZIP loads):
     /// ∝ |V| and ∝ |V|² ([`super::injections::copy_zip`]).
@@ -84,6 +89,7 @@ impl CopyState {
             vm: vec![1.0; n],
             inv_vm: vec![1.0; n],
             cold: true,
+            injections_fresh: false,
             s_spec: vec![C64::ZERO; nn],
             s_i: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
             s_z: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
@@ -137,7 +143,9 @@ impl CopyState {
             + size_of::<CopyState>()
     }
 
-    /// Bytes one copy of `plan` needs in a [`CpuBatch`] (state, inputs, results).
+    /// Bytes one copy of `plan` needs in a [`CpuBatch`] (state, inputs,
+    /// results), and an eighth of a lane group's scratch (an upper bound: the
+    /// batch holds one group per thread, not one per eight copies).
     pub(crate) fn bytes_per_copy(plan: &Plan) -> usize {
         CopyState::new(plan).heap_bytes()
             + Group::bytes_for(plan).div_ceil(LANES)
@@ -321,10 +329,14 @@ impl Kernel {
     fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
         let p = &*self.plan;
         let net = &p.net;
-        super::injections::copy_injections(p, inp, c, &mut st.s_spec, &mut st.ysh);
-        if p.has_zip {
-            super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
+        if !st.injections_fresh {
+            super::injections::copy_injections(p, inp, c, &mut st.s_spec);
+            if p.has_zip {
+                super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
+            }
+            st.injections_fresh = true;
         }
+        super::injections::copy_shunts(p, inp, c, &mut st.ysh);
         let mut taps_changed = false;
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];
@@ -464,6 +476,71 @@ fn cis_taylor(t: f64) -> (f64, f64) {
     (c, s)
 }
 
+/// Cephes' `atan` coefficients: `atan(u) = u + u·z·P(z)/Q(z)`, `z = u²`, for |u| ≤ 0.66.
+pub(crate) const ATAN_P: [f64; 5] = [
+    -8.750_608_600_031_904e-1,
+    -1.615_753_718_733_365e1,
+    -7.500_855_792_314_705e1,
+    -1.228_866_684_490_136_2e2,
+    -6.485_021_904_942_025e1,
+];
+pub(crate) const ATAN_Q: [f64; 5] = [
+    2.485_846_490_142_306_4e1,
+    1.650_270_098_316_988_6e2,
+    4.328_810_604_912_902_5e2,
+    4.853_903_996_359_137e2,
+    1.945_506_571_482_614e2,
+];
+/// tan(3π/8).
+pub(crate) const TAN_3PI_8: f64 = 2.414_213_562_373_095;
+/// The low bits of π/2 that `f64` π/2 misses.
+pub(crate) const PI_2_LOW: f64 = 6.123_233_995_736_766e-17;
+
+/// The angle of `v` in degrees, as pandapower's `np.angle(V, deg=True)`:
+/// `atan2(im, re)` by Cephes' `atan2` (within about 1 ulp of libm's), in plain
+/// IEEE operations so that [`lanes`]' `Ops::angle_deg` gives the same bits for
+/// eight copies at once (libm's `atan2` was a twentieth of a rollout's time).
+#[inline(always)]
+pub(crate) fn angle_deg(v: C64) -> f64 {
+    let (y, x) = (v.im, v.re);
+    if x == 0.0 && y == 0.0 {
+        return 0.0;
+    }
+    let q = y / x;
+    let t = q.abs();
+    // Reduce t to |u| ≤ 0.66 (one division in every branch, for the lanes).
+    let (num, den, base, low) = if t > TAN_3PI_8 {
+        (-1.0, t, std::f64::consts::FRAC_PI_2, PI_2_LOW)
+    } else if t > 0.66 {
+        (
+            t - 1.0,
+            t + 1.0,
+            std::f64::consts::FRAC_PI_4,
+            0.5 * PI_2_LOW,
+        )
+    } else {
+        // t ≤ 0.66 (and NaN, as the lanes select it)
+        (t, 1.0, 0.0, 0.0)
+    };
+    let u = num / den;
+    let z = u * u;
+    let p = (((ATAN_P[0] * z + ATAN_P[1]) * z + ATAN_P[2]) * z + ATAN_P[3]) * z + ATAN_P[4];
+    let qq = ((((z + ATAN_Q[0]) * z + ATAN_Q[1]) * z + ATAN_Q[2]) * z + ATAN_Q[3]) * z + ATAN_Q[4];
+    let r = base + ((u * (z * p / qq) + u) + low);
+    let a = if q < 0.0 { -r } else { r };
+    // Quadrants II and III: atan2 = atan(y/x) ± π.
+    let w = if x < 0.0 {
+        if y < 0.0 {
+            -std::f64::consts::PI
+        } else {
+            std::f64::consts::PI
+        }
+    } else {
+        0.0
+    };
+    (w + a) * (180.0 / std::f64::consts::PI)
+}
+
 /// `e^{jθ}`; a Taylor series for the small angle steps of an iteration
 /// (exact to rounding for |θ| < 0.05), libm otherwise.
 #[inline(always)]
@@ -541,12 +618,7 @@ pub(crate) fn score_variant(plan: &Arc<Plan>) -> Option<f64> {
     let k = Kernel::new(plan.clone());
     let mut inp = BatchInputs::from_network(&plan.net, 1);
     let mut st = CopyState::new(plan);
-    k.prepare(&inp, 0, &mut st);
-    solve_copy(&k, &mut st);
-    if !st.converged {
-        return None;
-    }
-    let cold = st.iterations as f64;
+    let cold = solve_changed(&k, &inp, &mut st)? as f64;
     let base = inp.clone();
     let mut warm = 0.0;
     const STEPS: usize = 4;
@@ -559,14 +631,41 @@ pub(crate) fn score_variant(plan: &Arc<Plan>) -> Option<f64> {
         for j in 0..base.sgen_p_mw.ncols() {
             inp.sgen_p_mw[(0, j)] = base.sgen_p_mw[(0, j)] * f(j + 2);
         }
-        k.prepare(&inp, 0, &mut st);
-        solve_copy(&k, &mut st);
-        if !st.converged {
-            return None;
-        }
-        warm += st.iterations as f64;
+        warm += solve_changed(&k, &inp, &mut st)? as f64;
     }
     Some(cold / 10.0 + warm / STEPS as f64)
+}
+
+/// Prepare and solve copy 0 of `inp` after its set-points changed outside
+/// [`PowerFlow::inputs_mut`] (the injections are formed again); its
+/// iterations, `None` if it did not converge.
+fn solve_changed(k: &Kernel, inp: &BatchInputs, st: &mut CopyState) -> Option<u32> {
+    st.injections_fresh = false;
+    k.prepare(inp, 0, st);
+    solve_copy(k, st);
+    st.converged.then_some(st.iterations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variant search changes loads in place between solves: every solve
+    /// must see the loads it was given, not the injections of the last one.
+    #[test]
+    fn variant_scoring_solves_the_loads_it_is_given() {
+        let net = crate::network::load("ieee13").expect("ieee13 ships");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let k = Kernel::new(plan.clone());
+        let mut inp = BatchInputs::from_network(&plan.net, 1);
+        let mut st = CopyState::new(&plan);
+        assert!(solve_changed(&k, &inp, &mut st).is_some());
+        inp.load_p_mw.mapv_inplace(|p| 1.5 * p);
+        assert!(solve_changed(&k, &inp, &mut st).is_some());
+        let mut want = vec![C64::ZERO; plan.n_node];
+        super::super::injections::copy_injections(&plan, &inp, 0, &mut want);
+        assert_eq!(st.s_spec, want);
+    }
 }
 
 /// Per-copy result rows, written straight into the result tables.
@@ -629,13 +728,13 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
             r.vm[b] = node.map_or(0.0, |i| st.v[i].abs());
         }
         for &b in va_buses {
-            r.va[b] = p.bus_node[b].map_or(0.0, |i| st.v[i].arg().to_degrees());
+            r.va[b] = p.bus_node[b].map_or(0.0, |i| angle_deg(st.v[i]));
         }
         return;
     }
     for (b, node) in p.bus_node.iter().enumerate() {
         let (m, a) = match *node {
-            Some(i) => (st.v[i].abs(), st.v[i].arg().to_degrees()),
+            Some(i) => (st.v[i].abs(), angle_deg(st.v[i])),
             None => (0.0, 0.0),
         };
         r.vm[b] = m;
@@ -765,24 +864,59 @@ unsafe impl<T: Send> Sync for SendPtr<T> {}
 unsafe impl<T: Send> Send for SendPtr<T> {}
 
 /// Runs `f(group, copies, state)` in parallel for each chunk of [`LANES`]
-/// copies of `order` (distinct indices into `states`), each chunk with a
-/// group slot of its own; `state(c)` gives copy `c` of the chunk.
+/// copies of `order` (distinct indices into `states`); `state(c)` gives copy
+/// `c` of the chunk. Each pool thread works in a group slot of its own, so the
+/// group's scratch stays in that core's cache from chunk to chunk (one slot per
+/// chunk put ⌈B/8⌉ scratch groups, megabytes, through the caches every solve).
 fn for_each_group(
-    groups: &mut [Group],
+    groups: &[Mutex<Group>],
     order: &[usize],
     states: &mut [CopyState],
     f: impl Fn(&mut Group, &[usize], &dyn Fn(usize) -> *mut CopyState) + Sync,
 ) {
     assert!(order.iter().all(|&c| c < states.len()));
-    let n_groups = order.len().div_ceil(LANES);
+    assert!(!groups.is_empty());
     let base = SendPtr(states.as_mut_ptr());
-    groups[..n_groups]
-        .par_iter_mut()
-        .zip(order.par_chunks(LANES))
-        .for_each(|(g, copies)| {
-            let base = &base;
-            f(g, copies, &|c| base.0.wrapping_add(c))
-        });
+    order.par_chunks(LANES).for_each(|copies| {
+        let base = &base;
+        // A task never waits inside `f` (no nested parallelism), so the
+        // thread's own slot is free; the scan only guards against a pool
+        // larger than the slots.
+        let own = rayon::current_thread_index().unwrap_or(0) % groups.len();
+        let mut g = match groups[own].try_lock() {
+            Ok(g) => g,
+            Err(_) => (0..groups.len())
+                .find_map(|i| groups[(own + i) % groups.len()].try_lock().ok())
+                .unwrap_or_else(|| groups[own].lock().unwrap_or_else(|e| e.into_inner())),
+        };
+        f(&mut g, copies, &|c| base.0.wrapping_add(c))
+    });
+}
+
+/// The copies `on(c)` in the order the lane kernel groups them: cold copies
+/// first (their longer solves then share groups), then by tap positions, so
+/// that copies at the same taps share a group and its B'' factors
+/// ([`Group::load`]). The order changes only which copies share a group, never
+/// a result.
+fn group_order(
+    k: &Kernel,
+    inp: &BatchInputs,
+    states: &[CopyState],
+    on: &dyn Fn(usize) -> bool,
+    keys: &mut Vec<(u64, usize)>,
+    order: &mut Vec<usize>,
+) {
+    keys.clear();
+    keys.extend((0..states.len()).filter(|&c| on(c)).map(|c| {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for &(t, _) in &k.plan.tap_trafos {
+            h = (h ^ inp.trafo_tap_pos[(c, t)].to_bits()).wrapping_mul(0x0100_0000_01b3);
+        }
+        ((!states[c].cold as u64) << 63 | h >> 1, c)
+    }));
+    keys.sort_unstable();
+    order.clear();
+    order.extend(keys.iter().map(|&(_, c)| c));
 }
 
 fn isa_name(arch: pulp::Arch) -> &'static str {
@@ -826,10 +960,12 @@ pub struct CpuBatch {
     states: Vec<CopyState>,
     pool: rayon::ThreadPool,
     cpu_kernel: CpuKernel,
-    /// Lane-group scratch, one per group slot (`⌈B/LANES⌉`).
-    groups: Vec<Group>,
-    /// Copies to solve, in group order (cold copies first).
+    /// Lane-group scratch, one per pool thread ([`for_each_group`]).
+    groups: Vec<Mutex<Group>>,
+    /// Copies to solve, in group order ([`group_order`]).
     order: Vec<usize>,
+    /// Scratch of [`group_order`].
+    keys: Vec<(u64, usize)>,
     /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
     deferred: Option<Vec<usize>>,
     /// Copies whose result rows are incomplete (solved while deferred).
@@ -850,18 +986,18 @@ impl CpuBatch {
         let results = BatchResults::zeros(&plan.net, batch);
         let states = (0..batch).map(|_| CopyState::new(&plan)).collect();
         let kernel = Kernel::new(plan);
-        let groups = (0..batch.div_ceil(LANES))
-            .map(|_| Group::new(&kernel))
-            .collect();
+        let threads = rayon::current_num_threads();
+        let groups = Self::make_groups(&kernel, threads);
         CpuBatch {
             kernel,
             inputs,
             results,
             states,
-            pool: Self::make_pool(rayon::current_num_threads()),
+            pool: Self::make_pool(threads),
             cpu_kernel: CpuKernel::default(),
             groups,
             order: Vec::with_capacity(batch),
+            keys: Vec::with_capacity(batch),
             deferred: None,
             stale: vec![false; batch],
             work: SolveWork::default(),
@@ -885,6 +1021,12 @@ impl CpuBatch {
         isa_name(self.kernel.arch)
     }
 
+    fn make_groups(k: &Kernel, threads: usize) -> Vec<Mutex<Group>> {
+        (0..threads.max(1))
+            .map(|_| Mutex::new(Group::new(k)))
+            .collect()
+    }
+
     fn make_pool(threads: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
@@ -905,6 +1047,7 @@ impl CpuBatch {
             .num_threads(n)
             .build()
             .map_err(|e| crate::error::Error::InvalidInput(format!("thread pool: {e}")))?;
+        self.groups = Self::make_groups(&self.kernel, n);
         Ok(self)
     }
 
@@ -928,8 +1071,9 @@ impl CpuBatch {
         let states = &mut self.states;
         let res = &mut self.results;
         let cpu_kernel = self.cpu_kernel;
-        let groups = &mut self.groups;
+        let groups = &self.groups;
         let order = &mut self.order;
+        let keys = &mut self.keys;
         let deferred = self.deferred.as_deref();
         let rows = match deferred {
             Some(b) => Rows::Buses(b),
@@ -949,25 +1093,18 @@ impl CpuBatch {
                     write_results(k, states, res, &on, rows);
                 }
                 CpuKernel::Lanes => {
-                    // Cold copies first: their longer solves then share groups.
-                    order.clear();
-                    order.extend((0..states.len()).filter(|&c| on(c) && states[c].cold));
-                    order.extend((0..states.len()).filter(|&c| on(c) && !states[c].cold));
+                    group_order(k, inp, states, &on, keys, order);
                     let tables = ResultTables::new(&k.plan, res);
                     for_each_group(groups, order, states, |g, copies, state| {
                         // SAFETY: `order` holds distinct copy indices < states.len(),
                         // and each chunk (one task) is the only user of its copies.
                         let st = |c: usize| unsafe { &mut *state(c) };
-                        let mut own = false;
                         for &c in copies {
-                            let s = st(c);
-                            k.prepare(inp, c, s);
-                            own |= s.bpp.is_some();
+                            k.prepare(inp, c, st(c));
                         }
-                        g.begin(copies.len(), own);
-                        for l in 0..LANES {
-                            g.load_lane(k, l, st(copies[l.min(copies.len() - 1)]));
-                        }
+                        g.begin(copies.len());
+                        let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
+                        g.load(k, std::array::from_fn(lane));
                         k.arch.dispatch(SolveGroup {
                             k,
                             g: &mut *g,
@@ -1027,7 +1164,16 @@ impl PowerFlow for CpuBatch {
         &self.inputs
     }
     fn inputs_mut(&mut self) -> &mut BatchInputs {
+        for st in &mut self.states {
+            st.injections_fresh = false;
+        }
         &mut self.inputs
+    }
+    fn pool(&self) -> Option<&rayon::ThreadPool> {
+        Some(&self.pool)
+    }
+    fn controls_mut(&mut self) -> (&mut Array2<f64>, &mut Array2<f64>) {
+        (&mut self.inputs.trafo_tap_pos, &mut self.inputs.shunt_step)
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         self.run(None)?;
@@ -1079,16 +1225,15 @@ impl PowerFlow for CpuBatch {
                 let order = &mut self.order;
                 order.clear();
                 order.extend((0..states.len()).filter(|&c| stale[c]));
-                let groups = &mut self.groups;
+                let groups = &self.groups;
                 let tables = ResultTables::new(&k.plan, res);
                 self.pool.install(|| {
                     for_each_group(groups, order, states, |g, copies, state| {
                         // SAFETY: `order` holds distinct copy indices < states.len(),
                         // and each chunk (one task) is the only user of its copies.
                         let st = |c: usize| unsafe { &mut *state(c) };
-                        for l in 0..LANES {
-                            g.load_lane_voltages(l, st(copies[l.min(copies.len() - 1)]));
-                        }
+                        let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
+                        g.load_voltages(std::array::from_fn(lane));
                         k.arch.dispatch(WriteRows {
                             k,
                             g: &*g,

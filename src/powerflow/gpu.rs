@@ -466,7 +466,8 @@ impl GpuBatch {
         let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
         for lc in 0..chunk.len {
             let c = chunk.c0 + lc;
-            super::injections::copy_injections(p, inp, c, &mut s, &mut y);
+            super::injections::copy_injections(p, inp, c, &mut s);
+            super::injections::copy_shunts(p, inp, c, &mut y);
             for i in 0..nn {
                 chunk.pc.put(i, lc, s[i].re);
                 chunk.pc.put(nn + i, lc, s[i].im);

@@ -6,11 +6,10 @@ use super::plan::Plan;
 use crate::complex::C64;
 
 /// Copy `c` of `inp`: `s[node]` = specified injection in p.u. (loads, sgens,
-/// storage and the plan's constant injections such as ward `ps`/`qs`), `y[node]`
-/// = shunt admittance in p.u. (shunts at the copy's steps and the plan's
-/// constant shunts: ward `pz`/`qz`, impedance shunts). Both slices have
-/// `plan.n_node` entries; nothing is allocated.
-pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C64], y: &mut [C64]) {
+/// storage and the plan's constant injections such as ward `ps`/`qs`); `s`
+/// has `plan.n_node` entries; nothing is allocated. The shunts are
+/// [`copy_shunts`].
+pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C64]) {
     let net = &p.net;
     let inv_sn = 1.0 / net.sn_mva;
     s.copy_from_slice(&p.node_s_const);
@@ -32,6 +31,12 @@ pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C6
             s[n] -= C64::new(inp.storage_p_mw[(c, k)] * f, net.storages[k].q_mvar * f);
         }
     }
+}
+
+/// Copy `c` of `inp`: `y[node]` = shunt admittance in p.u. (shunts at the
+/// copy's steps and the plan's constant shunts: ward `pz`/`qz`, impedance
+/// shunts); `plan.n_node` entries.
+pub(crate) fn copy_shunts(p: &Plan, inp: &BatchInputs, c: usize, y: &mut [C64]) {
     y.copy_from_slice(&p.node_y_const);
     for (k, n) in p.shunt_node.iter().enumerate() {
         if let Some(n) = *n {

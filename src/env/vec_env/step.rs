@@ -7,7 +7,9 @@ use super::{Split, VecEnv};
 use crate::devices::DeviceRef;
 use crate::env::observation::{finite, price_feature, time_features, voltage_feature, ObsSource};
 use crate::env::reward::{self, Term, N_COST_TERMS};
+use crate::env::timing::{split_slice, HistRows};
 use crate::error::Result;
+use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis};
 use rand::RngExt;
 
 impl VecEnv {
@@ -103,65 +105,260 @@ impl VecEnv {
         }
     }
 
+    /// Cost, safety, reward, flags and observations of every copy, in parts
+    /// of the batch evaluated in parallel on the backend's pool (copies are
+    /// independent; each part owns its rows of every output and a scratch).
     fn evaluate(&mut self) {
-        let cfg = &self.p.setup.config;
-        let ts = match self.p.split {
-            Split::Train => &self.p.setup.train,
-            Split::Test => &self.p.setup.test,
+        let b = self.p.batch;
+        let n_parts = if self.pf.pool().is_some() && b >= MIN_COPIES_PER_PART * 2 {
+            self.pf.threads().clamp(1, b / MIN_COPIES_PER_PART)
+        } else {
+            1
         };
+        while self.scratch.len() < n_parts {
+            let s = Scratch::like(&self.scratch[0]);
+            self.scratch.push(s);
+        }
+        let bounds: Vec<usize> = (0..=n_parts).map(|i| i * b / n_parts).collect();
+        let ctx = Ctx {
+            p: &self.p,
+            ts: match self.p.split {
+                Split::Train => &self.p.setup.train,
+                Split::Test => &self.p.setup.test,
+            },
+            res: self.pf.results(),
+            inp: self.pf.inputs(),
+            control: &self.control,
+            devices: &self.st.devices,
+            operator: &self.st.operator,
+            start_row: &self.st.start_row,
+            step_in_episode: &self.st.step_in_episode,
+            msg_held: &self.st.msg_held,
+        };
+        let mut vm_held = split_rows(self.st.vm_held.view_mut(), &bounds).into_iter();
+        let mut pcc_held = split_rows(self.st.pcc_held.view_mut(), &bounds).into_iter();
+        let mut needs_reset = split_slice(&mut self.st.needs_reset, 1, &bounds).into_iter();
+        let mut rewards = split_rows(self.rewards.view_mut(), &bounds).into_iter();
+        let mut terminated = split_rows(self.terminated.view_mut(), &bounds).into_iter();
+        let mut truncated = split_rows(self.truncated.view_mut(), &bounds).into_iter();
+        let mut obs: Vec<_> = self
+            .obs
+            .iter_mut()
+            .map(|o| split_rows(o.view_mut(), &bounds).into_iter())
+            .collect();
+        let mut hist: Vec<Option<_>> = self
+            .st
+            .obs_hist
+            .iter_mut()
+            .map(|h| h.as_mut().map(|h| h.split_rows(&bounds).into_iter()))
+            .collect();
+        let mut info = split_info(&mut self.info, &bounds).into_iter();
+        let mut parts: Vec<Part> = self.scratch[..n_parts]
+            .iter_mut()
+            .zip(bounds.windows(2))
+            .map(|(s, w)| Part {
+                c0: w[0],
+                n: w[1] - w[0],
+                vm_held: vm_held.next().expect("a part per bound"),
+                pcc_held: pcc_held.next().expect("a part per bound"),
+                needs_reset: needs_reset.next().expect("a part per bound"),
+                rewards: rewards.next().expect("a part per bound"),
+                terminated: terminated.next().expect("a part per bound"),
+                truncated: truncated.next().expect("a part per bound"),
+                obs: obs
+                    .iter_mut()
+                    .map(|o| o.next().expect("a part per bound"))
+                    .collect(),
+                hist: hist
+                    .iter_mut()
+                    .map(|h| h.as_mut().map(|h| h.next().expect("a part per bound")))
+                    .collect(),
+                info: info.next().expect("a part per bound"),
+                s,
+            })
+            .collect();
+        match self.pf.pool() {
+            Some(pool) if parts.len() > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| parts.par_iter_mut().for_each(|pt| ctx.evaluate(pt)));
+            }
+            _ => parts.iter_mut().for_each(|pt| ctx.evaluate(pt)),
+        }
+    }
+}
+
+/// Fewest copies a part of [`VecEnv::evaluate`] is worth a thread for.
+const MIN_COPIES_PER_PART: usize = 64;
+
+/// What evaluating a copy reads (shared by the parts).
+struct Ctx<'a> {
+    p: &'a super::Params,
+    ts: &'a crate::setup::TimeSeries,
+    res: &'a crate::powerflow::BatchResults,
+    inp: &'a crate::powerflow::BatchInputs,
+    control: &'a crate::env::control_glue::EnvControl,
+    devices: &'a crate::devices::Devices,
+    operator: &'a crate::agents::SystemOperator,
+    start_row: &'a [usize],
+    step_in_episode: &'a [usize],
+    msg_held: &'a [Array2<f64>],
+}
+
+/// Rows `c0 .. c0 + n` of every per-copy output, and a scratch.
+struct Part<'a> {
+    c0: usize,
+    n: usize,
+    vm_held: ArrayViewMut2<'a, f64>,
+    pcc_held: ArrayViewMut2<'a, f64>,
+    needs_reset: &'a mut [bool],
+    rewards: ArrayViewMut2<'a, f32>,
+    terminated: ArrayViewMut1<'a, bool>,
+    truncated: ArrayViewMut1<'a, bool>,
+    obs: Vec<ArrayViewMut2<'a, f32>>,
+    hist: Vec<Option<HistRows<'a>>>,
+    info: InfoRows<'a>,
+    s: &'a mut Scratch,
+}
+
+/// Per-part scratch of [`VecEnv::evaluate`].
+#[derive(Debug, Clone)]
+pub(super) struct Scratch {
+    /// Reward terms of the grid agents (and the operator) of one copy.
+    pub(super) inner_terms: Array2<f64>,
+    pub(super) inner_cost: Vec<f64>,
+    pub(super) inner_safety: Vec<f64>,
+    pub(super) agent_reward: Vec<f64>,
+    pub(super) dev_obs: Vec<f32>,
+    /// One-step observation scratch (agents with a ring, shared layouts).
+    pub(super) base_row: Vec<f32>,
+    pub(super) shared_row: Vec<f32>,
+}
+
+impl Scratch {
+    pub(super) fn new(n_inner: usize, max_base: usize) -> Scratch {
+        Scratch {
+            inner_terms: Array2::zeros((n_inner, crate::env::reward::TERMS.len())),
+            inner_cost: vec![0.0; n_inner],
+            inner_safety: vec![0.0; n_inner],
+            agent_reward: vec![0.0; n_inner],
+            dev_obs: vec![0.0; 4],
+            base_row: vec![0.0; max_base],
+            shared_row: vec![0.0; max_base],
+        }
+    }
+    fn like(other: &Scratch) -> Scratch {
+        Scratch::new(other.inner_cost.len(), other.base_row.len())
+    }
+}
+
+/// `v` cut along its first axis at `bounds` (`bounds[0] = 0`, ascending,
+/// last = the length): one view per consecutive pair.
+fn split_rows<'a, A, D: ndarray::RemoveAxis>(
+    mut v: ndarray::ArrayViewMut<'a, A, D>,
+    bounds: &[usize],
+) -> Vec<ndarray::ArrayViewMut<'a, A, D>> {
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for w in bounds.windows(2) {
+        let (head, tail) = v.split_at(Axis(0), w[1] - at);
+        out.push(head);
+        v = tail;
+        at = w[1];
+    }
+    out
+}
+
+/// The rows of a part of every [`StepInfo`](super::StepInfo) table, listed once.
+macro_rules! info_rows {
+    ($($f:ident: $t:ident<$a:ty>),* $(,)?) => {
+        struct InfoRows<'a> {
+            $($f: $t<'a, $a>,)*
+        }
+        fn split_info<'a>(i: &'a mut super::StepInfo, bounds: &[usize]) -> Vec<InfoRows<'a>> {
+            $(let mut $f = split_rows(i.$f.view_mut(), bounds).into_iter();)*
+            bounds
+                .windows(2)
+                .map(|_| InfoRows { $($f: $f.next().expect("a part per bound"),)* })
+                .collect()
+        }
+    };
+}
+info_rows!(
+    cost: ArrayViewMut2<f64>,
+    safety: ArrayViewMut2<f64>,
+    terms: ArrayViewMut3<f64>,
+    converged: ArrayViewMut1<bool>,
+    reset: ArrayViewMut1<bool>,
+    pcc_import_mw: ArrayViewMut2<f64>,
+    price: ArrayViewMut1<f64>,
+    voltage_violation: ArrayViewMut1<bool>,
+    network_voltage_safety: ArrayViewMut1<f64>,
+    operator_safety: ArrayViewMut1<f64>,
+    hour: ArrayViewMut1<usize>,
+    control_iterations: ArrayViewMut1<u32>,
+    controller_moves: ArrayViewMut2<u32>,
+    controller_wear_cost: ArrayViewMut1<f64>,
+    acts_next: ArrayViewMut2<bool>,
+);
+
+impl Ctx<'_> {
+    fn evaluate(&self, pt: &mut Part) {
+        let p = self.p;
+        let cfg = &p.setup.config;
+        let ts = self.ts;
         let (v_min, v_max) = (cfg.voltage_band[0], cfg.voltage_band[1]);
         let dt = cfg.dt_h;
-        let net = &self.p.plan.net;
-        let res = self.pf.results();
-        let inp = self.pf.inputs();
-        let n_grid = self.p.agents.len();
-        let n_agents = self.agent_reward.len();
-        let devices = &self.st.devices;
-        let operator = &self.st.operator;
-        for c in 0..self.p.batch {
-            let row = self.st.start_row[c] + self.st.step_in_episode[c];
+        let net = &p.plan.net;
+        let (res, inp) = (self.res, self.inp);
+        let n_grid = p.agents.len();
+        let n_agents = pt.s.agent_reward.len();
+        let devices = self.devices;
+        let operator = self.operator;
+        for lc in 0..pt.n {
+            let c = pt.c0 + lc;
+            let row = self.start_row[c] + self.step_in_episode[c];
             let conv = res.converged[c];
-            let is_reset = self.info.reset.get(c).copied().unwrap_or(false);
+            let is_reset = pt.info.reset[lc];
             let price = ts.at(operator.price_column, row) * operator.factor[c];
             // Hold the last converged values of the copy; after a failed reset, no-load values.
             if conv {
-                self.st.vm_held.row_mut(c).assign(&res.vm_pu.row(c));
+                pt.vm_held.row_mut(lc).assign(&res.vm_pu.row(c));
             } else if is_reset {
-                self.st.vm_held.row_mut(c).fill(1.0);
-                self.st.pcc_held.row_mut(c).fill(0.0);
+                pt.vm_held.row_mut(lc).fill(1.0);
+                pt.pcc_held.row_mut(lc).fill(0.0);
             }
             let vm = res.vm_pu.row(c);
-            self.info.control_iterations[c] = self.control.iterations(c);
+            pt.info.control_iterations[lc] = self.control.iterations(c);
             let mut ctrl_wear = 0.0;
-            let terms = &mut self.inner_terms;
+            let terms = &mut pt.s.inner_terms;
             terms.fill(0.0);
             for (k, spec) in self.control.specs.iter().enumerate() {
                 let m = self.control.moves(c, k);
-                self.info.controller_moves[[c, k]] = m;
+                pt.info.controller_moves[[lc, k]] = m;
                 let w = spec.wear_cost() * m as f64;
                 ctrl_wear += w;
                 if let Some(a) = spec.charge_to() {
                     terms[[a, Term::ControllerWear as usize]] += w;
                 }
             }
-            self.info.controller_wear_cost[c] = ctrl_wear;
+            pt.info.controller_wear_cost[lc] = ctrl_wear;
             let mut op_safety = 0.0;
             if conv {
                 for &b in &operator.buses {
                     op_safety += reward::voltage_violation(vm[b], v_min, v_max);
                 }
             }
-            self.info.operator_safety[c] = op_safety;
+            pt.info.operator_safety[lc] = op_safety;
             let mut revenue = 0.0;
-            for (i, a) in self.p.agents.iter().enumerate() {
+            for (i, a) in p.agents.iter().enumerate() {
                 let import = match &a.pcc {
-                    Some(p) if conv => p.import_mw(net, inp, res, c),
+                    Some(pcc) if conv => pcc.import_mw(net, inp, res, c),
                     _ => 0.0,
                 };
                 if conv {
-                    self.st.pcc_held[[c, i]] = import;
+                    pt.pcc_held[[lc, i]] = import;
                 }
-                self.info.pcc_import_mw[[c, i]] = import;
+                pt.info.pcc_import_mw[[lc, i]] = import;
                 let trading = reward::trading_cost(import, price, operator.sell_discount, dt);
                 revenue += trading;
                 for d in &a.devices {
@@ -212,9 +409,9 @@ impl VecEnv {
                 } else {
                     cfg.convergence_failure_safety
                 };
-                self.inner_cost[i] = cost;
-                self.inner_safety[i] = safety;
-                self.agent_reward[i] = if conv {
+                pt.s.inner_cost[i] = cost;
+                pt.s.inner_safety[i] = safety;
+                pt.s.agent_reward[i] = if conv {
                     cfg.reward_scale * reward::reward(cost, safety, cfg.penalty)
                 } else {
                     cfg.convergence_failure_reward
@@ -223,125 +420,115 @@ impl VecEnv {
             let mut net_v = 0.0;
             let mut any = false;
             if conv {
-                for &b in &self.p.live_buses {
+                for &b in &p.live_buses {
                     let v = reward::voltage_violation(vm[b], v_min, v_max);
                     net_v += v;
                     any |= v > 0.0;
                 }
             }
-            self.info.network_voltage_safety[c] = net_v;
-            self.info.voltage_violation[c] = any || !conv;
-            self.info.converged[c] = conv;
-            self.info.price[c] = price;
-            self.info.hour[c] = row;
+            pt.info.network_voltage_safety[lc] = net_v;
+            pt.info.voltage_violation[lc] = any || !conv;
+            pt.info.converged[lc] = conv;
+            pt.info.price[lc] = price;
+            pt.info.hour[lc] = row;
             if cfg.share_reward {
-                let m = self.agent_reward.iter().sum::<f64>() / n_agents as f64;
-                self.agent_reward.iter_mut().for_each(|r| *r = m);
+                let m = pt.s.agent_reward.iter().sum::<f64>() / n_agents as f64;
+                pt.s.agent_reward.iter_mut().for_each(|r| *r = m);
             }
             // Each agent takes its grid agent's (a device agent: its coordinator's) row.
-            for (e, &i) in self.p.reward_of.iter().enumerate() {
-                self.rewards[[c, e]] = if is_reset {
+            for (e, &i) in p.reward_of.iter().enumerate() {
+                pt.rewards[[lc, e]] = if is_reset {
                     0.0
                 } else {
-                    self.agent_reward[i] as f32
+                    pt.s.agent_reward[i] as f32
                 };
-                self.info.cost[[c, e]] = self.inner_cost[i];
-                self.info.safety[[c, e]] = self.inner_safety[i];
-                self.info
+                pt.info.cost[[lc, e]] = pt.s.inner_cost[i];
+                pt.info.safety[[lc, e]] = pt.s.inner_safety[i];
+                pt.info
                     .terms
-                    .slice_mut(ndarray::s![c, e, ..])
-                    .assign(&self.inner_terms.row(i));
+                    .slice_mut(ndarray::s![lc, e, ..])
+                    .assign(&pt.s.inner_terms.row(i));
             }
-            let done = !is_reset && self.st.step_in_episode[c] >= cfg.max_episode_steps;
-            self.truncated[c] = done;
-            self.terminated[c] = false;
-            self.st.needs_reset[c] = done;
-            let s = self.st.step_in_episode[c];
-            for (e, t) in self.p.timing.iter().enumerate() {
-                self.info.acts_next[[c, e]] = !done && s.is_multiple_of(t.tick_every);
+            let done = !is_reset && self.step_in_episode[c] >= cfg.max_episode_steps;
+            pt.truncated[lc] = done;
+            pt.terminated[lc] = false;
+            pt.needs_reset[lc] = done;
+            let s = self.step_in_episode[c];
+            for (e, t) in p.timing.iter().enumerate() {
+                pt.info.acts_next[[lc, e]] = !done && s.is_multiple_of(t.tick_every);
             }
+            self.observe(pt, lc);
         }
-        self.observe();
     }
 
-    /// Fill every agent's observation: its one-step layout's sources, then
-    /// (agents with an observation delay or history) through its ring.
-    fn observe(&mut self) {
-        let cfg = &self.p.setup.config;
-        let ts = match self.p.split {
-            Split::Train => &self.p.setup.train,
-            Split::Test => &self.p.setup.test,
-        };
+    /// Fill every agent's observation of copy `pt.c0 + lc`: its one-step
+    /// layout's sources, then (agents with an observation delay or history)
+    /// through its ring.
+    fn observe(&self, pt: &mut Part, lc: usize) {
+        let p = self.p;
+        let cfg = &p.setup.config;
+        let c = pt.c0 + lc;
         let bp = cfg.base_power_mva;
-        let inp = self.pf.inputs();
-        let devices = &self.st.devices;
-        let operator = &self.st.operator;
-        let shared = self.p.shared_obs;
-        for c in 0..self.p.batch {
-            let next = self.st.start_row[c] + self.st.step_in_episode[c] + 1;
-            let next_price = ts.at(operator.price_column, next) * operator.factor[c];
-            let [s, co] = time_features(next % 24);
-            let price_f = price_feature(next_price, cfg.price_scale);
-            let vm = self.st.vm_held.row(c);
-            let pcc = self.st.pcc_held.row(c);
-            let load_mw = |l: usize| inp.load_p_mw[[c, l]] * inp.load_scaling[[c, l]];
-            let msg_held = &self.st.msg_held;
-            let dev_obs = &mut self.dev_obs;
-            let mut fill = |out: &mut [f32], sources: &[ObsSource]| {
-                for (x, src) in out.iter_mut().zip(sources) {
-                    *x = match *src {
-                        ObsSource::Device(d, j) => {
-                            devices.observe(d, c, &mut dev_obs[..d.obs_dim()]);
-                            dev_obs[j]
-                        }
-                        ObsSource::BusVm(b) => voltage_feature(vm[b]),
-                        ObsSource::AgentLoad(a) => finite(
-                            self.p.agents[a]
-                                .loads
-                                .iter()
-                                .map(|&l| load_mw(l))
-                                .sum::<f64>()
-                                / bp,
-                        ),
-                        ObsSource::LoadGroup(g) => finite(
-                            self.p.load_groups[g]
-                                .iter()
-                                .map(|&l| load_mw(l))
-                                .sum::<f64>()
-                                / bp,
-                        ),
-                        ObsSource::PccImport(a) => finite(pcc[a] / bp),
-                        ObsSource::TotalImport => finite(pcc.sum() / bp),
-                        ObsSource::PriceFactor => operator.factor[c] as f32,
-                        ObsSource::Price => price_f,
-                        ObsSource::HourSin => s,
-                        ObsSource::HourCos => co,
-                        ObsSource::Message(u, j) => finite(msg_held[u][[c, j]]),
-                    };
-                }
-            };
-            if shared {
-                let l = &self.p.base_layouts[0];
-                fill(&mut self.shared_row[..l.dim()], &l.sources);
-            }
-            let t = self.st.step_in_episode[c];
-            for (e, layout) in self.p.base_layouts.iter().enumerate() {
-                let mut row = self.obs[e].row_mut(c);
-                let out = row.as_slice_mut().expect("observation rows are contiguous");
-                let dim = layout.dim();
-                match &mut self.st.obs_hist[e] {
-                    None if shared => out.copy_from_slice(&self.shared_row[..dim]),
-                    None => fill(out, &layout.sources),
-                    Some(h) => {
-                        let base = &mut self.base_row[..dim];
-                        if shared {
-                            base.copy_from_slice(&self.shared_row[..dim]);
-                        } else {
-                            fill(base, &layout.sources);
-                        }
-                        h.record(c, t, base);
-                        h.assemble(c, t, out);
+        let inp = self.inp;
+        let devices = self.devices;
+        let operator = self.operator;
+        let shared = p.shared_obs;
+        let next = self.start_row[c] + self.step_in_episode[c] + 1;
+        let next_price = self.ts.at(operator.price_column, next) * operator.factor[c];
+        let [s, co] = time_features(next % 24);
+        let price_f = price_feature(next_price, cfg.price_scale);
+        let vm = pt.vm_held.row(lc);
+        let pcc = pt.pcc_held.row(lc);
+        let load_mw = |l: usize| inp.load_p_mw[[c, l]] * inp.load_scaling[[c, l]];
+        let msg_held = self.msg_held;
+        let dev_obs = &mut pt.s.dev_obs;
+        let mut fill = |out: &mut [f32], sources: &[ObsSource]| {
+            for (x, src) in out.iter_mut().zip(sources) {
+                *x = match *src {
+                    ObsSource::Device(d, j) => {
+                        devices.observe(d, c, &mut dev_obs[..d.obs_dim()]);
+                        dev_obs[j]
                     }
+                    ObsSource::BusVm(b) => voltage_feature(vm[b]),
+                    ObsSource::AgentLoad(a) => {
+                        finite(p.agents[a].loads.iter().map(|&l| load_mw(l)).sum::<f64>() / bp)
+                    }
+                    ObsSource::LoadGroup(g) => {
+                        finite(p.load_groups[g].iter().map(|&l| load_mw(l)).sum::<f64>() / bp)
+                    }
+                    ObsSource::PccImport(a) => finite(pcc[a] / bp),
+                    ObsSource::TotalImport => finite(pcc.sum() / bp),
+                    ObsSource::PriceFactor => operator.factor[c] as f32,
+                    ObsSource::Price => price_f,
+                    ObsSource::HourSin => s,
+                    ObsSource::HourCos => co,
+                    ObsSource::Message(u, j) => finite(msg_held[u][[c, j]]),
+                };
+            }
+        };
+        let shared_row = &mut pt.s.shared_row;
+        let base_row = &mut pt.s.base_row;
+        if shared {
+            let l = &p.base_layouts[0];
+            fill(&mut shared_row[..l.dim()], &l.sources);
+        }
+        let t = self.step_in_episode[c];
+        for (e, layout) in p.base_layouts.iter().enumerate() {
+            let mut row = pt.obs[e].row_mut(lc);
+            let out = row.as_slice_mut().expect("observation rows are contiguous");
+            let dim = layout.dim();
+            match &mut pt.hist[e] {
+                None if shared => out.copy_from_slice(&shared_row[..dim]),
+                None => fill(out, &layout.sources),
+                Some(h) => {
+                    let base = &mut base_row[..dim];
+                    if shared {
+                        base.copy_from_slice(&shared_row[..dim]);
+                    } else {
+                        fill(base, &layout.sources);
+                    }
+                    h.record(lc, t, base);
+                    h.assemble(lc, t, out);
                 }
             }
         }

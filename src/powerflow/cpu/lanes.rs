@@ -155,6 +155,66 @@ impl<S: Simd> Ops<S> {
             im: self.add(acc.im, self.add(self.mul(yr, b.im), self.mul(yi, b.re))),
         }
     }
+    /// `1.0` where `a < b`, else `0.0` (a mask for [`Ops::select`]).
+    #[inline(always)]
+    fn lt(self, a: F8, b: F8) -> F8 {
+        let (one, zero) = (self.0.splat_f64s(1.0), self.0.splat_f64s(0.0));
+        self.map2(a, b, |s, a, b| {
+            s.select_f64s(s.less_than_f64s(a, b), one, zero)
+        })
+    }
+    /// `1.0` where `a == b`, else `0.0`.
+    #[inline(always)]
+    fn eq(self, a: F8, b: F8) -> F8 {
+        let (one, zero) = (self.0.splat_f64s(1.0), self.0.splat_f64s(0.0));
+        self.map2(a, b, |s, a, b| s.select_f64s(s.equal_f64s(a, b), one, zero))
+    }
+    /// [`super::angle_deg`] per lane, operation for operation (its branches
+    /// as selects).
+    #[inline(always)]
+    fn angle_deg(self, v: C8) -> F8 {
+        use super::{ATAN_P, ATAN_Q, PI_2_LOW, TAN_3PI_8};
+        use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI};
+        let sp = |x: f64| self.splat(x);
+        let (y, x) = (v.im, v.re);
+        let q = self.div(y, x);
+        let t = self.abs(q);
+        let big = self.lt(sp(TAN_3PI_8), t);
+        let small = self.lt(sp(0.66), t); // 0 where t ≤ 0.66 (or NaN)
+        let sel3 = |a: f64, b: F8, c: F8| self.select(big, sp(a), self.select(small, c, b));
+        let num = sel3(-1.0, t, self.sub(t, sp(1.0)));
+        let den = sel3(0.0, sp(1.0), self.add(t, sp(1.0)));
+        let den = self.select(big, t, den);
+        let base = sel3(FRAC_PI_2, sp(0.0), sp(FRAC_PI_4));
+        let low = sel3(PI_2_LOW, sp(0.0), sp(0.5 * PI_2_LOW));
+        let u = self.div(num, den);
+        let z = self.mul(u, u);
+        let step = |acc: F8, c: f64| self.add(self.mul(acc, z), sp(c));
+        let p = step(
+            step(step(step(sp(ATAN_P[0]), ATAN_P[1]), ATAN_P[2]), ATAN_P[3]),
+            ATAN_P[4],
+        );
+        let qq = step(
+            step(
+                step(step(self.add(z, sp(ATAN_Q[0])), ATAN_Q[1]), ATAN_Q[2]),
+                ATAN_Q[3],
+            ),
+            ATAN_Q[4],
+        );
+        let r = self.add(
+            base,
+            self.add(self.add(self.mul(u, self.div(self.mul(z, p), qq)), u), low),
+        );
+        let a = self.select(self.lt(q, sp(0.0)), self.neg(r), r);
+        let w = self.select(
+            self.lt(x, sp(0.0)),
+            self.select(self.lt(y, sp(0.0)), sp(-PI), sp(PI)),
+            sp(0.0),
+        );
+        let deg = self.mul(self.add(w, a), sp(180.0 / PI));
+        let origin = self.mul(self.eq(x, sp(0.0)), self.eq(y, sp(0.0)));
+        self.select(origin, sp(0.0), deg)
+    }
     /// `(cos t, sin t)` per lane by [`super::cis_taylor`]'s series, operation for operation.
     #[inline(always)]
     fn cis_taylor(self, t: F8) -> (F8, F8) {
@@ -217,6 +277,17 @@ fn set(z: &mut C8, l: usize, v: C64) {
     z.im.0[l] = v.im;
 }
 
+/// `dst[i]` lane `l` ← `src[l][i]` (the lanes' slices have `dst.len()` values).
+#[inline(always)]
+fn gather(dst: &mut [C8], src: [&[C64]; LANES]) {
+    let src = src.map(|s| &s[..dst.len()]);
+    for (i, z) in dst.iter_mut().enumerate() {
+        for (l, s) in src.iter().enumerate() {
+            set(z, l, s[i]);
+        }
+    }
+}
+
 /// Scratch of one lane group: the copies' state in lane-interleaved form.
 /// Made once per batch (one per group slot), so a solve allocates nothing.
 #[derive(Debug, Clone)]
@@ -236,8 +307,11 @@ pub(crate) struct Group {
     ysh: Vec<C8>,
     /// Per tap-changing trafo: `yff, yft, ytf, ytt`.
     tap: Vec<[C8; 4]>,
-    /// Some lane uses B'' factors of its own: `bpp_*` hold every lane's.
+    /// The lanes use different B'' factors: `bpp_*` hold every lane's.
     own_bpp: bool,
+    /// Every lane uses these factors (copies at the same taps, other than
+    /// the network's): the solve reads them once for all lanes.
+    shared_bpp: Option<std::sync::Arc<super::BppFactors>>,
     bpp_l: Vec<F8>,
     bpp_us: Vec<F8>,
     bpp_d: Vec<F8>,
@@ -270,6 +344,7 @@ impl Group {
             ysh: vec![ZERO8; n_sh],
             tap: vec![[ZERO8; 4]; p.tap_trafos.len()],
             own_bpp: false,
+            shared_bpp: None,
             bpp_l: if has_taps {
                 f8(p.bpp.l_col.len())
             } else {
@@ -305,47 +380,60 @@ impl Group {
             + size_of::<Group>()
     }
 
-    /// Start loading a group of `lanes` copies (1..=[`LANES`]); `own_bpp`:
-    /// some of them use B'' factors of their own.
-    pub(crate) fn begin(&mut self, lanes: usize, own_bpp: bool) {
+    /// Start loading a group of `lanes` copies (1..=[`LANES`]).
+    pub(crate) fn begin(&mut self, lanes: usize) {
         debug_assert!((1..=LANES).contains(&lanes));
         self.lanes = lanes;
-        self.own_bpp = own_bpp;
     }
 
-    /// Load a prepared copy into lane `l` (spare lanes repeat a loaded copy).
-    pub(crate) fn load_lane(&mut self, k: &Kernel, l: usize, st: &CopyState) {
+    /// Load prepared copies, one per lane (spare lanes repeat a loaded copy).
+    /// Node by node over the lanes: each lane-interleaved value is written
+    /// whole, reading the copies' arrays as parallel streams.
+    pub(crate) fn load(&mut self, k: &Kernel, sts: [&CopyState; LANES]) {
         let p = &*k.plan;
         let n = p.n_pq;
-        for (i, z) in self.v.iter_mut().enumerate() {
-            let v = if i < n && st.cold {
-                p.v_noload[i]
+        let nn = p.n_node;
+        // A cold copy starts from the no-load voltages at its PQ nodes.
+        let start: [&[C64]; LANES] = std::array::from_fn(|l| {
+            if sts[l].cold {
+                &p.v_noload[..n]
             } else {
-                st.v[i]
-            };
-            set(z, l, v);
+                &sts[l].v[..n]
+            }
+        });
+        for (z, i) in self.v[..n].iter_mut().zip(0..n) {
+            for (l, s) in start.iter().enumerate() {
+                set(z, l, s[i]);
+            }
         }
-        for (z, s) in self.s_spec.iter_mut().zip(&st.s_spec[..n]) {
-            set(z, l, *s);
+        for (z, i) in self.v[n..nn].iter_mut().zip(n..nn) {
+            for (l, st) in sts.iter().enumerate() {
+                set(z, l, st.v[i]);
+            }
         }
-        for (z, s) in self.s_i.iter_mut().zip(&st.s_i) {
-            set(z, l, *s);
-        }
-        for (z, s) in self.s_z.iter_mut().zip(&st.s_z) {
-            set(z, l, *s);
-        }
+        gather(&mut self.s_spec, sts.map(|s| &s.s_spec[..n]));
+        gather(&mut self.s_i, sts.map(|s| &s.s_i[..]));
+        gather(&mut self.s_z, sts.map(|s| &s.s_z[..]));
         let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
         for (z, &i) in self.ysh.iter_mut().zip(pq_shunts) {
-            set(z, l, st.ysh[i]);
+            for (l, st) in sts.iter().enumerate() {
+                set(z, l, st.ysh[i]);
+            }
         }
-        for (z, a) in self.tap.iter_mut().zip(&st.tap_adm) {
-            set(&mut z[0], l, a.yff);
-            set(&mut z[1], l, a.yft);
-            set(&mut z[2], l, a.ytf);
-            set(&mut z[3], l, a.ytt);
+        self.load_taps(&sts);
+        // B'': the network's, one set shared by every lane (the copies
+        // arrive sorted by taps, so most groups are at one set), or per lane.
+        let id = |st: &CopyState| st.bpp.as_ref().map_or(0, |f| f.id);
+        let same = sts.iter().all(|st| id(st) == id(sts[0]));
+        self.own_bpp = !same;
+        self.shared_bpp = if same { sts[0].bpp.clone() } else { None };
+        if !self.own_bpp {
+            return;
         }
-        let id = st.bpp.as_ref().map_or(0, |f| f.id);
-        if self.own_bpp && self.lane_bpp[l] != id {
+        for (l, st) in sts.iter().enumerate() {
+            if self.lane_bpp[l] == id(st) {
+                continue;
+            }
             let (lv, us, d) = match &st.bpp {
                 Some(f) => (&f.l[..], &f.us[..], &f.d[..]),
                 None => (&p.bpp.l_val[..], &p.bpp.u_scaled[..], &p.bpp.u_diag_inv[..]),
@@ -359,22 +447,28 @@ impl Group {
             for (z, x) in self.bpp_d.iter_mut().zip(d) {
                 z.0[l] = *x;
             }
-            self.lane_bpp[l] = id;
+            self.lane_bpp[l] = id(st);
         }
     }
 
-    /// Load only what the result rows need (voltages, tap admittances) of a
-    /// solved copy into lane `l`.
-    pub(crate) fn load_lane_voltages(&mut self, l: usize, st: &CopyState) {
-        for (z, v) in self.v.iter_mut().zip(&st.v) {
-            set(z, l, *v);
+    /// The tap-changing trafos' admittances of the lanes' copies.
+    fn load_taps(&mut self, sts: &[&CopyState; LANES]) {
+        for (j, z) in self.tap.iter_mut().enumerate() {
+            for (l, st) in sts.iter().enumerate() {
+                let a = &st.tap_adm[j];
+                set(&mut z[0], l, a.yff);
+                set(&mut z[1], l, a.yft);
+                set(&mut z[2], l, a.ytf);
+                set(&mut z[3], l, a.ytt);
+            }
         }
-        for (z, a) in self.tap.iter_mut().zip(&st.tap_adm) {
-            set(&mut z[0], l, a.yff);
-            set(&mut z[1], l, a.yft);
-            set(&mut z[2], l, a.ytf);
-            set(&mut z[3], l, a.ytt);
-        }
+    }
+
+    /// Load only what the result rows need (voltages, tap admittances) of
+    /// solved copies, one per lane.
+    pub(crate) fn load_voltages(&mut self, sts: [&CopyState; LANES]) {
+        gather(&mut self.v, sts.map(|s| &s.v[..]));
+        self.load_taps(&sts);
     }
 
     /// Write lane `l`'s solve back into its copy.
@@ -489,8 +583,11 @@ fn write_rows<S: Simd>(
                 let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
                 for (l, rr) in r.iter_mut().flatten().enumerate() {
                     rr.vm[b] = m.0[l];
-                    if all {
-                        rr.va[b] = get(&v, l).arg().to_degrees();
+                }
+                if all {
+                    let a = o.angle_deg(v);
+                    for (l, rr) in r.iter_mut().flatten().enumerate() {
+                        rr.va[b] = a.0[l];
                     }
                 }
             }
@@ -508,7 +605,7 @@ fn write_rows<S: Simd>(
         if let Rows::Buses(va_buses) = rows {
             for &b in va_buses {
                 for (l, rr) in r.iter_mut().flatten().enumerate() {
-                    rr.va[b] = p.bus_node[b].map_or(0.0, |i| get(&g.v[i], l).arg().to_degrees());
+                    rr.va[b] = p.bus_node[b].map_or(0.0, |i| super::angle_deg(get(&g.v[i], l)));
                 }
             }
         }
@@ -801,6 +898,8 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
         // Q half-step: B''·Δ|V| = ΔQ'/|V|, then scale each live lane's V_i.
         if g.own_bpp {
             solve(o, &p.bpp, &g.bpp_l, &g.bpp_us, &g.bpp_d, &mut g.rhs);
+        } else if let Some(f) = &g.shared_bpp {
+            solve(o, &p.bpp, &f.l, &f.us, &f.d, &mut g.rhs);
         } else {
             solve(
                 o,
@@ -827,4 +926,66 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
     g.converged = conv;
     g.iterations = iters;
     g.mismatch = fin;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    struct Angles<'a>(&'a [C64], &'a mut [f64]);
+    impl pulp::WithSimd for Angles<'_> {
+        type Output = ();
+        fn with_simd<S: pulp::Simd>(self, simd: S) {
+            for (vs, out) in self.0.chunks(LANES).zip(self.1.chunks_mut(LANES)) {
+                let mut z = ZERO8;
+                for (l, v) in vs.iter().enumerate() {
+                    set(&mut z, l, *v);
+                }
+                let a = Ops(simd).angle_deg(z);
+                out.copy_from_slice(&a.0[..out.len()]);
+            }
+        }
+    }
+
+    /// The lanes' angle is the scalar one bit for bit, and both are libm's
+    /// `atan2` to within a few ulps, on every quadrant, the reduction's
+    /// boundaries, the axes and the origin.
+    #[test]
+    fn angle_matches_scalar_and_libm() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut vs = vec![
+            C64::new(0.0, 0.0),
+            C64::new(1.0, 0.0),
+            C64::new(-1.0, 0.0),
+            C64::new(0.0, 1.0),
+            C64::new(0.0, -1.0),
+            C64::new(1.0, super::super::TAN_3PI_8),
+            C64::new(1.0, 0.66),
+            C64::new(-1.0, -0.66),
+            C64::new(1.0, 1.0),
+            C64::new(1e-300, 1.0),
+        ];
+        for _ in 0..20_000 {
+            let m = 10f64.powf(rng.random_range(-3.0..1.0));
+            let th = rng.random_range(-std::f64::consts::PI..std::f64::consts::PI);
+            vs.push(C64::from_polar(m, th));
+        }
+        // Feeder voltages: |V| near 1, angles within ±60°.
+        for _ in 0..20_000 {
+            let th = rng.random_range(-1.0..1.0);
+            vs.push(C64::from_polar(rng.random_range(0.9..1.1), th));
+        }
+        let mut lanes = vec![0.0; vs.len()];
+        pulp::Arch::new().dispatch(Angles(&vs, &mut lanes));
+        for (v, a) in vs.iter().zip(&lanes) {
+            let s = super::super::angle_deg(*v);
+            assert_eq!(s.to_bits(), a.to_bits(), "{v:?}: scalar {s} lanes {a}");
+            let libm = v.im.atan2(v.re).to_degrees();
+            assert!(
+                (s - libm).abs() <= 4.0 * f64::EPSILON * libm.abs().max(1e-300) + 1e-300,
+                "{v:?}: {s} vs libm {libm}"
+            );
+        }
+    }
 }
