@@ -53,7 +53,7 @@ def parse_args():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--minutes", type=float, default=18.0, help="wall-clock budget for training (evaluation included)")
     p.add_argument("--total-steps", type=int, default=50_000_000, help="env steps (copies x steps) cap")
-    p.add_argument("--num-envs", type=int, default=128)
+    p.add_argument("--num-envs", type=int, default=256)
     p.add_argument("--num-steps", type=int, default=32, help="rollout length per update")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument(
@@ -79,7 +79,7 @@ def parse_args():
     p.add_argument(
         "--price-input",
         choices=["tanh", "linear"],
-        default="tanh",
+        default="linear",
         help="linear: the networks see atanh of the observed tanh(price/scale), i.e. the price itself "
         "(the dispatch is linear in it); tanh: the observation as it is",
     )
@@ -310,6 +310,7 @@ def main():
                 test=s,
                 env_steps=env_steps,
                 actor={k: t.clone() for k, t in agent.actor.state_dict().items()},
+                obs_norm=(norm_actor.mean.copy(), norm_actor.var.copy()),
             )
         print(
             f"  eval @ {env_steps:>10,d} env steps, {time.time() - t_start:6.0f} s: "
@@ -399,6 +400,7 @@ def main():
     last = do_eval()
     # The deterministic policy of the best validation score is the result.
     agent.actor.load_state_dict(best["actor"])
+    norm_actor.mean, norm_actor.var = best["obs_norm"]
     final = best["test"]
     wall = time.time() - t_start
     result = {
