@@ -4,8 +4,7 @@
 mod common;
 use common::*;
 use powergrid::network;
-use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
-use std::sync::Arc;
+use powergrid::powerflow::CpuKernel;
 
 fn check(name: &str, net: powergrid::network::Network) {
     check_against(name, net, reference(name));
@@ -16,11 +15,8 @@ fn check_against(
     net: powergrid::network::Network,
     reference: powergrid::powerflow::scenarios::ScenarioFile,
 ) {
-    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-    let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
-    *batch.inputs_mut() = reference.to_inputs(&net).unwrap();
-    batch.solve().unwrap();
-    let r = batch.results();
+    let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+    let r = &r;
     let mut worst = [0.0f64; 5];
     for c in 0..reference.scenarios.len() {
         if !ref_converged(&reference, c) {
@@ -106,12 +102,8 @@ fn non_converged_reference_scenarios_are_honest() {
     for name in NETWORKS {
         let net = network::load(pandapower_json(name)).unwrap();
         let reference = reference(name);
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
+        let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
         let inp = reference.to_inputs(&net).unwrap();
-        *batch.inputs_mut() = inp.clone();
-        batch.solve().unwrap();
-        let r = batch.results();
         for c in 0..reference.scenarios.len() {
             // The recomputation must agree with the solver on every copy it calls converged.
             if !r.converged[c] {

@@ -11,8 +11,7 @@ use common::*;
 use powergrid::network::{self, yaml};
 use powergrid::powerflow::scenarios::ScenarioFile;
 use powergrid::powerflow::trafo3w::trafo3w_loading_percent;
-use powergrid::powerflow::{BatchResults, CpuBatch, Plan, PowerFlow, SolverOptions};
-use std::sync::Arc;
+use powergrid::powerflow::{BatchResults, CpuKernel, Plan};
 
 const NETS: [&str; 3] = ["multivoltage", "elements", "elements_asym"];
 
@@ -43,19 +42,11 @@ fn worst(name: &str, plan: &Plan, reference: &ScenarioFile, r: &BatchResults) ->
     worst
 }
 
-fn cpu_solve(net: &network::Network, reference: &ScenarioFile) -> (Arc<Plan>, BatchResults) {
-    let plan = Arc::new(Plan::new(net, SolverOptions::default()).unwrap());
-    let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
-    *batch.inputs_mut() = reference.to_inputs(net).unwrap();
-    batch.solve().unwrap();
-    (plan, batch.results().clone())
-}
-
 #[test]
 fn cpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
-        let (plan, r) = cpu_solve(&net, &reference);
+        let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
         let w = worst(name, &plan, &reference, &r);
         eprintln!(
             "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",
@@ -83,8 +74,8 @@ fn yaml_round_trip_gives_the_same_answer() {
         let text = yaml::to_string(&net).unwrap();
         let back = yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(net, back, "{name}: YAML round trip");
-        let (_, a) = cpu_solve(&net, &reference);
-        let (_, b) = cpu_solve(&back, &reference);
+        let (_, a) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        let (_, b) = cpu_solve(&back, &reference, CpuKernel::Lanes);
         assert_eq!(a.vm_pu, b.vm_pu, "{name}");
     }
 }
@@ -98,7 +89,7 @@ fn gpu_matches_pandapower_runpp() {
     }
     for name in NETS {
         let (net, reference) = load(name);
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        let plan = default_plan(&net);
         let gpu = powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len());
         if name == "elements_asym" {
             let e = gpu
@@ -108,10 +99,8 @@ fn gpu_matches_pandapower_runpp() {
             assert!(e.contains("impedance 0") && e.contains("Z asym"), "{e}");
             continue;
         }
-        let mut gpu = gpu.unwrap();
-        *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
-        gpu.solve().unwrap();
-        let w = worst(name, &plan, &reference, gpu.results());
+        let r = solve_scenarios(&mut gpu.unwrap(), &net, &reference);
+        let w = worst(name, &plan, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",
             w[0], w[1], w[2], w[3], w[4], w[5], w[6]

@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use powergrid::network;
 use powergrid::powerflow::scenarios::ScenarioFile;
-use powergrid::powerflow::{BatchResults, CpuBatch, Plan, PowerFlow, SolverOptions};
-use std::sync::Arc;
+use powergrid::powerflow::{BatchResults, CpuKernel};
 
 /// `mv_oberrhein` (loads labelled "MV/LV Station", six open line switches) and
 /// CIGRE MV with all DER (three open line switches: their lines' charging stays),
@@ -57,11 +56,8 @@ fn worst_vs_pandapower(name: &str, reference: &ScenarioFile, r: &BatchResults) -
 fn cpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len());
-        *batch.inputs_mut() = reference.to_inputs(&net).unwrap();
-        batch.solve().unwrap();
-        let w = worst_vs_pandapower(name, &reference, batch.results());
+        let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        let w = worst_vs_pandapower(name, &reference, &r);
         eprintln!(
             "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
             plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4]
@@ -83,13 +79,8 @@ fn gpu_matches_pandapower_runpp() {
     }
     for name in NETS {
         let (net, reference) = load(name);
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        let mut gpu =
-            powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len())
-                .unwrap();
-        *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
-        gpu.solve().unwrap();
-        let w = worst_vs_pandapower(name, &reference, gpu.results());
+        let (_, r) = gpu_solve(&net, &reference);
+        let w = worst_vs_pandapower(name, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
             w[0], w[1], w[2], w[3], w[4]

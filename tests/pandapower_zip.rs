@@ -9,25 +9,13 @@ mod common;
 use common::*;
 use powergrid::network::{self, yaml};
 use powergrid::powerflow::scenarios::ScenarioFile;
-use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
+use powergrid::powerflow::{CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
 const NETS: [&str; 2] = ["kerber_zip", "zip_mixed"];
 
 fn load(name: &str) -> (network::Network, ScenarioFile) {
     reference_case("pandapower_zip", name)
-}
-
-fn cpu_solve(
-    net: &network::Network,
-    reference: &ScenarioFile,
-    kernel: CpuKernel,
-) -> (Arc<Plan>, BatchResults) {
-    let plan = Arc::new(Plan::new(net, SolverOptions::default()).unwrap());
-    let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len()).with_kernel(kernel);
-    *batch.inputs_mut() = reference.to_inputs(net).unwrap();
-    batch.solve().unwrap();
-    (plan, batch.results().clone())
 }
 
 #[test]
@@ -94,13 +82,8 @@ fn gpu_matches_pandapower_runpp() {
     }
     for name in NETS {
         let (net, reference) = load(name);
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        let mut gpu =
-            powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len())
-                .unwrap();
-        *gpu.inputs_mut() = reference.to_inputs(&net).unwrap();
-        gpu.solve().unwrap();
-        let w = worst_all_converged(name, &reference, gpu.results());
+        let (_, r) = gpu_solve(&net, &reference);
+        let w = worst_all_converged(name, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
             w[0], w[1], w[2], w[3], w[4], w[5]

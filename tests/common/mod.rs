@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use powergrid::network::Network;
 use powergrid::powerflow::scenarios::ScenarioFile;
+use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The five reference networks.
 pub const NETWORKS: [&str; 5] = ["ieee13", "ieee34", "ieee123", "cigre_lv", "ieee34_ieee13"];
@@ -44,6 +47,44 @@ pub fn reference_case(dir: &str, name: &str) -> (powergrid::network::Network, Sc
     let reference =
         ScenarioFile::read(&path(&format!("tests/data/{dir}/{name}.reference.json"))).unwrap();
     (net, reference)
+}
+
+/// `reference`'s scenarios, one copy each, solved on `pf`: its results.
+pub fn solve_scenarios(
+    pf: &mut dyn PowerFlow,
+    net: &Network,
+    reference: &ScenarioFile,
+) -> BatchResults {
+    *pf.inputs_mut() = reference.to_inputs(net).unwrap();
+    pf.solve().unwrap();
+    pf.results().clone()
+}
+
+/// `net`'s plan with the default solver options.
+pub fn default_plan(net: &Network) -> Arc<Plan> {
+    Arc::new(Plan::new(net, SolverOptions::default()).unwrap())
+}
+
+/// `reference`'s scenarios on a fresh CPU batch with `kernel`: the plan and the results.
+pub fn cpu_solve(
+    net: &Network,
+    reference: &ScenarioFile,
+    kernel: CpuKernel,
+) -> (Arc<Plan>, BatchResults) {
+    let plan = default_plan(net);
+    let mut batch = CpuBatch::new(plan.clone(), reference.scenarios.len()).with_kernel(kernel);
+    let r = solve_scenarios(&mut batch, net, reference);
+    (plan, r)
+}
+
+/// `reference`'s scenarios on a fresh GPU batch (call [`gpu_or_skip`] first):
+/// the plan and the results.
+pub fn gpu_solve(net: &Network, reference: &ScenarioFile) -> (Arc<Plan>, BatchResults) {
+    let plan = default_plan(net);
+    let mut gpu =
+        powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len()).unwrap();
+    let r = solve_scenarios(&mut gpu, net, reference);
+    (plan, r)
 }
 
 /// The tables [`worst_all_converged`] compares, in its order.
