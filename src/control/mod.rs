@@ -401,7 +401,7 @@ impl ControlLoop {
     /// backend's pool.
     fn measure(&mut self, pf: &dyn PowerFlow) {
         let (res, inp) = (pf.results(), pf.inputs());
-        let n = self.ctrls.len().max(1);
+        let n = self.ctrls.len();
         let vm = self.vm.as_slice_mut().expect("a standard-layout table");
         let reader = Measure {
             net: &self.net,

@@ -180,8 +180,8 @@ impl<S: Simd> Ops<S> {
         let q = self.div(y, x);
         let t = self.abs(q);
         let big = self.lt(sp(TAN_3PI_8), t);
-        let small = self.lt(sp(0.66), t); // 0 where t ≤ 0.66 (or NaN)
-        let sel3 = |a: f64, b: F8, c: F8| self.select(big, sp(a), self.select(small, c, b));
+        let mid = self.lt(sp(0.66), t); // 0 where t ≤ 0.66 (or NaN)
+        let sel3 = |a: f64, b: F8, c: F8| self.select(big, sp(a), self.select(mid, c, b));
         let num = sel3(-1.0, t, self.sub(t, sp(1.0)));
         let den = sel3(0.0, sp(1.0), self.add(t, sp(1.0)));
         let den = self.select(big, t, den);
