@@ -112,8 +112,14 @@ impl BatchInputs {
 
     /// Every value finite and every tap and step within its range, checked
     /// copy by copy in parallel (on the current rayon pool). Shapes must
-    /// already match the network.
-    fn rows_ok(&self, net: &Network, active: Option<&[bool]>) -> bool {
+    /// already match the network. Copies for which `checked` holds have only
+    /// their taps and steps checked (their other set-points are known good).
+    fn rows_ok(
+        &self,
+        net: &Network,
+        active: Option<&[bool]>,
+        checked: &(dyn Fn(usize) -> bool + Sync),
+    ) -> bool {
         use rayon::prelude::*;
         let finite = |a: &Array2<f64>, c: usize| {
             a.row(c).as_slice().map_or_else(
@@ -122,9 +128,11 @@ impl BatchInputs {
             )
         };
         let fields = self.fields();
+        let (set_points, controls) = fields.split_at(6);
         (0..self.batch()).into_par_iter().all(|c| {
             active.is_some_and(|a| !a[c])
-                || fields.iter().all(|(_, a)| finite(a, c))
+                || (checked(c) || set_points.iter().all(|(_, a)| finite(a, c)))
+                    && controls.iter().all(|(_, a)| finite(a, c))
                     && net.trafos.iter().enumerate().all(|(k, t)| {
                         let v = self.trafo_tap_pos[(c, k)];
                         t.tap
@@ -148,6 +156,19 @@ impl BatchInputs {
     /// copies `active` marks (`None`: all); the error, if any, names the first
     /// bad value of any copy.
     pub fn validate_active(&self, net: &Network, active: Option<&[bool]>) -> Result<()> {
+        self.validate_unchecked(net, active, &|_| false)
+    }
+
+    /// [`validate_active`](BatchInputs::validate_active) where the set-points
+    /// other than taps and steps of the copies for which `checked` holds are
+    /// known good (validated when last written): only their taps and steps
+    /// are checked.
+    pub(crate) fn validate_unchecked(
+        &self,
+        net: &Network,
+        active: Option<&[bool]>,
+        checked: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<()> {
         let b = self.batch();
         let expect = [
             net.loads.len(),
@@ -170,7 +191,7 @@ impl BatchInputs {
         }
         // Fast pass, copies in parallel (rows are contiguous); on failure the
         // sequential passes below find the first bad value and name it.
-        if self.rows_ok(net, active.filter(|a| a.len() == b)) {
+        if self.rows_ok(net, active.filter(|a| a.len() == b), checked) {
             return Ok(());
         }
         for (name, a) in self.fields() {
@@ -384,6 +405,12 @@ pub trait PowerFlow: Send {
     /// per-copy work around the solves (the environment's rewards and
     /// observations) runs on the same threads instead of a second pool.
     fn pool(&self) -> Option<&rayon::ThreadPool> {
+        None
+    }
+    /// The plan the backend solves, where it gives it (both backends do): the
+    /// control loop reads the network's topology from it to predict voltages
+    /// after tap moves ([`crate::control::ControlOptions::predict_margin_pu`]).
+    fn plan(&self) -> Option<&super::Plan> {
         None
     }
 }
