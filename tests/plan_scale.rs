@@ -96,6 +96,7 @@ pub fn synthetic(n: usize, meshed: bool) -> Network {
         trafo3ws: vec![],
         impedances: vec![],
         wards: vec![],
+        gens: vec![],
         controllers: vec![],
     }
 }

@@ -71,6 +71,10 @@ pub struct Network {
     /// Ward equivalents: a constant-power load plus a constant-impedance shunt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wards: Vec<Ward>,
+    /// Voltage-controlling generators (PV buses): `p_mw` and `|V| = vm_pu` fixed,
+    /// Q whatever holds the voltage (pandapower's `gen`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gens: Vec<Gen>,
     /// Switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<Switch>,
@@ -588,6 +592,66 @@ pub struct Ward {
     pub in_service: bool,
 }
 
+/// A voltage-controlling generator (pandapower's `gen`): injects `p_mw * scaling`
+/// and holds its bus at `vm_pu` (a PV bus; at an ext_grid's bus the ext_grid's
+/// voltage, which must be the same). Its Q is a result: the bus's balance,
+/// split among the bus's gens (and ext_grids) as pandapower's `pfsoln` does, in
+/// proportion to their `[min_q_mvar, max_q_mvar]` ranges. Q limits are not
+/// enforced (`runpp`'s `enforce_q_lims = False`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gen {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power injected in MW (before scaling).
+    #[serde(default)]
+    pub p_mw: f64,
+    /// Voltage magnitude set-point in p.u.
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    /// Scaling factor of `p_mw`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scaling: f64,
+    /// Rated apparent power in MVA (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sn_mva: Option<f64>,
+    /// Lower reactive limit in Mvar (`None`: pandapower's −1e9); only splits Q
+    /// among several gens at one bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_q_mvar: Option<f64>,
+    /// Upper reactive limit in Mvar (`None`: pandapower's 1e9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_q_mvar: Option<f64>,
+    /// pandapower's `slack = True` (a reference bus of its own): not modelled,
+    /// refused when in service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slack: bool,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+impl Gen {
+    /// pandapower's `q_lim_default` (the Q range of a gen without limits).
+    pub const Q_LIM_DEFAULT: f64 = 1e9;
+
+    /// `[QMIN, QMAX]` as pandapower's `pd2ppc` puts them in the `gen` table
+    /// for `runpp` (`delta_q = 0`): the columns, or ±1e9 where missing or NaN.
+    pub fn q_range(&self) -> (f64, f64) {
+        (
+            self.min_q_mvar
+                .filter(|x| !x.is_nan())
+                .unwrap_or(-Self::Q_LIM_DEFAULT),
+            self.max_q_mvar
+                .filter(|x| !x.is_nan())
+                .unwrap_or(Self::Q_LIM_DEFAULT),
+        )
+    }
+}
+
 /// Ratio of r to x used for bus-bus switches with an impedance (pandapower's `switch_rx_ratio`).
 pub const SWITCH_RX_RATIO: f64 = 2.0;
 
@@ -888,6 +952,30 @@ impl Network {
                 ("qz_mvar", e.qz_mvar),
             ] {
                 check_num("ward", i, &e.name, f, v)?;
+            }
+        }
+        for (i, e) in self.gens.iter().enumerate() {
+            check_bus("gen", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("vm_pu", e.vm_pu), ("scaling", e.scaling)] {
+                check_num("gen", i, &e.name, f, v)?;
+            }
+            if e.vm_pu <= 0.0 {
+                return bad(format!(
+                    "gen {i} ({:?}): vm_pu must be positive, got {}",
+                    e.name, e.vm_pu
+                ));
+            }
+            for (f, v) in [("min_q_mvar", e.min_q_mvar), ("max_q_mvar", e.max_q_mvar)] {
+                if v.is_some_and(|x| x.is_infinite()) {
+                    return bad(format!("gen {i} ({:?}): {f} is {v:?}", e.name));
+                }
+            }
+            if e.slack && e.in_service {
+                return Err(Error::Unsupported(format!(
+                    "gen {i} ({:?}): slack = true (a gen as a reference bus) is not modelled; \
+                     use an ext_grid at its bus",
+                    e.name
+                )));
             }
         }
         if !self

@@ -23,6 +23,10 @@ pub struct BatchInputs {
     pub trafo_tap_pos: Array2<f64>,
     /// Shunt steps.
     pub shunt_step: Array2<f64>,
+    /// Gen active power in MW (injection, before the gen's `scaling`).
+    pub gen_p_mw: Array2<f64>,
+    /// Gen voltage set-point in p.u. (positive; gens at one bus must agree).
+    pub gen_vm_pu: Array2<f64>,
 }
 
 fn rows(batch: usize, v: impl Iterator<Item = f64>) -> Array2<f64> {
@@ -48,6 +52,8 @@ impl BatchInputs {
                     .map(|t| t.tap.as_ref().map_or(0.0, |x| x.pos)),
             ),
             shunt_step: rows(batch, net.shunts.iter().map(|s| s.step)),
+            gen_p_mw: rows(batch, net.gens.iter().map(|g| g.p_mw)),
+            gen_vm_pu: rows(batch, net.gens.iter().map(|g| g.vm_pu)),
         }
     }
 
@@ -82,6 +88,10 @@ impl BatchInputs {
         self.shunt_step
             .row_mut(dst)
             .assign(&other.shunt_step.row(src));
+        self.gen_p_mw.row_mut(dst).assign(&other.gen_p_mw.row(src));
+        self.gen_vm_pu
+            .row_mut(dst)
+            .assign(&other.gen_vm_pu.row(src));
     }
 
     /// Copy `other`'s values into these arrays without reallocating (shapes must match).
@@ -94,10 +104,12 @@ impl BatchInputs {
         self.storage_p_mw.assign(&other.storage_p_mw);
         self.trafo_tap_pos.assign(&other.trafo_tap_pos);
         self.shunt_step.assign(&other.shunt_step);
+        self.gen_p_mw.assign(&other.gen_p_mw);
+        self.gen_vm_pu.assign(&other.gen_vm_pu);
     }
 
     /// Named arrays, for messages and generic code.
-    pub fn fields(&self) -> [(&'static str, &Array2<f64>); 8] {
+    pub fn fields(&self) -> [(&'static str, &Array2<f64>); 10] {
         [
             ("load_p_mw", &self.load_p_mw),
             ("load_q_mvar", &self.load_q_mvar),
@@ -107,6 +119,8 @@ impl BatchInputs {
             ("storage_p_mw", &self.storage_p_mw),
             ("trafo_tap_pos", &self.trafo_tap_pos),
             ("shunt_step", &self.shunt_step),
+            ("gen_p_mw", &self.gen_p_mw),
+            ("gen_vm_pu", &self.gen_vm_pu),
         ]
     }
 
@@ -135,6 +149,7 @@ impl BatchInputs {
                         let v = self.shunt_step[(c, k)];
                         v >= 0.0 && v <= s.max_step as f64
                     })
+                    && self.gen_vm_pu.row(c).iter().all(|&v| v > 0.0)
         })
     }
 
@@ -158,6 +173,8 @@ impl BatchInputs {
             net.storages.len(),
             net.trafos.len(),
             net.shunts.len(),
+            net.gens.len(),
+            net.gens.len(),
         ];
         for ((name, a), n) in self.fields().into_iter().zip(expect) {
             if a.nrows() != b || a.ncols() != n {
@@ -208,6 +225,20 @@ impl BatchInputs {
                 )));
             }
         }
+        for (k, g) in net.gens.iter().enumerate() {
+            if let Some((c, v)) = self
+                .gen_vm_pu
+                .column(k)
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v <= 0.0)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "gen_vm_pu[copy {c}][{k}] = {v}: gen {k} ({:?})'s voltage set-point must be positive",
+                    g.name
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -240,6 +271,11 @@ pub struct BatchResults {
     pub ext_grid_p_mw: Array2<f64>,
     /// Ext-grid reactive power.
     pub ext_grid_q_mvar: Array2<f64>,
+    /// Gen active power (its set-point `p_mw · scaling`; 0 where not solved).
+    pub gen_p_mw: Array2<f64>,
+    /// Gen reactive power: the bus's balance, split among its gens and
+    /// ext_grids as pandapower's `pfsoln` does.
+    pub gen_q_mvar: Array2<f64>,
 }
 
 impl BatchResults {
@@ -259,6 +295,8 @@ impl BatchResults {
             trafo_loading_percent: z(net.trafos.len()),
             ext_grid_p_mw: z(net.ext_grids.len()),
             ext_grid_q_mvar: z(net.ext_grids.len()),
+            gen_p_mw: z(net.gens.len()),
+            gen_q_mvar: z(net.gens.len()),
         }
     }
 
@@ -268,7 +306,7 @@ impl BatchResults {
     }
 
     /// Named result tables (the `pf` output keys).
-    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 9] {
+    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 11] {
         [
             ("vm_pu", &self.vm_pu),
             ("va_degree", &self.va_degree),
@@ -279,6 +317,8 @@ impl BatchResults {
             ("trafo_loading_percent", &self.trafo_loading_percent),
             ("ext_grid_p_mw", &self.ext_grid_p_mw),
             ("ext_grid_q_mvar", &self.ext_grid_q_mvar),
+            ("gen_p_mw", &self.gen_p_mw),
+            ("gen_q_mvar", &self.gen_q_mvar),
         ]
     }
 

@@ -321,6 +321,13 @@ impl GpuBatch {
                 plan.net.impedances[k].name
             )));
         }
+        // PV nodes (gens) are not in the shader yet: the CPU backend solves them.
+        if let Some(k) = plan.gen_node.iter().position(|n| n.is_some()) {
+            return Err(Error::Unsupported(format!(
+                "gen {k} ({:?}): networks with in-service gens (PV buses) are solved by the CPU backend only",
+                plan.net.gens[k].name
+            )));
+        }
         if ctx.info.is_cpu_emulated() {
             // An emulated device's buffers are host memory too.
             super::memory::check_emulated_gpu(&plan, batch)?;

@@ -33,6 +33,19 @@ pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C6
     }
 }
 
+/// Copy `c` of `inp`: adds each in-service gen's `p_mw · scaling` (p.u.) to
+/// `s[node]`. Kept apart from [`copy_injections`]: pandapower's ZIP shares
+/// apply to the bus loads (sgens included), not to gens, so the kernels add it
+/// after [`copy_zip`].
+pub(crate) fn copy_gen_p(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C64]) {
+    let inv_sn = 1.0 / p.net.sn_mva;
+    for (k, n) in p.gen_node.iter().enumerate() {
+        if let Some(n) = *n {
+            s[n].re += inp.gen_p_mw[(c, k)] * p.net.gens[k].scaling * inv_sn;
+        }
+    }
+}
+
 /// Copy `c` of `inp`: `y[node]` = shunt admittance in p.u. (shunts at the
 /// copy's steps and the plan's constant shunts: ward `pz`/`qz`, impedance
 /// shunts); `plan.n_node` entries.

@@ -1,0 +1,169 @@
+//! pandapower's `gen` (PV buses) against `pandapower.runpp` (defaults,
+//! tolerance_mva = 1e-10): `example_multivoltage` with its real gen (xwards
+//! replaced by wards), a handcrafted meshed net (two gens at one bus with
+//! different Q ranges, a gen at the ext_grid's bus, gens at different vm_pu, a
+//! gen behind a trafo, out-of-service gens, gens at buses joined by a switch),
+//! and pandapower's `case118` and `case300`; base case, load scalings and a
+//! scenario that moves every gen's P and vm_pu (data and script in
+//! `tests/data/pandapower_gen/`). Both CPU kernels; the GPU backend refuses
+//! gens by name.
+
+mod common;
+use common::*;
+use powergrid::network::{self, yaml};
+use powergrid::powerflow::scenarios::ScenarioFile;
+use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
+use std::sync::Arc;
+
+const NETS: [&str; 4] = ["multivoltage_gen", "gens", "case118", "case300"];
+
+fn load(name: &str) -> (network::Network, ScenarioFile) {
+    reference_case("pandapower_gen", name)
+}
+
+/// Worst differences over the scenarios: `[|Δvm| p.u., |Δva| °, |Δline loading|
+/// pp, |Δtrafo loading| pp, |Δext_grid P| MW, |Δext_grid Q| Mvar, |Δgen P| MW,
+/// |Δgen Q| Mvar]`.
+fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> [f64; 8] {
+    let six = worst_all_converged(name, reference, r);
+    let mut w = [six[0], six[1], six[2], six[3], six[4], six[5], 0.0, 0.0];
+    for c in 0..reference.scenarios.len() {
+        w[6] = w[6].max(table_diff(r, reference, c, "gen_p_mw"));
+        w[7] = w[7].max(table_diff(r, reference, c, "gen_q_mvar"));
+    }
+    w
+}
+
+fn check(name: &str, what: &str, plan: &Plan, w: [f64; 8]) {
+    eprintln!(
+        "{name} ({what}, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, \
+         |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔP_gen| {:.2e} MW, |ΔQ_gen| {:.2e} Mvar",
+        plan.variant, plan.psi, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
+    );
+    assert!(w[0] <= 1e-6, "{name} {what}: max |Δvm| = {:e} p.u.", w[0]);
+    assert!(w[1] <= 1e-4, "{name} {what}: max |Δva| = {:e}°", w[1]);
+    assert!(
+        w[2] <= 1e-3,
+        "{name} {what}: max |Δline loading| = {:e} pp",
+        w[2]
+    );
+    assert!(
+        w[3] <= 1e-3,
+        "{name} {what}: max |Δtrafo loading| = {:e} pp",
+        w[3]
+    );
+    assert!(
+        w[4] <= 1e-5,
+        "{name} {what}: max |Δext_grid P| = {:e} MW",
+        w[4]
+    );
+    assert!(
+        w[5] <= 1e-5,
+        "{name} {what}: max |Δext_grid Q| = {:e} Mvar",
+        w[5]
+    );
+    assert!(w[6] <= 1e-9, "{name} {what}: max |Δgen P| = {:e} MW", w[6]);
+    assert!(
+        w[7] <= 1e-5,
+        "{name} {what}: max |Δgen Q| = {:e} Mvar",
+        w[7]
+    );
+}
+
+#[test]
+fn cpu_kernels_match_pandapower_runpp() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        let (plan, scalar) = cpu_solve(&net, &reference, CpuKernel::Scalar);
+        check(name, "CPU scalar", &plan, worst(name, &reference, &scalar));
+        let (plan, lanes) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        check(name, "CPU lanes", &plan, worst(name, &reference, &lanes));
+        // The lane kernel gives the scalar kernel's results bit for bit.
+        for ((key, a), (_, b)) in scalar.tables().into_iter().zip(lanes.tables()) {
+            assert_eq!(a, b, "{name}: {key}, scalar vs lanes");
+        }
+        assert_eq!(scalar.iterations, lanes.iterations, "{name}");
+    }
+}
+
+/// Warm starts: every copy solved at the base case first, then at its
+/// scenario (loads, gen P and vm_pu moved): the PV voltages follow the new
+/// set-points and the answers are pandapower's.
+#[test]
+fn warm_start_follows_new_gen_setpoints() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        for kernel in [CpuKernel::Scalar, CpuKernel::Lanes] {
+            let plan = default_plan(&net);
+            let b = reference.scenarios.len();
+            let mut batch = CpuBatch::new(plan.clone(), b).with_kernel(kernel);
+            let target = reference.to_inputs(&net).unwrap();
+            {
+                let inp = batch.inputs_mut();
+                for c in 0..b {
+                    inp.copy_row_from(c, &target, 0);
+                }
+            }
+            batch.solve().unwrap();
+            assert!(batch.results().converged.iter().all(|&x| x), "{name}");
+            batch.inputs_mut().assign(&target);
+            batch.solve().unwrap();
+            let w = worst(name, &reference, batch.results());
+            check(name, &format!("{kernel:?} warm"), &plan, w);
+        }
+    }
+}
+
+/// The YAML form of the imported network gives the same answers.
+#[test]
+fn yaml_round_trip_gives_the_same_answer() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        assert!(!net.gens.is_empty(), "{name}: gens imported");
+        let text = yaml::to_string(&net).unwrap();
+        let back = yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(net, back, "{name}: YAML round trip");
+        let (_, a) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        let (_, b) = cpu_solve(&back, &reference, CpuKernel::Lanes);
+        assert_eq!(a.vm_pu, b.vm_pu, "{name}");
+        assert_eq!(a.gen_q_mvar, b.gen_q_mvar, "{name}");
+    }
+}
+
+/// The shader has no PV nodes yet: the GPU backend refuses a network with an
+/// in-service gen, naming it.
+#[test]
+fn gpu_refuses_gens_by_name() {
+    if !gpu_or_skip("gpu_refuses_gens_by_name") {
+        return;
+    }
+    let (net, _) = load("gens");
+    let plan = default_plan(&net);
+    let e = powergrid::powerflow::gpu::GpuBatch::new(plan, 4)
+        .err()
+        .expect("gens on the GPU")
+        .to_string();
+    assert!(
+        e.contains("gen 0") && e.contains("G at slack") && e.contains("CPU"),
+        "{e}"
+    );
+}
+
+/// Plan-build time (variant/ψ search included) of the IEEE cases (printed, not asserted).
+#[test]
+fn plan_build_time_is_printed() {
+    for name in ["case118", "case300"] {
+        let (net, _) = load(name);
+        let t = std::time::Instant::now();
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        eprintln!(
+            "{name}: plan built in {:.1} ms ({} nodes, {} PV, {:?} psi {:.1}, {} factor non-zeros)",
+            t.elapsed().as_secs_f64() * 1e3,
+            plan.n_node,
+            plan.pv_nodes.len(),
+            plan.variant,
+            plan.psi,
+            plan.factor_nnz()
+        );
+    }
+}
