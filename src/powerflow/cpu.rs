@@ -7,6 +7,7 @@
 
 use super::admittance::{trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
+use super::injections::GenSites;
 use super::plan::Plan;
 use super::sparse_lu::{scale_upper, PatternValues};
 use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
@@ -262,18 +263,7 @@ struct Kernel {
     /// Per PQ-numbered node: a PV node (`plan.is_pv[..n_pq]`).
     pv_mask: Vec<bool>,
     /// Nodes with gens, for the gen and ext_grid Q results.
-    gen_sites: Vec<GenSite>,
-    /// In-service gens and ext_grids in the solved network (pandapower splits
-    /// Q by the Q ranges only when there is more than one).
-    n_sources: usize,
-}
-
-/// A node with gens: its gens and ext_grids (pandapower's `ppc` gens at one bus).
-#[derive(Debug, Clone)]
-struct GenSite {
-    node: usize,
-    gens: Vec<usize>,
-    ext_grids: Vec<usize>,
+    gen_sites: GenSites,
 }
 
 impl Kernel {
@@ -334,30 +324,9 @@ impl Kernel {
                 b.f as usize >= plan.n_pq || b.t as usize >= plan.n_pq
             })
             .collect();
-        let mut gen_sites: Vec<GenSite> = vec![];
-        for (k, n) in plan.gen_node.iter().enumerate() {
-            let Some(n) = *n else { continue };
-            match gen_sites.iter_mut().find(|s| s.node == n) {
-                Some(s) => s.gens.push(k),
-                None => gen_sites.push(GenSite {
-                    node: n,
-                    gens: vec![k],
-                    ext_grids: plan
-                        .ext_grid_node
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, x)| x.is_some_and(|(m, _)| m == n))
-                        .map(|(e, _)| e)
-                        .collect(),
-                }),
-            }
-        }
-        let n_sources =
-            plan.gen_node.iter().flatten().count() + plan.ext_grid_node.iter().flatten().count();
         Kernel {
             pv_mask: plan.is_pv[..plan.n_pq].to_vec(),
-            gen_sites,
-            n_sources,
+            gen_sites: GenSites::new(&plan),
             slack_fixed,
             arch: pulp::Arch::new(),
             bpp_cache: BppCache::default(),
@@ -914,7 +883,7 @@ fn ext_grid_rows(
     }
     gp.copy_from_slice(&st.gen_p);
     gq.fill(0.0);
-    for site in &k.gen_sites {
+    for site in &k.gen_sites.sites {
         let i = site.node;
         let cur = if i >= p.n_pq {
             st.cur[i]
@@ -922,34 +891,7 @@ fn ext_grid_rows(
             node_current(k, st, i)
         };
         let q_bus = (st.v[i] * cur.conj() - st.s_spec[i]).im * sn;
-        let ranges = site
-            .ext_grids
-            .iter()
-            .map(|_| (0.0, 0.0))
-            .chain(site.gens.iter().map(|&g| p.net.gens[g].q_range()));
-        let count = (site.ext_grids.len() + site.gens.len()) as f64;
-        let q_equal = q_bus / count;
-        let (mut q_tot, mut q_min, mut q_max) = (0.0, 0.0, 0.0);
-        for (lo, hi) in ranges.clone() {
-            q_tot += q_equal;
-            q_min += lo;
-            q_max += hi;
-        }
-        let share = |(lo, hi): (f64, f64)| {
-            if k.n_sources <= 1 {
-                q_bus
-            } else if q_min == q_max {
-                q_equal
-            } else {
-                lo + (q_tot - q_min) / (q_max - q_min + f64::EPSILON) * (hi - lo)
-            }
-        };
-        for (&e, r) in site.ext_grids.iter().zip(ranges.clone()) {
-            eq[e] = share(r);
-        }
-        for (&g, r) in site.gens.iter().zip(ranges.skip(site.ext_grids.len())) {
-            gq[g] = share(r);
-        }
+        k.gen_sites.split_q(p, site, q_bus, eq, gq);
     }
 }
 
