@@ -259,6 +259,7 @@ impl Model {
             ("trafo3w", net.trafo3ws.len()),
             ("impedance", net.impedances.len()),
             ("ward", net.wards.len()),
+            ("gen", net.gens.len()),
         ] {
             if n > 0 {
                 return Err(Error::Unsupported(format!(
