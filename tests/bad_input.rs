@@ -52,31 +52,30 @@ fn unsupported_element_is_named() {
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cols = [
         "name",
-        "bus",
-        "ps_mw",
-        "qs_mvar",
-        "pz_mw",
-        "qz_mvar",
-        "r_ohm",
-        "x_ohm",
-        "vm_pu",
+        "from_bus",
+        "to_bus",
+        "p_mw",
+        "loss_percent",
+        "loss_mw",
+        "vm_from_pu",
+        "vm_to_pu",
         "in_service",
     ];
-    let xward = |on: bool| {
+    let dcline = |on: bool| {
         serde_json::json!({"_class": "DataFrame", "_module": "pandas.core.frame", "_object":
             serde_json::json!({"columns": cols, "index": [0],
-                "data": [["X1", 3, 0.5, 0.1, 0.0, 0.0, 0.1, 1.0, 1.0, on]]}).to_string()})
+                "data": [["D1", 3, 4, 0.5, 1.0, 0.0, 1.0, 1.0, on]]}).to_string()})
     };
-    v["_object"]["xward"] = xward(true);
+    v["_object"]["dcline"] = dcline(true);
     let e = pandapower::from_str(&v.to_string())
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unsupported element") && e.contains("'xward'"),
+        e.contains("unsupported element") && e.contains("'dcline'"),
         "{e}"
     );
     // An out-of-service one changes nothing and is accepted.
-    v["_object"]["xward"] = xward(false);
+    v["_object"]["dcline"] = dcline(false);
     assert!(pandapower::from_str(&v.to_string()).is_ok());
 }
 

@@ -14,7 +14,14 @@ use powergrid::powerflow::scenarios::ScenarioFile;
 use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
-const NETS: [&str; 4] = ["multivoltage_gen", "gens", "case118", "case300"];
+const NETS: [&str; 6] = [
+    "multivoltage_gen",
+    "gens",
+    "case118",
+    "case300",
+    "multivoltage_full",
+    "xwards",
+];
 
 fn load(name: &str) -> (network::Network, ScenarioFile) {
     reference_case("pandapower_gen", name)
@@ -119,6 +126,10 @@ fn yaml_round_trip_gives_the_same_answer() {
     for name in NETS {
         let (net, reference) = load(name);
         assert!(!net.gens.is_empty(), "{name}: gens imported");
+        assert_eq!(
+            net.xwards.is_empty(),
+            !name.contains("x") && name != "multivoltage_full"
+        );
         let text = yaml::to_string(&net).unwrap();
         let back = yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(net, back, "{name}: YAML round trip");

@@ -97,6 +97,7 @@ pub fn synthetic(n: usize, meshed: bool) -> Network {
         impedances: vec![],
         wards: vec![],
         gens: vec![],
+        xwards: vec![],
         controllers: vec![],
     }
 }

@@ -75,6 +75,10 @@ pub struct Network {
     /// Q whatever holds the voltage (pandapower's `gen`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gens: Vec<Gen>,
+    /// Extended wards: a ward plus an internal PV node at `vm_pu` behind
+    /// `r_ohm + j·x_ohm` (pandapower's `xward`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xwards: Vec<Xward>,
     /// Switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<Switch>,
@@ -652,6 +656,42 @@ impl Gen {
     }
 }
 
+/// An extended ward (pandapower's `xward`): a [`Ward`]'s `ps`/`qs` (constant
+/// power) and `pz`/`qz` (constant impedance) at its bus, plus an internal PV
+/// node (no P, free Q) held at `vm_pu` behind `r_ohm + j·x_ohm` (ohms at the
+/// bus's `vn_kv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Xward {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Constant active power consumed in MW.
+    #[serde(default)]
+    pub ps_mw: f64,
+    /// Constant reactive power consumed in Mvar.
+    #[serde(default)]
+    pub qs_mvar: f64,
+    /// Active power of the constant impedance at 1 p.u. in MW.
+    #[serde(default)]
+    pub pz_mw: f64,
+    /// Reactive power of the constant impedance at 1 p.u. in Mvar.
+    #[serde(default)]
+    pub qz_mvar: f64,
+    /// Resistance to the internal node in ohms.
+    pub r_ohm: f64,
+    /// Reactance to the internal node in ohms.
+    pub x_ohm: f64,
+    /// Voltage set-point of the internal node in p.u.
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
 /// Ratio of r to x used for bus-bus switches with an impedance (pandapower's `switch_rx_ratio`).
 pub const SWITCH_RX_RATIO: f64 = 2.0;
 
@@ -976,6 +1016,32 @@ impl Network {
                      use an ext_grid at its bus",
                     e.name
                 )));
+            }
+        }
+        for (i, e) in self.xwards.iter().enumerate() {
+            check_bus("xward", i, &e.name, e.bus)?;
+            for (f, v) in [
+                ("ps_mw", e.ps_mw),
+                ("qs_mvar", e.qs_mvar),
+                ("pz_mw", e.pz_mw),
+                ("qz_mvar", e.qz_mvar),
+                ("r_ohm", e.r_ohm),
+                ("x_ohm", e.x_ohm),
+                ("vm_pu", e.vm_pu),
+            ] {
+                check_num("xward", i, &e.name, f, v)?;
+            }
+            if e.vm_pu <= 0.0 {
+                return bad(format!(
+                    "xward {i} ({:?}): vm_pu must be positive, got {}",
+                    e.name, e.vm_pu
+                ));
+            }
+            if e.r_ohm == 0.0 && e.x_ohm == 0.0 {
+                return bad(format!(
+                    "xward {i} ({:?}): r_ohm and x_ohm are both 0 (the internal node needs an impedance)",
+                    e.name
+                ));
             }
         }
         if !self

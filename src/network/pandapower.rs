@@ -47,6 +47,7 @@ const MODELLED_TABLES: &[&str] = &[
     "impedance",
     "ward",
     "gen",
+    "xward",
 ];
 
 /// Read a pandapower JSON file.
@@ -221,12 +222,8 @@ pub fn from_str(text: &str) -> Result<Network> {
                 .filter(|&r| t.bool_or(r, "in_service", true))
                 .count();
             if active > 0 {
-                let why = match key.as_str() {
-                    "xward" => " (its internal node is a PV bus at vm_pu; replace it by a ward if that is close enough)",
-                    _ => "",
-                };
                 return Err(Error::Unsupported(format!(
-                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model{why} (supported: {})",
+                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model (supported: {})",
                     MODELLED_TABLES.join(", ")
                 )));
             }
@@ -536,6 +533,24 @@ pub fn from_str(text: &str) -> Result<Network> {
         });
     }
 
+    // Extended wards (`slack_weight` ignored: `distributed_slack` is not offered).
+    let xt = take("xward");
+    let mut xwards = Vec::with_capacity(xt.len());
+    for r in 0..xt.len() {
+        xwards.push(Xward {
+            name: xt.str(r, "name"),
+            bus: bus_of(&xt, r, "bus")?,
+            ps_mw: xt.f64(r, "ps_mw")?,
+            qs_mvar: xt.f64(r, "qs_mvar")?,
+            pz_mw: xt.f64(r, "pz_mw")?,
+            qz_mvar: xt.f64(r, "qz_mvar")?,
+            r_ohm: xt.f64(r, "r_ohm")?,
+            x_ohm: xt.f64(r, "x_ohm")?,
+            vm_pu: xt.f64_or(r, "vm_pu", 1.0)?,
+            in_service: xt.bool_or(r, "in_service", true),
+        });
+    }
+
     let sw = take("switch");
     let mut switches = Vec::with_capacity(sw.len());
     for r in 0..sw.len() {
@@ -606,6 +621,7 @@ pub fn from_str(text: &str) -> Result<Network> {
         impedances,
         wards,
         gens,
+        xwards,
     })
 }
 

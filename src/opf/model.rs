@@ -218,6 +218,7 @@ fn name_of(net: &Network, s: BranchSource) -> String {
             format!("trafo3w {k} ({:?}) winding {w}", net.trafo3ws[k].name)
         }
         BranchSource::Impedance(k) => format!("impedance {k} ({:?})", net.impedances[k].name),
+        BranchSource::Xward(k) => format!("xward {k} ({:?})", net.xwards[k].name),
     }
 }
 
@@ -260,6 +261,7 @@ impl Model {
             ("impedance", net.impedances.len()),
             ("ward", net.wards.len()),
             ("gen", net.gens.len()),
+            ("xward", net.xwards.len()),
         ] {
             if n > 0 {
                 return Err(Error::Unsupported(format!(
@@ -585,7 +587,8 @@ impl Model {
                 }
                 BranchSource::Switch(_)
                 | BranchSource::Trafo3w(..)
-                | BranchSource::Impedance(_) => {}
+                | BranchSource::Impedance(_)
+                | BranchSource::Xward(_) => {}
             }
             branch_of_plan[pi] = branches.len();
             branches.push(BranchM {

@@ -98,10 +98,8 @@ impl CopyState {
             s_spec: vec![C64::ZERO; nn],
             s_i: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
             s_z: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
-            pv_vm: plan
-                .pv_gen
-                .iter()
-                .map(|&k| plan.net.gens[k].vm_pu)
+            pv_vm: (0..plan.pv_nodes.len())
+                .map(|j| plan.pv_vm_base(j))
                 .collect(),
             gen_p: vec![0.0; plan.gen_node.len()],
             ysh: vec![C64::ZERO; nn],
@@ -353,8 +351,8 @@ impl Kernel {
                 super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
             }
             super::injections::copy_gen_p(p, inp, c, &mut st.s_spec);
-            for (x, &k) in st.pv_vm.iter_mut().zip(&p.pv_gen) {
-                *x = inp.gen_vm_pu[(c, k)];
+            for (j, x) in st.pv_vm.iter_mut().enumerate() {
+                *x = p.pv_vm(j, inp, c);
             }
             for (k, (x, n)) in st.gen_p.iter_mut().zip(&p.gen_node).enumerate() {
                 *x = if n.is_some() {

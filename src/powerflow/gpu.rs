@@ -529,8 +529,8 @@ impl GpuBatch {
             }
             // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
             let r0 = self.layout.params.p_pv as usize;
-            for (j, &k) in p.pv_gen.iter().enumerate() {
-                chunk.pc.put(r0 + j, lc, inp.gen_vm_pu[(c, k)] - 1.0);
+            for j in 0..p.pv_nodes.len() {
+                chunk.pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
             }
             if changed || !chunk.primed {
                 let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];

@@ -108,8 +108,10 @@ impl GenSites {
                 }),
             }
         }
-        let n_sources =
-            p.gen_node.iter().flatten().count() + p.ext_grid_node.iter().flatten().count();
+        // pandapower's `ppc` gens: ext_grids, gens and xwards' internal nodes.
+        let n_sources = p.gen_node.iter().flatten().count()
+            + p.ext_grid_node.iter().flatten().count()
+            + p.xward_node.iter().flatten().count();
         GenSites { sites, n_sources }
     }
 

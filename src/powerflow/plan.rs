@@ -58,6 +58,17 @@ pub enum BranchSource {
     /// Row of the impedance table (possibly non-reciprocal: `adm.yft ≠ adm.ytf`;
     /// `z` is the from → to impedance; its shunts are in `node_y_const`).
     Impedance(usize),
+    /// Row of the xward table: its bus → its internal PV node.
+    Xward(usize),
+}
+
+/// What holds a PV node's voltage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PvSource {
+    /// A gen (row of the gen table; `vm_pu` per copy from the batch inputs).
+    Gen(usize),
+    /// An xward's internal node (row of the xward table; its `vm_pu`).
+    Xward(usize),
 }
 
 /// A branch between two nodes.
@@ -145,9 +156,12 @@ pub struct Plan {
     /// identity row and column in B'' (|V| is fixed), and its ΔQ is left out of
     /// the mismatch norm.
     pub pv_nodes: Vec<usize>,
-    /// The gen whose `vm_pu` each PV node holds (the first at the node; every
-    /// gen at a node must have the same set-point, as pandapower requires).
-    pub pv_gen: Vec<usize>,
+    /// What holds each PV node's voltage: the first gen at the node (every gen
+    /// at a node must have the same set-point, as pandapower requires), or an
+    /// xward's internal node.
+    pub pv_source: Vec<PvSource>,
+    /// Internal node of each xward (`None`: not solved).
+    pub xward_node: Vec<Option<usize>>,
     /// Per node: a PV node.
     pub is_pv: Vec<bool>,
     /// Chosen variant.
@@ -342,6 +356,30 @@ impl Plan {
                 });
             }
         }
+        // Extended wards: an internal node of their own behind r + jx (pandapower's
+        // auxiliary bus, a PV node at the xward's vm_pu).
+        let mut xward_root = vec![None; net.xwards.len()];
+        for (k, x) in net.xwards.iter().enumerate() {
+            if x.in_service && net.buses[x.bus].in_service {
+                root.push(root.len());
+                let aux = root.len() - 1;
+                xward_root[k] = Some(aux);
+                let vn = net.buses[x.bus].vn_kv;
+                let pi = PiBranch {
+                    z: C64::new(x.r_ohm, x.x_ohm).scale(net.sn_mva / (vn * vn)),
+                    y_sh: C64::ZERO,
+                    ratio: 1.0,
+                    shift_rad: 0.0,
+                };
+                raw.push(Raw {
+                    f: root[x.bus],
+                    t: aux,
+                    source: BranchSource::Xward(k),
+                    pi,
+                    adm: pi.admittance(),
+                });
+            }
+        }
         for &k in &z_switches {
             let s = &net.switches[k];
             raw.push(Raw {
@@ -450,7 +488,9 @@ impl Plan {
                     trafo3w_branch_idx[k][w as usize] = Some(i);
                     false
                 }
-                BranchSource::Switch(_) | BranchSource::Impedance(_) => false,
+                BranchSource::Switch(_) | BranchSource::Impedance(_) | BranchSource::Xward(_) => {
+                    false
+                }
             };
             if !tapped {
                 fixed_branches.push(i);
@@ -506,6 +546,12 @@ impl Plan {
                 node_y_const[n] += ward_y(net, k);
             }
         }
+        for (k, x) in net.xwards.iter().enumerate() {
+            if let (Some(_), Some(n)) = (xward_root[k], node(x.bus)) {
+                node_s_const[n] -= C64::new(x.ps_mw, x.qs_mvar).scale(1.0 / net.sn_mva);
+                node_y_const[n] += C64::new(x.pz_mw, -x.qz_mvar).scale(1.0 / net.sn_mva);
+            }
+        }
         for b in &branches {
             if let BranchSource::Impedance(k) = b.source {
                 let a = impedance_adm(net.sn_mva, &net.impedances[k]);
@@ -531,21 +577,30 @@ impl Plan {
             .iter()
             .map(|e| if e.in_service { node(e.bus) } else { None })
             .collect();
+        let xward_node: Vec<Option<usize>> = xward_root
+            .iter()
+            .map(|r| r.filter(|&r| live[r]).map(|r| node_of_root[r]))
+            .collect();
         let mut is_pv = vec![false; n_node];
         let mut pv_nodes = vec![];
-        let mut pv_gen = vec![];
-        for (k, n) in gen_node.iter().enumerate() {
-            if let Some(n) = *n {
+        let mut pv_source = vec![];
+        let sources = (gen_node
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (*n, PvSource::Gen(k))))
+        .chain((xward_node.iter().enumerate()).map(|(k, n)| (*n, PvSource::Xward(k))));
+        for (n, src) in sources {
+            if let Some(n) = n {
                 if n < n_pq && !is_pv[n] {
                     is_pv[n] = true;
                     pv_nodes.push(n);
-                    pv_gen.push(k);
+                    pv_source.push(src);
                 }
             }
         }
         let mut pv_order: Vec<usize> = (0..pv_nodes.len()).collect();
         pv_order.sort_by_key(|&j| pv_nodes[j]);
-        let pv_gen: Vec<usize> = pv_order.iter().map(|&j| pv_gen[j]).collect();
+        let pv_source: Vec<PvSource> = pv_order.iter().map(|&j| pv_source[j]).collect();
         pv_nodes.sort_unstable();
 
         let mut plan = Plan {
@@ -575,7 +630,8 @@ impl Plan {
             ext_grid_node,
             gen_node,
             pv_nodes,
-            pv_gen,
+            pv_source,
+            xward_node,
             is_pv,
             variant: Variant::XB,
             psi: 0.0,
@@ -608,7 +664,23 @@ impl Plan {
         }
     }
 
-    /// Whether some node has a PV gen ([`Plan::pv_nodes`]).
+    /// The network's voltage set-point of PV node `j` (index into `pv_nodes`).
+    pub fn pv_vm_base(&self, j: usize) -> f64 {
+        match self.pv_source[j] {
+            PvSource::Gen(k) => self.net.gens[k].vm_pu,
+            PvSource::Xward(k) => self.net.xwards[k].vm_pu,
+        }
+    }
+
+    /// Copy `c`'s voltage set-point of PV node `j`: a gen's from the inputs.
+    pub fn pv_vm(&self, j: usize, inp: &super::batch::BatchInputs, c: usize) -> f64 {
+        match self.pv_source[j] {
+            PvSource::Gen(k) => inp.gen_vm_pu[(c, k)],
+            PvSource::Xward(k) => self.net.xwards[k].vm_pu,
+        }
+    }
+
+    /// Whether some node is a PV node ([`Plan::pv_nodes`]).
     pub fn has_pv(&self) -> bool {
         !self.pv_nodes.is_empty()
     }
@@ -729,9 +801,9 @@ impl Plan {
             .slack_v
             .first()
             .map_or(C64::new(1.0, 0.0), |v| v.scale(1.0 / v.abs()));
-        for (&i, &k) in self.pv_nodes.iter().zip(&self.pv_gen) {
+        for (j, &i) in self.pv_nodes.iter().enumerate() {
             triplets.push(Triplet::new(i, i, c64::new(1.0, 0.0)));
-            rhs[(i, 0)] = cx(angle.scale(self.net.gens[k].vm_pu));
+            rhs[(i, 0)] = cx(angle.scale(self.pv_vm_base(j)));
         }
         for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
             if !self.is_pv[i] {

@@ -19,6 +19,11 @@ inputs and `gen_p_mw`/`gen_q_mvar` results).
   buses joined by a closed bus-bus switch.
 - `case118`, `case300`: pandapower.networks' IEEE cases (gen, ext_grid, line,
   trafo with taps, load, shunt, sgen).
+- `multivoltage_full`: `example_multivoltage` exactly as pandapower ships it
+  (its gen and its two xwards).
+- `xwards`: handcrafted: a meshed 20 kV net with xwards at a PQ bus, at the
+  ext_grid's bus, at a PV bus (with a gen), out of service and at an
+  out-of-service bus.
 """
 import json
 import pathlib
@@ -99,6 +104,36 @@ def gens():
     return net
 
 
+def multivoltage_full():
+    net = pn.example_multivoltage()
+    net.name = "multivoltage_full"
+    return net
+
+
+def xwards():
+    net = pp.create_empty_network(name="xwards")
+    b = [pp.create_bus(net, 20.0, name=f"B{i}") for i in range(5)]
+    pp.create_ext_grid(net, b[0], vm_pu=1.0, va_degree=0.0)
+    for f, t, km in [(0, 1, 3), (1, 2, 2), (2, 3, 2.5), (1, 4, 1.5), (3, 0, 5)]:
+        pp.create_line_from_parameters(net, b[f], b[t], km, 0.12, 0.35, 250, 0.4, name=f"B{f}-B{t}")
+    pp.create_xward(net, b[2], ps_mw=1.0, qs_mvar=0.3, pz_mw=0.1, qz_mvar=-0.2, r_ohm=0.5, x_ohm=5.0,
+                    vm_pu=1.01, name="X at PQ bus")
+    pp.create_xward(net, b[0], ps_mw=0.5, qs_mvar=0.1, pz_mw=0.05, qz_mvar=0.1, r_ohm=0.1, x_ohm=2.0,
+                    vm_pu=1.0, name="X at slack")
+    pp.create_xward(net, b[4], ps_mw=2.0, qs_mvar=1.0, pz_mw=0.0, qz_mvar=0.0, r_ohm=0.2, x_ohm=3.0,
+                    vm_pu=1.05, in_service=False, name="X oos")
+    pp.create_gen(net, b[3], p_mw=1.5, vm_pu=1.005, name="G3")
+    pp.create_xward(net, b[3], ps_mw=0.4, qs_mvar=0.2, pz_mw=0.02, qz_mvar=0.05, r_ohm=0.3, x_ohm=4.0,
+                    vm_pu=0.99, name="X at PV bus")
+    oos = pp.create_bus(net, 20.0, name="oos", in_service=False)
+    pp.create_line_from_parameters(net, b[4], oos, 1.0, 0.12, 0.35, 250, 0.4, name="B4-oos")
+    pp.create_xward(net, oos, ps_mw=1.0, qs_mvar=0.5, pz_mw=0.0, qz_mvar=0.0, r_ohm=0.2, x_ohm=3.0,
+                    vm_pu=1.0, name="X at oos bus")
+    for bus, p in [(b[1], 2.0), (b[2], 1.5), (b[3], 1.0), (b[4], 2.5)]:
+        pp.create_load(net, bus, p, 0.3 * p)
+    return net
+
+
 def case118():
     return pn.case118()
 
@@ -107,7 +142,8 @@ def case300():
     return pn.case300()
 
 
-NETWORKS = {"multivoltage_gen": multivoltage_gen, "gens": gens, "case118": case118, "case300": case300}
+NETWORKS = {"multivoltage_gen": multivoltage_gen, "gens": gens, "case118": case118, "case300": case300,
+            "multivoltage_full": multivoltage_full, "xwards": xwards}
 # case300 diverges under runpp's Newton-Raphson (10 iterations) beyond about ±4 % load: milder changes there.
 SCALINGS_OF = {"case300": [1.0, 0.98, 1.02, 0.95]}
 GEN_MOVE = {"case300": (0.98, 0.005)}
