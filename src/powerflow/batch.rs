@@ -251,7 +251,7 @@ pub struct BatchResults {
     pub converged: Vec<bool>,
     /// Iterations used (P and Q half-step pairs).
     pub iterations: Vec<u32>,
-    /// Final max over PQ buses of `|ΔP|`, `|ΔQ|` in p.u.
+    /// Final max of `|ΔP|` (PQ and PV nodes) and `|ΔQ|` (PQ nodes) in p.u.
     pub max_mismatch_pu: Vec<f64>,
     /// Bus voltage magnitude.
     pub vm_pu: Array2<f64>,

@@ -24,7 +24,8 @@ pub enum Variant {
 /// Solver settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolverOptions {
-    /// Convergence: max over PQ buses of `|ΔP|` and `|ΔQ|` in p.u. of `sn_mva`.
+    /// Convergence: max of `|ΔP|` over PQ and PV nodes and `|ΔQ|` over PQ
+    /// nodes, in p.u. of `sn_mva`.
     pub tolerance_pu: f64,
     /// Iteration cap (one iteration = a P and a Q half-step).
     pub max_iterations: u32,
