@@ -235,3 +235,38 @@ fn plan_build_time_is_printed() {
         );
     }
 }
+
+/// `powergrid pf` with a reference file as its scenarios (gen P and vm_pu per
+/// scenario): the output has the gen tables, and they are pandapower's.
+#[test]
+fn pf_cli_reads_gen_setpoints_and_writes_gen_results() {
+    let dir = path("tests/data/pandapower_gen");
+    let out = std::env::temp_dir().join(format!("powergrid_gen_cli_{}.json", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_powergrid"))
+        .args(["pf", "--network"])
+        .arg(dir.join("gens.json"))
+        .arg("--scenarios")
+        .arg(dir.join("gens.reference.json"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (_, reference) = load("gens");
+    for (c, s) in v["scenarios"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["converged"], true, "scenario {c}");
+        for key in ["gen_p_mw", "gen_q_mvar", "vm_pu"] {
+            let got: Vec<f64> = s["results"][key]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {key} in the output"))
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            let d = max_abs_diff(&got, &ref_table(&reference, c, key));
+            assert!(d <= 1e-6, "scenario {c} {key}: {d:e}");
+        }
+    }
+}
