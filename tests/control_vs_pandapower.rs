@@ -41,6 +41,8 @@ struct Figures {
     unsettled: usize,
     max_dvm: f64,
     iterations: f64,
+    /// Copy power flows skipped on predicted voltages.
+    skipped: u64,
 }
 
 /// Runs the control loop on `pf` for every scenario and checks it against
@@ -54,9 +56,21 @@ fn check(
     pf: &mut dyn PowerFlow,
     vm_tol: f64,
 ) -> Figures {
+    check_with(name, net, reference, pf, vm_tol, ControlOptions::default())
+}
+
+/// [`check`] with the control loop's `options`.
+fn check_with(
+    name: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+    pf: &mut dyn PowerFlow,
+    vm_tol: f64,
+    options: ControlOptions,
+) -> Figures {
     let b = reference.scenarios.len();
     *pf.inputs_mut() = reference.to_inputs(net).unwrap();
-    let mut ctl = ControlLoop::new(net, &net.controllers, b, ControlOptions::default()).unwrap();
+    let mut ctl = ControlLoop::new(net, &net.controllers, b, options).unwrap();
     let summary = ctl.run(pf).unwrap();
     assert_eq!(summary.batch, b);
     let (r, inp) = (pf.results(), pf.inputs());
@@ -128,6 +142,7 @@ fn check(
         f.iterations += ctl.iterations()[c] as f64;
     }
     f.iterations /= f.settled.max(1) as f64;
+    f.skipped = ctl.skipped_power_flows();
     eprintln!("{name} on {}: {f:?}", pf.describe());
     f
 }
@@ -187,6 +202,43 @@ fn cpu_settles_like_pandapower_in_a_batch_read_in_parallel() {
     let mut cpu = CpuBatch::new(plan, reference.scenarios.len());
     let f = check("ieee34_ieee13, repeated", &net, &reference, &mut cpu, 1e-6);
     assert!(f.scenarios >= 300 && f.settled >= 3 * 12);
+}
+
+/// Moves on predicted voltages (`ControlOptions::predict_margin_pu` at the
+/// shipped setups' 3e-3 p.u., alone and with their 1e-3 screening): the same
+/// settled taps, steps and control iterations as pandapower on every
+/// reference scenario, with power flows really skipped (on both backends).
+#[test]
+fn predicted_moves_settle_like_pandapower() {
+    let combos = [(None, 3e-3), (Some(1e-3), 3e-3)];
+    let gpu = gpu_or_skip("predicted_moves_settle_like_pandapower (GPU part)");
+    for (screening, margin) in combos {
+        let options = ControlOptions {
+            screening_tolerance_pu: screening,
+            predict_margin_pu: Some(margin),
+            ..Default::default()
+        };
+        let mut skipped = 0;
+        for name in NETS {
+            let (net, reference) = load(name);
+            let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+            let b = reference.scenarios.len();
+            let mut cpu = CpuBatch::new(plan.clone(), b);
+            let f = check_with(name, &net, &reference, &mut cpu, 1e-6, options);
+            skipped += f.skipped;
+            if gpu {
+                let mut gpu = GpuBatch::new(plan, b).unwrap();
+                let g = check_with(name, &net, &reference, &mut gpu, 1e-6, options);
+                assert_eq!(
+                    g.skipped > 0,
+                    f.skipped > 0,
+                    "{name}: GPU and CPU skip alike"
+                );
+            }
+        }
+        println!("screening {screening:?}, margin {margin:e}: {skipped} power flows skipped");
+        assert!(skipped >= 20, "only {skipped} power flows skipped");
+    }
 }
 
 #[test]

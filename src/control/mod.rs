@@ -30,8 +30,9 @@ use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::network::{Controller, Network, TapSide};
 use crate::powerflow::admittance::trafo_branch;
-use crate::powerflow::PowerFlow;
-use ndarray::{Array2, ArrayView2};
+use crate::powerflow::tap_warm::{downstream_nodes, tap_move_factor};
+use crate::powerflow::{Plan, PowerFlow};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 
 /// Options of the control loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +50,19 @@ pub struct ControlOptions {
     /// results); only where a voltage lies within about `t` of a threshold can
     /// the path, and so the settled position, differ from the default's.
     pub screening_tolerance_pu: Option<f64>,
+    /// `None` (the default): every control iteration is followed by a power
+    /// flow, as in pandapower. `Some(m)`: a copy's power flow after a move is
+    /// skipped when its next decision is already certain: the voltages behind
+    /// each moved tap changer are predicted to follow its ratio (the warm
+    /// start both solvers use, [`crate::powerflow::tap_warm`]), and if every
+    /// predicted voltage lies more than `m` p.u. (times the number of
+    /// predictions in a row) from each of its controller's thresholds, and some
+    /// controller still has to move, the controllers move on that prediction.
+    /// A copy is only ever found settled on a power flow, so the final state
+    /// meets the same conditions; no shunt step may have moved (its effect is
+    /// not predicted), and the move that reaches the iteration cap is always
+    /// solved. Needs a backend that gives its plan ([`PowerFlow::plan`]).
+    pub predict_margin_pu: Option<f64>,
 }
 
 impl Default for ControlOptions {
@@ -56,6 +70,7 @@ impl Default for ControlOptions {
         ControlOptions {
             max_iterations: 30,
             screening_tolerance_pu: None,
+            predict_margin_pu: None,
         }
     }
 }
@@ -128,6 +143,15 @@ pub struct ControlLoop {
     moves: Array2<u32>,
     /// Measured (or compensated) voltage per copy and controller, NaN where the bus is dead.
     vm: Array2<f64>,
+    /// Copies solved by the last power flow (the ones `measure` reads).
+    solved: Vec<bool>,
+    /// Per copy: decisions made on predicted voltages in a row.
+    predicted: Vec<u32>,
+    /// With [`ControlOptions::predict_margin_pu`]: which moves scale which
+    /// measured voltages (made from the backend's plan at the first run).
+    predictor: Option<Predictor>,
+    /// Power flows skipped on a prediction in the last run (copies × iterations).
+    skipped: u64,
 }
 
 impl ControlLoop {
@@ -229,6 +253,10 @@ impl ControlLoop {
             active: vec![false; batch],
             moves: Array2::zeros((batch, n)),
             vm: Array2::from_elem((batch, n), f64::NAN),
+            solved: vec![false; batch],
+            predicted: vec![0; batch],
+            predictor: None,
+            skipped: 0,
         })
     }
 
@@ -264,6 +292,7 @@ impl ControlLoop {
             }
         }
         self.iterations.fill(0);
+        self.skipped = 0;
         self.settled.fill(false);
         self.failed.fill(false);
         self.active.fill(true);
@@ -280,6 +309,18 @@ impl ControlLoop {
     /// [`ControlLoop::run`] after the checks: the loop itself.
     fn iterate(&mut self, pf: &mut dyn PowerFlow) -> Result<ControlSummary> {
         let b = self.batch;
+        if self.options.predict_margin_pu.is_some() && self.predictor.is_none() {
+            self.predictor = pf
+                .plan()
+                .and_then(|p| Predictor::new(&self.net, &self.ctrls, p));
+        }
+        let margin = self
+            .options
+            .predict_margin_pu
+            .filter(|_| self.predictor.is_some());
+        let mut factor = vec![1.0; self.ctrls.len()];
+        self.solved.fill(true);
+        self.predicted.fill(0);
         let mut screening = self.options.screening_tolerance_pu.is_some();
         if screening {
             pf.set_tolerance(self.options.screening_tolerance_pu);
@@ -295,7 +336,9 @@ impl ControlLoop {
             let max_it = self.options.max_iterations;
             let (taps, steps) = pf.controls_mut();
             let mut any = false;
+            let mut any_solve = false;
             for c in 0..b {
+                self.solved[c] = false;
                 if !self.active[c] {
                     continue;
                 }
@@ -305,6 +348,8 @@ impl ControlLoop {
                 }
                 let may_move = self.iterations[c] < max_it;
                 let mut moved = false;
+                let mut shunt_moved = false;
+                factor.fill(1.0);
                 for (j, ctrl) in self.ctrls.iter().enumerate() {
                     let v = self.vm[(c, j)];
                     match *ctrl {
@@ -327,6 +372,9 @@ impl ControlLoop {
                             if may_move && d != 0.0 {
                                 taps[(c, trafo)] = pos + d;
                                 self.moves[(c, j)] += 1;
+                                if let Some(p) = &self.predictor {
+                                    factor[j] = p.factor(&self.net, j, trafo, pos, pos + d);
+                                }
                             }
                         }
                         Compiled::Shunt {
@@ -348,6 +396,7 @@ impl ControlLoop {
                                 let new = shunt_move(v, step, set, tol, increment, sign, max_step);
                                 steps[(c, shunt)] = new;
                                 self.moves[(c, j)] += (new - step).abs() as u32;
+                                shunt_moved |= new != step;
                             }
                         }
                     }
@@ -360,6 +409,24 @@ impl ControlLoop {
                 } else {
                     self.iterations[c] += 1;
                     any = true;
+                    // Skip the power flow where the next decision is certain
+                    // (never after a shunt move, never for the capped move).
+                    let row = self.vm.row_mut(c);
+                    let certain = match (margin, &self.predictor) {
+                        (Some(m), Some(p)) if !shunt_moved && self.iterations[c] < max_it => {
+                            let m = m * (self.predicted[c] + 1) as f64;
+                            p.predict(&self.ctrls, &factor, row, taps.row(c), steps.row(c), m)
+                        }
+                        _ => false,
+                    };
+                    if certain {
+                        self.predicted[c] += 1;
+                        self.skipped += 1;
+                    } else {
+                        self.predicted[c] = 0;
+                        self.solved[c] = true;
+                        any_solve = true;
+                    }
                 }
             }
             if !any {
@@ -372,10 +439,17 @@ impl ControlLoop {
                 pf.set_tolerance(None);
                 for c in 0..b {
                     self.active[c] = !self.failed[c];
+                    self.solved[c] = self.active[c];
+                    self.predicted[c] = 0;
                     self.settled[c] = false;
                 }
+                any_solve = true;
             }
-            let r = pf.solve_active(&self.active);
+            if !any_solve {
+                // Every copy still controlling moves on a prediction.
+                continue;
+            }
+            let r = pf.solve_active(&self.solved);
             if r.is_err() {
                 pf.set_tolerance(None);
             }
@@ -395,9 +469,9 @@ impl ControlLoop {
         })
     }
 
-    /// Read the measured voltages of the active copies from the last solve
+    /// Read the measured voltages of the copies the last power flow solved
     /// (marking failed copies); the line-drop compensated voltage where set.
-    /// Copies are independent: with many active copies, in parallel on the
+    /// Copies are independent: with many solved copies, in parallel on the
     /// backend's pool.
     fn measure(&mut self, pf: &dyn PowerFlow) {
         let (res, inp) = (pf.results(), pf.inputs());
@@ -409,22 +483,28 @@ impl ControlLoop {
             res,
             inp,
         };
-        let active = self.active.iter().filter(|&&a| a).count();
+        let solved = self.solved.iter().filter(|&&a| a).count();
         match pf.pool() {
-            Some(pool) if active >= PARALLEL_MEASURE && !self.ctrls.is_empty() => {
+            Some(pool) if solved >= PARALLEL_MEASURE && !self.ctrls.is_empty() => {
                 use rayon::prelude::*;
                 pool.install(|| {
                     vm.par_chunks_mut(MEASURE_CHUNK * n)
                         .zip(self.failed.par_chunks_mut(MEASURE_CHUNK))
-                        .zip(self.active.par_chunks(MEASURE_CHUNK))
+                        .zip(self.solved.par_chunks(MEASURE_CHUNK))
                         .enumerate()
                         .for_each(|(k, ((vm, failed), active))| {
                             reader.copies(k * MEASURE_CHUNK, active, failed, vm)
                         })
                 });
             }
-            _ => reader.copies(0, &self.active, &mut self.failed, vm),
+            _ => reader.copies(0, &self.solved, &mut self.failed, vm),
         }
+    }
+
+    /// Copy power flows the last run skipped because the decisions after them
+    /// were certain on predicted voltages ([`ControlOptions::predict_margin_pu`]).
+    pub fn skipped_power_flows(&self) -> u64 {
+        self.skipped
     }
 
     /// Control iterations per copy in the last run (0 = the first power flow already settled).
@@ -453,6 +533,114 @@ impl ControlLoop {
     /// the bus is not energised or the copy failed first).
     pub fn measured_vm(&self) -> ArrayView2<'_, f64> {
         self.vm.view()
+    }
+}
+
+/// First-order prediction of a copy's measured voltages after tap moves, for
+/// [`ControlOptions::predict_margin_pu`].
+#[derive(Debug, Clone)]
+struct Predictor {
+    /// Per controller: the tap controllers whose trafo's moves scale its
+    /// measured voltage (its bus lies behind that trafo, cut off from every
+    /// slack without it).
+    upstream: Vec<Vec<usize>>,
+    /// Per controller: for a tap controller whose trafo is such a cut, whether
+    /// the nodes behind it are on its LV side (`None`: its moves are not predicted).
+    lv_down: Vec<Option<bool>>,
+}
+
+impl Predictor {
+    /// `None` where the plan is not of the controllers' network.
+    fn new(net: &Network, ctrls: &[Compiled], plan: &Plan) -> Option<Predictor> {
+        if plan.net.buses.len() != net.buses.len() || plan.net.trafos.len() != net.trafos.len() {
+            return None;
+        }
+        let down = downstream_nodes(plan);
+        let n = ctrls.len();
+        let (mut upstream, mut lv_down) = (vec![vec![]; n], vec![None; n]);
+        for (i, ci) in ctrls.iter().enumerate() {
+            let Compiled::Tap { trafo, .. } = *ci else {
+                continue;
+            };
+            let Some(ti) = plan.tap_trafos.iter().position(|&(k, _)| k == trafo) else {
+                continue;
+            };
+            let Some((lv, nodes)) = &down[ti] else {
+                continue;
+            };
+            lv_down[i] = Some(*lv);
+            for (j, cj) in ctrls.iter().enumerate() {
+                let (Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. }) = *cj;
+                let node = plan.bus_node.get(bus).copied().flatten();
+                if node.is_some_and(|x| nodes.binary_search(&(x as u32)).is_ok()) {
+                    upstream[j].push(i);
+                }
+            }
+        }
+        Some(Predictor { upstream, lv_down })
+    }
+
+    /// How tap controller `j`'s move of `trafo` from `from` to `to` scales the
+    /// voltages behind it (NaN where it is not predicted).
+    fn factor(&self, net: &Network, j: usize, trafo: usize, from: f64, to: f64) -> f64 {
+        self.lv_down[j]
+            .and_then(|lv| tap_move_factor(&net.trafos[trafo], from, to, lv))
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Scale one copy's measured voltages `vm` in place by the factors of the
+    /// moves just made (1 where a controller did not move); whether the
+    /// decisions on them are certain: every voltage farther than `margin`
+    /// from each threshold of its controller, and some controller still to move.
+    fn predict(
+        &self,
+        ctrls: &[Compiled],
+        factor: &[f64],
+        mut vm: ArrayViewMut1<f64>,
+        taps: ArrayView1<f64>,
+        steps: ArrayView1<f64>,
+        margin: f64,
+    ) -> bool {
+        if factor.iter().any(|f| !f.is_finite()) {
+            return false;
+        }
+        let far = |v: f64, x: f64| (v - x).abs() > margin;
+        let mut moves = false;
+        for (j, ctrl) in ctrls.iter().enumerate() {
+            let v = self.upstream[j].iter().fold(vm[j], |v, &i| v * factor[i]);
+            vm[j] = v;
+            match *ctrl {
+                Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => {}
+                Compiled::Tap {
+                    trafo,
+                    coeff,
+                    lower,
+                    upper,
+                    min,
+                    max,
+                    ..
+                } => {
+                    if !(far(v, lower) && far(v, upper)) {
+                        return false;
+                    }
+                    moves |= !tap_settled(v, taps[trafo], coeff, lower, upper, min, max);
+                }
+                Compiled::Shunt {
+                    shunt,
+                    set,
+                    tol,
+                    sign,
+                    max_step,
+                    ..
+                } => {
+                    if !(far(v, set - tol) && far(v, set) && far(v, set + tol)) {
+                        return false;
+                    }
+                    moves |= !shunt_settled(v, steps[shunt], set, tol, sign, max_step);
+                }
+            }
+        }
+        moves
     }
 }
 

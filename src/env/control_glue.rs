@@ -21,22 +21,13 @@ impl EnvControl {
         net: &Network,
         specs: Vec<ControllerSpec>,
         batch: usize,
-        cap: u32,
-        screening_tolerance_pu: Option<f64>,
+        options: ControlOptions,
     ) -> Result<Self> {
         let lp = if specs.is_empty() {
             None
         } else {
             let ctrls: Vec<_> = specs.iter().map(|s| s.controller.clone()).collect();
-            Some(ControlLoop::new(
-                net,
-                &ctrls,
-                batch,
-                ControlOptions {
-                    max_iterations: cap,
-                    screening_tolerance_pu,
-                },
-            )?)
+            Some(ControlLoop::new(net, &ctrls, batch, options)?)
         };
         Ok(EnvControl { specs, lp })
     }

@@ -56,6 +56,7 @@
 
 use crate::agents::hierarchy::{Driver, Unit};
 use crate::agents::{GridAgent, SystemOperator};
+use crate::control::ControlOptions;
 use crate::devices::Devices;
 use crate::env::control_glue::EnvControl;
 use crate::env::observation::{build_layouts, ObservationLayout};
@@ -356,8 +357,11 @@ impl VecEnv {
             net,
             setup.controllers.clone(),
             b,
-            cfg.control_max_iterations,
-            cfg.control_screening_tolerance_pu,
+            ControlOptions {
+                max_iterations: cfg.control_max_iterations,
+                screening_tolerance_pu: cfg.control_screening_tolerance_pu,
+                predict_margin_pu: cfg.control_prediction_margin_pu,
+            },
         )?;
         let (pf, backend) = new_backend(options.backend, plan.clone(), b)?;
         let hours = match options.split {

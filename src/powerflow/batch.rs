@@ -117,17 +117,24 @@ impl BatchInputs {
             ("sgen_p_mw", &self.sgen_p_mw),
             ("sgen_q_mvar", &self.sgen_q_mvar),
             ("storage_p_mw", &self.storage_p_mw),
-            ("trafo_tap_pos", &self.trafo_tap_pos),
-            ("shunt_step", &self.shunt_step),
             ("gen_p_mw", &self.gen_p_mw),
             ("gen_vm_pu", &self.gen_vm_pu),
+            // The controls (automatic controllers move them) last.
+            ("trafo_tap_pos", &self.trafo_tap_pos),
+            ("shunt_step", &self.shunt_step),
         ]
     }
 
     /// Every value finite and every tap and step within its range, checked
     /// copy by copy in parallel (on the current rayon pool). Shapes must
-    /// already match the network.
-    fn rows_ok(&self, net: &Network, active: Option<&[bool]>) -> bool {
+    /// already match the network. Copies for which `checked` holds have only
+    /// their taps and steps checked (their other set-points are known good).
+    fn rows_ok(
+        &self,
+        net: &Network,
+        active: Option<&[bool]>,
+        checked: &(dyn Fn(usize) -> bool + Sync),
+    ) -> bool {
         use rayon::prelude::*;
         let finite = |a: &Array2<f64>, c: usize| {
             a.row(c).as_slice().map_or_else(
@@ -136,9 +143,13 @@ impl BatchInputs {
             )
         };
         let fields = self.fields();
+        let (set_points, controls) = fields.split_at(fields.len() - 2);
         (0..self.batch()).into_par_iter().all(|c| {
             active.is_some_and(|a| !a[c])
-                || fields.iter().all(|(_, a)| finite(a, c))
+                || (checked(c)
+                    || set_points.iter().all(|(_, a)| finite(a, c))
+                        && self.gen_vm_pu.row(c).iter().all(|&v| v > 0.0))
+                    && controls.iter().all(|(_, a)| finite(a, c))
                     && net.trafos.iter().enumerate().all(|(k, t)| {
                         let v = self.trafo_tap_pos[(c, k)];
                         t.tap
@@ -149,7 +160,6 @@ impl BatchInputs {
                         let v = self.shunt_step[(c, k)];
                         v >= 0.0 && v <= s.max_step as f64
                     })
-                    && self.gen_vm_pu.row(c).iter().all(|&v| v > 0.0)
         })
     }
 
@@ -163,6 +173,19 @@ impl BatchInputs {
     /// copies `active` marks (`None`: all); the error, if any, names the first
     /// bad value of any copy.
     pub fn validate_active(&self, net: &Network, active: Option<&[bool]>) -> Result<()> {
+        self.validate_unchecked(net, active, &|_| false)
+    }
+
+    /// [`validate_active`](BatchInputs::validate_active) where the set-points
+    /// other than taps and steps of the copies for which `checked` holds are
+    /// known good (validated when last written): only their taps and steps
+    /// are checked.
+    pub(crate) fn validate_unchecked(
+        &self,
+        net: &Network,
+        active: Option<&[bool]>,
+        checked: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<()> {
         let b = self.batch();
         let expect = [
             net.loads.len(),
@@ -171,10 +194,10 @@ impl BatchInputs {
             net.sgens.len(),
             net.sgens.len(),
             net.storages.len(),
+            net.gens.len(),
+            net.gens.len(),
             net.trafos.len(),
             net.shunts.len(),
-            net.gens.len(),
-            net.gens.len(),
         ];
         for ((name, a), n) in self.fields().into_iter().zip(expect) {
             if a.nrows() != b || a.ncols() != n {
@@ -187,7 +210,7 @@ impl BatchInputs {
         }
         // Fast pass, copies in parallel (rows are contiguous); on failure the
         // sequential passes below find the first bad value and name it.
-        if self.rows_ok(net, active.filter(|a| a.len() == b)) {
+        if self.rows_ok(net, active.filter(|a| a.len() == b), checked) {
             return Ok(());
         }
         for (name, a) in self.fields() {
@@ -424,6 +447,12 @@ pub trait PowerFlow: Send {
     /// per-copy work around the solves (the environment's rewards and
     /// observations) runs on the same threads instead of a second pool.
     fn pool(&self) -> Option<&rayon::ThreadPool> {
+        None
+    }
+    /// The plan the backend solves, where it gives it (both backends do): the
+    /// control loop reads the network's topology from it to predict voltages
+    /// after tap moves ([`crate::control::ControlOptions::predict_margin_pu`]).
+    fn plan(&self) -> Option<&super::Plan> {
         None
     }
 }

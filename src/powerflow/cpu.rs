@@ -243,6 +243,9 @@ struct Kernel {
     trafo_tap: Vec<Option<usize>>,
     /// Nodes with a shunt element.
     shunt_nodes: Vec<usize>,
+    /// PQ nodes with a copy-dependent current (a shunt, a tap-changing
+    /// trafo's end): the only entries of the lanes' `cur` ever written.
+    pub(crate) cur_nodes: Vec<usize>,
     /// Rows of the PQ nodes of the copy-independent part of Y (fixed branches), CSR.
     y_ptr: Vec<u32>,
     y_col: Vec<u32>,
@@ -316,6 +319,15 @@ impl Kernel {
             y_col.iter().all(|&c| (c as usize) < plan.n_node),
             "Y column out of range"
         );
+        let taps: Vec<(u32, u32)> = taps;
+        let mut cur_nodes: Vec<usize> = shunt_nodes
+            .iter()
+            .copied()
+            .chain(taps.iter().flat_map(|&(f, t)| [f as usize, t as usize]))
+            .filter(|&i| i < n)
+            .collect();
+        cur_nodes.sort_unstable();
+        cur_nodes.dedup();
         let slack_fixed = (0..fixed.len() as u32)
             .filter(|&i| {
                 let b = &fixed[i as usize];
@@ -335,6 +347,7 @@ impl Kernel {
             taps,
             trafo_tap,
             shunt_nodes,
+            cur_nodes,
             y_ptr,
             y_col,
             y_val,
@@ -1200,7 +1213,11 @@ impl CpuBatch {
             None => Rows::All,
         };
         let work = || -> Result<()> {
-            inp.validate_active(&k.plan.net, active)?;
+            // A copy whose injections are still the prepared ones had its
+            // set-points validated when they were formed (`inputs_mut` clears
+            // the mark): only its taps and steps can have changed.
+            let fresh = |c: usize| states[c].injections_fresh;
+            inp.validate_unchecked(&k.plan.net, active, &fresh)?;
             k.plan.check_gen_setpoints(inp, active)?;
             match cpu_kernel {
                 CpuKernel::Scalar => {
@@ -1292,6 +1309,9 @@ impl PowerFlow for CpuBatch {
     }
     fn pool(&self) -> Option<&rayon::ThreadPool> {
         Some(&self.pool)
+    }
+    fn plan(&self) -> Option<&Plan> {
+        Some(&self.kernel.plan)
     }
     fn controls_mut(&mut self) -> (&mut Array2<f64>, &mut Array2<f64>) {
         (&mut self.inputs.trafo_tap_pos, &mut self.inputs.shunt_step)

@@ -1066,6 +1066,9 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
 }
 
 impl PowerFlow for GpuBatch {
+    fn plan(&self) -> Option<&Plan> {
+        Some(&self.plan)
+    }
     fn describe(&self) -> String {
         let chunks = if self.chunks.len() > 1 {
             format!(", {} dispatches", self.chunks.len())

@@ -138,6 +138,12 @@ pub struct SetupConfig {
     /// in fewer iterations. Unset: every control power flow to full tolerance.
     #[serde(default)]
     pub control_screening_tolerance_pu: Option<f64>,
+    /// Skip a control power flow where the next decision is certain on the
+    /// voltages predicted from the tap moves, more than this margin (p.u.)
+    /// from every threshold (`ControlOptions::predict_margin_pu`). Unset: a
+    /// power flow after every control iteration.
+    #[serde(default)]
+    pub control_prediction_margin_pu: Option<f64>,
     /// Reward of every agent of a copy whose power flow did not converge.
     pub convergence_failure_reward: f64,
     /// Safety of every agent of a copy whose power flow did not converge.
@@ -909,6 +915,13 @@ impl Setup {
                 .is_none_or(|t| t.is_finite() && t > 0.0 && t < 1.0),
             "control_screening_tolerance_pu",
             "must be a mismatch in p.u. between 0 and 1",
+        )?;
+        check(
+            config
+                .control_prediction_margin_pu
+                .is_none_or(|m| m.is_finite() && m > 0.0 && m < 1.0),
+            "control_prediction_margin_pu",
+            "must be a voltage margin in p.u. between 0 and 1",
         )?;
         check(
             config.control_max_iterations > 0,

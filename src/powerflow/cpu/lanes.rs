@@ -678,8 +678,10 @@ fn mismatch_with<S: Simd, const ZIP: bool, const PV: bool>(
 ) -> [f64; LANES] {
     let n = k.plan.n_pq;
     let rot = k.plan.rot;
-    for c in &mut g.cur[..n] {
-        *c = ZERO8;
+    // Only shunt nodes and tap-changing trafos' ends are ever written: every
+    // other entry stays zero from `Group::new`.
+    for &i in &k.cur_nodes {
+        g.cur[i] = ZERO8;
     }
     let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
     for (y, &i) in g.ysh.iter().zip(pq_shunts) {
