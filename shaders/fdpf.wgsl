@@ -68,6 +68,13 @@ struct Params {
     i_down: u32,
     // Row in `pc` of the PQ nodes' ZIP parts (S_i re, im, S_z re, im; NONE: no ZIP loads).
     p_zip: u32,
+    // Offset into `idx` of each PQ-numbered node's row among the PV set-points
+    // (NONE: a PQ node); row in `pc` of the PV set-points (|V| − 1; NONE: no PV nodes).
+    i_pv: u32,
+    p_pv: u32,
+    // Gen nodes (offset into `idx`) whose Q balance is written after the ext_grid rows.
+    n_site: u32,
+    i_site: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -221,6 +228,14 @@ fn s_spec_v(i: u32, c: u32) -> vec2<f32> {
     return s;
 }
 
+// Row of PQ-numbered node i among the PV set-points, NONE for a PQ node.
+fn pv_row(i: u32) -> u32 {
+    if P.p_pv == NONE || i >= P.n_pq {
+        return NONE;
+    }
+    return idx[P.i_pv + i];
+}
+
 // ΔS_i = S_spec − W·conj(J) (frame-independent).
 fn delta_s(i: u32, c: u32) -> vec2<f32> {
     let w = vec2<f32>(1.0, 0.0) + dw(i, c);
@@ -253,7 +268,11 @@ fn mismatch(c: u32) -> vec2<f32> {
     var worst = vec2<f32>(0.0, 0.0);
     for (var i = 0u; i < P.n_pq; i++) {
         let ds = delta_s(i, c);
-        let m = max(abs(ds.x), abs(ds.y));
+        // A PV node's ΔQ is its gens' free Q: left out (cpu.rs `Kernel::mismatch`).
+        var m = abs(ds.x);
+        if pv_row(i) == NONE {
+            m = max(m, abs(ds.y));
+        }
         let tol = max(P.tol, sh[P.s_tol + i] * (length(dw(i, c)) + 0.01));
         worst = max(worst, vec2<f32>(m, m / tol));
         if !(m < 1e30) {
@@ -309,7 +328,11 @@ fn solve_bpp(c: u32) {
 fn p_half_step(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
-        work[at(r_x(i), c)] = cmul(delta_s(i, c), rot).x / (1.0 + work[at(r_u(i), c)]);
+        var ds = delta_s(i, c);
+        if pv_row(i) != NONE {
+            ds.y = 0.0;
+        }
+        work[at(r_x(i), c)] = cmul(ds, rot).x / (1.0 + work[at(r_u(i), c)]);
     }
     solve_bp(c);
     for (var i = 0u; i < P.n_pq; i++) {
@@ -320,7 +343,12 @@ fn p_half_step(c: u32) {
 fn q_half_step(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
-        work[at(r_x(i), c)] = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
+        // PV nodes: 0, which their identity rows of B'' keep (Δ|V| = 0).
+        var x = 0.0;
+        if pv_row(i) == NONE {
+            x = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
+        }
+        work[at(r_x(i), c)] = x;
     }
     solve_bpp(c);
     for (var i = 0u; i < P.n_pq; i++) {
@@ -388,6 +416,13 @@ fn write_results(c: u32) {
         outp[at(o_ep + e, c)] = s.x;
         outp[at(o_eq + e, c)] = s.y;
     }
+    // Gen nodes: Q balance Im(W·conj(J)) − Im(S_spec) in MVar (the host splits it).
+    let o_gq = o_eq + P.ne;
+    for (var k = 0u; k < P.n_site; k++) {
+        let i = idx[P.i_site + k];
+        let w = vec2<f32>(1.0, 0.0) + dw(i, c);
+        outp[at(o_gq + k, c)] = (cmul(w, conj(cur(i, c))).y - s_spec(i, c).y) * P.sn;
+    }
 }
 
 @compute @workgroup_size(64)
@@ -418,6 +453,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         } else {
             tap_warm_start(c);
+        }
+        // PV nodes at this copy's set-points (angle kept), cold or warm.
+        if P.p_pv != NONE {
+            for (var i = 0u; i < P.n_pq; i++) {
+                let j = pv_row(i);
+                if j != NONE {
+                    work[at(r_u(i), c)] = pc[at(P.p_pv + j, c)];
+                }
+            }
         }
         norm = mismatch(c);
     } else {

@@ -50,18 +50,32 @@ fn malformed_json_is_an_error() {
 fn unsupported_element_is_named() {
     let text = std::fs::read_to_string(pandapower_json("ieee13")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let gen = serde_json::json!({"columns": ["name", "bus", "p_mw", "vm_pu", "in_service"], "index": [0], "data": [["G1", 3, 0.5, 1.0, true]]});
-    v["_object"]["gen"]["_object"] = serde_json::Value::String(gen.to_string());
+    let cols = [
+        "name",
+        "from_bus",
+        "to_bus",
+        "p_mw",
+        "loss_percent",
+        "loss_mw",
+        "vm_from_pu",
+        "vm_to_pu",
+        "in_service",
+    ];
+    let dcline = |on: bool| {
+        serde_json::json!({"_class": "DataFrame", "_module": "pandas.core.frame", "_object":
+            serde_json::json!({"columns": cols, "index": [0],
+                "data": [["D1", 3, 4, 0.5, 1.0, 0.0, 1.0, 1.0, on]]}).to_string()})
+    };
+    v["_object"]["dcline"] = dcline(true);
     let e = pandapower::from_str(&v.to_string())
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unsupported element") && e.contains("'gen'"),
+        e.contains("unsupported element") && e.contains("'dcline'"),
         "{e}"
     );
     // An out-of-service one changes nothing and is accepted.
-    let gen_off = serde_json::json!({"columns": ["name", "bus", "p_mw", "vm_pu", "in_service"], "index": [0], "data": [["G1", 3, 0.5, 1.0, false]]});
-    v["_object"]["gen"]["_object"] = serde_json::Value::String(gen_off.to_string());
+    v["_object"]["dcline"] = dcline(false);
     assert!(pandapower::from_str(&v.to_string()).is_ok());
 }
 

@@ -1,4 +1,4 @@
-//! Bad `trafo3w`, `impedance`, `ward` (and `xward`) input: YAML and pandapower
+//! Bad `trafo3w`, `impedance`, `ward` and `xward` input: YAML and pandapower
 //! JSON errors name the element, row and column; nothing panics.
 
 mod common;
@@ -334,17 +334,46 @@ fn bad_pandapower_values_name_row_and_column() {
     }
 }
 
+/// An xward is imported (its internal PV node is solved); bad values are named.
 #[test]
-fn xward_is_refused_by_name() {
+fn xward_is_imported_and_bad_values_are_named() {
     let text =
         std::fs::read_to_string(path("tests/data/pandapower_elements/elements.json")).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
-    let xw = serde_json::json!({"columns": ["name", "bus", "ps_mw", "qs_mvar", "qz_mvar", "pz_mw", "r_ohm", "x_ohm", "vm_pu", "in_service"], "index": [0], "data": [["X1", 3, 1.0, 0.5, 0.0, 0.1, 0.0, 10.0, 1.02, true]]});
-    v["_object"]["xward"]["_object"] = Value::String(xw.to_string());
-    let e = pandapower::from_str(&v.to_string())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("'xward'") && e.contains("PV bus"), "{e}");
+    let xward = |r: f64, x: f64, vm: f64| serde_json::json!({"columns": ["name", "bus", "ps_mw", "qs_mvar", "qz_mvar", "pz_mw", "r_ohm", "x_ohm", "vm_pu", "in_service"], "index": [0], "data": [["X1", 3, 1.0, 0.5, 0.0, 0.1, r, x, vm, true]]});
+    v["_object"]["xward"]["_object"] = Value::String(xward(0.0, 10.0, 1.02).to_string());
+    let net = pandapower::from_str(&v.to_string()).unwrap();
+    assert_eq!(net.xwards.len(), 1);
+    let plan = Plan::new(&net, SolverOptions::default()).unwrap();
+    assert_eq!(plan.pv_nodes.len(), 1);
+    for (r, x, vm, what) in [
+        (
+            0.0,
+            0.0,
+            1.02,
+            "xward 0 (\"X1\"): r_ohm and x_ohm are both 0",
+        ),
+        (0.0, 10.0, 0.0, "xward 0 (\"X1\"): vm_pu must be positive"),
+        (f64::NAN, 10.0, 1.0, "xward 0 (\"X1\"): r_ohm is NaN"),
+    ] {
+        let mut w = v.clone();
+        let mut t = xward(r, x, vm);
+        if r.is_nan() {
+            // JSON has no NaN: pandas writes null, which is a missing value.
+            t["data"][0][6] = Value::Null;
+        }
+        w["_object"]["xward"]["_object"] = Value::String(t.to_string());
+        let e = match pandapower::from_str(&w.to_string()) {
+            Ok(net) => net.validate().unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        let what = if r.is_nan() {
+            "missing value in column r_ohm"
+        } else {
+            what
+        };
+        assert!(e.contains(what), "{what}: {e}");
+    }
 }
 
 #[test]

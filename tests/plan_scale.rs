@@ -96,6 +96,8 @@ pub fn synthetic(n: usize, meshed: bool) -> Network {
         trafo3ws: vec![],
         impedances: vec![],
         wards: vec![],
+        gens: vec![],
+        xwards: vec![],
         controllers: vec![],
     }
 }

@@ -20,12 +20,14 @@ class PowerFlow:
     ``inputs`` is a dict of writable ``float64 [num_copies, n]`` numpy views
     of the solver's set-points (``load_p_mw``, ``load_q_mvar``,
     ``load_scaling``, ``sgen_p_mw``, ``sgen_q_mvar``, ``storage_p_mw``,
-    ``trafo_tap_pos``, ``shunt_step``), initialised from the network: write
+    ``trafo_tap_pos``, ``shunt_step``, ``gen_p_mw``, ``gen_vm_pu``),
+    initialised from the network: write
     into them in place (``pf.inputs["load_p_mw"][:] *= 1.1``) and call
     :meth:`solve`. ``results`` is a dict of read-only views (``vm_pu``,
     ``va_degree``, ``line_p_from_mw``, ``line_q_from_mvar``, ``line_i_ka``,
     ``line_loading_percent``, ``trafo_loading_percent``, ``ext_grid_p_mw``,
-    ``ext_grid_q_mvar``), overwritten by the next solve. Arrays follow the
+    ``ext_grid_q_mvar``, ``gen_p_mw``, ``gen_q_mvar``), overwritten by the
+    next solve. Arrays follow the
     element order of the network's tables; buses cut off from every slack
     read 0. Loads consume ``p_mw * scaling``; storage ``p_mw`` > 0 charges.
     """

@@ -464,6 +464,8 @@ impl PowerFlowCore {
             ("storage_p_mw", &i.storage_p_mw),
             ("trafo_tap_pos", &i.trafo_tap_pos),
             ("shunt_step", &i.shunt_step),
+            ("gen_p_mw", &i.gen_p_mw),
+            ("gen_vm_pu", &i.gen_vm_pu),
         ] {
             // SAFETY: the input arrays are owned by the backend inside this
             // object and only ever written in place (never reallocated).
@@ -490,6 +492,8 @@ impl PowerFlowCore {
             ("trafo_loading_percent", &r.trafo_loading_percent),
             ("ext_grid_p_mw", &r.ext_grid_p_mw),
             ("ext_grid_q_mvar", &r.ext_grid_q_mvar),
+            ("gen_p_mw", &r.gen_p_mw),
+            ("gen_q_mvar", &r.gen_q_mvar),
         ] {
             // SAFETY: results are overwritten in place by each solve.
             let v = unsafe { PyArray2::borrow_from_array(a, slf.clone().into_any()) };

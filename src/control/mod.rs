@@ -568,6 +568,11 @@ impl Predictor {
             let Some((lv, nodes)) = &down[ti] else {
                 continue;
             };
+            // A PV node behind the trafo holds its voltage (and its
+            // neighbours' nearly): the ratio does not predict them.
+            if nodes.iter().any(|&x| plan.is_pv[x as usize]) {
+                continue;
+            }
             lv_down[i] = Some(*lv);
             for (j, cj) in ctrls.iter().enumerate() {
                 let (Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. }) = *cj;

@@ -670,6 +670,8 @@ impl VecEnv {
                 storage_p_mw: r(&i.storage_p_mw),
                 trafo_tap_pos: r(&i.trafo_tap_pos),
                 shunt_step: r(&i.shunt_step),
+                gen_p_mw: r(&i.gen_p_mw),
+                gen_vm_pu: r(&i.gen_vm_pu),
             },
             extra: Default::default(),
         }

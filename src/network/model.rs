@@ -71,6 +71,14 @@ pub struct Network {
     /// Ward equivalents: a constant-power load plus a constant-impedance shunt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wards: Vec<Ward>,
+    /// Voltage-controlling generators (PV buses): `p_mw` and `|V| = vm_pu` fixed,
+    /// Q whatever holds the voltage (pandapower's `gen`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gens: Vec<Gen>,
+    /// Extended wards: a ward plus an internal PV node at `vm_pu` behind
+    /// `r_ohm + j·x_ohm` (pandapower's `xward`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xwards: Vec<Xward>,
     /// Switches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<Switch>,
@@ -588,6 +596,102 @@ pub struct Ward {
     pub in_service: bool,
 }
 
+/// A voltage-controlling generator (pandapower's `gen`): injects `p_mw * scaling`
+/// and holds its bus at `vm_pu` (a PV bus; at an ext_grid's bus the ext_grid's
+/// voltage, which must be the same). Its Q is a result: the bus's balance,
+/// split among the bus's gens (and ext_grids) as pandapower's `pfsoln` does, in
+/// proportion to their `[min_q_mvar, max_q_mvar]` ranges. Q limits are not
+/// enforced (`runpp`'s `enforce_q_lims = False`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gen {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Active power injected in MW (before scaling).
+    #[serde(default)]
+    pub p_mw: f64,
+    /// Voltage magnitude set-point in p.u.
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    /// Scaling factor of `p_mw`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scaling: f64,
+    /// Rated apparent power in MVA (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sn_mva: Option<f64>,
+    /// Lower reactive limit in Mvar (`None`: pandapower's −1e9); only splits Q
+    /// among several gens at one bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_q_mvar: Option<f64>,
+    /// Upper reactive limit in Mvar (`None`: pandapower's 1e9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_q_mvar: Option<f64>,
+    /// pandapower's `slack = True` (a reference bus of its own): not modelled,
+    /// refused when in service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slack: bool,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
+impl Gen {
+    /// pandapower's `q_lim_default` (the Q range of a gen without limits).
+    pub const Q_LIM_DEFAULT: f64 = 1e9;
+
+    /// `[QMIN, QMAX]` as pandapower's `pd2ppc` puts them in the `gen` table
+    /// for `runpp` (`delta_q = 0`): the columns, or ±1e9 where missing or NaN.
+    pub fn q_range(&self) -> (f64, f64) {
+        (
+            self.min_q_mvar
+                .filter(|x| !x.is_nan())
+                .unwrap_or(-Self::Q_LIM_DEFAULT),
+            self.max_q_mvar
+                .filter(|x| !x.is_nan())
+                .unwrap_or(Self::Q_LIM_DEFAULT),
+        )
+    }
+}
+
+/// An extended ward (pandapower's `xward`): a [`Ward`]'s `ps`/`qs` (constant
+/// power) and `pz`/`qz` (constant impedance) at its bus, plus an internal PV
+/// node (no P, free Q) held at `vm_pu` behind `r_ohm + j·x_ohm` (ohms at the
+/// bus's `vn_kv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Xward {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Bus.
+    pub bus: usize,
+    /// Constant active power consumed in MW.
+    #[serde(default)]
+    pub ps_mw: f64,
+    /// Constant reactive power consumed in Mvar.
+    #[serde(default)]
+    pub qs_mvar: f64,
+    /// Active power of the constant impedance at 1 p.u. in MW.
+    #[serde(default)]
+    pub pz_mw: f64,
+    /// Reactive power of the constant impedance at 1 p.u. in Mvar.
+    #[serde(default)]
+    pub qz_mvar: f64,
+    /// Resistance to the internal node in ohms.
+    pub r_ohm: f64,
+    /// Reactance to the internal node in ohms.
+    pub x_ohm: f64,
+    /// Voltage set-point of the internal node in p.u.
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    /// In service.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub in_service: bool,
+}
+
 /// Ratio of r to x used for bus-bus switches with an impedance (pandapower's `switch_rx_ratio`).
 pub const SWITCH_RX_RATIO: f64 = 2.0;
 
@@ -888,6 +992,56 @@ impl Network {
                 ("qz_mvar", e.qz_mvar),
             ] {
                 check_num("ward", i, &e.name, f, v)?;
+            }
+        }
+        for (i, e) in self.gens.iter().enumerate() {
+            check_bus("gen", i, &e.name, e.bus)?;
+            for (f, v) in [("p_mw", e.p_mw), ("vm_pu", e.vm_pu), ("scaling", e.scaling)] {
+                check_num("gen", i, &e.name, f, v)?;
+            }
+            if e.vm_pu <= 0.0 {
+                return bad(format!(
+                    "gen {i} ({:?}): vm_pu must be positive, got {}",
+                    e.name, e.vm_pu
+                ));
+            }
+            for (f, v) in [("min_q_mvar", e.min_q_mvar), ("max_q_mvar", e.max_q_mvar)] {
+                if v.is_some_and(|x| x.is_infinite()) {
+                    return bad(format!("gen {i} ({:?}): {f} is {v:?}", e.name));
+                }
+            }
+            if e.slack && e.in_service {
+                return Err(Error::Unsupported(format!(
+                    "gen {i} ({:?}): slack = true (a gen as a reference bus) is not modelled; \
+                     use an ext_grid at its bus",
+                    e.name
+                )));
+            }
+        }
+        for (i, e) in self.xwards.iter().enumerate() {
+            check_bus("xward", i, &e.name, e.bus)?;
+            for (f, v) in [
+                ("ps_mw", e.ps_mw),
+                ("qs_mvar", e.qs_mvar),
+                ("pz_mw", e.pz_mw),
+                ("qz_mvar", e.qz_mvar),
+                ("r_ohm", e.r_ohm),
+                ("x_ohm", e.x_ohm),
+                ("vm_pu", e.vm_pu),
+            ] {
+                check_num("xward", i, &e.name, f, v)?;
+            }
+            if e.vm_pu <= 0.0 {
+                return bad(format!(
+                    "xward {i} ({:?}): vm_pu must be positive, got {}",
+                    e.name, e.vm_pu
+                ));
+            }
+            if e.r_ohm == 0.0 && e.x_ohm == 0.0 {
+                return bad(format!(
+                    "xward {i} ({:?}): r_ohm and x_ohm are both 0 (the internal node needs an impedance)",
+                    e.name
+                ));
             }
         }
         if !self

@@ -46,6 +46,8 @@ const MODELLED_TABLES: &[&str] = &[
     "trafo3w",
     "impedance",
     "ward",
+    "gen",
+    "xward",
 ];
 
 /// Read a pandapower JSON file.
@@ -220,13 +222,8 @@ pub fn from_str(text: &str) -> Result<Network> {
                 .filter(|&r| t.bool_or(r, "in_service", true))
                 .count();
             if active > 0 {
-                let why = match key.as_str() {
-                    "xward" => " (its internal node is a PV bus at vm_pu; replace it by a ward if that is close enough)",
-                    "gen" => " (PV buses are not modelled yet)",
-                    _ => "",
-                };
                 return Err(Error::Unsupported(format!(
-                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model{why} (supported: {})",
+                    "the network has {active} in-service element(s) in table '{key}', which powergrid does not model (supported: {})",
                     MODELLED_TABLES.join(", ")
                 )));
             }
@@ -328,6 +325,9 @@ pub fn from_str(text: &str) -> Result<Network> {
                     ))));
                 }
                 let neutral = tt.f64_or(r, "tap_neutral", 0.0)?;
+                let pos = tt.f64_or(r, "tap_pos", neutral)?;
+                // Missing limits (pandapower's IEEE cases: NaN, with a tap_pos
+                // off neutral): the range spans neutral and the position.
                 Some(TapChanger {
                     side: if side == "hv" {
                         TapSide::Hv
@@ -336,9 +336,9 @@ pub fn from_str(text: &str) -> Result<Network> {
                     },
                     neutral,
                     step_percent,
-                    min: tt.f64_or(r, "tap_min", neutral)?,
-                    max: tt.f64_or(r, "tap_max", neutral)?,
-                    pos: tt.f64_or(r, "tap_pos", neutral)?,
+                    min: tt.f64_or(r, "tap_min", neutral.min(pos))?,
+                    max: tt.f64_or(r, "tap_max", neutral.max(pos))?,
+                    pos,
                 })
             }
             _ => None,
@@ -501,6 +501,56 @@ pub fn from_str(text: &str) -> Result<Network> {
         });
     }
 
+    // Generators (PV buses). `controllable`, `slack_weight`, the short-circuit
+    // columns and the reactive capability curve (read by `runpp` only with
+    // `enforce_q_lims = True`) are ignored; `slack = True` is refused.
+    let gt = take("gen");
+    let mut gens = Vec::with_capacity(gt.len());
+    for r in 0..gt.len() {
+        let name = gt.str(r, "name");
+        let in_service = gt.bool_or(r, "in_service", true);
+        let slack = gt.bool_or(r, "slack", false);
+        if slack && in_service {
+            return Err(Error::Unsupported(format!(
+                "gen row {} ({name:?}), column slack: a gen with slack = True (a reference bus of \
+                 its own) is not modelled; use an ext_grid at its bus",
+                gt.index[r]
+            )));
+        }
+        let q =
+            |col: &str| -> Result<Option<f64>> { Ok(gt.f64_opt(r, col)?.filter(|x| !x.is_nan())) };
+        gens.push(Gen {
+            bus: bus_of(&gt, r, "bus")?,
+            p_mw: gt.f64(r, "p_mw")?,
+            vm_pu: gt.f64_or(r, "vm_pu", 1.0)?,
+            scaling: gt.f64_or(r, "scaling", 1.0)?,
+            sn_mva: gt.f64_opt(r, "sn_mva")?.filter(|x| !x.is_nan()),
+            min_q_mvar: q("min_q_mvar")?,
+            max_q_mvar: q("max_q_mvar")?,
+            slack,
+            in_service,
+            name,
+        });
+    }
+
+    // Extended wards (`slack_weight` ignored: `distributed_slack` is not offered).
+    let xt = take("xward");
+    let mut xwards = Vec::with_capacity(xt.len());
+    for r in 0..xt.len() {
+        xwards.push(Xward {
+            name: xt.str(r, "name"),
+            bus: bus_of(&xt, r, "bus")?,
+            ps_mw: xt.f64(r, "ps_mw")?,
+            qs_mvar: xt.f64(r, "qs_mvar")?,
+            pz_mw: xt.f64(r, "pz_mw")?,
+            qz_mvar: xt.f64(r, "qz_mvar")?,
+            r_ohm: xt.f64(r, "r_ohm")?,
+            x_ohm: xt.f64(r, "x_ohm")?,
+            vm_pu: xt.f64_or(r, "vm_pu", 1.0)?,
+            in_service: xt.bool_or(r, "in_service", true),
+        });
+    }
+
     let sw = take("switch");
     let mut switches = Vec::with_capacity(sw.len());
     for r in 0..sw.len() {
@@ -570,6 +620,8 @@ pub fn from_str(text: &str) -> Result<Network> {
         trafo3ws,
         impedances,
         wards,
+        gens,
+        xwards,
     })
 }
 

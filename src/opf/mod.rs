@@ -394,6 +394,8 @@ fn plan_hours(setup: &Setup, m: &Model, s: &bnb::Sol) -> Vec<PlanHour> {
                     storage_p_mw: Some(sto_p),
                     trafo_tap_pos: Some(taps),
                     shunt_step: Some(steps),
+                    gen_p_mw: None,
+                    gen_vm_pu: None,
                 },
                 vm_pu,
                 pcc_import_mw: s.lay.pcc[h].iter().map(|e| e.eval(x) * m.sn).collect(),

@@ -218,6 +218,7 @@ fn name_of(net: &Network, s: BranchSource) -> String {
             format!("trafo3w {k} ({:?}) winding {w}", net.trafo3ws[k].name)
         }
         BranchSource::Impedance(k) => format!("impedance {k} ({:?})", net.impedances[k].name),
+        BranchSource::Xward(k) => format!("xward {k} ({:?})", net.xwards[k].name),
     }
 }
 
@@ -259,6 +260,8 @@ impl Model {
             ("trafo3w", net.trafo3ws.len()),
             ("impedance", net.impedances.len()),
             ("ward", net.wards.len()),
+            ("gen", net.gens.len()),
+            ("xward", net.xwards.len()),
         ] {
             if n > 0 {
                 return Err(Error::Unsupported(format!(
@@ -584,7 +587,8 @@ impl Model {
                 }
                 BranchSource::Switch(_)
                 | BranchSource::Trafo3w(..)
-                | BranchSource::Impedance(_) => {}
+                | BranchSource::Impedance(_)
+                | BranchSource::Xward(_) => {}
             }
             branch_of_plan[pi] = branches.len();
             branches.push(BranchM {

@@ -142,12 +142,10 @@ pub fn trafo_branch_between(
         .sqrt()
         * base_z
         / vnl2;
-    // y = −j·b_real − b_img·sign(i0)
-    let mut y = C64::new(
-        -b_img * t.i0_percent.signum() * (t.i0_percent != 0.0) as u8 as f64,
-        -b_real,
-    )
-    .scale(par);
+    // y = −j·b_real − b_img: pandapower 3.x (`_calc_y_from_dataframe`) takes
+    // `b = −√((i0/100·sn)² − pfe²)` whatever the sign of `i0_percent` (the IEEE
+    // cases' line-like trafos have a negative one).
+    let mut y = C64::new(-b_img, -b_real).scale(par);
     if y != C64::ZERO {
         // T to pi (pandapower `_wye_delta`, symmetric split of the leakage impedance).
         let za = C64::new(r, x).scale(0.5);

@@ -23,6 +23,10 @@ pub struct BatchInputs {
     pub trafo_tap_pos: Array2<f64>,
     /// Shunt steps.
     pub shunt_step: Array2<f64>,
+    /// Gen active power in MW (injection, before the gen's `scaling`).
+    pub gen_p_mw: Array2<f64>,
+    /// Gen voltage set-point in p.u. (positive; gens at one bus must agree).
+    pub gen_vm_pu: Array2<f64>,
 }
 
 fn rows(batch: usize, v: impl Iterator<Item = f64>) -> Array2<f64> {
@@ -48,6 +52,8 @@ impl BatchInputs {
                     .map(|t| t.tap.as_ref().map_or(0.0, |x| x.pos)),
             ),
             shunt_step: rows(batch, net.shunts.iter().map(|s| s.step)),
+            gen_p_mw: rows(batch, net.gens.iter().map(|g| g.p_mw)),
+            gen_vm_pu: rows(batch, net.gens.iter().map(|g| g.vm_pu)),
         }
     }
 
@@ -82,6 +88,10 @@ impl BatchInputs {
         self.shunt_step
             .row_mut(dst)
             .assign(&other.shunt_step.row(src));
+        self.gen_p_mw.row_mut(dst).assign(&other.gen_p_mw.row(src));
+        self.gen_vm_pu
+            .row_mut(dst)
+            .assign(&other.gen_vm_pu.row(src));
     }
 
     /// Copy `other`'s values into these arrays without reallocating (shapes must match).
@@ -94,10 +104,12 @@ impl BatchInputs {
         self.storage_p_mw.assign(&other.storage_p_mw);
         self.trafo_tap_pos.assign(&other.trafo_tap_pos);
         self.shunt_step.assign(&other.shunt_step);
+        self.gen_p_mw.assign(&other.gen_p_mw);
+        self.gen_vm_pu.assign(&other.gen_vm_pu);
     }
 
     /// Named arrays, for messages and generic code.
-    pub fn fields(&self) -> [(&'static str, &Array2<f64>); 8] {
+    pub fn fields(&self) -> [(&'static str, &Array2<f64>); 10] {
         [
             ("load_p_mw", &self.load_p_mw),
             ("load_q_mvar", &self.load_q_mvar),
@@ -105,6 +117,9 @@ impl BatchInputs {
             ("sgen_p_mw", &self.sgen_p_mw),
             ("sgen_q_mvar", &self.sgen_q_mvar),
             ("storage_p_mw", &self.storage_p_mw),
+            ("gen_p_mw", &self.gen_p_mw),
+            ("gen_vm_pu", &self.gen_vm_pu),
+            // The controls (automatic controllers move them) last.
             ("trafo_tap_pos", &self.trafo_tap_pos),
             ("shunt_step", &self.shunt_step),
         ]
@@ -128,10 +143,12 @@ impl BatchInputs {
             )
         };
         let fields = self.fields();
-        let (set_points, controls) = fields.split_at(6);
+        let (set_points, controls) = fields.split_at(fields.len() - 2);
         (0..self.batch()).into_par_iter().all(|c| {
             active.is_some_and(|a| !a[c])
-                || (checked(c) || set_points.iter().all(|(_, a)| finite(a, c)))
+                || (checked(c)
+                    || set_points.iter().all(|(_, a)| finite(a, c))
+                        && self.gen_vm_pu.row(c).iter().all(|&v| v > 0.0))
                     && controls.iter().all(|(_, a)| finite(a, c))
                     && net.trafos.iter().enumerate().all(|(k, t)| {
                         let v = self.trafo_tap_pos[(c, k)];
@@ -177,6 +194,8 @@ impl BatchInputs {
             net.sgens.len(),
             net.sgens.len(),
             net.storages.len(),
+            net.gens.len(),
+            net.gens.len(),
             net.trafos.len(),
             net.shunts.len(),
         ];
@@ -229,6 +248,20 @@ impl BatchInputs {
                 )));
             }
         }
+        for (k, g) in net.gens.iter().enumerate() {
+            if let Some((c, v)) = self
+                .gen_vm_pu
+                .column(k)
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v <= 0.0)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "gen_vm_pu[copy {c}][{k}] = {v}: gen {k} ({:?})'s voltage set-point must be positive",
+                    g.name
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -241,7 +274,7 @@ pub struct BatchResults {
     pub converged: Vec<bool>,
     /// Iterations used (P and Q half-step pairs).
     pub iterations: Vec<u32>,
-    /// Final max over PQ buses of `|ΔP|`, `|ΔQ|` in p.u.
+    /// Final max of `|ΔP|` (PQ and PV nodes) and `|ΔQ|` (PQ nodes) in p.u.
     pub max_mismatch_pu: Vec<f64>,
     /// Bus voltage magnitude.
     pub vm_pu: Array2<f64>,
@@ -261,6 +294,11 @@ pub struct BatchResults {
     pub ext_grid_p_mw: Array2<f64>,
     /// Ext-grid reactive power.
     pub ext_grid_q_mvar: Array2<f64>,
+    /// Gen active power (its set-point `p_mw · scaling`; 0 where not solved).
+    pub gen_p_mw: Array2<f64>,
+    /// Gen reactive power: the bus's balance, split among its gens and
+    /// ext_grids as pandapower's `pfsoln` does.
+    pub gen_q_mvar: Array2<f64>,
 }
 
 impl BatchResults {
@@ -280,6 +318,8 @@ impl BatchResults {
             trafo_loading_percent: z(net.trafos.len()),
             ext_grid_p_mw: z(net.ext_grids.len()),
             ext_grid_q_mvar: z(net.ext_grids.len()),
+            gen_p_mw: z(net.gens.len()),
+            gen_q_mvar: z(net.gens.len()),
         }
     }
 
@@ -289,7 +329,7 @@ impl BatchResults {
     }
 
     /// Named result tables (the `pf` output keys).
-    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 9] {
+    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 11] {
         [
             ("vm_pu", &self.vm_pu),
             ("va_degree", &self.va_degree),
@@ -300,6 +340,8 @@ impl BatchResults {
             ("trafo_loading_percent", &self.trafo_loading_percent),
             ("ext_grid_p_mw", &self.ext_grid_p_mw),
             ("ext_grid_q_mvar", &self.ext_grid_q_mvar),
+            ("gen_p_mw", &self.gen_p_mw),
+            ("gen_q_mvar", &self.gen_q_mvar),
         ]
     }
 

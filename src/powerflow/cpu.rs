@@ -7,6 +7,7 @@
 
 use super::admittance::{trafo_branch, BranchAdm};
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
+use super::injections::GenSites;
 use super::plan::Plan;
 use super::sparse_lu::{scale_upper, PatternValues};
 use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
@@ -58,6 +59,10 @@ pub struct CopyState {
     /// ∝ |V| and ∝ |V|² ([`super::injections::copy_zip`]).
     s_i: Vec<C64>,
     s_z: Vec<C64>,
+    /// |V| set-point of each PV node (per `plan.pv_nodes`), from the gens' `vm_pu`.
+    pv_vm: Vec<f64>,
+    /// Each gen's P in MW (`p_mw · scaling`; 0 where not solved), for the results.
+    gen_p: Vec<f64>,
     ysh: Vec<C64>,
     tap_adm: Vec<BranchAdm>,
     tap_pos: Vec<f64>,
@@ -93,6 +98,10 @@ impl CopyState {
             s_spec: vec![C64::ZERO; nn],
             s_i: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
             s_z: vec![C64::ZERO; if plan.has_zip { n } else { 0 }],
+            pv_vm: (0..plan.pv_nodes.len())
+                .map(|j| plan.pv_vm_base(j))
+                .collect(),
+            gen_p: vec![0.0; plan.gen_node.len()],
             ysh: vec![C64::ZERO; nn],
             tap_adm: plan
                 .tap_trafos
@@ -129,6 +138,7 @@ impl CopyState {
         use std::mem::size_of;
         let pv = |p: &PatternValues| (p.l.capacity() + p.d.capacity() + p.u.capacity()) * 8;
         (self.vm.capacity() + self.inv_vm.capacity() + self.tap_pos.capacity()) * 8
+            + (self.pv_vm.capacity() + self.gen_p.capacity()) * 8
             + (self.v.capacity()
                 + self.s_spec.capacity()
                 + self.s_i.capacity()
@@ -251,6 +261,10 @@ struct Kernel {
     bpp_cache: BppCache,
     /// Fixed branches with an end at a slack node (the slack currents' terms).
     slack_fixed: Vec<u32>,
+    /// Per PQ-numbered node: a PV node (`plan.is_pv[..n_pq]`).
+    pv_mask: Vec<bool>,
+    /// Nodes with gens, for the gen and ext_grid Q results.
+    gen_sites: GenSites,
 }
 
 impl Kernel {
@@ -321,6 +335,8 @@ impl Kernel {
             })
             .collect();
         Kernel {
+            pv_mask: plan.is_pv[..plan.n_pq].to_vec(),
+            gen_sites: GenSites::new(&plan),
             slack_fixed,
             arch: pulp::Arch::new(),
             bpp_cache: BppCache::default(),
@@ -346,6 +362,17 @@ impl Kernel {
             super::injections::copy_injections(p, inp, c, &mut st.s_spec);
             if p.has_zip {
                 super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
+            }
+            super::injections::copy_gen_p(p, inp, c, &mut st.s_spec);
+            for (j, x) in st.pv_vm.iter_mut().enumerate() {
+                *x = p.pv_vm(j, inp, c);
+            }
+            for (k, (x, n)) in st.gen_p.iter_mut().zip(&p.gen_node).enumerate() {
+                *x = if n.is_some() {
+                    inp.gen_p_mw[(c, k)] * net.gens[k].scaling
+                } else {
+                    0.0
+                };
             }
             st.injections_fresh = true;
         }
@@ -383,6 +410,24 @@ impl Kernel {
                 self.bpp_cache.factors(p, st)
             };
         }
+        if p.has_pv() {
+            // PV nodes start at their set-points: a cold copy from the no-load
+            // voltages (taken here, so both kernels start from `st.v`), a warm
+            // one from its last solution, |V| rescaled to the copy's `vm_pu`
+            // (which may have changed), the angle kept.
+            if st.cold {
+                st.v[..p.n_pq].copy_from_slice(&p.v_noload);
+                st.cold = false;
+            }
+            for (&i, &vm) in p.pv_nodes.iter().zip(&st.pv_vm) {
+                let m = st.v[i].abs();
+                st.v[i] = if m > 0.0 {
+                    st.v[i].scale(vm / m)
+                } else {
+                    C64::new(vm, 0.0)
+                };
+            }
+        }
     }
 
     /// `ΔS = S_spec − V·conj(Y·V)` at every PQ node from the rectangular
@@ -390,17 +435,25 @@ impl Kernel {
     /// half-step: `rhs_i = Re(ΔS_i·e^{jψ})/|V_i|` for a P half-step (`p_step`),
     /// `Im(…)/|V_i|` for a Q half-step. Returns max(|ΔP|, |ΔQ|) (infinite if not finite).
     /// With ZIP loads `S_spec` depends on |V| ([`super::injections::copy_zip`]).
+    /// At a PV node ΔQ is the gen's (free) Q: it is left out of the norm and
+    /// taken as 0 in the rotated right-hand side (P: `ΔP·cos ψ`; Q: 0, which
+    /// the B'' identity row turns into Δ|V| = 0).
     #[inline]
     fn mismatch(&self, st: &mut CopyState, p_step: bool) -> f64 {
-        if self.plan.has_zip {
-            self.mismatch_with::<true>(st, p_step)
-        } else {
-            self.mismatch_with::<false>(st, p_step)
+        match (self.plan.has_zip, self.plan.has_pv()) {
+            (true, true) => self.mismatch_with::<true, true>(st, p_step),
+            (true, false) => self.mismatch_with::<true, false>(st, p_step),
+            (false, true) => self.mismatch_with::<false, true>(st, p_step),
+            (false, false) => self.mismatch_with::<false, false>(st, p_step),
         }
     }
 
     #[inline(always)]
-    fn mismatch_with<const ZIP: bool>(&self, st: &mut CopyState, p_step: bool) -> f64 {
+    fn mismatch_with<const ZIP: bool, const PV: bool>(
+        &self,
+        st: &mut CopyState,
+        p_step: bool,
+    ) -> f64 {
         let n = self.plan.n_pq;
         let rot = self.plan.rot;
         // Copy-dependent parts first (shunt steps, tap-changing trafos), then one
@@ -461,13 +514,23 @@ impl Kernel {
             } else {
                 *s
             };
-            let d = s - *vi * acc.conj();
+            let mut d = s - *vi * acc.conj();
+            let pv = PV && self.pv_mask[i];
+            if pv {
+                d.im = 0.0;
+            }
             let (ar, ai) = (d.re.abs(), d.im.abs());
             let m = if ar > ai { ar } else { ai };
             worst = if m > worst { m } else { worst };
             total += ar + ai;
             let dr = d * rot;
-            *rhs = if p_step { dr.re } else { dr.im } * inv_vm;
+            *rhs = if p_step {
+                dr.re * inv_vm
+            } else if pv {
+                0.0
+            } else {
+                dr.im * inv_vm
+            };
         }
         // A NaN anywhere makes the sum NaN (the comparisons above skip it).
         if total.is_finite() {
@@ -692,6 +755,8 @@ pub(crate) struct ResultRows<'a> {
     pub(crate) tl: &'a mut [f64],
     pub(crate) ep: &'a mut [f64],
     pub(crate) eq: &'a mut [f64],
+    pub(crate) gp: &'a mut [f64],
+    pub(crate) gq: &'a mut [f64],
 }
 
 pub(crate) const SQRT3: f64 = 1.732_050_807_568_877_2;
@@ -793,13 +858,27 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
         r.tl[ti] = ld / t.parallel as f64 / t.df;
     }
-    ext_grid_rows(k, st, r.ep, r.eq);
+    ext_grid_rows(k, st, r.ep, r.eq, r.gp, r.gq);
 }
 
-/// Ext-grid P and Q of one copy (its slack currents formed).
-fn ext_grid_rows(k: &Kernel, st: &CopyState, ep: &mut [f64], eq: &mut [f64]) {
-    let sn = k.plan.net.sn_mva;
-    for (e, node) in k.plan.ext_grid_node.iter().enumerate() {
+/// Ext-grid and gen P and Q of one copy (its slack currents formed). A node
+/// with gens splits its Q balance (`Im(V·conj(I) − S_spec)`: the injection
+/// plus the bus's own consumption) among its ext_grids and gens as pandapower's
+/// `pfsoln._update_q` does: equally, then in proportion to each one's
+/// `[QMIN, QMAX]` range (an ext_grid's is `[0, 0]`, a gen's its limits or
+/// ±1e9), when the network has more than one of them. Gens keep their P; the
+/// ext_grids at a node share the rest.
+fn ext_grid_rows(
+    k: &Kernel,
+    st: &CopyState,
+    ep: &mut [f64],
+    eq: &mut [f64],
+    gp: &mut [f64],
+    gq: &mut [f64],
+) {
+    let p = &*k.plan;
+    let sn = p.net.sn_mva;
+    for (e, node) in p.ext_grid_node.iter().enumerate() {
         let (pe, qe) = match *node {
             Some((n, count)) => {
                 let s = (st.v[n] * st.cur[n].conj() - st.s_spec[n]).scale(sn / count as f64);
@@ -810,16 +889,52 @@ fn ext_grid_rows(k: &Kernel, st: &CopyState, ep: &mut [f64], eq: &mut [f64]) {
         ep[e] = pe;
         eq[e] = qe;
     }
+    if p.gen_node.is_empty() {
+        return;
+    }
+    gp.copy_from_slice(&st.gen_p);
+    gq.fill(0.0);
+    for site in &k.gen_sites.sites {
+        let i = site.node;
+        let cur = if i >= p.n_pq {
+            st.cur[i]
+        } else {
+            node_current(k, st, i)
+        };
+        let q_bus = (st.v[i] * cur.conj() - st.s_spec[i]).im * sn;
+        k.gen_sites.split_q(p, site, q_bus, eq, gq);
+    }
+}
+
+/// The whole current `(Y·V)_i` injected at PQ-numbered node `i` (a PV node's,
+/// for its gens' Q): shunts, tap-changing trafos and the fixed branches.
+fn node_current(k: &Kernel, st: &CopyState, i: usize) -> C64 {
+    let mut acc = st.ysh[i] * st.v[i];
+    for (j, &(f, t)) in k.taps.iter().enumerate() {
+        let (f, t) = (f as usize, t as usize);
+        let a = &st.tap_adm[j];
+        if f == i {
+            acc += a.yff * st.v[f] + a.yft * st.v[t];
+        }
+        if t == i {
+            acc += a.ytf * st.v[f] + a.ytt * st.v[t];
+        }
+    }
+    for kk in k.y_ptr[i] as usize..k.y_ptr[i + 1] as usize {
+        acc += k.y_val[kk] * st.v[k.y_col[kk] as usize];
+    }
+    acc
 }
 
 /// The result tables as raw row pointers, so that parallel tasks each write
 /// the rows of their own copies.
 pub(crate) struct ResultTables {
-    ptrs: [usize; 9],
+    ptrs: [usize; 11],
     nb: usize,
     nl: usize,
     nt: usize,
     ne: usize,
+    ng: usize,
 }
 
 impl ResultTables {
@@ -839,11 +954,14 @@ impl ResultTables {
                 sl(&mut res.trafo_loading_percent),
                 sl(&mut res.ext_grid_p_mw),
                 sl(&mut res.ext_grid_q_mvar),
+                sl(&mut res.gen_p_mw),
+                sl(&mut res.gen_q_mvar),
             ],
             nb,
             nl,
             nt,
             ne,
+            ng: plan.gen_node.len(),
         }
     }
 
@@ -866,6 +984,8 @@ impl ResultTables {
             tl: row(6, self.nt),
             ep: row(7, self.ne),
             eq: row(8, self.ne),
+            gp: row(9, self.ng),
+            gq: row(10, self.ng),
         }
     }
 }
@@ -1098,6 +1218,7 @@ impl CpuBatch {
             // the mark): only its taps and steps can have changed.
             let fresh = |c: usize| states[c].injections_fresh;
             inp.validate_unchecked(&k.plan.net, active, &fresh)?;
+            k.plan.check_gen_setpoints(inp, active)?;
             match cpu_kernel {
                 CpuKernel::Scalar => {
                     states.par_iter_mut().enumerate().for_each(|(c, st)| {
@@ -1134,7 +1255,7 @@ impl CpuBatch {
                                 slack_currents(k, s);
                                 // SAFETY: copy `c` belongs to this task only.
                                 let r = unsafe { tables.rows(c) };
-                                ext_grid_rows(k, s, r.ep, r.eq);
+                                ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
                             }
                         }
                     });
@@ -1265,7 +1386,7 @@ impl PowerFlow for CpuBatch {
                             slack_currents(k, s);
                             // SAFETY: copy `c` belongs to this task only.
                             let r = unsafe { tables.rows(c) };
-                            ext_grid_rows(k, s, r.ep, r.eq);
+                            ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
                         }
                     });
                 });

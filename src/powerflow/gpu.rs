@@ -108,6 +108,10 @@ struct Params {
     /// Row in `pc` of the PQ nodes' ZIP parts (`S_i` re, im, `S_z` re, im;
     /// `NONE` without ZIP loads).
     p_zip: u32,
+    i_pv: u32,
+    p_pv: u32,
+    n_site: u32,
+    i_site: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -242,6 +246,8 @@ pub struct GpuBatch {
     bpp_a: PatternValues,
     bpp_f: PatternValues,
     bpp_work: Vec<f64>,
+    /// Nodes with gens (the Q split of the results).
+    gen_sites: super::injections::GenSites,
     gpu_ns: Option<f64>,
     _shared: (wgpu::Buffer, wgpu::Buffer),
 }
@@ -425,6 +431,7 @@ impl GpuBatch {
             results,
             tap_pos: vec![f64::NAN; batch * n_tap],
             pending_cold: vec![],
+            gen_sites: super::injections::GenSites::new(&plan),
             bpp_a: zero.clone(),
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
@@ -467,6 +474,11 @@ impl GpuBatch {
         for lc in 0..chunk.len {
             let c = chunk.c0 + lc;
             super::injections::copy_injections(p, inp, c, &mut s);
+            if p.has_zip {
+                // From the loads' injections, before the gens' P (as the CPU).
+                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+            }
+            super::injections::copy_gen_p(p, inp, c, &mut s);
             super::injections::copy_shunts(p, inp, c, &mut y);
             for i in 0..nn {
                 chunk.pc.put(i, lc, s[i].re);
@@ -507,7 +519,6 @@ impl GpuBatch {
                 chunk.pc.put(4 * nn + 9 * n_tap + j, lc, g);
             }
             if p.has_zip {
-                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
                 let r0 = 4 * nn + 10 * n_tap;
                 for i in 0..n {
                     chunk.pc.put(r0 + i, lc, si[i].re);
@@ -515,6 +526,11 @@ impl GpuBatch {
                     chunk.pc.put(r0 + 2 * n + i, lc, sz[i].re);
                     chunk.pc.put(r0 + 3 * n + i, lc, sz[i].im);
                 }
+            }
+            // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
+            let r0 = self.layout.params.p_pv as usize;
+            for j in 0..p.pv_nodes.len() {
+                chunk.pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
             }
             if changed || !chunk.primed {
                 let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];
@@ -651,6 +667,29 @@ impl GpuBatch {
                 o += nt;
                 fill_table(&mut r.ext_grid_p_mw, out, o, ne, ch.c0, b);
                 fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, ch.c0, b);
+                // Gen nodes' Q balance (MVar), split among their gens and
+                // ext_grids on the host as the CPU does; gen P is the set-point.
+                let o = o + 2 * ne;
+                let plan = &*self.plan;
+                for lc in 0..b {
+                    let c = ch.c0 + lc;
+                    for (k, n) in plan.gen_node.iter().enumerate() {
+                        r.gen_p_mw[(c, k)] = if n.is_some() {
+                            self.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+                        } else {
+                            0.0
+                        };
+                        r.gen_q_mvar[(c, k)] = 0.0;
+                    }
+                    let mut eq = r.ext_grid_q_mvar.row_mut(c);
+                    let eq = eq.as_slice_mut().expect("standard layout");
+                    let mut gq = r.gen_q_mvar.row_mut(c);
+                    let gq = gq.as_slice_mut().expect("standard layout");
+                    for (j, site) in self.gen_sites.sites.iter().enumerate() {
+                        let q_bus = out[(o + j) * b + lc] as f64;
+                        self.gen_sites.split_q(plan, site, q_bus, eq, gq);
+                    }
+                }
             }
             ch.staging.unmap();
             if let Some((_, _, read)) = &ch.queries {
@@ -899,6 +938,20 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     }
     prm.i_down_ptr = put(&down_ptr, &mut idx);
     prm.i_down = put(&down, &mut idx);
+    // PV nodes: per PQ-numbered node its row among the PV set-points (NONE: PQ);
+    // the gen nodes whose Q balance the shader writes.
+    let mut pv_row = vec![NONE; n];
+    for (j, &i) in p.pv_nodes.iter().enumerate() {
+        pv_row[i] = j as u32;
+    }
+    prm.i_pv = put(&pv_row, &mut idx);
+    let sites: Vec<u32> = super::injections::GenSites::new(p)
+        .sites
+        .iter()
+        .map(|s| s.node as u32)
+        .collect();
+    prm.n_site = sites.len() as u32;
+    prm.i_site = put(&sites, &mut idx);
     prm.nnz_bpp_l = p.bpp.l_col.len() as u32;
     prm.nnz_bpp_u = p.bpp.u_col.len() as u32;
 
@@ -984,13 +1037,21 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     } else {
         NONE
     };
+    let rows_zip = if p.has_zip { 4 * n } else { 0 };
+    prm.p_pv = if p.has_pv() {
+        (4 * nn + 10 * n_tap + rows_zip) as u32
+    } else {
+        NONE
+    };
+    let n_site = prm.n_site as usize;
     let layout = Layout {
         params: prm,
-        // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP parts.
-        rows_pc: 4 * nn + 10 * n_tap + if p.has_zip { 4 * n } else { 0 },
+        // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP
+        // parts, PV set-points.
+        rows_pc: 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len(),
         rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
         rows_work: 6 * nn + n + 7,
-        rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne,
+        rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne + n_site,
         row_cold: 6 * nn + n,
         passes: 1,
         phi,
@@ -1027,6 +1088,7 @@ impl PowerFlow for GpuBatch {
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         self.inputs.validate(&self.plan.net)?;
+        self.plan.check_gen_setpoints(&self.inputs, None)?;
         self.run()?;
         Ok(super::cpu::summary(&self.results))
     }

@@ -27,9 +27,13 @@ pub(crate) fn io_bytes_per_copy(net: &Network) -> usize {
         + 2 * net.sgens.len()
         + net.storages.len()
         + net.trafos.len()
-        + net.shunts.len();
-    let results =
-        2 * net.buses.len() + 4 * net.lines.len() + net.trafos.len() + 2 * net.ext_grids.len();
+        + net.shunts.len()
+        + 2 * net.gens.len();
+    let results = 2 * net.buses.len()
+        + 4 * net.lines.len()
+        + net.trafos.len()
+        + 2 * net.ext_grids.len()
+        + 2 * net.gens.len();
     8 * (inputs + results) + 24
 }
 

@@ -24,7 +24,8 @@ pub enum Variant {
 /// Solver settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolverOptions {
-    /// Convergence: max over PQ buses of `|ΔP|` and `|ΔQ|` in p.u. of `sn_mva`.
+    /// Convergence: max of `|ΔP|` over PQ and PV nodes and `|ΔQ|` over PQ
+    /// nodes, in p.u. of `sn_mva`.
     pub tolerance_pu: f64,
     /// Iteration cap (one iteration = a P and a Q half-step).
     pub max_iterations: u32,
@@ -58,6 +59,17 @@ pub enum BranchSource {
     /// Row of the impedance table (possibly non-reciprocal: `adm.yft ≠ adm.ytf`;
     /// `z` is the from → to impedance; its shunts are in `node_y_const`).
     Impedance(usize),
+    /// Row of the xward table: its bus → its internal PV node.
+    Xward(usize),
+}
+
+/// What holds a PV node's voltage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PvSource {
+    /// A gen (row of the gen table; `vm_pu` per copy from the batch inputs).
+    Gen(usize),
+    /// An xward's internal node (row of the xward table; its `vm_pu`).
+    Xward(usize),
 }
 
 /// A branch between two nodes.
@@ -137,6 +149,22 @@ pub struct Plan {
     pub node_y_const: Vec<C64>,
     /// Node of each ext_grid, and how many in-service ext_grids share that node.
     pub ext_grid_node: Vec<Option<(usize, usize)>>,
+    /// Node of each gen (`None`: out of service, at an out-of-service bus, or cut
+    /// off from every slack).
+    pub gen_node: Vec<Option<usize>>,
+    /// PV nodes (sorted; among the PQ-numbered nodes `0..n_pq`): nodes with an
+    /// in-service gen and no ext_grid. Each has an angle unknown in B' and an
+    /// identity row and column in B'' (|V| is fixed), and its ΔQ is left out of
+    /// the mismatch norm.
+    pub pv_nodes: Vec<usize>,
+    /// What holds each PV node's voltage: the first gen at the node (every gen
+    /// at a node must have the same set-point, as pandapower requires), or an
+    /// xward's internal node.
+    pub pv_source: Vec<PvSource>,
+    /// Internal node of each xward (`None`: not solved).
+    pub xward_node: Vec<Option<usize>>,
+    /// Per node: a PV node.
+    pub is_pv: Vec<bool>,
     /// Chosen variant.
     pub variant: Variant,
     /// Rotation ψ (radians): the solver works with `Y·e^{−jψ}`, `S·e^{jψ}`.
@@ -147,7 +175,8 @@ pub struct Plan {
     pub(crate) bp: SparseLu,
     /// Factors of B'' (Q half-step).
     pub(crate) bpp: SparseLu,
-    /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`.
+    /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`, PV nodes held at
+    /// their gens' `vm_pu` and the first slack's angle.
     pub v_noload: Vec<C64>,
     /// B'' values (on `bpp`'s pattern) without the tap-changing trafos.
     pub(crate) bpp_a0: PatternValues,
@@ -328,6 +357,30 @@ impl Plan {
                 });
             }
         }
+        // Extended wards: an internal node of their own behind r + jx (pandapower's
+        // auxiliary bus, a PV node at the xward's vm_pu).
+        let mut xward_root = vec![None; net.xwards.len()];
+        for (k, x) in net.xwards.iter().enumerate() {
+            if x.in_service && net.buses[x.bus].in_service {
+                root.push(root.len());
+                let aux = root.len() - 1;
+                xward_root[k] = Some(aux);
+                let vn = net.buses[x.bus].vn_kv;
+                let pi = PiBranch {
+                    z: C64::new(x.r_ohm, x.x_ohm).scale(net.sn_mva / (vn * vn)),
+                    y_sh: C64::ZERO,
+                    ratio: 1.0,
+                    shift_rad: 0.0,
+                };
+                raw.push(Raw {
+                    f: root[x.bus],
+                    t: aux,
+                    source: BranchSource::Xward(k),
+                    pi,
+                    adm: pi.admittance(),
+                });
+            }
+        }
         for &k in &z_switches {
             let s = &net.switches[k];
             raw.push(Raw {
@@ -436,7 +489,9 @@ impl Plan {
                     trafo3w_branch_idx[k][w as usize] = Some(i);
                     false
                 }
-                BranchSource::Switch(_) | BranchSource::Impedance(_) => false,
+                BranchSource::Switch(_) | BranchSource::Impedance(_) | BranchSource::Xward(_) => {
+                    false
+                }
             };
             if !tapped {
                 fixed_branches.push(i);
@@ -492,6 +547,12 @@ impl Plan {
                 node_y_const[n] += ward_y(net, k);
             }
         }
+        for (k, x) in net.xwards.iter().enumerate() {
+            if let (Some(_), Some(n)) = (xward_root[k], node(x.bus)) {
+                node_s_const[n] -= C64::new(x.ps_mw, x.qs_mvar).scale(1.0 / net.sn_mva);
+                node_y_const[n] += C64::new(x.pz_mw, -x.qz_mvar).scale(1.0 / net.sn_mva);
+            }
+        }
         for b in &branches {
             if let BranchSource::Impedance(k) = b.source {
                 let a = impedance_adm(net.sn_mva, &net.impedances[k]);
@@ -512,6 +573,36 @@ impl Plan {
             .iter()
             .map(|n| n.map(|n| (n, per_node[n])))
             .collect();
+        let gen_node: Vec<Option<usize>> = net
+            .gens
+            .iter()
+            .map(|e| if e.in_service { node(e.bus) } else { None })
+            .collect();
+        let xward_node: Vec<Option<usize>> = xward_root
+            .iter()
+            .map(|r| r.filter(|&r| live[r]).map(|r| node_of_root[r]))
+            .collect();
+        let mut is_pv = vec![false; n_node];
+        let mut pv_nodes = vec![];
+        let mut pv_source = vec![];
+        let sources = (gen_node
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (*n, PvSource::Gen(k))))
+        .chain((xward_node.iter().enumerate()).map(|(k, n)| (*n, PvSource::Xward(k))));
+        for (n, src) in sources {
+            if let Some(n) = n {
+                if n < n_pq && !is_pv[n] {
+                    is_pv[n] = true;
+                    pv_nodes.push(n);
+                    pv_source.push(src);
+                }
+            }
+        }
+        let mut pv_order: Vec<usize> = (0..pv_nodes.len()).collect();
+        pv_order.sort_by_key(|&j| pv_nodes[j]);
+        let pv_source: Vec<PvSource> = pv_order.iter().map(|&j| pv_source[j]).collect();
+        pv_nodes.sort_unstable();
 
         let mut plan = Plan {
             net: net.clone(),
@@ -538,6 +629,11 @@ impl Plan {
             has_zip,
             node_y_const,
             ext_grid_node,
+            gen_node,
+            pv_nodes,
+            pv_source,
+            xward_node,
+            is_pv,
             variant: Variant::XB,
             psi: 0.0,
             rot: C64::new(1.0, 0.0),
@@ -556,6 +652,9 @@ impl Plan {
             .map(|b| (b.f, b.t))
             .collect();
         plan.pattern = SparseLu::symbolic(n_pq, &entries);
+        if let Some(why) = plan.gen_vm_conflict(&|k| net.gens[k].vm_pu) {
+            return Err(Error::InvalidNetwork(why));
+        }
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
             Some((v, psi)) => {
@@ -564,6 +663,99 @@ impl Plan {
             }
             None => Plan::choose_variant(plan),
         }
+    }
+
+    /// The network's voltage set-point of PV node `j` (index into `pv_nodes`).
+    pub fn pv_vm_base(&self, j: usize) -> f64 {
+        match self.pv_source[j] {
+            PvSource::Gen(k) => self.net.gens[k].vm_pu,
+            PvSource::Xward(k) => self.net.xwards[k].vm_pu,
+        }
+    }
+
+    /// Copy `c`'s voltage set-point of PV node `j`: a gen's from the inputs.
+    pub fn pv_vm(&self, j: usize, inp: &super::batch::BatchInputs, c: usize) -> f64 {
+        match self.pv_source[j] {
+            PvSource::Gen(k) => inp.gen_vm_pu[(c, k)],
+            PvSource::Xward(k) => self.net.xwards[k].vm_pu,
+        }
+    }
+
+    /// Whether some node is a PV node ([`Plan::pv_nodes`]).
+    pub fn has_pv(&self) -> bool {
+        !self.pv_nodes.is_empty()
+    }
+
+    /// Gens (and an ext_grid) that share a node but not a voltage set-point,
+    /// with the gens' set-points `vm(gen)`: pandapower refuses them ("Voltage
+    /// controlling elements … at the same bus have different setpoints",
+    /// compared with `np.allclose`). `None` when they agree.
+    pub fn gen_vm_conflict(&self, vm: &dyn Fn(usize) -> f64) -> Option<String> {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-8 + 1e-5 * b.abs();
+        let mut first: Vec<Option<usize>> = vec![None; self.n_node];
+        for (k, n) in self.gen_node.iter().enumerate() {
+            let Some(n) = *n else { continue };
+            let name = |k: usize| &self.net.gens[k].name;
+            if n >= self.n_pq {
+                let held = self.slack_v[n - self.n_pq].abs();
+                if !close(vm(k), held) {
+                    let e = self
+                        .ext_grid_node
+                        .iter()
+                        .position(|x| x.is_some_and(|(m, _)| m == n))
+                        .unwrap_or(0);
+                    return Some(format!(
+                        "gen {k} ({:?}) has vm_pu = {} at the node of ext_grid {e} ({:?}), \
+                         which holds vm_pu = {held}: voltage set-points at one bus must agree",
+                        name(k),
+                        vm(k),
+                        self.net.ext_grids.get(e).map_or("", |x| x.name.as_str())
+                    ));
+                }
+            }
+            match first[n] {
+                Some(j) if !close(vm(k), vm(j)) => {
+                    return Some(format!(
+                        "gens {j} ({:?}, vm_pu = {}) and {k} ({:?}, vm_pu = {}) are at one bus \
+                         (or buses joined by closed switches) with different voltage set-points",
+                        name(j),
+                        vm(j),
+                        name(k),
+                        vm(k)
+                    ));
+                }
+                Some(_) => {}
+                None => first[n] = Some(k),
+            }
+        }
+        None
+    }
+
+    /// [`Plan::gen_vm_conflict`] for every copy of `inp` (`active`: only those
+    /// marked): the error names the gens and the copy.
+    pub fn check_gen_setpoints(
+        &self,
+        inp: &super::batch::BatchInputs,
+        active: Option<&[bool]>,
+    ) -> Result<()> {
+        let mut seen = vec![false; self.n_node];
+        let mut shared = false;
+        for n in self.gen_node.iter().flatten() {
+            shared |= seen[*n] || *n >= self.n_pq;
+            seen[*n] = true;
+        }
+        if !shared || inp.gen_vm_pu.ncols() != self.gen_node.len() {
+            return Ok(());
+        }
+        for c in 0..inp.batch() {
+            if active.is_some_and(|a| !a.get(c).copied().unwrap_or(true)) {
+                continue;
+            }
+            if let Some(why) = self.gen_vm_conflict(&|k| inp.gen_vm_pu[(c, k)]) {
+                return Err(Error::InvalidInput(format!("gen_vm_pu of copy {c}: {why}")));
+            }
+        }
+        Ok(())
     }
 
     /// Nodes with a shunt admittance (a shunt element, or a constant one), sorted.
@@ -587,7 +779,8 @@ impl Plan {
         y
     }
 
-    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps:
+    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps,
+    /// the PV nodes held at their set-points (sources like the slacks):
     /// `Y_pp` assembled as triplets (duplicates summed) and solved by faer's
     /// sparse LU (fill-reducing column order, partial pivoting), complex.
     fn no_load_voltages(&self) -> Result<Vec<C64>> {
@@ -602,8 +795,21 @@ impl Plan {
         let mut triplets: Vec<Triplet<usize, usize, c64>> =
             Vec::with_capacity(n + 4 * self.branches.len());
         let mut rhs = faer::Mat::<c64>::zeros(n, 1);
+        // PV nodes are sources too, at their gen's vm_pu and the first slack's
+        // angle: an identity row each (without them a transmission grid fed
+        // by one ext_grid starts far from its solution: case300 at |V| ≈ 0.05).
+        let angle = self
+            .slack_v
+            .first()
+            .map_or(C64::new(1.0, 0.0), |v| v.scale(1.0 / v.abs()));
+        for (j, &i) in self.pv_nodes.iter().enumerate() {
+            triplets.push(Triplet::new(i, i, c64::new(1.0, 0.0)));
+            rhs[(i, 0)] = cx(angle.scale(self.pv_vm_base(j)));
+        }
         for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
-            triplets.push(Triplet::new(i, i, cx(*y)));
+            if !self.is_pv[i] {
+                triplets.push(Triplet::new(i, i, cx(*y)));
+            }
         }
         for b in &self.branches {
             for (r, c, v) in [
@@ -612,7 +818,7 @@ impl Plan {
                 (b.t, b.f, b.adm.ytf),
                 (b.t, b.t, b.adm.ytt),
             ] {
-                if r >= n {
+                if r >= n || self.is_pv[r] {
                     continue;
                 }
                 if c < n {
@@ -702,9 +908,12 @@ impl Plan {
         self.psi = psi;
         self.rot = C64::from_polar(1.0, psi);
         let n = self.n_pq;
-        let slots = |lu: &SparseLu, f: usize, t: usize| -> [Option<Slot>; 4] {
+        // B'' leaves the PV nodes out (|V| fixed): their rows and columns are
+        // the identity, on the same pattern.
+        let pv = self.is_pv.clone();
+        let slots = |lu: &SparseLu, f: usize, t: usize, bpp: bool| -> [Option<Slot>; 4] {
             let s = |i: usize, j: usize| {
-                if i < n && j < n {
+                if i < n && j < n && !(bpp && (pv[i] || pv[j])) {
                     lu.slot(i, j)
                 } else {
                     None
@@ -724,7 +933,7 @@ impl Plan {
         for br in &self.branches {
             if br.f != br.t {
                 let b = self.series_b(br.z, true);
-                Self::add_stamp(&mut bp, &slots(&self.bp, br.f, br.t), [b, b, -b]);
+                Self::add_stamp(&mut bp, &slots(&self.bp, br.f, br.t, false), [b, b, -b]);
             }
         }
         self.bp.factor_own(&bp)?;
@@ -744,15 +953,19 @@ impl Plan {
             if br.f == br.t {
                 st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
             }
-            Self::add_stamp(&mut a0, &slots(&self.bpp, br.f, br.t), st);
+            Self::add_stamp(&mut a0, &slots(&self.bpp, br.f, br.t, true), st);
         }
         for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
-            a0.d[i] -= (*y * C64::from_polar(1.0, -psi)).im;
+            a0.d[i] = if pv[i] {
+                1.0
+            } else {
+                a0.d[i] - (*y * C64::from_polar(1.0, -psi)).im
+            };
         }
         self.bpp_tap_slots = self
             .tap_trafos
             .iter()
-            .map(|&(_, b)| slots(&self.bpp, self.branches[b].f, self.branches[b].t))
+            .map(|&(_, b)| slots(&self.bpp, self.branches[b].f, self.branches[b].t, true))
             .collect();
         self.bpp_a0 = a0;
         let base_taps: Vec<f64> = self

@@ -45,6 +45,12 @@ pub struct ScenarioInputs {
     /// Shunt steps.
     #[serde(default)]
     pub shunt_step: Option<Vec<f64>>,
+    /// Gen P in MW.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen_p_mw: Option<Vec<f64>>,
+    /// Gen voltage set-points in p.u.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen_vm_pu: Option<Vec<f64>>,
 }
 
 /// A scenario: inputs, plus whatever else a reference file carries (kept, ignored).
@@ -84,7 +90,7 @@ impl ScenarioFile {
         let mut inp = BatchInputs::from_network(net, self.scenarios.len());
         for (c, s) in self.scenarios.iter().enumerate() {
             let i = &s.inputs;
-            let pairs: [Field<'_>; 8] = [
+            let pairs: [Field<'_>; 10] = [
                 ("load_p_mw", &i.load_p_mw, &mut inp.load_p_mw),
                 ("load_q_mvar", &i.load_q_mvar, &mut inp.load_q_mvar),
                 ("load_scaling", &i.load_scaling, &mut inp.load_scaling),
@@ -93,6 +99,8 @@ impl ScenarioFile {
                 ("storage_p_mw", &i.storage_p_mw, &mut inp.storage_p_mw),
                 ("trafo_tap_pos", &i.trafo_tap_pos, &mut inp.trafo_tap_pos),
                 ("shunt_step", &i.shunt_step, &mut inp.shunt_step),
+                ("gen_p_mw", &i.gen_p_mw, &mut inp.gen_p_mw),
+                ("gen_vm_pu", &i.gen_vm_pu, &mut inp.gen_vm_pu),
             ];
             for (name, src, dst) in pairs {
                 if let Some(v) = src {

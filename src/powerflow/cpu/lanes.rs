@@ -661,15 +661,16 @@ fn write_rows<S: Simd>(
 /// max(|ΔP|, |ΔQ|) (infinite where not finite).
 #[inline(always)]
 fn mismatch<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, p_step: bool) -> [f64; LANES] {
-    if k.plan.has_zip {
-        mismatch_with::<S, true>(o, k, g, p_step)
-    } else {
-        mismatch_with::<S, false>(o, k, g, p_step)
+    match (k.plan.has_zip, k.plan.has_pv()) {
+        (true, true) => mismatch_with::<S, true, true>(o, k, g, p_step),
+        (true, false) => mismatch_with::<S, true, false>(o, k, g, p_step),
+        (false, true) => mismatch_with::<S, false, true>(o, k, g, p_step),
+        (false, false) => mismatch_with::<S, false, false>(o, k, g, p_step),
     }
 }
 
 #[inline(always)]
-fn mismatch_with<S: Simd, const ZIP: bool>(
+fn mismatch_with<S: Simd, const ZIP: bool, const PV: bool>(
     o: Ops<S>,
     k: &Kernel,
     g: &mut Group,
@@ -740,7 +741,12 @@ fn mismatch_with<S: Simd, const ZIP: bool>(
                 im: o.add(s.im, o.mul(o.add(si.im, o.mul(sz.im, w)), u)),
             };
         }
-        let (dr, di) = (o.sub(s.re, prod.re), o.sub(s.im, prod.im));
+        let (dr, mut di) = (o.sub(s.re, prod.re), o.sub(s.im, prod.im));
+        // A PV node's ΔQ is its gens' free Q (as `Kernel::mismatch`).
+        let pv = PV && k.pv_mask[i];
+        if pv {
+            di = o.splat(0.0);
+        }
         let (ar, ai) = (o.abs(dr), o.abs(di));
         worst = o.max_of(o.max_of(ar, ai), worst);
         total = o.add(total, o.add(ar, ai));
@@ -749,7 +755,11 @@ fn mismatch_with<S: Simd, const ZIP: bool>(
         } else {
             o.add(o.mul(dr, rot_im), o.mul(di, rot_re))
         };
-        g.rhs[i] = o.mul(x, g.inv_vm[i]);
+        g.rhs[i] = if pv && !p_step {
+            o.splat(0.0)
+        } else {
+            o.mul(x, g.inv_vm[i])
+        };
     }
     let mut out = [0.0; LANES];
     for ((o, t), w) in out.iter_mut().zip(total.0).zip(worst.0) {
