@@ -521,3 +521,58 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     work[at(r_cold(), c)] = select(1.0, 0.0, converged);
     write_results(c);
 }
+
+// Test-only entry points (src/powerflow/gpu/port.rs): ONE function of the solver on
+// the current `work` state, for comparison with the CPU port kernel by kernel. The
+// solver's pipeline compiles `main` only, so these cost it nothing.
+@compute @workgroup_size(64)
+fn test_mismatch(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c < P.batch {
+        let norm = mismatch(c);
+        work[at(r_loop(4u), c)] = norm.x;
+        work[at(r_loop(5u), c)] = norm.y;
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_p_half_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        p_half_step(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_q_half_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        q_half_step(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_solve_bp(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        solve_bp(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_solve_bpp(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        solve_bpp(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_tap_warm_start(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        tap_warm_start(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_write_results(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        write_results(gid.x);
+    }
+}

@@ -30,6 +30,10 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use std::sync::Arc;
 
+/// f64/f32 CPU port of the shader, function for function (kernel-by-kernel tests).
+#[cfg(test)]
+pub(crate) mod port;
+
 /// The solver's WGSL source.
 pub const FDPF_WGSL: &str = include_str!("../../shaders/fdpf.wgsl");
 
@@ -60,7 +64,7 @@ pub fn new_batch(plan: Arc<Plan>, batch: usize) -> Result<Box<dyn PowerFlow>> {
 /// Uniform parameters; field order and layout match `Params` in the shader.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     n_pq: u32,
     n_node: u32,
@@ -173,6 +177,15 @@ impl Mirror {
             batch,
         }
     }
+}
+
+/// Where the host writes per-copy values (row, copy in the chunk, f64 value): the
+/// f32 upload mirrors, or the shader port's buffers.
+trait Put {
+    fn put(&mut self, row: usize, c: usize, v: f64);
+}
+
+impl Put for Mirror {
     #[inline]
     fn put(&mut self, row: usize, c: usize, v: f64) {
         let v = v as f32;
@@ -183,6 +196,9 @@ impl Mirror {
             self.hi[row] = self.hi[row].max(c);
         }
     }
+}
+
+impl Mirror {
     /// Upload what changed since the last upload: dirty spans, merged when close.
     fn upload(&mut self, queue: &wgpu::Queue, buf: &wgpu::Buffer) {
         let mut span: Option<(usize, usize)> = None;
@@ -355,37 +371,7 @@ impl GpuBatch {
             label: Some("fdpf.wgsl"),
             source: wgpu::ShaderSource::Wgsl(FDPF_WGSL.into()),
         });
-        let ro = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("fdpf"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                ro(1, true),
-                ro(2, true),
-                ro(3, true),
-                ro(4, true),
-                ro(5, false),
-                ro(6, false),
-            ],
-        });
+        let bgl = bind_group_layout(device);
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("fdpf"),
             bind_group_layouts: &[Some(&bgl)],
@@ -461,99 +447,22 @@ impl GpuBatch {
     /// Per-copy inputs of `chunk` into its host mirrors (f64 → f32), B'' refactored
     /// for copies whose taps changed.
     fn prepare(&mut self, ci: usize) {
-        let p = &*self.plan;
-        let net = &p.net;
-        let inp = &self.inputs;
-        let (n, nn) = (p.n_pq, p.n_node);
-        let n_tap = p.tap_trafos.len();
         let chunk = &mut self.chunks[ci];
-        let mut s = vec![C64::ZERO; nn];
-        let mut y = vec![C64::ZERO; nn];
-        let zn = if p.has_zip { n } else { 0 };
-        let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
-        for lc in 0..chunk.len {
-            let c = chunk.c0 + lc;
-            super::injections::copy_injections(p, inp, c, &mut s);
-            if p.has_zip {
-                // From the loads' injections, before the gens' P (as the CPU).
-                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
-            }
-            super::injections::copy_gen_p(p, inp, c, &mut s);
-            super::injections::copy_shunts(p, inp, c, &mut y);
-            for i in 0..nn {
-                chunk.pc.put(i, lc, s[i].re);
-                chunk.pc.put(nn + i, lc, s[i].im);
-                chunk.pc.put(2 * nn + i, lc, y[i].re);
-                chunk.pc.put(3 * nn + i, lc, y[i].im);
-            }
-            let mut changed = false;
-            for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
-                let pos = inp.trafo_tap_pos[(c, k)];
-                let slot = &mut self.tap_pos[c * n_tap + j];
-                // Warm-start factor of this solve, as `f − 1` (exact 0 where the tap
-                // did not move: written every solve, so it is applied once). The
-                // shader ignores it for copies starting cold, as the CPU does.
-                let mut g = 0.0;
-                if pos.to_bits() != slot.to_bits() {
-                    if let Some((lv_down, _)) = &self.layout.tap_down[j] {
-                        if let Some(f) = tap_move_factor(&net.trafos[k], *slot, pos, *lv_down) {
-                            g = f - 1.0;
-                        }
-                    }
-                    *slot = pos;
-                    changed = true;
-                    let pi = trafo_branch(net, &net.trafos[k], pos);
-                    let b = &p.branches[bi];
-                    let v = branch_values(
-                        pi.z,
-                        pi.y_sh,
-                        pi.ratio,
-                        self.layout.tap_shift[j],
-                        self.layout.phi[b.f],
-                        self.layout.phi[b.t],
-                    );
-                    for (q, x) in v.iter().enumerate() {
-                        chunk.pc.put(4 * nn + 9 * j + q, lc, *x);
-                    }
-                }
-                chunk.pc.put(4 * nn + 9 * n_tap + j, lc, g);
-            }
-            if p.has_zip {
-                let r0 = 4 * nn + 10 * n_tap;
-                for i in 0..n {
-                    chunk.pc.put(r0 + i, lc, si[i].re);
-                    chunk.pc.put(r0 + n + i, lc, si[i].im);
-                    chunk.pc.put(r0 + 2 * n + i, lc, sz[i].re);
-                    chunk.pc.put(r0 + 3 * n + i, lc, sz[i].im);
-                }
-            }
-            // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
-            let r0 = self.layout.params.p_pv as usize;
-            for j in 0..p.pv_nodes.len() {
-                chunk.pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
-            }
-            if changed || !chunk.primed {
-                let taps = &self.tap_pos[c * n_tap..(c + 1) * n_tap];
-                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
-                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
-                });
-                let own = !base
-                    && p.bpp_factor_for_taps(
-                        taps,
-                        &mut self.bpp_a,
-                        &mut self.bpp_f,
-                        &mut self.bpp_work,
-                    );
-                let (l, u, d) = if own {
-                    (&self.bpp_f.l, &self.bpp_f.u, &self.bpp_f.d)
-                } else {
-                    (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
-                };
-                for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                    chunk.bpp.put(k, lc, v);
-                }
-            }
-        }
+        let mut host = HostState {
+            tap_pos: &mut self.tap_pos,
+            bpp_a: &mut self.bpp_a,
+            bpp_f: &mut self.bpp_f,
+            bpp_work: &mut self.bpp_work,
+        };
+        prepare_copies(
+            &self.plan,
+            &self.inputs,
+            &self.layout,
+            &mut host,
+            (chunk.c0, chunk.len, chunk.primed),
+            &mut chunk.pc,
+            &mut chunk.bpp,
+        );
         chunk.primed = true;
     }
 
@@ -710,6 +619,115 @@ impl GpuBatch {
     }
 }
 
+/// The host's per-copy state between solves (tap positions, B'' refactoring scratch).
+struct HostState<'a> {
+    tap_pos: &'a mut [f64],
+    bpp_a: &'a mut PatternValues,
+    bpp_f: &'a mut PatternValues,
+    bpp_work: &'a mut Vec<f64>,
+}
+
+/// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
+/// or the shader port's buffers), B'' refactored for copies whose taps changed (all
+/// of them unless `primed`).
+fn prepare_copies(
+    p: &Plan,
+    inp: &BatchInputs,
+    layout: &Layout,
+    host: &mut HostState,
+    (c0, len, primed): (usize, usize, bool),
+    pc: &mut impl Put,
+    bppv: &mut impl Put,
+) {
+    {
+        let net = &p.net;
+        let (n, nn) = (p.n_pq, p.n_node);
+        let n_tap = p.tap_trafos.len();
+        let mut s = vec![C64::ZERO; nn];
+        let mut y = vec![C64::ZERO; nn];
+        let zn = if p.has_zip { n } else { 0 };
+        let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
+        for lc in 0..len {
+            let c = c0 + lc;
+            super::injections::copy_injections(p, inp, c, &mut s);
+            if p.has_zip {
+                // From the loads' injections, before the gens' P (as the CPU).
+                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+            }
+            super::injections::copy_gen_p(p, inp, c, &mut s);
+            super::injections::copy_shunts(p, inp, c, &mut y);
+            for i in 0..nn {
+                pc.put(i, lc, s[i].re);
+                pc.put(nn + i, lc, s[i].im);
+                pc.put(2 * nn + i, lc, y[i].re);
+                pc.put(3 * nn + i, lc, y[i].im);
+            }
+            let mut changed = false;
+            for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
+                let pos = inp.trafo_tap_pos[(c, k)];
+                let slot = &mut host.tap_pos[c * n_tap + j];
+                // Warm-start factor of this solve, as `f − 1` (exact 0 where the tap
+                // did not move: written every solve, so it is applied once). The
+                // shader ignores it for copies starting cold, as the CPU does.
+                let mut g = 0.0;
+                if pos.to_bits() != slot.to_bits() {
+                    if let Some((lv_down, _)) = &layout.tap_down[j] {
+                        if let Some(f) = tap_move_factor(&net.trafos[k], *slot, pos, *lv_down) {
+                            g = f - 1.0;
+                        }
+                    }
+                    *slot = pos;
+                    changed = true;
+                    let pi = trafo_branch(net, &net.trafos[k], pos);
+                    let b = &p.branches[bi];
+                    let v = branch_values(
+                        pi.z,
+                        pi.y_sh,
+                        pi.ratio,
+                        layout.tap_shift[j],
+                        layout.phi[b.f],
+                        layout.phi[b.t],
+                    );
+                    for (q, x) in v.iter().enumerate() {
+                        pc.put(4 * nn + 9 * j + q, lc, *x);
+                    }
+                }
+                pc.put(4 * nn + 9 * n_tap + j, lc, g);
+            }
+            if p.has_zip {
+                let r0 = 4 * nn + 10 * n_tap;
+                for i in 0..n {
+                    pc.put(r0 + i, lc, si[i].re);
+                    pc.put(r0 + n + i, lc, si[i].im);
+                    pc.put(r0 + 2 * n + i, lc, sz[i].re);
+                    pc.put(r0 + 3 * n + i, lc, sz[i].im);
+                }
+            }
+            // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
+            let r0 = layout.params.p_pv as usize;
+            for j in 0..p.pv_nodes.len() {
+                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+            }
+            if changed || !primed {
+                let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
+                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+                });
+                let own =
+                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+                let (l, u, d) = if own {
+                    (&host.bpp_f.l, &host.bpp_f.u, &host.bpp_f.d)
+                } else {
+                    (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
+                };
+                for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
+                    bppv.put(k, lc, v);
+                }
+            }
+        }
+    }
+}
+
 /// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
 fn fill_table(
     table: &mut ndarray::Array2<f64>,
@@ -725,6 +743,41 @@ fn fill_table(
             table[(c0 + lc, j)] = *v as f64;
         }
     }
+}
+
+/// The bind group layout of `Params` and the six buffers.
+fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
+    let ro = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("fdpf"),
+        entries: &[
+            wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            },
+            ro(1, true),
+            ro(2, true),
+            ro(3, true),
+            ro(4, true),
+            ro(5, false),
+            ro(6, false),
+        ],
+    })
 }
 
 fn make_chunk(
@@ -760,7 +813,7 @@ fn make_chunk(
         ctx,
         "fdpf state",
         bytemuck::cast_slice(&work),
-        U::STORAGE | U::COPY_DST,
+        U::STORAGE | U::COPY_DST | U::COPY_SRC,
     );
     let out_bytes = layout.rows_out as u64 * b;
     let out_buf = storage(ctx, "fdpf results", out_bytes, U::STORAGE | U::COPY_SRC);
@@ -830,6 +883,12 @@ pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
 
 /// The shared `idx` (u32) and `sh` (f32) arrays and the layout of every buffer.
 fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
+    let (idx, sh, layout) = build_shared64(p);
+    (idx, sh.iter().map(|&x| x as f32).collect(), layout)
+}
+
+/// [`build_shared`] with `sh` before its rounding to f32.
+fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
     let net = &p.net;
     let (n, nn) = (p.n_pq, p.n_node);
     let (nb, nl, nt, ne) = p.sizes();
@@ -1029,7 +1088,6 @@ fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
         .collect();
     prm.s_tol = putf(&tol_node, &mut sh);
     prm.tol = p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32;
-    let sh: Vec<f32> = sh.iter().map(|&x| x as f32).collect();
 
     let n_tap = p.tap_trafos.len();
     prm.p_zip = if p.has_zip {

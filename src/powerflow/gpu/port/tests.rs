@@ -1,0 +1,438 @@
+//! The shader against its CPU port, kernel by kernel on one state (test entry
+//! points of `shaders/fdpf.wgsl`), and the port's `main` end to end against the CPU
+//! backend and the GPU. GPU tests skip without an adapter unless
+//! `POWERGRID_REQUIRE_GPU=1`.
+
+use super::*;
+use crate::network::Network;
+use crate::powerflow::cpu::CpuBatch;
+use crate::powerflow::plan::SolverOptions;
+
+/// Copies per batch (one chunk, one workgroup).
+const B: usize = 6;
+
+fn gpu_or_skip(test: &str) -> bool {
+    match crate::gpu::GpuContext::shared() {
+        Ok(ctx) => {
+            eprintln!("{test}: running on {}", ctx.info);
+            true
+        }
+        Err(e) => {
+            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("{test}: skipped, {e}");
+            false
+        }
+    }
+}
+
+/// The networks: radial with tap trafos, LV, gens (PV nodes), ZIP loads.
+const NETS: [&str; 6] = [
+    "pandapower/ieee13",
+    "pandapower/ieee34",
+    "pandapower/cigre_lv",
+    "pandapower_gen/gens",
+    "pandapower_zip/zip_mixed",
+    "pandapower_zip/kerber_zip",
+];
+
+fn load(name: &str) -> Network {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/{name}.json"));
+    crate::network::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn plan(net: &Network, max_iterations: u32) -> Arc<Plan> {
+    let options = SolverOptions {
+        max_iterations,
+        ..SolverOptions::default()
+    };
+    Arc::new(Plan::new(net, options).unwrap())
+}
+
+/// Copies that differ: loads and sgens scaled per copy, taps one step apart.
+fn inputs(net: &Network, batch: usize) -> BatchInputs {
+    let mut inp = BatchInputs::from_network(net, batch);
+    for c in 0..batch {
+        let f = 0.7 + 0.15 * c as f64;
+        inp.load_p_mw.row_mut(c).mapv_inplace(|v| v * f);
+        inp.load_q_mvar
+            .row_mut(c)
+            .mapv_inplace(|v| v * (1.6 - 0.1 * c as f64));
+        inp.sgen_p_mw
+            .row_mut(c)
+            .mapv_inplace(|v| v * (1.2 - 0.1 * c as f64));
+        for (k, t) in net.trafos.iter().enumerate() {
+            if let Some(tap) = &t.tap {
+                let p = tap.pos + (c % 3) as f64 - 1.0;
+                inp.trafo_tap_pos[(c, k)] = p.clamp(tap.min, tap.max);
+            }
+        }
+    }
+    inp
+}
+
+/// Move every tap-changing trafo by `d` steps (within range).
+fn move_taps(net: &Network, inp: &mut BatchInputs, d: f64) {
+    for c in 0..inp.batch() {
+        for (k, t) in net.trafos.iter().enumerate() {
+            if let Some(tap) = &t.tap {
+                let s = if c % 2 == 0 { d } else { -d };
+                inp.trafo_tap_pos[(c, k)] = (inp.trafo_tap_pos[(c, k)] + s).clamp(tap.min, tap.max);
+            }
+        }
+    }
+}
+
+fn to64(p: &Port<f32>) -> Port<f64> {
+    let v = |x: &[f32]| x.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+    Port {
+        p: p.p,
+        tol: p.tol as f64,
+        rot: v2(p.rot.x as f64, p.rot.y as f64),
+        diverge: p.diverge as f64,
+        sn: p.sn as f64,
+        idx: p.idx.clone(),
+        sh: v(&p.sh),
+        pc: v(&p.pc),
+        bppv: v(&p.bppv),
+        work: v(&p.work),
+        outp: v(&p.outp),
+    }
+}
+
+/// Row groups of `work` (name, first row, rows): one quantity each, compared
+/// relative to its largest magnitude.
+fn work_groups(p: &Params) -> Vec<(&'static str, usize, usize)> {
+    let (nn, n) = (p.n_node as usize, p.n_pq as usize);
+    vec![
+        ("u", 0, nn),
+        ("theta", nn, nn),
+        ("dW.re", 2 * nn, nn),
+        ("dW.im", 3 * nn, nn),
+        ("J.re", 4 * nn, nn),
+        ("J.im", 5 * nn, nn),
+        ("x", 6 * nn, n),
+        ("cold", 6 * nn + n, 1),
+        ("loop phase", 6 * nn + n + 1, 1),
+        ("loop iters", 6 * nn + n + 2, 2),
+        ("loop converged", 6 * nn + n + 4, 1),
+        ("norm raw", 6 * nn + n + 5, 1),
+        ("norm scaled", 6 * nn + n + 6, 1),
+    ]
+}
+
+fn out_groups(p: &Params) -> Vec<(&'static str, usize, usize)> {
+    let (nb, nl, nt, ne) = (p.nb as usize, p.nl as usize, p.nt as usize, p.ne as usize);
+    let mut g = vec![("status", 0, 3)];
+    let mut o = 3;
+    for (name, len) in [
+        ("vm_pu", nb),
+        ("va_degree", nb),
+        ("line_p", nl),
+        ("line_q", nl),
+        ("line_i_ka", nl),
+        ("line_loading", nl),
+        ("trafo_loading", nt),
+        ("ext_grid_p", ne),
+        ("ext_grid_q", ne),
+        ("gen_site_q", p.n_site as usize),
+    ] {
+        g.push((name, o, len));
+        o += len;
+    }
+    g
+}
+
+/// Worst `|gpu − port32| / (ε₃₂·scale)` over the buffer, per group, where scale is
+/// the group's largest |value| in the f64 port (at least `floor`, in the group's
+/// units). Returns the worst group's (name, ratio, absolute difference), and the
+/// same ratio of the f64 port against the f32 port (the f32 rounding itself).
+fn worst(
+    groups: &[(&'static str, usize, usize)],
+    batch: usize,
+    gpu: &[f32],
+    p32: &[f32],
+    p64: &[f64],
+    floor: &dyn Fn(&str) -> f64,
+) -> ((&'static str, f64, f64), f64) {
+    let eps = f32::EPSILON as f64;
+    let mut w = ("", 0.0f64, 0.0f64);
+    let mut w64 = 0.0f64;
+    for &(name, r0, rows) in groups {
+        let range = r0 * batch..(r0 + rows) * batch;
+        let scale = p64[range.clone()]
+            .iter()
+            .fold(floor(name), |m, v| m.max(v.abs()));
+        for i in range {
+            let (g, a, b) = (gpu[i] as f64, p32[i] as f64, p64[i]);
+            assert!(
+                g.is_finite() == a.is_finite(),
+                "{name}[{i}]: gpu {g}, port {a}"
+            );
+            if !g.is_finite() {
+                continue;
+            }
+            let r = (g - a).abs() / (eps * scale);
+            if r > w.1 {
+                w = (name, r, (g - a).abs());
+            }
+            w64 = w64.max((b - a).abs() / (eps * scale));
+        }
+    }
+    (w, w64)
+}
+
+/// Tolerance of a kernel comparison in units of ε₃₂ times the quantity's largest
+/// magnitude: the port repeats the shader's operations in the same order, so they
+/// differ only where the device fuses a multiply-add or rounds `sqrt`/`sin`
+/// differently; those half-ulp differences, grown through the sums of the
+/// mismatch and the triangular solves, stay within a few hundred ε of the largest
+/// value (measured: see the reports). A wrong operation or index gives differences
+/// of the order of the value itself (ratios ≥ 1e4).
+const KERNEL_TOL_EPS: f64 = 16.0;
+
+/// Floor of a group's scale: current noise (J, ΔS) is measured against the largest
+/// current; norms against the noise floor of the scaled mismatch.
+fn floor_of(p: &Port<f32>) -> impl Fn(&str) -> f64 {
+    // The largest current of the state and the mismatch tolerance.
+    let nn = p.p.n_node as usize;
+    let b = p.p.batch as usize;
+    let jmax = p.work[4 * nn * b..6 * nn * b]
+        .iter()
+        .fold(1e-3f64, |m, v| m.max((*v as f64).abs()));
+    let tol = p.tol as f64;
+    move |name: &str| match name {
+        "norm raw" => jmax,
+        "norm scaled" => jmax / tol,
+        "x" | "theta" | "u" | "dW.re" | "dW.im" => 1e-4,
+        _ => 1e-6,
+    }
+}
+
+/// Run `entry` on the GPU and on the port (f32 and f64) from the GPU's current
+/// state; compare `work` and `outp`. Returns the worst ratio (units of ε₃₂·scale).
+fn check(gpu: &GpuBatch, what: &str, entry: &str) -> f64 {
+    let before = gpu.port().unwrap();
+    let floor = floor_of(&before);
+    let mut p32 = before.clone();
+    p32.run_test_entry(entry);
+    let mut p64 = to64(&before);
+    p64.run_test_entry(entry);
+    gpu.probe(entry).unwrap();
+    let after = gpu.port().unwrap();
+    let b = before.p.batch as usize;
+    let (ww, w64) = worst(
+        &work_groups(&before.p),
+        b,
+        &after.work,
+        &p32.work,
+        &p64.work,
+        &floor,
+    );
+    let (wo, o64) = worst(
+        &out_groups(&before.p),
+        b,
+        &after.outp,
+        &p32.outp,
+        &p64.outp,
+        &floor,
+    );
+    let w = if ww.1 >= wo.1 { ww } else { wo };
+    eprintln!(
+        "{what:>32} {entry:<20} gpu−port32: {:8.2} ε·scale ({:<14} |Δ| {:.2e});  port64−port32: {:8.2} ε·scale",
+        w.1,
+        w.0,
+        w.2,
+        w64.max(o64)
+    );
+    assert!(
+        w.1 <= KERNEL_TOL_EPS,
+        "{what} {entry}: {} differs by {:.1} ε·scale (|Δ| {:e})",
+        w.0,
+        w.1,
+        w.2
+    );
+    w.1
+}
+
+/// Put every copy of `gpu` in its start state (`main`'s phase 0, computed by the
+/// port on the GPU's own buffers) and upload it.
+fn start_state(gpu: &GpuBatch) {
+    let mut p = gpu.port().unwrap();
+    for c in 0..p.p.batch {
+        p.start(c);
+    }
+    gpu.write_work(&p.work);
+}
+
+const SOLVE_SEQ: [&str; 5] = [
+    "test_mismatch",
+    "test_p_half_step",
+    "test_mismatch",
+    "test_q_half_step",
+    "test_mismatch",
+];
+
+/// The solve kernels (mismatch, half-steps, triangular solves, tap warm start) of
+/// the shader against the port, each from the same state, at a cold start, after a
+/// few iterations and after a tap move.
+#[test]
+fn solve_kernels_match_shader() {
+    if !gpu_or_skip("solve_kernels_match_shader") {
+        return;
+    }
+    let mut worst_all = 0.0f64;
+    for name in NETS {
+        let net = load(name);
+        // Cold start.
+        let mut gpu = GpuBatch::new(plan(&net, 100), B).unwrap();
+        gpu.inputs = inputs(&net, B);
+        gpu.stage().unwrap();
+        start_state(&gpu);
+        for e in SOLVE_SEQ.iter().chain(&["test_solve_bp", "test_solve_bpp"]) {
+            worst_all = worst_all.max(check(&gpu, &format!("{name} cold"), e));
+        }
+        // After three iterations (the solver's own state; not converged).
+        let mut gpu = GpuBatch::new(plan(&net, 3), B).unwrap();
+        gpu.inputs = inputs(&net, B);
+        gpu.solve().unwrap();
+        for e in SOLVE_SEQ {
+            worst_all = worst_all.max(check(&gpu, &format!("{name} 3 iterations"), e));
+        }
+        // After a tap move: converged, taps moved, warm-start factors uploaded.
+        let mut gpu = GpuBatch::new(plan(&net, 100), B).unwrap();
+        gpu.inputs = inputs(&net, B);
+        gpu.solve().unwrap();
+        if gpu.plan.tap_trafos.is_empty() {
+            continue;
+        }
+        move_taps(&net, &mut gpu.inputs, 3.0);
+        gpu.stage().unwrap();
+        worst_all = worst_all.max(check(
+            &gpu,
+            &format!("{name} tap move"),
+            "test_tap_warm_start",
+        ));
+        for e in SOLVE_SEQ {
+            worst_all = worst_all.max(check(&gpu, &format!("{name} tap move"), e));
+        }
+    }
+    eprintln!("worst: {worst_all:.2} ε·scale (tolerance {KERNEL_TOL_EPS})");
+}
+
+/// `write_results` (with `branch_flow`) of the shader against the port, apart
+/// from the solve kernels: after three iterations, converged, after a tap move.
+#[test]
+fn result_kernel_matches_shader() {
+    if !gpu_or_skip("result_kernel_matches_shader") {
+        return;
+    }
+    let mut worst_all = 0.0f64;
+    for name in NETS {
+        let net = load(name);
+        let mut gpu = GpuBatch::new(plan(&net, 3), B).unwrap();
+        gpu.inputs = inputs(&net, B);
+        gpu.solve().unwrap();
+        worst_all = worst_all.max(check(
+            &gpu,
+            &format!("{name} 3 iterations"),
+            "test_write_results",
+        ));
+        let mut gpu = GpuBatch::new(plan(&net, 100), B).unwrap();
+        gpu.inputs = inputs(&net, B);
+        gpu.solve().unwrap();
+        worst_all = worst_all.max(check(
+            &gpu,
+            &format!("{name} converged"),
+            "test_write_results",
+        ));
+        if !gpu.plan.tap_trafos.is_empty() {
+            move_taps(&net, &mut gpu.inputs, 3.0);
+            gpu.solve().unwrap();
+            worst_all = worst_all.max(check(
+                &gpu,
+                &format!("{name} tap move"),
+                "test_write_results",
+            ));
+        }
+    }
+    eprintln!("worst: {worst_all:.2} ε·scale (tolerance {KERNEL_TOL_EPS})");
+}
+
+/// The port's `main` in f64 gives the CPU backend's answer; in f64 and f32 the
+/// GPU's within its f32 tolerance. Two solves: the first cold, the second warm
+/// after tap moves.
+#[test]
+fn port_main_matches_cpu_and_gpu() {
+    let gpu_on = gpu_or_skip("port_main_matches_cpu_and_gpu");
+    for name in NETS {
+        let net = load(name);
+        // Both f64 solvers well below 1e-8 (the default tolerance leaves the CPU's
+        // answer up to ~1e-8 from the exact one); the GPU's is max(this, 1e-6).
+        let options = SolverOptions {
+            tolerance_pu: 1e-10,
+            ..SolverOptions::default()
+        };
+        let plan = Arc::new(Plan::new(&net, options).unwrap());
+        let mut cpu = CpuBatch::new(plan.clone(), B);
+        let mut p64 = PortBatch::<f64>::exact(plan.clone(), B);
+        let mut p32 = PortBatch::<f32>::new(plan.clone(), B);
+        let mut gpu = gpu_on.then(|| GpuBatch::new(plan.clone(), B).unwrap());
+        let mut inp = inputs(&net, B);
+        for step in 0..2 {
+            if step == 1 {
+                move_taps(&net, &mut inp, 2.0);
+            }
+            *cpu.inputs_mut() = inp.clone();
+            cpu.solve().unwrap();
+            p64.inputs = inp.clone();
+            p64.solve().unwrap();
+            p32.inputs = inp.clone();
+            p32.solve().unwrap();
+            let (mut d_cpu, mut d_gpu, mut d_32, mut d_g32) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            let mut iters_gap = 0u32;
+            if let Some(g) = &mut gpu {
+                *g.inputs_mut() = inp.clone();
+                g.solve().unwrap();
+            }
+            let r = cpu.results();
+            for c in 0..B {
+                assert!(r.converged[c], "{name} {c}: cpu");
+                let o = &p64.port.outp;
+                assert_eq!(o[c], 1.0, "{name} {c}: port f64 did not converge");
+                assert_eq!(
+                    p32.port.outp[c], 1.0,
+                    "{name} {c}: port f32 did not converge"
+                );
+                let vm = p64.vm(c);
+                let vm32 = p32.vm(c);
+                for (k, v) in vm.iter().enumerate() {
+                    d_cpu = d_cpu.max((v - r.vm_pu[(c, k)]).abs());
+                    d_32 = d_32.max((v - vm32[k]).abs());
+                }
+                if let Some(g) = &gpu {
+                    let gr = g.results();
+                    assert!(gr.converged[c], "{name} {c}: gpu");
+                    for (k, v) in vm32.iter().enumerate() {
+                        d_g32 = d_g32.max((v - gr.vm_pu[(c, k)]).abs());
+                    }
+                    for (k, v) in vm.iter().enumerate() {
+                        d_gpu = d_gpu.max((v - gr.vm_pu[(c, k)]).abs());
+                    }
+                    let it32 = p32.port.outp[B + c] as u32;
+                    iters_gap = iters_gap.max(it32.abs_diff(gr.iterations[c]));
+                }
+            }
+            eprintln!(
+                "{name:>28} solve {step}: |Δvm| port64−cpu {d_cpu:.2e}, port64−port32 {d_32:.2e}, port64−gpu {d_gpu:.2e}, port32−gpu {d_g32:.2e} (iterations ±{iters_gap})"
+            );
+            assert!(d_cpu <= 1e-8, "{name}: port f64 vs cpu {d_cpu:e}");
+            // The GPU's tolerance against the f64 CPU (tests/gpu_vs_cpu.rs).
+            assert!(d_32 <= 1e-5, "{name}: port f32 vs f64 {d_32:e}");
+            assert!(d_gpu <= 1e-5, "{name}: port f64 vs gpu {d_gpu:e}");
+            assert!(d_g32 <= 1e-5, "{name}: port f32 vs gpu {d_g32:e}");
+        }
+    }
+}
