@@ -639,90 +639,88 @@ fn prepare_copies(
     pc: &mut impl Put,
     bppv: &mut impl Put,
 ) {
-    {
-        let net = &p.net;
-        let (n, nn) = (p.n_pq, p.n_node);
-        let n_tap = p.tap_trafos.len();
-        let mut s = vec![C64::ZERO; nn];
-        let mut y = vec![C64::ZERO; nn];
-        let zn = if p.has_zip { n } else { 0 };
-        let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
-        for lc in 0..len {
-            let c = c0 + lc;
-            super::injections::copy_injections(p, inp, c, &mut s);
-            if p.has_zip {
-                // From the loads' injections, before the gens' P (as the CPU).
-                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
-            }
-            super::injections::copy_gen_p(p, inp, c, &mut s);
-            super::injections::copy_shunts(p, inp, c, &mut y);
-            for i in 0..nn {
-                pc.put(i, lc, s[i].re);
-                pc.put(nn + i, lc, s[i].im);
-                pc.put(2 * nn + i, lc, y[i].re);
-                pc.put(3 * nn + i, lc, y[i].im);
-            }
-            let mut changed = false;
-            for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
-                let pos = inp.trafo_tap_pos[(c, k)];
-                let slot = &mut host.tap_pos[c * n_tap + j];
-                // Warm-start factor of this solve, as `f − 1` (exact 0 where the tap
-                // did not move: written every solve, so it is applied once). The
-                // shader ignores it for copies starting cold, as the CPU does.
-                let mut g = 0.0;
-                if pos.to_bits() != slot.to_bits() {
-                    if let Some((lv_down, _)) = &layout.tap_down[j] {
-                        if let Some(f) = tap_move_factor(&net.trafos[k], *slot, pos, *lv_down) {
-                            g = f - 1.0;
-                        }
-                    }
-                    *slot = pos;
-                    changed = true;
-                    let pi = trafo_branch(net, &net.trafos[k], pos);
-                    let b = &p.branches[bi];
-                    let v = branch_values(
-                        pi.z,
-                        pi.y_sh,
-                        pi.ratio,
-                        layout.tap_shift[j],
-                        layout.phi[b.f],
-                        layout.phi[b.t],
-                    );
-                    for (q, x) in v.iter().enumerate() {
-                        pc.put(4 * nn + 9 * j + q, lc, *x);
+    let net = &p.net;
+    let (n, nn) = (p.n_pq, p.n_node);
+    let n_tap = p.tap_trafos.len();
+    let mut s = vec![C64::ZERO; nn];
+    let mut y = vec![C64::ZERO; nn];
+    let zn = if p.has_zip { n } else { 0 };
+    let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
+    for lc in 0..len {
+        let c = c0 + lc;
+        super::injections::copy_injections(p, inp, c, &mut s);
+        if p.has_zip {
+            // From the loads' injections, before the gens' P (as the CPU).
+            super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+        }
+        super::injections::copy_gen_p(p, inp, c, &mut s);
+        super::injections::copy_shunts(p, inp, c, &mut y);
+        for i in 0..nn {
+            pc.put(i, lc, s[i].re);
+            pc.put(nn + i, lc, s[i].im);
+            pc.put(2 * nn + i, lc, y[i].re);
+            pc.put(3 * nn + i, lc, y[i].im);
+        }
+        let mut changed = false;
+        for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
+            let pos = inp.trafo_tap_pos[(c, k)];
+            let slot = &mut host.tap_pos[c * n_tap + j];
+            // Warm-start factor of this solve, as `f − 1` (exact 0 where the tap
+            // did not move: written every solve, so it is applied once). The
+            // shader ignores it for copies starting cold, as the CPU does.
+            let mut g = 0.0;
+            if pos.to_bits() != slot.to_bits() {
+                if let Some((lv_down, _)) = &layout.tap_down[j] {
+                    if let Some(f) = tap_move_factor(&net.trafos[k], *slot, pos, *lv_down) {
+                        g = f - 1.0;
                     }
                 }
-                pc.put(4 * nn + 9 * n_tap + j, lc, g);
-            }
-            if p.has_zip {
-                let r0 = 4 * nn + 10 * n_tap;
-                for i in 0..n {
-                    pc.put(r0 + i, lc, si[i].re);
-                    pc.put(r0 + n + i, lc, si[i].im);
-                    pc.put(r0 + 2 * n + i, lc, sz[i].re);
-                    pc.put(r0 + 3 * n + i, lc, sz[i].im);
+                *slot = pos;
+                changed = true;
+                let pi = trafo_branch(net, &net.trafos[k], pos);
+                let b = &p.branches[bi];
+                let v = branch_values(
+                    pi.z,
+                    pi.y_sh,
+                    pi.ratio,
+                    layout.tap_shift[j],
+                    layout.phi[b.f],
+                    layout.phi[b.t],
+                );
+                for (q, x) in v.iter().enumerate() {
+                    pc.put(4 * nn + 9 * j + q, lc, *x);
                 }
             }
-            // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
-            let r0 = layout.params.p_pv as usize;
-            for j in 0..p.pv_nodes.len() {
-                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+            pc.put(4 * nn + 9 * n_tap + j, lc, g);
+        }
+        if p.has_zip {
+            let r0 = 4 * nn + 10 * n_tap;
+            for i in 0..n {
+                pc.put(r0 + i, lc, si[i].re);
+                pc.put(r0 + n + i, lc, si[i].im);
+                pc.put(r0 + 2 * n + i, lc, sz[i].re);
+                pc.put(r0 + 3 * n + i, lc, sz[i].im);
             }
-            if changed || !primed {
-                let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
-                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+        }
+        // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
+        let r0 = layout.params.p_pv as usize;
+        for j in 0..p.pv_nodes.len() {
+            pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+        }
+        if changed || !primed {
+            let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
+            let base =
+                p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
                     net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
                 });
-                let own =
-                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
-                let (l, u, d) = if own {
-                    (&host.bpp_f.l, &host.bpp_f.u, &host.bpp_f.d)
-                } else {
-                    (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
-                };
-                for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                    bppv.put(k, lc, v);
-                }
+            let own = !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+            let (l, u, d) = if own {
+                (&host.bpp_f.l, &host.bpp_f.u, &host.bpp_f.d)
+            } else {
+                (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
+            };
+            for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
+                bppv.put(k, lc, v);
             }
         }
     }

@@ -825,9 +825,18 @@ impl<T: Real> PortBatch<T> {
 
     /// `vm_pu` of copy `c` from the results.
     pub fn vm(&self, c: usize) -> Vec<f64> {
+        self.table(c, 3)
+    }
+
+    /// `va_degree` of copy `c` from the results.
+    pub fn va(&self, c: usize) -> Vec<f64> {
+        self.table(c, 3 + self.port.p.nb as usize)
+    }
+
+    fn table(&self, c: usize, o: usize) -> Vec<f64> {
         let b = self.port.p.batch as usize;
         (0..self.port.p.nb as usize)
-            .map(|k| self.port.outp[(3 + k) * b + c].to64())
+            .map(|k| self.port.outp[(o + k) * b + c].to64())
             .collect()
     }
 }

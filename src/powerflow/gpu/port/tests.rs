@@ -393,6 +393,8 @@ fn port_main_matches_cpu_and_gpu() {
             p32.solve().unwrap();
             let (mut d_cpu, mut d_gpu, mut d_32, mut d_g32) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
             let mut iters_gap = 0u32;
+            // |Δva| (degrees): port f64 − cpu, port f64 − port f32, ports − gpu.
+            let (mut a_cpu, mut a_32, mut a_gpu) = (0.0f64, 0.0f64, 0.0f64);
             if let Some(g) = &mut gpu {
                 *g.inputs_mut() = inp.clone();
                 g.solve().unwrap();
@@ -412,6 +414,11 @@ fn port_main_matches_cpu_and_gpu() {
                     d_cpu = d_cpu.max((v - r.vm_pu[(c, k)]).abs());
                     d_32 = d_32.max((v - vm32[k]).abs());
                 }
+                let (va, va32) = (p64.va(c), p32.va(c));
+                for (k, v) in va.iter().enumerate() {
+                    a_cpu = a_cpu.max((v - r.va_degree[(c, k)]).abs());
+                    a_32 = a_32.max((v - va32[k]).abs());
+                }
                 if let Some(g) = &gpu {
                     let gr = g.results();
                     assert!(gr.converged[c], "{name} {c}: gpu");
@@ -421,14 +428,24 @@ fn port_main_matches_cpu_and_gpu() {
                     for (k, v) in vm.iter().enumerate() {
                         d_gpu = d_gpu.max((v - gr.vm_pu[(c, k)]).abs());
                     }
+                    for (k, v) in va.iter().enumerate() {
+                        a_gpu = a_gpu.max((v - gr.va_degree[(c, k)]).abs());
+                    }
+                    for (k, v) in va32.iter().enumerate() {
+                        a_gpu = a_gpu.max((v - gr.va_degree[(c, k)]).abs());
+                    }
                     let it32 = p32.port.outp[B + c] as u32;
                     iters_gap = iters_gap.max(it32.abs_diff(gr.iterations[c]));
                 }
             }
             eprintln!(
-                "{name:>28} solve {step}: |Δvm| port64−cpu {d_cpu:.2e}, port64−port32 {d_32:.2e}, port64−gpu {d_gpu:.2e}, port32−gpu {d_g32:.2e} (iterations ±{iters_gap})"
+                "{name:>28} solve {step}: |Δvm| port64−cpu {d_cpu:.2e}, port64−port32 {d_32:.2e}, port64−gpu {d_gpu:.2e}, port32−gpu {d_g32:.2e} (iterations ±{iters_gap}); |Δva| port64−cpu {a_cpu:.2e}, port64−port32 {a_32:.2e}, ports−gpu {a_gpu:.2e}"
             );
             assert!(d_cpu <= 1e-8, "{name}: port f64 vs cpu {d_cpu:e}");
+            assert!(a_cpu <= 1e-6, "{name}: va port f64 vs cpu {a_cpu:e}");
+            // The GPU's angle tolerance (tests/gpu_vs_pandapower.rs).
+            assert!(a_32 <= 1e-3, "{name}: va port f32 vs f64 {a_32:e}");
+            assert!(a_gpu <= 1e-3, "{name}: va port vs gpu {a_gpu:e}");
             // The GPU's tolerance against the f64 CPU (tests/gpu_vs_cpu.rs).
             assert!(d_32 <= 1e-5, "{name}: port f32 vs f64 {d_32:e}");
             assert!(d_gpu <= 1e-5, "{name}: port f64 vs gpu {d_gpu:e}");
