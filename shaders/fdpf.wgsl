@@ -12,6 +12,9 @@
 //   J_f = ρ·ys·D + ρ²·yh·Wf,   J_t = −ys·e^{jδ}·D + yh·Wt
 // with J = I·e^{−jφ} (local frame), ys the series admittance, yh half the shunt
 // admittance, r the off-nominal ratio and δ = φ_f − shift − φ_t (≈ 0).
+// The result pass forms the reported branch currents by Kirchhoff's law on a
+// spanning tree instead (`branch_currents`): across a near-zero impedance even
+// these differences carry eps·|ys|·|dW| of noise.
 //
 // Layout: everything per copy is batch-interleaved, `row * batch + copy`.
 

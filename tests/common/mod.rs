@@ -142,6 +142,23 @@ pub fn worst_trafo_flows(reference: &ScenarioFile, r: &BatchResults) -> f64 {
     worst
 }
 
+/// [`worst_trafo_flows`] printed and asserted at `bound_pu`·`sn_mva` (MW, Mvar).
+pub fn check_trafo_flows(
+    name: &str,
+    what: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+    r: &BatchResults,
+    bound_pu: f64,
+) {
+    let w = worst_trafo_flows(reference, r);
+    eprintln!("{name} ({what}): worst |Δ trafo P/Q (HV and LV)| {w:.2e} MW/Mvar");
+    assert!(
+        w <= bound_pu * net.sn_mva,
+        "{name} ({what}): max |Δ trafo P/Q| = {w:e} MW/Mvar"
+    );
+}
+
 /// A reference scenario's converged flag.
 pub fn ref_converged(f: &ScenarioFile, c: usize) -> bool {
     f.scenarios[c]
