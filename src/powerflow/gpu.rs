@@ -1219,6 +1219,59 @@ impl PowerFlow for GpuBatch {
 mod tests {
     use super::*;
 
+    /// The result pass's order: every branch once; Kirchhoff-law branches after
+    /// everything else at their peel node (a PQ node); from voltages only the
+    /// chords of a spanning tree with the slack node as root (branches − PQ
+    /// nodes): none on the radial feeders, three on the meshed ieee123.
+    #[test]
+    fn branch_order_peels_trees_and_leaves_one_chord_per_mesh() {
+        for (name, chords) in [("ieee13", 0), ("ieee34", 0), ("ieee123", 3)] {
+            let net = crate::network::load(name).expect("shipped");
+            let p = Plan::new(&net, Default::default()).expect("plan");
+            let order: Vec<usize> = p
+                .fixed_branches
+                .iter()
+                .copied()
+                .chain(p.tap_trafos.iter().map(|&(_, b)| b))
+                .collect();
+            let mut gpu_branch = vec![NONE; p.branches.len()];
+            for (k, &b) in order.iter().enumerate() {
+                gpu_branch[b] = k as u32;
+            }
+            let (codes, slot) = branch_order(&p, &order, &gpu_branch);
+            assert_eq!(codes.len(), order.len(), "{name}");
+            let mut seen = vec![false; order.len()];
+            let mut done_at = vec![0usize; p.n_node];
+            let degree = |i: usize| {
+                order
+                    .iter()
+                    .filter(|&&b| p.branches[b].f == i || p.branches[b].t == i)
+                    .count()
+            };
+            for &code in &codes {
+                let (k, mode) = ((code >> 2) as usize, code & 3);
+                assert!(!seen[k], "{name}: branch {k} twice");
+                seen[k] = true;
+                let br = &p.branches[order[k]];
+                if mode != 0 {
+                    let i = if mode == 1 { br.f } else { br.t };
+                    assert!(i < p.n_pq && !p.is_pv[i], "{name}: peel node {i}");
+                    assert_eq!(done_at[i] + 1, degree(i), "{name}: node {i} not a leaf");
+                }
+                done_at[br.f] += 1;
+                done_at[br.t] += 1;
+            }
+            let from_voltages = codes.iter().filter(|&&c| c & 3 == 0).count();
+            assert_eq!(from_voltages, order.len() - p.n_pq, "{name}");
+            assert_eq!(from_voltages, chords, "{name}");
+            for (l, b) in p.line_branch.iter().enumerate() {
+                if let Some(b) = *b {
+                    assert_eq!(slot[gpu_branch[b] as usize], l as u32);
+                }
+            }
+        }
+    }
+
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).
     #[test]
     fn branch_form_matches_admittance() {
