@@ -47,6 +47,7 @@ fn cpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        check_trafo_flows(name, "CPU", &net, &reference, &r, 1e-7);
         let w = worst(name, &plan, &reference, &r);
         eprintln!(
             "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",
@@ -100,6 +101,7 @@ fn gpu_matches_pandapower_runpp() {
             continue;
         }
         let r = solve_scenarios(&mut gpu.unwrap(), &net, &reference);
+        check_trafo_flows(name, "GPU", &net, &reference, &r, 1e-4);
         let w = worst(name, &plan, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |Δtrafo3w%| {:.2e}",

@@ -82,6 +82,7 @@ fn cpu_kernels_match_pandapower_runpp() {
         let (net, reference) = load(name);
         let (plan, scalar) = cpu_solve(&net, &reference, CpuKernel::Scalar);
         check(name, "CPU scalar", &plan, worst(name, &reference, &scalar));
+        check_trafo_flows(name, "CPU scalar", &net, &reference, &scalar, 1e-7);
         let (plan, lanes) = cpu_solve(&net, &reference, CpuKernel::Lanes);
         check(name, "CPU lanes", &plan, worst(name, &reference, &lanes));
         // The lane kernel gives the scalar kernel's results bit for bit.
@@ -151,6 +152,7 @@ fn gpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = gpu_solve(&net, &reference);
+        check_trafo_flows(name, "GPU", &net, &reference, &r, 1e-4);
         let w = worst(name, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, \

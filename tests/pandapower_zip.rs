@@ -54,6 +54,7 @@ fn cpu_matches_pandapower_runpp() {
             assert!(w[3] <= 1e-3, "{name}: max |Δtrafo loading| = {:e} pp", w[3]);
             assert!(w[4] <= 1e-6, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
             assert!(w[5] <= 1e-6, "{name}: max |Δext_grid Q| = {:e} Mvar", w[5]);
+            check_trafo_flows(name, &format!("CPU {kernel:?}"), &net, &reference, &r, 1e-7);
         }
     }
 }
@@ -84,6 +85,7 @@ fn gpu_matches_pandapower_runpp() {
         let (net, reference) = load(name);
         let (_, r) = gpu_solve(&net, &reference);
         let w = worst_all_converged(name, &reference, &r);
+        check_trafo_flows(name, "GPU", &net, &reference, &r, 1e-4);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar",
             w[0], w[1], w[2], w[3], w[4], w[5]

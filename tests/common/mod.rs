@@ -119,6 +119,46 @@ pub fn worst_all_converged(
     worst
 }
 
+/// pandapower's trafo flows (`res_trafo` p_hv_mw, q_hv_mvar, p_lv_mw, q_lv_mvar).
+pub const TRAFO_FLOW_TABLES: [&str; 4] = [
+    "trafo_p_hv_mw",
+    "trafo_q_hv_mvar",
+    "trafo_p_lv_mw",
+    "trafo_q_lv_mvar",
+];
+
+/// Worst |Δ| of the trafo flows ([`TRAFO_FLOW_TABLES`], MW and Mvar) over the
+/// scenarios that converged in pandapower and in `r`.
+pub fn worst_trafo_flows(reference: &ScenarioFile, r: &BatchResults) -> f64 {
+    let mut worst = 0.0f64;
+    for c in 0..reference.scenarios.len() {
+        if !ref_converged(reference, c) || !r.converged[c] {
+            continue;
+        }
+        for key in TRAFO_FLOW_TABLES {
+            worst = worst.max(table_diff(r, reference, c, key));
+        }
+    }
+    worst
+}
+
+/// [`worst_trafo_flows`] printed and asserted at `bound_pu`·`sn_mva` (MW, Mvar).
+pub fn check_trafo_flows(
+    name: &str,
+    what: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+    r: &BatchResults,
+    bound_pu: f64,
+) {
+    let w = worst_trafo_flows(reference, r);
+    eprintln!("{name} ({what}): worst |Δ trafo P/Q (HV and LV)| {w:.2e} MW/Mvar");
+    assert!(
+        w <= bound_pu * net.sn_mva,
+        "{name} ({what}): max |Δ trafo P/Q| = {w:e} MW/Mvar"
+    );
+}
+
 /// A reference scenario's converged flag.
 pub fn ref_converged(f: &ScenarioFile, c: usize) -> bool {
     f.scenarios[c]
