@@ -90,6 +90,8 @@ def ours(path, seconds, batch=1024):
         "pf_per_s_per_core": r["power_flows_per_s_per_thread"],
         "mean_iterations": r["mean_iterations"],
         "plan_build_s": r.get("plan_build_s"),
+        "variant": r.get("variant"),
+        "psi": r.get("psi"),
         "converged_fraction": r["converged_fraction"],
         "batch": batch,
     }
