@@ -48,6 +48,10 @@ const NONE: u32 = u32::MAX;
 /// 65535 per SIMD group, and lanes on diverging paths (one iterating, one writing
 /// results) add up, so half of it.
 const LOOP_TRIP_BUDGET: usize = 30_000;
+/// llvmpipe's hard limit of loop trips per invocation and dispatch: a network
+/// whose single iteration (plus the solve's fixed work) needs more is refused
+/// there (pandapower's case2869pegase and case9241pegase are).
+const LLVMPIPE_LOOP_LIMIT: usize = 65_535;
 const SQRT3: f64 = 1.732_050_807_568_877_2;
 
 /// Whether a real (non-CPU-emulated) GPU adapter is present.
@@ -360,6 +364,18 @@ impl GpuBatch {
                 + plan.tap_trafos.len()
                 + down
                 + 16;
+            if fixed + per_iter > LLVMPIPE_LOOP_LIMIT {
+                // Not even one iteration fits in a dispatch: llvmpipe would stop
+                // the invocation mid-iteration and the copy would diverge.
+                return Err(Error::Gpu(format!(
+                    "{} nodes with {} factor non-zeros need about {} shader loop trips per \
+                     FDPF iteration, more than llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per \
+                     invocation and dispatch: use the CPU backend or a real GPU",
+                    plan.n_node,
+                    plan.bp.l_col.len() + plan.bp.u_col.len(),
+                    fixed + per_iter
+                )));
+            }
             let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
             layout.params.pass_iters = iters as u32;
             let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
