@@ -88,17 +88,6 @@ fn gpu_matches_pandapower_runpp() {
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
             w[0], w[1], w[2], w[3], w[4]
         );
-        assert!(w[0] <= 1e-5, "{name}: GPU max |Δvm| = {:e} p.u.", w[0]);
-        assert!(w[1] <= 1e-3, "{name}: GPU max |Δva| = {:e}°", w[1]);
-        assert!(
-            w[2] <= 1e-3,
-            "{name}: GPU max |Δline loading| = {:e} pp",
-            w[2]
-        );
-        assert!(
-            w[3] <= 1e-3,
-            "{name}: GPU max |Δtrafo loading| = {:e} pp",
-            w[3]
-        );
+        assert_worst(name, "GPU", &w, 1e-5, 1e-3, Some(1e-3));
     }
 }

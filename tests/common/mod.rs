@@ -304,3 +304,40 @@ pub fn gpu_or_skip(test: &str) -> bool {
         }
     }
 }
+
+/// Worst differences `w` (`[|Δvm| p.u., |Δva| °, |Δline loading| pp,
+/// |Δtrafo loading| pp, …]`, as [`worst_all_converged`] gives them) within
+/// `vm`, `va` and, where given, `loading` (lines and trafos); the message
+/// names the network and the backend.
+pub fn assert_worst(name: &str, backend: &str, w: &[f64], vm: f64, va: f64, loading: Option<f64>) {
+    assert!(w[0] <= vm, "{name}: {backend} max |Δvm| = {:e} p.u.", w[0]);
+    assert!(w[1] <= va, "{name}: {backend} max |Δva| = {:e}°", w[1]);
+    if let Some(pp) = loading {
+        assert!(
+            w[2] <= pp,
+            "{name}: {backend} max |Δline loading| = {:e} pp",
+            w[2]
+        );
+        assert!(
+            w[3] <= pp,
+            "{name}: {backend} max |Δtrafo loading| = {:e} pp",
+            w[3]
+        );
+    }
+}
+
+/// The network written as YAML and read back is the same network, and both
+/// solve the reference's scenarios alike on the CPU: their results, in that order.
+pub fn yaml_round_trip(
+    name: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+) -> (String, BatchResults, BatchResults) {
+    let text = powergrid::network::yaml::to_string(net).unwrap();
+    let back = powergrid::network::yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(*net, back, "{name}: YAML round trip");
+    let (_, a) = cpu_solve(net, reference, CpuKernel::Lanes);
+    let (_, b) = cpu_solve(&back, reference, CpuKernel::Lanes);
+    assert_eq!(a.vm_pu, b.vm_pu, "{name}");
+    (text, a, b)
+}
