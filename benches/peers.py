@@ -11,7 +11,10 @@ MVA, warm-started from the previous step's solution.
 - lightsim2grid: its C++ Newton-Raphson with KLU (`ac_pf`), one grid model,
   one power flow after another; only the `ac_pf` call is timed (the Python
   calls that change the loads are not). Bus-bus switches are fused first
-  (lightsim2grid ignores switches).
+  and the other switches dropped (lightsim2grid ignores switches: open line
+  switches close, so its answer can differ from pandapower's; the row's
+  `base_max_dvm_vs_pandapower` says by how much). Flat start, or
+  pandapower's solution where lightsim2grid does not converge from flat.
 - pandapower: `runpp` (Newton-Raphson, numba when installed), a few solves
   (it takes milliseconds each); `init="results"` warm starts.
 
@@ -21,6 +24,8 @@ Usage (a virtualenv with pandapower==3.5.6 and lightsim2grid; `cargo build
     python benches/peers.py                          # the shipped feeders
     python benches/peers.py --pandapower case118 case300   # pandapower.networks by name
     python benches/peers.py --json docs/peers.json
+    python benches/peers.py --networks --batch 64 --pandapower case1354pegase case9241pegase \
+        --json docs/peers_large.json                 # the large cases (docs/peers_large.json)
 
 Rerun it on a quiet machine: the ratios are what it is for, and they are
 only meaningful when the three run under the same load.
@@ -72,10 +77,10 @@ def perturbations(net, steps, seed=7):
     ]
 
 
-def ours(path, seconds):
+def ours(path, seconds, batch=1024):
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     out = subprocess.run(
-        [str(BIN), "bench", "pf", "--network", str(path), "--batch", "1024",
+        [str(BIN), "bench", "pf", "--network", str(path), "--batch", str(batch),
          "--seconds", str(seconds), "--json", "--backend", "cpu"],
         capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -85,7 +90,10 @@ def ours(path, seconds):
         "pf_per_s_per_core": r["power_flows_per_s_per_thread"],
         "mean_iterations": r["mean_iterations"],
         "plan_build_s": r.get("plan_build_s"),
+        "variant": r.get("variant"),
+        "psi": r.get("psi"),
         "converged_fraction": r["converged_fraction"],
+        "batch": batch,
     }
 
 
@@ -108,9 +116,19 @@ def lightsim(net, seconds):
     net = fuse_switches(net)
     pp.runpp(net)
     model = init_from_pandapower(net)
+    v_start = "flat"
     v = np.asarray(model.ac_pf(np.ones(len(net.bus), dtype=complex) * 1.0, 30, 1e-8))
     if v.size == 0:
-        return {"error": "lightsim2grid did not converge on the base case"}
+        # Flat start fails on some networks (several ext_grids, large meshed
+        # cases): start from pandapower's solution instead.
+        v_start = "pandapower's solution"
+        vm = net.res_bus.vm_pu.fillna(1.0).values
+        va = np.deg2rad(net.res_bus.va_degree.fillna(0.0).values)
+        v = np.asarray(model.ac_pf((vm * np.exp(1j * va)).astype(complex), 30, 1e-8))
+    if v.size == 0:
+        return {"error": "lightsim2grid did not converge on the base case (flat start or from pandapower's solution)"}
+    # How far its base case is from pandapower's (switches fused, open ones dropped).
+    dvm = float(np.nanmax(np.abs(np.abs(v) - net.res_bus.vm_pu.values)))
     base = (net.load.p_mw.values * net.load.scaling.values, net.load.q_mvar.values * net.load.scaling.values,
             net.sgen.p_mw.values * net.sgen.scaling.values, net.sgen.q_mvar.values * net.sgen.scaling.values)
     sets = perturbations(net, 64)
@@ -134,7 +152,8 @@ def lightsim(net, seconds):
         else:
             v = res
         solved += 1
-    return {"pf_per_s_per_core": solved / spent, "failed": fails, "solves": solved}
+    return {"pf_per_s_per_core": solved / spent, "failed": fails, "solves": solved, "start": v_start,
+            "base_max_dvm_vs_pandapower": dvm}
 
 
 def pandapower_rate(net, seconds):
@@ -160,6 +179,8 @@ def main():
     ap.add_argument("--networks", nargs="*", default=SHIPPED, help="shipped networks (networks/NAME.yml)")
     ap.add_argument("--pandapower", nargs="*", default=[], help="pandapower.networks functions, e.g. case118")
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--batch", type=int, default=1024,
+                    help="powergrid copies per batch (fewer for the large cases: 64 copies of case9241pegase take 0.4 GB)")
     ap.add_argument("--json", help="write the table as JSON here")
     a = ap.parse_args()
     if not BIN.exists():
@@ -171,7 +192,7 @@ def main():
         if not ours_path.exists():
             ours_path = pp_path
         row = {"network": name, "buses": len(net.bus)}
-        row["powergrid"] = ours(ours_path, a.seconds)
+        row["powergrid"] = ours(ours_path, a.seconds, a.batch)
         try:
             row["lightsim2grid"] = lightsim(net, a.seconds)
         except Exception as e:  # a peer that cannot take the network is a row, not a crash
@@ -190,7 +211,9 @@ def main():
               f"{l.get('pf_per_s_per_core', float('nan')):,.0f} | {p['pf_per_s_per_core']:,.1f} | {ratio:.1f}× |")
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if a.json:
-        pathlib.Path(a.json).write_text(json.dumps({"rows": rows, "loadavg": load}, indent=1))
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        pathlib.Path(a.json).write_text(json.dumps({"rows": rows, "loadavg": load, "cpu": cpu, "cores": os.cpu_count(),
+                                                    "args": sys.argv[1:]}, indent=1))
 
 
 if __name__ == "__main__":

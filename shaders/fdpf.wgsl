@@ -12,6 +12,9 @@
 //   J_f = ρ·ys·D + ρ²·yh·Wf,   J_t = −ys·e^{jδ}·D + yh·Wt
 // with J = I·e^{−jφ} (local frame), ys the series admittance, yh half the shunt
 // admittance, r the off-nominal ratio and δ = φ_f − shift − φ_t (≈ 0).
+// The result pass forms the reported branch currents by Kirchhoff's law on a
+// spanning tree instead (`branch_currents`): across a near-zero impedance even
+// these differences carry eps·|ys|·|dW| of noise.
 //
 // Layout: everything per copy is batch-interleaved, `row * batch + copy`.
 
@@ -75,9 +78,12 @@ struct Params {
     // Gen nodes (offset into `idx`) whose Q balance is written after the ext_grid rows.
     n_site: u32,
     i_site: u32,
+    // Offsets into `idx`: the order in which `write_results` forms branch currents
+    // (n_br codes 4·k + mode) and each branch's result slot (line l: l, trafo t:
+    // nl + t, NONE otherwise).
+    i_order: u32,
+    i_slot: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -356,17 +362,101 @@ fn q_half_step(c: u32) {
     }
 }
 
+// Current injected at node i by its loads and generation, conj(S_spec/W) (local frame).
+fn injected(i: u32, c: u32) -> vec2<f32> {
+    let w = vec2<f32>(1.0, 0.0) + dw(i, c);
+    let s = s_spec_v(i, c);
+    return conj(cmul(s, conj(w))) / dot(w, w);
+}
+
+// Branch currents of the converged state, accurate to f32 rounding of the currents
+// themselves. From voltages (`branch_flow`), the series current ys·D of a branch
+// carries ≈ eps·|ys|·|dW| of rounding noise, which swamps the current of a
+// near-zero impedance (a regulator's jumper line: 0.05 pp of loading). So only the
+// branches of meshes and of paths between slack and PV nodes (mode 0) are formed
+// from voltages; the others are peeled off from the leaves inwards (host order):
+// at its peel node (a PQ node whose other branches are done) the branch carries
+// what the node's injection leaves, J = conj(S/W) − y_sh·W − Σ others (mode 1: at
+// the from end, 2: at the to end), and its other end follows from the branch's own
+// relation. The node currents (rows J) are rebuilt as these sums: the slack and
+// gen nodes' balances use them.
+fn branch_currents(c: u32) {
+    let nn = P.n_node;
+    for (var i = 0u; i < nn; i++) {
+        let y = vec2<f32>(pc[at(2u * nn + i, c)], pc[at(3u * nn + i, c)]);
+        let j = cmul(y, vec2<f32>(1.0, 0.0) + dw(i, c));
+        work[at(r_jr(i), c)] = j.x;
+        work[at(r_ji(i), c)] = j.y;
+    }
+    let nl = P.nl;
+    let o_lp = 3u + 2u * P.nb;
+    let o_tl = o_lp + 4u * nl;
+    for (var q = 0u; q < P.n_br; q++) {
+        let code = idx[P.i_order + q];
+        let k = code >> 2u;
+        let mode = code & 3u;
+        let f = idx[P.i_br + 2u * k];
+        let t = idx[P.i_br + 2u * k + 1u];
+        var jf: vec2<f32>;
+        var jt: vec2<f32>;
+        if mode == 0u {
+            let fl = branch_flow(k, c);
+            jf = fl.jf;
+            jt = fl.jt;
+        } else {
+            let b = branch(k, c);
+            let wf = vec2<f32>(1.0, 0.0) + dw(f, c);
+            let wt = vec2<f32>(1.0, 0.0) + dw(t, c);
+            let hf = (b.rho * b.rho) * cmul(b.yh, wf);
+            let ht = cmul(b.yh, wt);
+            if mode == 1u {
+                jf = injected(f, c) - cur(f, c);
+                // ρ·ys·D = J_f − ρ²·yh·W_f, J_t = yh·W_t − e*·ys·D
+                jt = ht - cmul(conj(b.e), jf - hf) / b.rho;
+            } else {
+                jt = injected(t, c) - cur(t, c);
+                // ys·D = e·(yh·W_t − J_t), J_f = ρ·ys·D + ρ²·yh·W_f
+                jf = b.rho * cmul(b.e, ht - jt) + hf;
+            }
+        }
+        work[at(r_jr(f), c)] += jf.x;
+        work[at(r_ji(f), c)] += jf.y;
+        work[at(r_jr(t), c)] += jt.x;
+        work[at(r_ji(t), c)] += jt.y;
+        // A line's or trafo's currents wait in its result rows (read back below).
+        let slot = idx[P.i_slot + k];
+        if slot != NONE {
+            var r = array<u32, 4>(o_lp + slot, o_lp + nl + slot, o_lp + 2u * nl + slot, o_lp + 3u * nl + slot);
+            if slot >= nl {
+                let tt = slot - nl;
+                r = array<u32, 4>(o_tl + tt, o_tl + P.nt + tt, o_tl + 2u * P.nt + tt, o_tl + 3u * P.nt + tt);
+            }
+            outp[at(r[0], c)] = jf.x;
+            outp[at(r[1], c)] = jf.y;
+            outp[at(r[2], c)] = jt.x;
+            outp[at(r[3], c)] = jt.y;
+        }
+    }
+}
+
 fn write_results(c: u32) {
     let nb = P.nb;
     let nl = P.nl;
+    let nt = P.nt;
     let o_va = 3u + nb;
     let o_lp = 3u + 2u * nb;
     let o_lq = o_lp + nl;
     let o_li = o_lq + nl;
     let o_ll = o_li + nl;
+    // Trafo rows: loading, P and Q at the HV side, P and Q at the LV side.
     let o_tl = o_ll + nl;
-    let o_ep = o_tl + P.nt;
+    let o_tp = o_tl + nt;
+    let o_tq = o_tp + nt;
+    let o_tpl = o_tq + nt;
+    let o_tql = o_tpl + nt;
+    let o_ep = o_tql + nt;
     let o_eq = o_ep + P.ne;
+    branch_currents(c);
     for (var b = 0u; b < nb; b++) {
         let i = idx[P.i_bus + b];
         var vm = 0.0;
@@ -385,11 +475,12 @@ fn write_results(c: u32) {
         var i_ka = 0.0;
         var loading = 0.0;
         if k != NONE {
-            let fl = branch_flow(k, c);
-            let wf = vec2<f32>(1.0, 0.0) + dw(fl.f, c);
-            s = cmul(wf, conj(fl.jf)) * P.sn;
+            let jf = vec2<f32>(outp[at(o_lp + l, c)], outp[at(o_lq + l, c)]);
+            let jt = vec2<f32>(outp[at(o_li + l, c)], outp[at(o_ll + l, c)]);
+            let wf = vec2<f32>(1.0, 0.0) + dw(idx[P.i_br + 2u * k], c);
+            s = cmul(wf, conj(jf)) * P.sn;
             let o = P.s_line + 3u * l;
-            i_ka = max(length(fl.jf) * sh[o], length(fl.jt) * sh[o + 1u]);
+            i_ka = max(length(jf) * sh[o], length(jt) * sh[o + 1u]);
             loading = i_ka * sh[o + 2u];
         }
         outp[at(o_lp + l, c)] = s.x;
@@ -397,15 +488,27 @@ fn write_results(c: u32) {
         outp[at(o_li + l, c)] = i_ka;
         outp[at(o_ll + l, c)] = loading;
     }
-    for (var t = 0u; t < P.nt; t++) {
+    for (var t = 0u; t < nt; t++) {
         let k = idx[P.i_trafo + t];
         var loading = 0.0;
+        var s_hv = vec2<f32>(0.0, 0.0);
+        var s_lv = vec2<f32>(0.0, 0.0);
         if k != NONE {
-            let fl = branch_flow(k, c);
+            let jf = vec2<f32>(outp[at(o_tl + t, c)], outp[at(o_tp + t, c)]);
+            let jt = vec2<f32>(outp[at(o_tq + t, c)], outp[at(o_tpl + t, c)]);
+            let wf = vec2<f32>(1.0, 0.0) + dw(idx[P.i_br + 2u * k], c);
+            let wt = vec2<f32>(1.0, 0.0) + dw(idx[P.i_br + 2u * k + 1u], c);
             let o = P.s_trafo + 2u * t;
-            loading = max(length(fl.jf) * sh[o], length(fl.jt) * sh[o + 1u]);
+            loading = max(length(jf) * sh[o], length(jt) * sh[o + 1u]);
+            // Power into the trafo at each side (pandapower's p_hv_mw, p_lv_mw).
+            s_hv = cmul(wf, conj(jf)) * P.sn;
+            s_lv = cmul(wt, conj(jt)) * P.sn;
         }
         outp[at(o_tl + t, c)] = loading;
+        outp[at(o_tp + t, c)] = s_hv.x;
+        outp[at(o_tq + t, c)] = s_hv.y;
+        outp[at(o_tpl + t, c)] = s_lv.x;
+        outp[at(o_tql + t, c)] = s_lv.y;
     }
     for (var e = 0u; e < P.ne; e++) {
         let i = idx[P.i_ext + e];

@@ -69,6 +69,10 @@ fn check_against(
             "line_q_from_mvar",
             "line_i_ka",
             "ext_grid_q_mvar",
+            "trafo_p_hv_mw",
+            "trafo_q_hv_mvar",
+            "trafo_p_lv_mw",
+            "trafo_q_lv_mvar",
         ] {
             let dd = d(key);
             assert!(dd <= 1e-5, "{name} scenario {c}: max |Δ{key}| = {dd:e}");

@@ -5,7 +5,8 @@
 //! `pf` scenario format, and pandapower 3.5.6's solution of them, made by
 //! `solve_with_pandapower.py` there (pandapower is not needed to run the test).
 //! The test replays the same step, checks that the environment's network and
-//! set-points are exactly the committed ones, and compares the bus voltages.
+//! set-points are exactly the committed ones, and compares the bus voltages and
+//! the trafo flows (the grid agents' PCC imports).
 //! After a deliberate change of the setup: `POWERGRID_WRITE_ENV_STEP=1 cargo test
 //! --test env_vs_pandapower`, then run the script again.
 
@@ -85,4 +86,37 @@ fn env_step_matches_pandapower() {
         }
     }
     eprintln!("environment step vs pandapower: worst |Δvm| {worst:.2e} p.u. over 3 copies");
+
+    // Trafo flows, and each grid agent's PCC import (its trafo's `trafo_p_hv_mw`).
+    let mut worst_p: f64 = 0.0;
+    let mut pccs = 0;
+    for c in 0..3 {
+        let p_hv: Vec<f64> = pp["scenarios"][c]["trafo_p_hv_mw"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let ours = env.power_flow().trafo_p_hv_mw.row(c);
+        assert_eq!(p_hv.len(), ours.len());
+        for (t, (x, y)) in ours.iter().zip(&p_hv).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-6,
+                "copy {c} trafo {t}: environment P_hv {x} MW vs pandapower {y} MW"
+            );
+            worst_p = worst_p.max((x - y).abs());
+        }
+        for (k, a) in env.agents().iter().enumerate() {
+            if let Some(powergrid::agents::grid_agent::Pcc::Trafo(t)) = a.pcc {
+                let import = env.info().pcc_import_mw[[c, k]];
+                assert_eq!(import, ours[t], "copy {c} agent {k}: PCC import");
+                assert!((import - p_hv[t]).abs() <= 1e-6, "copy {c} agent {k}");
+                pccs += 1;
+            }
+        }
+    }
+    assert_eq!(pccs, 9, "three trafo PCCs per copy");
+    eprintln!(
+        "environment step vs pandapower: worst |ΔP_hv| {worst_p:.2e} MW (trafos, PCC imports)"
+    );
 }

@@ -57,6 +57,7 @@ fn cpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        check_trafo_flows(name, "CPU", &net, &reference, &r, 1e-7);
         let w = worst_vs_pandapower(name, &reference, &r);
         eprintln!(
             "{name} (CPU, {:?} psi {:.1}): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
@@ -71,7 +72,8 @@ fn cpu_matches_pandapower_runpp() {
 }
 
 /// The f32 GPU solver: voltages within 1e-5 p.u. of pandapower (the bound of
-/// `gpu_vs_pandapower`); angles and loadings are printed (f32 state).
+/// `gpu_vs_pandapower`), angles within 1e-3°, loadings within 1e-3 pp (branch
+/// currents by Kirchhoff's law; 6.8e-3 pp on `mv_oberrhein` from voltages).
 #[test]
 fn gpu_matches_pandapower_runpp() {
     if !gpu_or_skip("gpu_matches_pandapower_runpp") {
@@ -80,12 +82,12 @@ fn gpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (_, r) = gpu_solve(&net, &reference);
+        check_trafo_flows(name, "GPU", &net, &reference, &r, 1e-4);
         let w = worst_vs_pandapower(name, &reference, &r);
         eprintln!(
             "{name} (GPU): worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW",
             w[0], w[1], w[2], w[3], w[4]
         );
-        assert!(w[0] <= 1e-5, "{name}: GPU max |Δvm| = {:e} p.u.", w[0]);
-        assert!(w[1] <= 1e-3, "{name}: GPU max |Δva| = {:e}°", w[1]);
+        assert_worst(name, "GPU", &w, 1e-5, 1e-3, Some(1e-3));
     }
 }

@@ -25,7 +25,9 @@ class PowerFlow:
     into them in place (``pf.inputs["load_p_mw"][:] *= 1.1``) and call
     :meth:`solve`. ``results`` is a dict of read-only views (``vm_pu``,
     ``va_degree``, ``line_p_from_mw``, ``line_q_from_mvar``, ``line_i_ka``,
-    ``line_loading_percent``, ``trafo_loading_percent``, ``ext_grid_p_mw``,
+    ``line_loading_percent``, ``trafo_loading_percent``, ``trafo_p_hv_mw``,
+    ``trafo_q_hv_mvar``, ``trafo_p_lv_mw``, ``trafo_q_lv_mvar`` (power into
+    the trafo at its HV / LV bus), ``ext_grid_p_mw``,
     ``ext_grid_q_mvar``, ``gen_p_mw``, ``gen_q_mvar``), overwritten by the
     next solve. Arrays follow the
     element order of the network's tables; buses cut off from every slack

@@ -7,8 +7,9 @@ import pytest
 
 import powergrid
 
-KEYS = ["vm_pu", "va_degree", "line_loading_percent", "ext_grid_p_mw"]
-TOL = {"vm_pu": 1e-6, "va_degree": 1e-4, "line_loading_percent": 1e-3, "ext_grid_p_mw": 1e-5}
+KEYS = ["vm_pu", "va_degree", "line_loading_percent", "ext_grid_p_mw", "trafo_p_hv_mw", "trafo_q_lv_mvar"]
+TOL = {"vm_pu": 1e-6, "va_degree": 1e-4, "line_loading_percent": 1e-3, "ext_grid_p_mw": 1e-5,
+       "trafo_p_hv_mw": 1e-5, "trafo_q_lv_mvar": 1e-5}
 
 
 def load_reference(root, name):

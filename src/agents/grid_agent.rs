@@ -2,28 +2,16 @@
 //! transformers between them, loads on them, devices, and a point of common
 //! coupling where it trades with the upstream grid.
 
-use crate::complex::C64;
 use crate::devices::{DeviceRef, Devices};
 use crate::network::Network;
-use crate::powerflow::admittance::{trafo_branch, BranchAdm};
-use crate::powerflow::{BatchInputs, BatchResults};
+use crate::powerflow::BatchResults;
 
 /// Point of common coupling: where the agent's import is measured (MW, positive = import).
 #[derive(Debug, Clone)]
 pub enum Pcc {
-    /// Active power into transformer `trafo` at its HV terminal, computed from
-    /// the solved bus voltages and the branch admittance at the copy's tap:
-    /// `P = Re(V_hv · conj(y_ff·V_hv + y_ft·V_lv))·sn_mva`.
-    Trafo {
-        /// Trafo index.
-        trafo: usize,
-        /// HV bus.
-        hv: usize,
-        /// LV bus.
-        lv: usize,
-        /// Admittance when the tap never changes (`None`: the trafo has a tap changer).
-        fixed: Option<BranchAdm>,
-    },
+    /// Active power into transformer `trafo` at its HV terminal
+    /// (`trafo_p_hv_mw`, pandapower's `res_trafo.p_hv_mw`).
+    Trafo(usize),
     /// Active power into line `line` at its from end (`line_p_from_mw`).
     Line(usize),
     /// The ext_grid's active power (`ext_grid_p_mw`).
@@ -32,34 +20,9 @@ pub enum Pcc {
 
 impl Pcc {
     /// Import in MW of copy `c`.
-    pub fn import_mw(
-        &self,
-        net: &Network,
-        inputs: &BatchInputs,
-        res: &BatchResults,
-        c: usize,
-    ) -> f64 {
+    pub fn import_mw(&self, res: &BatchResults, c: usize) -> f64 {
         match self {
-            Pcc::Trafo {
-                trafo,
-                hv,
-                lv,
-                fixed,
-            } => {
-                let adm = match fixed {
-                    Some(a) => *a,
-                    None => {
-                        trafo_branch(net, &net.trafos[*trafo], inputs.trafo_tap_pos[[c, *trafo]])
-                            .admittance()
-                    }
-                };
-                let v = |b: usize| {
-                    C64::from_polar(res.vm_pu[[c, b]], res.va_degree[[c, b]].to_radians())
-                };
-                let (vf, vt) = (v(*hv), v(*lv));
-                let i_f = adm.yff * vf + adm.yft * vt;
-                (vf * i_f.conj()).re * net.sn_mva
-            }
+            Pcc::Trafo(t) => res.trafo_p_hv_mw[[c, *t]],
             Pcc::Line(l) => res.line_p_from_mw[[c, *l]],
             Pcc::ExtGrid(e) => res.ext_grid_p_mw[[c, *e]],
         }

@@ -351,6 +351,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let t0 = std::time::Instant::now();
             let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
             let plan_build_s = t0.elapsed().as_secs_f64();
+            let (variant, psi) = (format!("{:?}", plan.variant), plan.psi);
             if verbose {
                 let e = powergrid::powerflow::memory::estimate(&plan, batch, backend);
                 eprintln!("memory: {e}");
@@ -362,6 +363,8 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 v["network_file"] = network.display().to_string().into();
                 v["buses"] = net.buses.len().into();
                 v["plan_build_s"] = plan_build_s.into();
+                v["variant"] = variant.into();
+                v["psi"] = psi.into();
                 emit(&v.to_string())?;
             } else {
                 let text = [
@@ -379,6 +382,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                         "µs per power flow  {:.3} (wall, whole batch / batch size)",
                         1e6 / r.power_flows_per_s
                     ),
+                    format!("variant            {variant} psi {psi:.1}"),
                     format!("mean iterations    {:.2}", r.mean_iterations),
                     format!("converged          {:.4}", r.converged_fraction),
                     format!("steps measured     {} in {:.3} s", r.steps, r.seconds),

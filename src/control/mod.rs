@@ -127,6 +127,44 @@ enum Compiled {
     },
 }
 
+impl Compiled {
+    /// Whether the controller is settled at measured voltage `v`, its trafo's
+    /// tap or its shunt's step read from one copy's `taps` and `steps` (an
+    /// idle controller always is).
+    fn settled(&self, v: f64, taps: ArrayView1<f64>, steps: ArrayView1<f64>) -> bool {
+        match *self {
+            Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => true,
+            Compiled::Tap {
+                trafo,
+                coeff,
+                lower,
+                upper,
+                min,
+                max,
+                ..
+            } => tap_settled(v, taps[trafo], coeff, lower, upper, min, max),
+            Compiled::Shunt {
+                shunt,
+                set,
+                tol,
+                sign,
+                max_step,
+                ..
+            } => shunt_settled(v, steps[shunt], set, tol, sign, max_step),
+        }
+    }
+
+    /// The voltages at which its decision changes: the first `n` of the
+    /// array (none for an idle controller).
+    fn thresholds(&self) -> ([f64; 3], usize) {
+        match *self {
+            Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => ([0.0; 3], 0),
+            Compiled::Tap { lower, upper, .. } => ([lower, upper, 0.0], 2),
+            Compiled::Shunt { set, tol, .. } => ([set - tol, set, set + tol], 3),
+        }
+    }
+}
+
 /// Runs a network's controllers on every copy of a batch.
 pub struct ControlLoop {
     net: Network,
@@ -352,6 +390,10 @@ impl ControlLoop {
                 factor.fill(1.0);
                 for (j, ctrl) in self.ctrls.iter().enumerate() {
                     let v = self.vm[(c, j)];
+                    if ctrl.settled(v, taps.row(c), steps.row(c)) {
+                        continue;
+                    }
+                    moved = true;
                     match *ctrl {
                         Compiled::Tap {
                             trafo,
@@ -360,15 +402,10 @@ impl ControlLoop {
                             upper,
                             min,
                             max,
-                            idle,
                             ..
                         } => {
                             let pos = taps[(c, trafo)];
                             let d = tap_move(v, pos, coeff, lower, upper, min, max);
-                            if idle || tap_settled(v, pos, coeff, lower, upper, min, max) {
-                                continue;
-                            }
-                            moved = true;
                             if may_move && d != 0.0 {
                                 taps[(c, trafo)] = pos + d;
                                 self.moves[(c, j)] += 1;
@@ -384,14 +421,9 @@ impl ControlLoop {
                             increment,
                             sign,
                             max_step,
-                            idle,
                             ..
                         } => {
                             let step = steps[(c, shunt)];
-                            if idle || shunt_settled(v, step, set, tol, sign, max_step) {
-                                continue;
-                            }
-                            moved = true;
                             if may_move {
                                 let new = shunt_move(v, step, set, tol, increment, sign, max_step);
                                 steps[(c, shunt)] = new;
@@ -614,36 +646,11 @@ impl Predictor {
         for (j, ctrl) in ctrls.iter().enumerate() {
             let v = self.upstream[j].iter().fold(vm[j], |v, &i| v * factor[i]);
             vm[j] = v;
-            match *ctrl {
-                Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => {}
-                Compiled::Tap {
-                    trafo,
-                    coeff,
-                    lower,
-                    upper,
-                    min,
-                    max,
-                    ..
-                } => {
-                    if !(far(v, lower) && far(v, upper)) {
-                        return false;
-                    }
-                    moves |= !tap_settled(v, taps[trafo], coeff, lower, upper, min, max);
-                }
-                Compiled::Shunt {
-                    shunt,
-                    set,
-                    tol,
-                    sign,
-                    max_step,
-                    ..
-                } => {
-                    if !(far(v, set - tol) && far(v, set) && far(v, set + tol)) {
-                        return false;
-                    }
-                    moves |= !shunt_settled(v, steps[shunt], set, tol, sign, max_step);
-                }
+            let (at, n) = ctrl.thresholds();
+            if !at[..n].iter().all(|&x| far(v, x)) {
+                return false;
             }
+            moves |= !ctrl.settled(v, taps, steps);
         }
         moves
     }

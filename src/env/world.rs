@@ -10,7 +10,6 @@ use crate::devices::{
     Capacitors, DeviceRef, Devices, Generators, LoadGroups, Renewables, Storages, TapChangers,
 };
 use crate::network::Controller;
-use crate::powerflow::admittance::trafo_branch;
 use crate::powerflow::Plan;
 use crate::setup::config::PccElement;
 use crate::setup::{DeviceSpec, Setup};
@@ -117,10 +116,6 @@ impl World {
                 }
             }
         }
-        // A PCC transformer whose taps never move has a fixed admittance.
-        let tap_moves = |k: usize| {
-            devices.taps.trafo.contains(&k) || controlled_taps.iter().any(|&(t, _)| t == k)
-        };
         let agents = cfg
             .agents
             .iter()
@@ -129,18 +124,7 @@ impl World {
             .zip(&setup.agent_pcc)
             .map(|(((a, refs), buses), pcc)| {
                 let pcc = pcc.map(|p| match p {
-                    PccElement::Trafo(k) => {
-                        let t = &net.trafos[k];
-                        let fixed = (!tap_moves(k)).then(|| {
-                            trafo_branch(net, t, t.tap.as_ref().map_or(0.0, |x| x.pos)).admittance()
-                        });
-                        Pcc::Trafo {
-                            trafo: k,
-                            hv: t.hv_bus,
-                            lv: t.lv_bus,
-                            fixed,
-                        }
-                    }
+                    PccElement::Trafo(k) => Pcc::Trafo(k),
                     PccElement::Line(l) => Pcc::Line(l),
                     PccElement::ExtGrid(i) => Pcc::ExtGrid(i),
                 });

@@ -793,15 +793,25 @@ impl Network {
             ] {
                 check_num("trafo", i, &t.name, f, v)?;
             }
-            if t.sn_mva <= 0.0 || t.vn_hv_kv <= 0.0 || t.vn_lv_kv <= 0.0 || t.vk_percent <= 0.0 {
+            if t.sn_mva <= 0.0 || t.vn_hv_kv <= 0.0 || t.vn_lv_kv <= 0.0 {
                 return bad(format!(
-                    "trafo {i} ({:?}): sn_mva, vn_hv_kv, vn_lv_kv and vk_percent must be positive",
+                    "trafo {i} ({:?}): sn_mva, vn_hv_kv and vn_lv_kv must be positive",
                     t.name
                 ));
             }
-            if t.vkr_percent > t.vk_percent || t.vkr_percent < 0.0 {
+            // Negative values are equivalent branches of reduced networks (the
+            // PEGASE, RTE and SP cases: negative resistance or reactance, as
+            // pandapower's `sign(z_sc)·√(z_sc² − r_sc²)`); |vkr| ≤ |vk| keeps the
+            // reactance real.
+            if t.vk_percent == 0.0 {
                 return bad(format!(
-                    "trafo {i} ({:?}): vkr_percent must lie in [0, vk_percent]",
+                    "trafo {i} ({:?}): vk_percent must not be zero",
+                    t.name
+                ));
+            }
+            if t.vkr_percent.abs() > t.vk_percent.abs() {
+                return bad(format!(
+                    "trafo {i} ({:?}): |vkr_percent| must not exceed |vk_percent|",
                     t.name
                 ));
             }

@@ -290,6 +290,15 @@ pub struct BatchResults {
     pub line_loading_percent: Array2<f64>,
     /// Trafo loading.
     pub trafo_loading_percent: Array2<f64>,
+    /// Trafo active power into the trafo at its HV bus (pandapower's `p_hv_mw`).
+    pub trafo_p_hv_mw: Array2<f64>,
+    /// Trafo reactive power into the trafo at its HV bus (`q_hv_mvar`).
+    pub trafo_q_hv_mvar: Array2<f64>,
+    /// Trafo active power into the trafo at its LV bus (`p_lv_mw`: negative
+    /// when power flows from HV to LV).
+    pub trafo_p_lv_mw: Array2<f64>,
+    /// Trafo reactive power into the trafo at its LV bus (`q_lv_mvar`).
+    pub trafo_q_lv_mvar: Array2<f64>,
     /// Ext-grid active power.
     pub ext_grid_p_mw: Array2<f64>,
     /// Ext-grid reactive power.
@@ -316,6 +325,10 @@ impl BatchResults {
             line_i_ka: z(net.lines.len()),
             line_loading_percent: z(net.lines.len()),
             trafo_loading_percent: z(net.trafos.len()),
+            trafo_p_hv_mw: z(net.trafos.len()),
+            trafo_q_hv_mvar: z(net.trafos.len()),
+            trafo_p_lv_mw: z(net.trafos.len()),
+            trafo_q_lv_mvar: z(net.trafos.len()),
             ext_grid_p_mw: z(net.ext_grids.len()),
             ext_grid_q_mvar: z(net.ext_grids.len()),
             gen_p_mw: z(net.gens.len()),
@@ -329,7 +342,7 @@ impl BatchResults {
     }
 
     /// Named result tables (the `pf` output keys).
-    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 11] {
+    pub fn tables(&self) -> [(&'static str, &Array2<f64>); 15] {
         [
             ("vm_pu", &self.vm_pu),
             ("va_degree", &self.va_degree),
@@ -338,6 +351,10 @@ impl BatchResults {
             ("line_i_ka", &self.line_i_ka),
             ("line_loading_percent", &self.line_loading_percent),
             ("trafo_loading_percent", &self.trafo_loading_percent),
+            ("trafo_p_hv_mw", &self.trafo_p_hv_mw),
+            ("trafo_q_hv_mvar", &self.trafo_q_hv_mvar),
+            ("trafo_p_lv_mw", &self.trafo_p_lv_mw),
+            ("trafo_q_lv_mvar", &self.trafo_q_lv_mvar),
             ("ext_grid_p_mw", &self.ext_grid_p_mw),
             ("ext_grid_q_mvar", &self.ext_grid_q_mvar),
             ("gen_p_mw", &self.gen_p_mw),

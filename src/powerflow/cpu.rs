@@ -753,6 +753,10 @@ pub(crate) struct ResultRows<'a> {
     pub(crate) li: &'a mut [f64],
     pub(crate) ll: &'a mut [f64],
     pub(crate) tl: &'a mut [f64],
+    pub(crate) tp: &'a mut [f64],
+    pub(crate) tq: &'a mut [f64],
+    pub(crate) tpl: &'a mut [f64],
+    pub(crate) tql: &'a mut [f64],
     pub(crate) ep: &'a mut [f64],
     pub(crate) eq: &'a mut [f64],
     pub(crate) gp: &'a mut [f64],
@@ -822,7 +826,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         let (vf, vt) = (st.v[f], st.v[t]);
         let i_f = adm.yff * vf + adm.yft * vt;
         let i_t = adm.ytf * vf + adm.ytt * vt;
-        (vf * i_f.conj(), i_f.abs(), i_t.abs())
+        (vf * i_f.conj(), i_f.abs(), i_t.abs(), vt * i_t.conj())
     };
     for (li, l) in net.lines.iter().enumerate() {
         let Some(bi) = p.line_branch[li] else {
@@ -833,7 +837,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
             continue;
         };
         let b = &p.branches[bi];
-        let (s, i_f, i_t) = flows(&b.adm, b.f, b.t);
+        let (s, i_f, i_t, _) = flows(&b.adm, b.f, b.t);
         let base_i = sn / SQRT3;
         let i_ka = (i_f * base_i / net.buses[l.from_bus].vn_kv)
             .max(i_t * base_i / net.buses[l.to_bus].vn_kv);
@@ -845,6 +849,10 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
     for (ti, t) in net.trafos.iter().enumerate() {
         let Some(bi) = p.trafo_branch[ti] else {
             r.tl[ti] = 0.0;
+            r.tp[ti] = 0.0;
+            r.tq[ti] = 0.0;
+            r.tpl[ti] = 0.0;
+            r.tql[ti] = 0.0;
             continue;
         };
         let b = &p.branches[bi];
@@ -852,7 +860,11 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
             Some(j) => &st.tap_adm[j],
             None => &b.adm,
         };
-        let (_, i_f, i_t) = flows(adm, b.f, b.t);
+        let (s_hv, i_f, i_t, s_lv) = flows(adm, b.f, b.t);
+        r.tp[ti] = s_hv.re * sn;
+        r.tq[ti] = s_hv.im * sn;
+        r.tpl[ti] = s_lv.re * sn;
+        r.tql[ti] = s_lv.im * sn;
         let i_hv = i_f * sn / (SQRT3 * net.buses[t.hv_bus].vn_kv);
         let i_lv = i_t * sn / (SQRT3 * net.buses[t.lv_bus].vn_kv);
         let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
@@ -929,7 +941,7 @@ fn node_current(k: &Kernel, st: &CopyState, i: usize) -> C64 {
 /// The result tables as raw row pointers, so that parallel tasks each write
 /// the rows of their own copies.
 pub(crate) struct ResultTables {
-    ptrs: [usize; 11],
+    ptrs: [usize; 15],
     nb: usize,
     nl: usize,
     nt: usize,
@@ -952,6 +964,10 @@ impl ResultTables {
                 sl(&mut res.line_i_ka),
                 sl(&mut res.line_loading_percent),
                 sl(&mut res.trafo_loading_percent),
+                sl(&mut res.trafo_p_hv_mw),
+                sl(&mut res.trafo_q_hv_mvar),
+                sl(&mut res.trafo_p_lv_mw),
+                sl(&mut res.trafo_q_lv_mvar),
                 sl(&mut res.ext_grid_p_mw),
                 sl(&mut res.ext_grid_q_mvar),
                 sl(&mut res.gen_p_mw),
@@ -982,10 +998,14 @@ impl ResultTables {
             li: row(4, self.nl),
             ll: row(5, self.nl),
             tl: row(6, self.nt),
-            ep: row(7, self.ne),
-            eq: row(8, self.ne),
-            gp: row(9, self.ng),
-            gq: row(10, self.ng),
+            tp: row(7, self.nt),
+            tq: row(8, self.nt),
+            tpl: row(9, self.nt),
+            tql: row(10, self.nt),
+            ep: row(11, self.ne),
+            eq: row(12, self.ne),
+            gp: row(13, self.ng),
+            gq: row(14, self.ng),
         }
     }
 }

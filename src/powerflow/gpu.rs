@@ -19,6 +19,9 @@
 //! currents are formed from voltage differences (see the shader's header), so the
 //! answer matches the f64 CPU solver to about 1e-6 p.u. The convergence tolerance is
 //! `max(tolerance_pu, F32_TOLERANCE_PU)` followed by [`POLISH_ITERATIONS`] more iterations.
+//! The reported branch currents come from Kirchhoff's law on a spanning tree
+//! ([`branch_order`]), so loadings match pandapower to about 1e-4 pp even across
+//! near-zero impedances.
 
 use super::admittance::trafo_branch;
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
@@ -49,6 +52,10 @@ const NONE: u32 = u32::MAX;
 /// 65535 per SIMD group, and lanes on diverging paths (one iterating, one writing
 /// results) add up, so half of it.
 const LOOP_TRIP_BUDGET: usize = 30_000;
+/// llvmpipe's hard limit of loop trips per invocation and dispatch: a network
+/// whose single iteration (plus the solve's fixed work) needs more is refused
+/// there (pandapower's case2869pegase and case9241pegase are).
+const LLVMPIPE_LOOP_LIMIT: usize = 65_535;
 const SQRT3: f64 = 1.732_050_807_568_877_2;
 
 /// Whether a real (non-CPU-emulated) GPU adapter is present.
@@ -116,9 +123,11 @@ pub(crate) struct Params {
     p_pv: u32,
     n_site: u32,
     i_site: u32,
+    /// Order of the result pass's branch currents (`4·k + mode`, see
+    /// [`branch_order`]) and each branch's result slot (line `l`, trafo `nl + t`).
+    i_order: u32,
+    i_slot: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -360,7 +369,29 @@ impl GpuBatch {
                 + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
                 + 4;
             let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
-            let fixed = nn + n + mismatch + nb + nl + nt + ne + plan.tap_trafos.len() + down + 16;
+            let fixed = nn
+                + n
+                + mismatch
+                + (nn + layout.params.n_br as usize)
+                + nb
+                + nl
+                + nt
+                + ne
+                + plan.tap_trafos.len()
+                + down
+                + 16;
+            if fixed + per_iter > LLVMPIPE_LOOP_LIMIT {
+                // Not even one iteration fits in a dispatch: llvmpipe would stop
+                // the invocation mid-iteration and the copy would diverge.
+                return Err(Error::Gpu(format!(
+                    "{} nodes with {} factor non-zeros need about {} shader loop trips per \
+                     FDPF iteration, more than llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per \
+                     invocation and dispatch: use the CPU backend or a real GPU",
+                    plan.n_node,
+                    plan.bp.l_col.len() + plan.bp.u_col.len(),
+                    fixed + per_iter
+                )));
+            }
             let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
             layout.params.pass_iters = iters as u32;
             let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
@@ -572,8 +603,16 @@ impl GpuBatch {
                     fill_table(table, out, o, nl, ch.c0, b);
                     o += nl;
                 }
-                fill_table(&mut r.trafo_loading_percent, out, o, nt, ch.c0, b);
-                o += nt;
+                for table in [
+                    &mut r.trafo_loading_percent,
+                    &mut r.trafo_p_hv_mw,
+                    &mut r.trafo_q_hv_mvar,
+                    &mut r.trafo_p_lv_mw,
+                    &mut r.trafo_q_lv_mvar,
+                ] {
+                    fill_table(table, out, o, nt, ch.c0, b);
+                    o += nt;
+                }
                 fill_table(&mut r.ext_grid_p_mw, out, o, ne, ch.c0, b);
                 fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, ch.c0, b);
                 // Gen nodes' Q balance (MVar), split among their gens and
@@ -879,6 +918,97 @@ pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
     (host, device)
 }
 
+/// The order in which the shader's result pass forms branch currents, as codes
+/// `4·k + mode` over the GPU branches `k` (`order[k]` is the plan's branch), and
+/// each GPU branch's result slot (line `l`: `l`, trafo `t`: `nl + t`, else NONE).
+///
+/// Mode 0 (first): from the branch's voltages, whose f32 noise grows with the
+/// series admittance. Modes 1 and 2: by Kirchhoff's current law at the from (1)
+/// or to (2) node, a PQ node all of whose other branches come earlier. Slack and
+/// PV nodes (injection not known) are taken as one ground node; a spanning tree
+/// of largest series admittances (Kruskal) is peeled from its leaves inwards
+/// (modes 1, 2), and the chords, one per independent mesh and the branches
+/// between slack and PV nodes, are the mode-0 branches: none on a radial
+/// network, and on a meshed one each mesh's smallest admittance.
+fn branch_order(p: &Plan, order: &[usize], gpu_branch: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let nn = p.n_node;
+    let peelable = |i: usize| i < p.n_pq && !p.is_pv[i];
+    // Union-find with every slack and PV node in one set (the ground).
+    let mut parent: Vec<usize> = (0..nn).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let ground = (0..nn).find(|&i| !peelable(i));
+    if let Some(g) = ground {
+        for i in (0..nn).filter(|&i| !peelable(i)) {
+            parent[i] = g;
+        }
+    }
+    let mut by_y: Vec<usize> = (0..order.len()).collect();
+    let y = |k: usize| p.branches[order[k]].z.inv().abs();
+    by_y.sort_by(|&a, &b| y(b).total_cmp(&y(a)).then(a.cmp(&b)));
+    let mut tree = vec![false; order.len()];
+    for &k in &by_y {
+        let br = &p.branches[order[k]];
+        let (rf, rt) = (find(&mut parent, br.f), find(&mut parent, br.t));
+        if rf != rt {
+            parent[rf] = rt;
+            tree[k] = true;
+        }
+    }
+    // Peel the tree from its leaves (PQ nodes with one tree branch left).
+    let mut at_node: Vec<Vec<usize>> = vec![vec![]; nn];
+    for k in (0..order.len()).filter(|&k| tree[k]) {
+        let br = &p.branches[order[k]];
+        at_node[br.f].push(k);
+        at_node[br.t].push(k);
+    }
+    let mut left: Vec<usize> = at_node.iter().map(|v| v.len()).collect();
+    let mut done = vec![false; order.len()];
+    let mut peeled = vec![];
+    let mut stack: Vec<usize> = (0..nn).filter(|&i| peelable(i) && left[i] == 1).collect();
+    while let Some(i) = stack.pop() {
+        if left[i] != 1 {
+            continue;
+        }
+        let Some(&k) = at_node[i].iter().find(|&&k| !done[k]) else {
+            continue;
+        };
+        done[k] = true;
+        let br = &p.branches[order[k]];
+        let (mode, other) = if br.f == i { (1, br.t) } else { (2, br.f) };
+        peeled.push(4 * k as u32 + mode);
+        left[i] = 0;
+        left[other] -= 1;
+        if peelable(other) && left[other] == 1 {
+            stack.push(other);
+        }
+    }
+    // Chords (and anything not peeled) first, from voltages.
+    let mut codes: Vec<u32> = (0..order.len())
+        .filter(|&k| !done[k])
+        .map(|k| 4 * k as u32)
+        .collect();
+    codes.extend(peeled);
+    let mut slot = vec![NONE; order.len()];
+    for (l, b) in p.line_branch.iter().enumerate() {
+        if let Some(b) = *b {
+            slot[gpu_branch[b] as usize] = l as u32;
+        }
+    }
+    let nl = p.net.lines.len();
+    for (t, b) in p.trafo_branch.iter().enumerate() {
+        if let Some(b) = *b {
+            slot[gpu_branch[b] as usize] = (nl + t) as u32;
+        }
+    }
+    (codes, slot)
+}
+
 /// The shared `idx` (u32) and `sh` (f32) arrays and the layout of every buffer.
 fn build_shared(p: &Plan) -> (Vec<u32>, Vec<f32>, Layout) {
     let (idx, sh, layout) = build_shared64(p);
@@ -1009,6 +1139,9 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         .collect();
     prm.n_site = sites.len() as u32;
     prm.i_site = put(&sites, &mut idx);
+    let (order_codes, slot) = branch_order(p, &order, &gpu_branch);
+    prm.i_order = put(&order_codes, &mut idx);
+    prm.i_slot = put(&slot, &mut idx);
     prm.nnz_bpp_l = p.bpp.l_col.len() as u32;
     prm.nnz_bpp_u = p.bpp.u_col.len() as u32;
 
@@ -1107,7 +1240,7 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         rows_pc: 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len(),
         rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
         rows_work: 6 * nn + n + 7,
-        rows_out: 3 + 2 * nb + 4 * nl + nt + 2 * ne + n_site,
+        rows_out: 3 + 2 * nb + 4 * nl + 5 * nt + 2 * ne + n_site,
         row_cold: 6 * nn + n,
         passes: 1,
         phi,
@@ -1160,6 +1293,59 @@ impl PowerFlow for GpuBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The result pass's order: every branch once; Kirchhoff-law branches after
+    /// everything else at their peel node (a PQ node); from voltages only the
+    /// chords of a spanning tree with the slack node as root (branches − PQ
+    /// nodes): none on the radial feeders, three on the meshed ieee123.
+    #[test]
+    fn branch_order_peels_trees_and_leaves_one_chord_per_mesh() {
+        for (name, chords) in [("ieee13", 0), ("ieee34", 0), ("ieee123", 3)] {
+            let net = crate::network::load(name).expect("shipped");
+            let p = Plan::new(&net, Default::default()).expect("plan");
+            let order: Vec<usize> = p
+                .fixed_branches
+                .iter()
+                .copied()
+                .chain(p.tap_trafos.iter().map(|&(_, b)| b))
+                .collect();
+            let mut gpu_branch = vec![NONE; p.branches.len()];
+            for (k, &b) in order.iter().enumerate() {
+                gpu_branch[b] = k as u32;
+            }
+            let (codes, slot) = branch_order(&p, &order, &gpu_branch);
+            assert_eq!(codes.len(), order.len(), "{name}");
+            let mut seen = vec![false; order.len()];
+            let mut done_at = vec![0usize; p.n_node];
+            let degree = |i: usize| {
+                order
+                    .iter()
+                    .filter(|&&b| p.branches[b].f == i || p.branches[b].t == i)
+                    .count()
+            };
+            for &code in &codes {
+                let (k, mode) = ((code >> 2) as usize, code & 3);
+                assert!(!seen[k], "{name}: branch {k} twice");
+                seen[k] = true;
+                let br = &p.branches[order[k]];
+                if mode != 0 {
+                    let i = if mode == 1 { br.f } else { br.t };
+                    assert!(i < p.n_pq && !p.is_pv[i], "{name}: peel node {i}");
+                    assert_eq!(done_at[i] + 1, degree(i), "{name}: node {i} not a leaf");
+                }
+                done_at[br.f] += 1;
+                done_at[br.t] += 1;
+            }
+            let from_voltages = codes.iter().filter(|&&c| c & 3 == 0).count();
+            assert_eq!(from_voltages, order.len() - p.n_pq, "{name}");
+            assert_eq!(from_voltages, chords, "{name}");
+            for (l, b) in p.line_branch.iter().enumerate() {
+                if let Some(b) = *b {
+                    assert_eq!(slot[gpu_branch[b] as usize], l as u32);
+                }
+            }
+        }
+    }
 
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).
     #[test]

@@ -31,7 +31,7 @@ pub(crate) fn io_bytes_per_copy(net: &Network) -> usize {
         + 2 * net.gens.len();
     let results = 2 * net.buses.len()
         + 4 * net.lines.len()
-        + net.trafos.len()
+        + 5 * net.trafos.len()
         + 2 * net.ext_grids.len()
         + 2 * net.gens.len();
     8 * (inputs + results) + 24

@@ -119,6 +119,46 @@ pub fn worst_all_converged(
     worst
 }
 
+/// pandapower's trafo flows (`res_trafo` p_hv_mw, q_hv_mvar, p_lv_mw, q_lv_mvar).
+pub const TRAFO_FLOW_TABLES: [&str; 4] = [
+    "trafo_p_hv_mw",
+    "trafo_q_hv_mvar",
+    "trafo_p_lv_mw",
+    "trafo_q_lv_mvar",
+];
+
+/// Worst |Δ| of the trafo flows ([`TRAFO_FLOW_TABLES`], MW and Mvar) over the
+/// scenarios that converged in pandapower and in `r`.
+pub fn worst_trafo_flows(reference: &ScenarioFile, r: &BatchResults) -> f64 {
+    let mut worst = 0.0f64;
+    for c in 0..reference.scenarios.len() {
+        if !ref_converged(reference, c) || !r.converged[c] {
+            continue;
+        }
+        for key in TRAFO_FLOW_TABLES {
+            worst = worst.max(table_diff(r, reference, c, key));
+        }
+    }
+    worst
+}
+
+/// [`worst_trafo_flows`] printed and asserted at `bound_pu`·`sn_mva` (MW, Mvar).
+pub fn check_trafo_flows(
+    name: &str,
+    what: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+    r: &BatchResults,
+    bound_pu: f64,
+) {
+    let w = worst_trafo_flows(reference, r);
+    eprintln!("{name} ({what}): worst |Δ trafo P/Q (HV and LV)| {w:.2e} MW/Mvar");
+    assert!(
+        w <= bound_pu * net.sn_mva,
+        "{name} ({what}): max |Δ trafo P/Q| = {w:e} MW/Mvar"
+    );
+}
+
 /// A reference scenario's converged flag.
 pub fn ref_converged(f: &ScenarioFile, c: usize) -> bool {
     f.scenarios[c]
@@ -263,4 +303,41 @@ pub fn gpu_or_skip(test: &str) -> bool {
             false
         }
     }
+}
+
+/// Worst differences `w` (`[|Δvm| p.u., |Δva| °, |Δline loading| pp,
+/// |Δtrafo loading| pp, …]`, as [`worst_all_converged`] gives them) within
+/// `vm`, `va` and, where given, `loading` (lines and trafos); the message
+/// names the network and the backend.
+pub fn assert_worst(name: &str, backend: &str, w: &[f64], vm: f64, va: f64, loading: Option<f64>) {
+    assert!(w[0] <= vm, "{name}: {backend} max |Δvm| = {:e} p.u.", w[0]);
+    assert!(w[1] <= va, "{name}: {backend} max |Δva| = {:e}°", w[1]);
+    if let Some(pp) = loading {
+        assert!(
+            w[2] <= pp,
+            "{name}: {backend} max |Δline loading| = {:e} pp",
+            w[2]
+        );
+        assert!(
+            w[3] <= pp,
+            "{name}: {backend} max |Δtrafo loading| = {:e} pp",
+            w[3]
+        );
+    }
+}
+
+/// The network written as YAML and read back is the same network, and both
+/// solve the reference's scenarios alike on the CPU: their results, in that order.
+pub fn yaml_round_trip(
+    name: &str,
+    net: &Network,
+    reference: &ScenarioFile,
+) -> (String, BatchResults, BatchResults) {
+    let text = powergrid::network::yaml::to_string(net).unwrap();
+    let back = powergrid::network::yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(*net, back, "{name}: YAML round trip");
+    let (_, a) = cpu_solve(net, reference, CpuKernel::Lanes);
+    let (_, b) = cpu_solve(&back, reference, CpuKernel::Lanes);
+    assert_eq!(a.vm_pu, b.vm_pu, "{name}");
+    (text, a, b)
 }

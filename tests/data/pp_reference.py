@@ -18,6 +18,10 @@ TABLES = {
     "trafo_loading_percent": ("res_trafo", "loading_percent"),
     "ext_grid_p_mw": ("res_ext_grid", "p_mw"),
     "ext_grid_q_mvar": ("res_ext_grid", "q_mvar"),
+    "trafo_p_hv_mw": ("res_trafo", "p_hv_mw"),
+    "trafo_q_hv_mvar": ("res_trafo", "q_hv_mvar"),
+    "trafo_p_lv_mw": ("res_trafo", "p_lv_mw"),
+    "trafo_q_lv_mvar": ("res_trafo", "q_lv_mvar"),
 }
 
 

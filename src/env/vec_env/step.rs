@@ -308,8 +308,7 @@ impl Ctx<'_> {
         let ts = self.ts;
         let (v_min, v_max) = (cfg.voltage_band[0], cfg.voltage_band[1]);
         let dt = cfg.dt_h;
-        let net = &p.plan.net;
-        let (res, inp) = (self.res, self.inp);
+        let res = self.res;
         let n_grid = p.agents.len();
         let n_agents = pt.s.agent_reward.len();
         let devices = self.devices;
@@ -352,7 +351,7 @@ impl Ctx<'_> {
             let mut revenue = 0.0;
             for (i, a) in p.agents.iter().enumerate() {
                 let import = match &a.pcc {
-                    Some(pcc) if conv => pcc.import_mw(net, inp, res, c),
+                    Some(pcc) if conv => pcc.import_mw(res, c),
                     _ => 0.0,
                 };
                 if conv {

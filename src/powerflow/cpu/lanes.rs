@@ -542,18 +542,23 @@ fn splat_adm(a: &crate::powerflow::admittance::BranchAdm) -> [C8; 4] {
     [z(a.yff), z(a.yft), z(a.ytf), z(a.ytt)]
 }
 
-/// `(s_f = V_f·conj(I_f), |I_f|, |I_t|)` per lane, as the scalar `copy_results`
-/// forms them.
+/// `(s_f = V_f·conj(I_f), |I_f|, |I_t|, s_t = V_t·conj(I_t))` per lane, as the
+/// scalar `copy_results` forms them.
 #[inline(always)]
-fn flows<S: Simd>(o: Ops<S>, a: &[C8; 4], vf: C8, vt: C8) -> (C8, F8, F8) {
+fn flows<S: Simd>(o: Ops<S>, a: &[C8; 4], vf: C8, vt: C8) -> (C8, F8, F8, C8) {
     let i_f = o.cadd(o.cmul(a[0], vf), o.cmul(a[1], vt));
     let i_t = o.cadd(o.cmul(a[2], vf), o.cmul(a[3], vt));
-    let conj = C8 {
-        re: i_f.re,
-        im: o.neg(i_f.im),
+    let conj = |z: C8| C8 {
+        re: z.re,
+        im: o.neg(z.im),
     };
     let abs = |z: C8| o.sqrt(o.add(o.mul(z.re, z.re), o.mul(z.im, z.im)));
-    (o.cmul(vf, conj), abs(i_f), abs(i_t))
+    (
+        o.cmul(vf, conj(i_f)),
+        abs(i_f),
+        abs(i_t),
+        o.cmul(vt, conj(i_t)),
+    )
 }
 
 /// The scalar `copy_results` for the bus, line and trafo rows of every copy
@@ -623,7 +628,7 @@ fn write_rows<S: Simd>(
             continue;
         };
         let br = &p.branches[bi];
-        let (s, i_f, i_t) = flows(o, &splat_adm(&br.adm), g.v[br.f], g.v[br.t]);
+        let (s, i_f, i_t, _) = flows(o, &splat_adm(&br.adm), g.v[br.f], g.v[br.t]);
         let (vn_f, vn_t) = (net.buses[line.from_bus].vn_kv, net.buses[line.to_bus].vn_kv);
         let rating = line.max_i_ka * line.df * line.parallel as f64;
         for (l, rr) in r.iter_mut().flatten().enumerate() {
@@ -638,6 +643,10 @@ fn write_rows<S: Simd>(
         let Some(bi) = p.trafo_branch[ti] else {
             for rr in r.iter_mut().flatten() {
                 rr.tl[ti] = 0.0;
+                rr.tp[ti] = 0.0;
+                rr.tq[ti] = 0.0;
+                rr.tpl[ti] = 0.0;
+                rr.tql[ti] = 0.0;
             }
             continue;
         };
@@ -646,9 +655,13 @@ fn write_rows<S: Simd>(
             Some(j) => g.tap[j],
             None => splat_adm(&br.adm),
         };
-        let (_, i_f, i_t) = flows(o, &adm, g.v[br.f], g.v[br.t]);
+        let (s_hv, i_f, i_t, s_lv) = flows(o, &adm, g.v[br.f], g.v[br.t]);
         let (vn_hv, vn_lv) = (net.buses[t.hv_bus].vn_kv, net.buses[t.lv_bus].vn_kv);
         for (l, rr) in r.iter_mut().flatten().enumerate() {
+            rr.tp[ti] = s_hv.re.0[l] * sn;
+            rr.tq[ti] = s_hv.im.0[l] * sn;
+            rr.tpl[ti] = s_lv.re.0[l] * sn;
+            rr.tql[ti] = s_lv.im.0[l] * sn;
             let i_hv = i_f.0[l] * sn / (SQRT3 * vn_hv);
             let i_lv = i_t.0[l] * sn / (SQRT3 * vn_lv);
             let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;

@@ -518,18 +518,102 @@ impl<T: Real> Port<T> {
         }
     }
 
+    /// Current injected at node i by its loads and generation, conj(S_spec/W).
+    pub fn injected(&self, i: u32, c: u32) -> V2<T> {
+        let w = Self::one() + self.dw(i, c);
+        let s = self.s_spec_v(i, c);
+        let q = conj(cmul(s, conj(w)));
+        let d = w.x * w.x + w.y * w.y;
+        v2(q.x / d, q.y / d)
+    }
+
+    /// Branch currents of the result pass by Kirchhoff's law on the host's order.
+    pub fn branch_currents(&mut self, c: u32) {
+        let p = self.p;
+        let nn = p.n_node;
+        for i in 0..nn {
+            let y = v2(self.pcv(2 * nn + i, c), self.pcv(3 * nn + i, c));
+            let j = cmul(y, Self::one() + self.dw(i, c));
+            self.set_w(self.r_jr(i), c, j.x);
+            self.set_w(self.r_ji(i), c, j.y);
+        }
+        let nl = p.nl;
+        let o_lp = 3 + 2 * p.nb;
+        let o_tl = o_lp + 4 * nl;
+        for q in 0..p.n_br {
+            let code = self.ix(p.i_order + q);
+            let k = code >> 2;
+            let mode = code & 3;
+            let f = self.ix(p.i_br + 2 * k);
+            let t = self.ix(p.i_br + 2 * k + 1);
+            let (jf, jt);
+            if mode == 0 {
+                let fl = self.branch_flow(k, c);
+                jf = fl.jf;
+                jt = fl.jt;
+            } else {
+                let b = self.branch(k, c);
+                let wf = Self::one() + self.dw(f, c);
+                let wt = Self::one() + self.dw(t, c);
+                let hf = sv(b.rho * b.rho, cmul(b.yh, wf));
+                let ht = cmul(b.yh, wt);
+                if mode == 1 {
+                    jf = self.injected(f, c) - self.cur(f, c);
+                    let m = cmul(conj(b.e), jf - hf);
+                    jt = ht - v2(m.x / b.rho, m.y / b.rho);
+                } else {
+                    jt = self.injected(t, c) - self.cur(t, c);
+                    jf = sv(b.rho, cmul(b.e, ht - jt)) + hf;
+                }
+            }
+            let (rf, rfi, rt, rti) = (self.r_jr(f), self.r_ji(f), self.r_jr(t), self.r_ji(t));
+            self.set_w(rf, c, self.w(rf, c) + jf.x);
+            self.set_w(rfi, c, self.w(rfi, c) + jf.y);
+            self.set_w(rt, c, self.w(rt, c) + jt.x);
+            self.set_w(rti, c, self.w(rti, c) + jt.y);
+            let slot = self.ix(p.i_slot + k);
+            if slot != NONE {
+                let mut r = [
+                    o_lp + slot,
+                    o_lp + nl + slot,
+                    o_lp + 2 * nl + slot,
+                    o_lp + 3 * nl + slot,
+                ];
+                if slot >= nl {
+                    let tt = slot - nl;
+                    r = [
+                        o_tl + tt,
+                        o_tl + p.nt + tt,
+                        o_tl + 2 * p.nt + tt,
+                        o_tl + 3 * p.nt + tt,
+                    ];
+                }
+                self.set_o(r[0], c, jf.x);
+                self.set_o(r[1], c, jf.y);
+                self.set_o(r[2], c, jt.x);
+                self.set_o(r[3], c, jt.y);
+            }
+        }
+    }
+
     pub fn write_results(&mut self, c: u32) {
         let p = self.p;
-        let (nb, nl) = (p.nb, p.nl);
+        let (nb, nl, nt) = (p.nb, p.nl, p.nt);
         let o_va = 3 + nb;
         let o_lp = 3 + 2 * nb;
         let o_lq = o_lp + nl;
         let o_li = o_lq + nl;
         let o_ll = o_li + nl;
         let o_tl = o_ll + nl;
-        let o_ep = o_tl + p.nt;
+        let o_tp = o_tl + nt;
+        let o_tq = o_tp + nt;
+        let o_tpl = o_tq + nt;
+        let o_tql = o_tpl + nt;
+        let o_ep = o_tql + nt;
         let o_eq = o_ep + p.ne;
+        self.branch_currents(c);
         let z = Self::k(0.0);
+        let o = |s: &Self, r: u32| s.outp[s.at(r, c)];
         for b in 0..nb {
             let i = self.ix(p.i_bus + b);
             let mut vm = z;
@@ -548,27 +632,39 @@ impl<T: Real> Port<T> {
             let mut i_ka = z;
             let mut loading = z;
             if k != NONE {
-                let fl = self.branch_flow(k, c);
-                let wf = Self::one() + self.dw(fl.f, c);
-                s = cmul(wf, conj(fl.jf)) * self.sn;
-                let o = p.s_line + 3 * l;
-                i_ka = (length(fl.jf) * self.shv(o)).max(length(fl.jt) * self.shv(o + 1));
-                loading = i_ka * self.shv(o + 2);
+                let jf = v2(o(self, o_lp + l), o(self, o_lq + l));
+                let jt = v2(o(self, o_li + l), o(self, o_ll + l));
+                let wf = Self::one() + self.dw(self.ix(p.i_br + 2 * k), c);
+                s = cmul(wf, conj(jf)) * self.sn;
+                let os = p.s_line + 3 * l;
+                i_ka = (length(jf) * self.shv(os)).max(length(jt) * self.shv(os + 1));
+                loading = i_ka * self.shv(os + 2);
             }
             self.set_o(o_lp + l, c, s.x);
             self.set_o(o_lq + l, c, s.y);
             self.set_o(o_li + l, c, i_ka);
             self.set_o(o_ll + l, c, loading);
         }
-        for t in 0..p.nt {
+        for t in 0..nt {
             let k = self.ix(p.i_trafo + t);
             let mut loading = z;
+            let mut s_hv = v2(z, z);
+            let mut s_lv = v2(z, z);
             if k != NONE {
-                let fl = self.branch_flow(k, c);
-                let o = p.s_trafo + 2 * t;
-                loading = (length(fl.jf) * self.shv(o)).max(length(fl.jt) * self.shv(o + 1));
+                let jf = v2(o(self, o_tl + t), o(self, o_tp + t));
+                let jt = v2(o(self, o_tq + t), o(self, o_tpl + t));
+                let wf = Self::one() + self.dw(self.ix(p.i_br + 2 * k), c);
+                let wt = Self::one() + self.dw(self.ix(p.i_br + 2 * k + 1), c);
+                let os = p.s_trafo + 2 * t;
+                loading = (length(jf) * self.shv(os)).max(length(jt) * self.shv(os + 1));
+                s_hv = cmul(wf, conj(jf)) * self.sn;
+                s_lv = cmul(wt, conj(jt)) * self.sn;
             }
             self.set_o(o_tl + t, c, loading);
+            self.set_o(o_tp + t, c, s_hv.x);
+            self.set_o(o_tq + t, c, s_hv.y);
+            self.set_o(o_tpl + t, c, s_lv.x);
+            self.set_o(o_tql + t, c, s_lv.y);
         }
         for e in 0..p.ne {
             let i = self.ix(p.i_ext + e);

@@ -5,7 +5,8 @@ the environment solves it (setup devices included) and one step's set-points in
 the `pf` scenario format (run it with POWERGRID_WRITE_ENV_STEP=1). This script
 builds the same network in pandapower from the YAML, applies each scenario and
 writes pandapower's solution to pandapower_solution.json, which is committed;
-the test then compares the environment's voltages with it.
+the test then compares the environment's voltages, and its trafo flows (a PCC
+trafo's import), with it.
 
     pip install pandapower==3.5.6 pyyaml
     python3 tests/data/env_step/solve_with_pandapower.py
@@ -78,7 +79,8 @@ def main():
                     net[table][col] = i[key]
         pp.runpp(net, algorithm="nr", tolerance_mva=1e-10, trafo_model="t", calculate_voltage_angles=True, max_iteration=50)
         out.append({"converged": bool(net.converged), "vm_pu": net.res_bus.vm_pu.fillna(0.0).tolist(),
-                    "va_degree": net.res_bus.va_degree.fillna(0.0).tolist()})
+                    "va_degree": net.res_bus.va_degree.fillna(0.0).tolist(),
+                    "trafo_p_hv_mw": net.res_trafo.p_hv_mw.fillna(0.0).tolist()})
     (HERE / "pandapower_solution.json").write_text(json.dumps(
         {"solver": f"pandapower {pp.__version__} runpp nr tolerance_mva=1e-10 trafo_model=t", "scenarios": out}))
     print(f"wrote {len(out)} solutions")

@@ -74,7 +74,9 @@ for k, (taps, steps, f) in enumerate([([-2, 1, 2], [2], 1.0), ([6, -2, 2], [0], 
                     "line_p_from_mw": nan0(net.res_line.p_from_mw), "line_q_from_mvar": nan0(net.res_line.q_from_mvar),
                     "line_i_ka": nan0(net.res_line.i_ka), "line_loading_percent": nan0(net.res_line.loading_percent),
                     "trafo_loading_percent": nan0(net.res_trafo.loading_percent),
-                    "ext_grid_p_mw": nan0(net.res_ext_grid.p_mw), "ext_grid_q_mvar": nan0(net.res_ext_grid.q_mvar)},
+                    "ext_grid_p_mw": nan0(net.res_ext_grid.p_mw), "ext_grid_q_mvar": nan0(net.res_ext_grid.q_mvar),
+                    "trafo_p_hv_mw": nan0(net.res_trafo.p_hv_mw), "trafo_q_hv_mvar": nan0(net.res_trafo.q_hv_mvar),
+                    "trafo_p_lv_mw": nan0(net.res_trafo.p_lv_mw), "trafo_q_lv_mvar": nan0(net.res_trafo.q_lv_mvar)},
     })
     net.load.p_mw /= f
 (HERE / "reference.json").write_text(json.dumps({"network": "network.json", "solver": f"pandapower {pp.__version__} runpp nr tolerance_mva=1e-10 trafo_model=t", "scenarios": scenarios}))

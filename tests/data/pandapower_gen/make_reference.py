@@ -47,6 +47,10 @@ TABLES = {
     "ext_grid_q_mvar": ("res_ext_grid", "q_mvar"),
     "gen_p_mw": ("res_gen", "p_mw"),
     "gen_q_mvar": ("res_gen", "q_mvar"),
+    "trafo_p_hv_mw": ("res_trafo", "p_hv_mw"),
+    "trafo_q_hv_mvar": ("res_trafo", "q_hv_mvar"),
+    "trafo_p_lv_mw": ("res_trafo", "p_lv_mw"),
+    "trafo_q_lv_mvar": ("res_trafo", "q_lv_mvar"),
 }
 
 

@@ -1,0 +1,258 @@
+//! Large transmission cases of pandapower's `networks` module, imported as
+//! they are, against `pandapower.runpp` (defaults, tolerance_mva = 1e-10):
+//! `case1354pegase`, `case2869pegase`, `case9241pegase` (trafos with negative
+//! resistance, lines with negative r or x), `case145` and `case1888rte`
+//! (trafos with negative reactance); base case and load scalings (data and
+//! script in `tests/data/pandapower_large/`). Where pandapower itself does
+//! not converge (the heaviest scalings), powergrid must either say so or give
+//! an answer that satisfies the power balance.
+
+mod common;
+use common::*;
+use powergrid::network;
+use powergrid::powerflow::scenarios::ScenarioFile;
+use powergrid::powerflow::{BatchResults, CpuKernel, Plan, SolverOptions};
+use std::sync::Arc;
+
+const NETS: [&str; 5] = [
+    "case145",
+    "case1354pegase",
+    "case1888rte",
+    "case2869pegase",
+    "case9241pegase",
+];
+
+fn load(name: &str) -> (network::Network, ScenarioFile) {
+    reference_case("pandapower_large", name)
+}
+
+/// Worst differences over the scenarios pandapower solved: `[|Δvm| p.u., |Δva|
+/// °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW, |Δext_grid Q|
+/// Mvar, |Δgen Q| Mvar]`, and how many were compared.
+fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> ([f64; 7], usize) {
+    let mut w = [0.0f64; 7];
+    let mut compared = 0;
+    for c in 0..reference.scenarios.len() {
+        if !ref_converged(reference, c) {
+            continue;
+        }
+        assert!(
+            r.converged[c],
+            "{name} scenario {c}: did not converge (mismatch {:e})",
+            r.max_mismatch_pu[c]
+        );
+        for (k, key) in COMPARED_TABLES.iter().chain(&["gen_q_mvar"]).enumerate() {
+            w[k] = w[k].max(table_diff(r, reference, c, key));
+        }
+        compared += 1;
+    }
+    (w, compared)
+}
+
+/// Scenarios where pandapower's Newton-Raphson did not converge: powergrid
+/// reports not converged, or its answer satisfies the power balance at every
+/// PQ node (recomputed from the reported voltages, independent of the solver).
+fn check_not_converged_honestly(
+    name: &str,
+    net: &network::Network,
+    plan: &Plan,
+    reference: &ScenarioFile,
+    r: &BatchResults,
+) -> usize {
+    let inp = reference.to_inputs(net).unwrap();
+    let mut n = 0;
+    for c in (0..reference.scenarios.len()).filter(|&c| !ref_converged(reference, c)) {
+        n += 1;
+        if !r.converged[c] {
+            eprintln!(
+                "{name} scenario {c}: pandapower did not converge; powergrid reports not converged (mismatch {:.1e} p.u.)",
+                r.max_mismatch_pu[c]
+            );
+            assert!(
+                r.max_mismatch_pu[c].is_nan() || r.max_mismatch_pu[c] > plan.options.tolerance_pu,
+                "{name} {c}: not converged but within tolerance"
+            );
+            continue;
+        }
+        let vm = r.vm_pu.row(c).to_vec();
+        let va = r.va_degree.row(c).to_vec();
+        let m = recomputed_mismatch(net, plan, &inp, c, &vm, &va);
+        let (lo, hi) = vm
+            .iter()
+            .filter(|v| **v > 0.0)
+            .fold((f64::MAX, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        eprintln!(
+            "{name} scenario {c}: pandapower did not converge; powergrid converged in {} iterations, \
+             recomputed mismatch {m:.1e} p.u., vm in [{lo:.3}, {hi:.3}]",
+            r.iterations[c]
+        );
+        assert!(m <= 1e-6, "{name} {c}: converged but mismatch {m:e} p.u.");
+    }
+    n
+}
+
+#[test]
+fn cpu_matches_pandapower_runpp() {
+    for name in NETS {
+        let (net, reference) = load(name);
+        let t = std::time::Instant::now();
+        let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
+        let (w, compared) = worst(name, &reference, &r);
+        eprintln!(
+            "{name} ({} buses, CPU lanes, {:?} psi {:.1}, {:.1} s with the plan): {compared} scenarios compared, \
+             iterations {:?}; worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, \
+             |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
+            net.buses.len(),
+            plan.variant,
+            plan.psi,
+            t.elapsed().as_secs_f64(),
+            r.iterations,
+            w[0],
+            w[1],
+            w[2],
+            w[3],
+            w[4],
+            w[5],
+            w[6]
+        );
+        assert!(compared >= 1, "{name}: no converged reference");
+        assert!(w[0] <= 1e-6, "{name}: max |Δvm| = {:e} p.u.", w[0]);
+        assert!(w[1] <= 1e-4, "{name}: max |Δva| = {:e}°", w[1]);
+        assert!(w[2] <= 1e-3, "{name}: max |Δline loading| = {:e} pp", w[2]);
+        assert!(w[3] <= 1e-3, "{name}: max |Δtrafo loading| = {:e} pp", w[3]);
+        assert!(w[4] <= 1e-4, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
+        assert!(w[5] <= 1e-4, "{name}: max |Δext_grid Q| = {:e} Mvar", w[5]);
+        assert!(w[6] <= 1e-4, "{name}: max |Δgen Q| = {:e} Mvar", w[6]);
+        check_not_converged_honestly(name, &net, &plan, &reference, &r);
+    }
+}
+
+/// The heaviest scalings that pandapower does not solve are in the data: the
+/// tests above see them.
+#[test]
+fn references_include_scenarios_pandapower_does_not_solve() {
+    let mut failed = 0;
+    for name in NETS {
+        let (_, reference) = load(name);
+        failed += (0..reference.scenarios.len())
+            .filter(|&c| !ref_converged(&reference, c))
+            .count();
+    }
+    assert!(failed >= 2, "{failed}");
+}
+
+/// Negative trafo reactance (case145, case1888rte) and resistance
+/// (case9241pegase) are taken as pandapower takes them.
+#[test]
+fn equivalent_branches_with_negative_impedance_import() {
+    let (net, _) = load("case9241pegase");
+    assert!(net.trafos.iter().any(|t| t.vkr_percent < 0.0));
+    assert!(net.lines.iter().any(|l| l.x_ohm_per_km < 0.0));
+    let (net, _) = load("case1888rte");
+    assert!(net.trafos.iter().any(|t| t.vk_percent < 0.0));
+}
+
+/// The f32 GPU solver (lavapipe in CI): voltages within 1e-5 p.u. of
+/// pandapower and angles within 1e-3°; loadings and P/Q are printed, not
+/// asserted (f32 branch currents: line loading precision is being worked on
+/// separately). On llvmpipe, case2869pegase and case9241pegase are refused
+/// with a clear error (see [`TOO_LARGE_FOR_LLVMPIPE`]).
+#[test]
+fn gpu_matches_pandapower_runpp() {
+    if !gpu_or_skip("gpu_matches_pandapower_runpp") {
+        return;
+    }
+    let emulated = powergrid::gpu::GpuContext::shared()
+        .unwrap()
+        .info
+        .is_cpu_emulated();
+    for name in NETS {
+        let (net, reference) = load(name);
+        if emulated && TOO_LARGE_FOR_LLVMPIPE.contains(&name) {
+            let plan = default_plan(&net);
+            let e = powergrid::powerflow::gpu::GpuBatch::new(plan, 1)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: llvmpipe should refuse it"))
+                .to_string();
+            eprintln!("{name} (GPU): refused on llvmpipe: {e}");
+            assert!(e.contains("llvmpipe's limit"), "{name}: {e}");
+            continue;
+        }
+        let (plan, r) = gpu_solve(&net, &reference);
+        let (w, compared) = worst(name, &reference, &r);
+        eprintln!(
+            "{name} (GPU): {compared} scenarios, iterations {:?}; worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, \
+             |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
+            r.iterations, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+        );
+        assert_worst(name, "GPU", &w, 1e-5, 1e-3, None);
+        check_not_converged_honestly(name, &net, &plan, &reference, &r);
+    }
+}
+
+/// Networks one FDPF iteration of which needs more shader loop trips than
+/// llvmpipe allows per invocation and dispatch (65,535): before this was
+/// checked, every copy silently diverged there (mismatch 1e6–1e9 p.u., reported
+/// not converged). On a real GPU they are solved like the others.
+const TOO_LARGE_FOR_LLVMPIPE: [&str; 2] = ["case2869pegase", "case9241pegase"];
+
+/// Plan-build time (ordering, factors and the variant/ψ search) per network,
+/// printed, not asserted.
+#[test]
+fn plan_build_time_is_printed() {
+    for name in NETS {
+        let (net, _) = load(name);
+        let t = std::time::Instant::now();
+        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+        eprintln!(
+            "{name}: plan built in {:.2} s ({} buses, {} nodes, {} PV, {:?} psi {:.1}, {} factor non-zeros)",
+            t.elapsed().as_secs_f64(),
+            net.buses.len(),
+            plan.n_node,
+            plan.pv_nodes.len(),
+            plan.variant,
+            plan.psi,
+            plan.factor_nnz()
+        );
+    }
+}
+
+/// What stays refused once negative trafo impedances are taken: a zero
+/// vk_percent, and |vkr_percent| above |vk_percent| (no real reactance).
+#[test]
+fn trafo_impedance_limits_are_checked() {
+    let text = std::fs::read_to_string(network_yaml("ieee13")).unwrap();
+    for (from, to, want) in [
+        (
+            "vk_percent: 8.0",
+            "vk_percent: 0.0",
+            "vk_percent must not be zero",
+        ),
+        (
+            "vkr_percent: 1.0",
+            "vkr_percent: 8.5",
+            "|vkr_percent| must not exceed |vk_percent|",
+        ),
+        (
+            "vkr_percent: 1.0",
+            "vkr_percent: -8.5",
+            "|vkr_percent| must not exceed |vk_percent|",
+        ),
+        (
+            "vk_percent: 8.0",
+            "vk_percent: -0.5",
+            "|vkr_percent| must not exceed |vk_percent|",
+        ),
+    ] {
+        let e = yaml_err(&text.replacen(from, to, 1));
+        assert!(e.contains("trafo 0") && e.contains(want), "{to}: {e}");
+    }
+    // Negative reactance or resistance within those limits is a network.
+    for (from, to) in [
+        ("vk_percent: 8.0", "vk_percent: -8.0"),
+        ("vkr_percent: 1.0", "vkr_percent: -1.0"),
+    ] {
+        let net = network::yaml::from_str(&text.replacen(from, to, 1)).unwrap();
+        net.validate().unwrap();
+    }
+}
