@@ -929,9 +929,25 @@ impl<T: Real> PortBatch<T> {
         self.table(c, 3 + self.port.p.nb as usize)
     }
 
+    /// `line_loading_percent` and `trafo_loading_percent` of copy `c`, one vector.
+    pub fn loading(&self, c: usize) -> Vec<f64> {
+        let (nb, nl, nt) = (
+            self.port.p.nb as usize,
+            self.port.p.nl as usize,
+            self.port.p.nt as usize,
+        );
+        let mut v = self.rows(c, 3 + 2 * nb + 3 * nl, nl);
+        v.extend(self.rows(c, 3 + 2 * nb + 4 * nl, nt));
+        v
+    }
+
     fn table(&self, c: usize, o: usize) -> Vec<f64> {
+        self.rows(c, o, self.port.p.nb as usize)
+    }
+
+    fn rows(&self, c: usize, o: usize, n: usize) -> Vec<f64> {
         let b = self.port.p.batch as usize;
-        (0..self.port.p.nb as usize)
+        (0..n)
             .map(|k| self.port.outp[(o + k) * b + c].to64())
             .collect()
     }

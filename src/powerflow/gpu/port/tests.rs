@@ -399,6 +399,8 @@ fn port_main_matches_cpu_and_gpu() {
             let mut iters_gap = 0u32;
             // |Δva| (degrees): port f64 − cpu, port f64 − port f32, ports − gpu.
             let (mut a_cpu, mut a_32, mut a_gpu) = (0.0f64, 0.0f64, 0.0f64);
+            // |Δloading| (pp, lines and trafos): port f64 − cpu, port f32 − gpu.
+            let (mut l_cpu, mut l_gpu) = (0.0f64, 0.0f64);
             if let Some(g) = &mut gpu {
                 *g.inputs_mut() = inp.clone();
                 g.solve().unwrap();
@@ -418,6 +420,16 @@ fn port_main_matches_cpu_and_gpu() {
                     d_cpu = d_cpu.max((v - r.vm_pu[(c, k)]).abs());
                     d_32 = d_32.max((v - vm32[k]).abs());
                 }
+                let cpu_loading: Vec<f64> = r
+                    .line_loading_percent
+                    .row(c)
+                    .iter()
+                    .chain(r.trafo_loading_percent.row(c).iter())
+                    .copied()
+                    .collect();
+                for (v, w) in p64.loading(c).iter().zip(&cpu_loading) {
+                    l_cpu = l_cpu.max((v - w).abs());
+                }
                 let (va, va32) = (p64.va(c), p32.va(c));
                 for (k, v) in va.iter().enumerate() {
                     a_cpu = a_cpu.max((v - r.va_degree[(c, k)]).abs());
@@ -435,6 +447,16 @@ fn port_main_matches_cpu_and_gpu() {
                     for (k, v) in va.iter().enumerate() {
                         a_gpu = a_gpu.max((v - gr.va_degree[(c, k)]).abs());
                     }
+                    let gpu_loading = gr
+                        .line_loading_percent
+                        .row(c)
+                        .iter()
+                        .chain(gr.trafo_loading_percent.row(c).iter())
+                        .copied()
+                        .collect::<Vec<f64>>();
+                    for (v, w) in p32.loading(c).iter().zip(&gpu_loading) {
+                        l_gpu = l_gpu.max((v - w).abs());
+                    }
                     for (k, v) in va32.iter().enumerate() {
                         a_gpu = a_gpu.max((v - gr.va_degree[(c, k)]).abs());
                     }
@@ -443,10 +465,13 @@ fn port_main_matches_cpu_and_gpu() {
                 }
             }
             eprintln!(
-                "{name:>28} solve {step}: |Δvm| port64−cpu {d_cpu:.2e}, port64−port32 {d_32:.2e}, port64−gpu {d_gpu:.2e}, port32−gpu {d_g32:.2e} (iterations ±{iters_gap}); |Δva| port64−cpu {a_cpu:.2e}, port64−port32 {a_32:.2e}, ports−gpu {a_gpu:.2e}"
+                "{name:>28} solve {step}: |Δvm| port64−cpu {d_cpu:.2e}, port64−port32 {d_32:.2e}, port64−gpu {d_gpu:.2e}, port32−gpu {d_g32:.2e} (iterations ±{iters_gap}); |Δva| port64−cpu {a_cpu:.2e}, port64−port32 {a_32:.2e}, ports−gpu {a_gpu:.2e}; |Δloading| port64−cpu {l_cpu:.2e}, port32−gpu {l_gpu:.2e}"
             );
             assert!(d_cpu <= 1e-8, "{name}: port f64 vs cpu {d_cpu:e}");
             assert!(a_cpu <= 1e-6, "{name}: va port f64 vs cpu {a_cpu:e}");
+            assert!(l_cpu <= 1e-6, "{name}: loading port f64 vs cpu {l_cpu:e}");
+            // The GPU's loading tolerance against pandapower (1e-3 pp).
+            assert!(l_gpu <= 1e-3, "{name}: loading port f32 vs gpu {l_gpu:e}");
             // The GPU's angle tolerance (tests/gpu_vs_pandapower.rs).
             assert!(a_32 <= 1e-3, "{name}: va port f32 vs f64 {a_32:e}");
             assert!(a_gpu <= 1e-3, "{name}: va port vs gpu {a_gpu:e}");
