@@ -54,7 +54,7 @@ pub struct ControlOptions {
     /// flow, as in pandapower. `Some(m)`: a copy's power flow after a move is
     /// skipped when its next decision is already certain: the voltages behind
     /// each moved tap changer are predicted to follow its ratio (the warm
-    /// start both solvers use, [`crate::powerflow::tap_warm`]), and if every
+    /// start both solvers use, `powerflow::tap_warm`), and if every
     /// predicted voltage lies more than `m` p.u. (times the number of
     /// predictions in a row) from each of its controller's thresholds, and some
     /// controller still has to move, the controllers move on that prediction.

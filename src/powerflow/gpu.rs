@@ -20,7 +20,7 @@
 //! answer matches the f64 CPU solver to about 1e-6 p.u. The convergence tolerance is
 //! `max(tolerance_pu, F32_TOLERANCE_PU)` followed by [`POLISH_ITERATIONS`] more iterations.
 //! The reported branch currents come from Kirchhoff's law on a spanning tree
-//! ([`branch_order`]), so loadings match pandapower to about 1e-4 pp even across
+//! (`branch_order`), so loadings match pandapower to about 1e-4 pp even across
 //! near-zero impedances.
 
 use super::admittance::trafo_branch;
