@@ -27,30 +27,22 @@ inputs and `gen_p_mw`/`gen_q_mvar` results).
 """
 import json
 import pathlib
+import sys
 
 import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+import pp_reference  # noqa: E402  (tests/data/pp_reference.py)
 SCALINGS = [1.0, 0.5, 0.8, 1.2]
 
+# The shared tables (tests/data/pp_reference.py) and the gens' results.
 TABLES = {
-    "vm_pu": ("res_bus", "vm_pu"),
-    "va_degree": ("res_bus", "va_degree"),
-    "line_p_from_mw": ("res_line", "p_from_mw"),
-    "line_q_from_mvar": ("res_line", "q_from_mvar"),
-    "line_i_ka": ("res_line", "i_ka"),
-    "line_loading_percent": ("res_line", "loading_percent"),
-    "trafo_loading_percent": ("res_trafo", "loading_percent"),
-    "ext_grid_p_mw": ("res_ext_grid", "p_mw"),
-    "ext_grid_q_mvar": ("res_ext_grid", "q_mvar"),
+    **pp_reference.TABLES,
     "gen_p_mw": ("res_gen", "p_mw"),
     "gen_q_mvar": ("res_gen", "q_mvar"),
-    "trafo_p_hv_mw": ("res_trafo", "p_hv_mw"),
-    "trafo_q_hv_mvar": ("res_trafo", "q_hv_mvar"),
-    "trafo_p_lv_mw": ("res_trafo", "p_lv_mw"),
-    "trafo_q_lv_mvar": ("res_trafo", "q_lv_mvar"),
 }
 
 
