@@ -1,112 +1,323 @@
-//! The sparse matrices of the plan: the complex `Y` of the no-load start, B'
-//! and B'' stamped onto their shared factor pattern, and their factors. No
-//! dense matrix is formed.
+//! The sparse matrices of the plan, step 2 of [`Plan::new`](super::Plan::new):
+//! the constant node injections and shunts, the factor pattern shared by B'
+//! and B'', the complex `Y` of the no-load start, and B' and B'' stamped onto
+//! their pattern and factored for one variant and ψ. No dense matrix is formed.
 
-use super::{Plan, Variant};
+use super::topology::Topology;
+use super::{BranchSource, Plan, PlanBranch, Variant};
 use crate::complex::C64;
 use crate::error::{Error, Result};
-use crate::powerflow::admittance::trafo_branch;
+use crate::network::Network;
+use crate::powerflow::admittance::{impedance_adm, shunt_y_per_step, trafo_branch, ward_y};
 use crate::powerflow::sparse_lu::{PatternValues, Slot, SparseLu};
 
-impl Plan {
-    /// `V_pq = −Y_pp⁻¹·Y_ps·V_s` with the network's own taps and shunt steps,
-    /// the PV nodes held at their set-points (sources like the slacks):
-    /// `Y_pp` assembled as triplets (duplicates summed) and solved by faer's
-    /// sparse LU (fill-reducing column order, partial pivoting), complex.
-    pub(super) fn no_load_voltages(&self) -> Result<Vec<C64>> {
-        use faer::c64;
-        use faer::linalg::solvers::Solve;
-        use faer::sparse::{SparseColMat, Triplet};
-        let n = self.n_pq;
-        if n == 0 {
-            return Ok(vec![]);
+/// Constant node injections and shunts (the same in every copy).
+#[derive(Debug, Clone)]
+pub(crate) struct NodeConstants {
+    /// Admittance per step of each shunt (p.u.).
+    pub(crate) shunt_y: Vec<C64>,
+    /// Constant power injected at each node (ward `ps`/`qs` as consumption).
+    pub(crate) node_s_const: Vec<C64>,
+    /// pandapower's ZIP shares `[i_p, z_p, i_q, z_q]` per node.
+    pub(crate) node_zip: Vec<[f64; 4]>,
+    /// Some PQ node has a nonzero ZIP share.
+    pub(crate) has_zip: bool,
+    /// Constant shunt admittance at each node (ward `pz`/`qz`, impedance
+    /// `gf/bf`, `gt/bt`, xward `pz`/`qz`).
+    pub(crate) node_y_const: Vec<C64>,
+}
+
+/// The constant injections and shunts of `net` on the nodes of `topo`.
+pub(crate) fn node_constants(net: &Network, topo: &Topology) -> Result<NodeConstants> {
+    let (bus_node, n_pq, n_node) = (&topo.bus_node, topo.n_pq, topo.n_node);
+    let (ward_node, branches) = (&topo.elements.ward_node, &topo.branches.branches);
+    let node = |b: usize| bus_node[b];
+    let shunt_y = (0..net.shunts.len())
+        .map(|k| shunt_y_per_step(net, k))
+        .collect();
+    let node_zip = super::topology::zip_shares(net, bus_node, n_node)?;
+    let has_zip = node_zip[..n_pq].iter().any(|z| z.iter().any(|&x| x != 0.0));
+    let mut node_s_const = vec![C64::ZERO; n_node];
+    let mut node_y_const = vec![C64::ZERO; n_node];
+    for (k, n) in ward_node.iter().enumerate() {
+        if let Some(n) = *n {
+            let w = &net.wards[k];
+            node_s_const[n] -= C64::new(w.ps_mw, w.qs_mvar).scale(1.0 / net.sn_mva);
+            node_y_const[n] += ward_y(net, k);
         }
-        let cx = |z: C64| c64::new(z.re, z.im);
-        let mut triplets: Vec<Triplet<usize, usize, c64>> =
-            Vec::with_capacity(n + 4 * self.branches.len());
-        let mut rhs = faer::Mat::<c64>::zeros(n, 1);
-        // PV nodes are sources too, at their gen's vm_pu and the first slack's
-        // angle: an identity row each (without them a transmission grid fed
-        // by one ext_grid starts far from its solution: case300 at |V| ≈ 0.05).
+    }
+    // An xward in service at a solved bus (its internal node exists then).
+    for x in net.xwards.iter() {
+        if let (true, Some(n)) = (x.in_service, node(x.bus)) {
+            node_s_const[n] -= C64::new(x.ps_mw, x.qs_mvar).scale(1.0 / net.sn_mva);
+            node_y_const[n] += C64::new(x.pz_mw, -x.qz_mvar).scale(1.0 / net.sn_mva);
+        }
+    }
+    for b in branches {
+        if let BranchSource::Impedance(k) = b.source {
+            let a = impedance_adm(net.sn_mva, &net.impedances[k]);
+            node_y_const[b.f] += a.y_f;
+            node_y_const[b.t] += a.y_t;
+        }
+    }
+    Ok(NodeConstants {
+        shunt_y,
+        node_s_const,
+        node_zip,
+        has_zip,
+        node_y_const,
+    })
+}
+
+/// Symbolic factor pattern shared by B' and B'' (topology only): off-diagonal
+/// entries at the branches between two PQ nodes.
+pub(crate) fn factor_pattern(n_pq: usize, branches: &[PlanBranch]) -> SparseLu {
+    let entries: Vec<(usize, usize)> = branches
+        .iter()
+        .filter(|b| b.f < n_pq && b.t < n_pq && b.f != b.t)
+        .map(|b| (b.f, b.t))
+        .collect();
+    SparseLu::symbolic(n_pq, &entries)
+}
+
+/// `V_pq = −Y_pp⁻¹·Y_ps·V_s` for PQ nodes `0..n`, slack voltages `slack_v`,
+/// node shunts `node_shunts`, the PV nodes `pv_nodes` held at `pv_v` (sources
+/// like the slacks; `is_pv` per node): `Y_pp` assembled as triplets
+/// (duplicates summed) and solved by faer's sparse LU (fill-reducing column
+/// order, partial pivoting), complex.
+pub(crate) fn no_load_voltages(
+    n: usize,
+    branches: &[PlanBranch],
+    slack_v: &[C64],
+    node_shunts: &[C64],
+    pv_nodes: &[usize],
+    pv_v: &[C64],
+    is_pv: &[bool],
+) -> Result<Vec<C64>> {
+    use faer::c64;
+    use faer::linalg::solvers::Solve;
+    use faer::sparse::{SparseColMat, Triplet};
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let cx = |z: C64| c64::new(z.re, z.im);
+    let mut triplets: Vec<Triplet<usize, usize, c64>> = Vec::with_capacity(n + 4 * branches.len());
+    let mut rhs = faer::Mat::<c64>::zeros(n, 1);
+    for (&i, &v) in pv_nodes.iter().zip(pv_v) {
+        triplets.push(Triplet::new(i, i, c64::new(1.0, 0.0)));
+        rhs[(i, 0)] = cx(v);
+    }
+    for (i, y) in node_shunts.iter().enumerate().take(n) {
+        if !is_pv[i] {
+            triplets.push(Triplet::new(i, i, cx(*y)));
+        }
+    }
+    for b in branches {
+        for (r, c, v) in [
+            (b.f, b.f, b.adm.yff),
+            (b.f, b.t, b.adm.yft),
+            (b.t, b.f, b.adm.ytf),
+            (b.t, b.t, b.adm.ytt),
+        ] {
+            if r >= n || is_pv[r] {
+                continue;
+            }
+            if c < n {
+                triplets.push(Triplet::new(r, c, cx(v)));
+            } else {
+                rhs[(r, 0)] -= cx(v * slack_v[c - n]);
+            }
+        }
+    }
+    let singular = || Error::InvalidNetwork("the no-load solution is singular".into());
+    let y = SparseColMat::<usize, c64>::try_new_from_triplets(n, n, &triplets)
+        .map_err(|_| singular())?;
+    let lu = y.sp_lu().map_err(|_| singular())?;
+    let x = lu.solve(&rhs);
+    let v: Vec<C64> = (0..n)
+        .map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im))
+        .collect();
+    if v.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+        return Err(singular());
+    }
+    Ok(v)
+}
+
+/// Series susceptance of a branch of impedance `z` in B' (`p = true`) or B''
+/// for `variant` and rotation `psi`.
+pub(crate) fn series_b(z: C64, p: bool, variant: Variant, psi: f64) -> f64 {
+    let zr = z * C64::from_polar(1.0, psi);
+    let x_only = (variant == Variant::XB) == p;
+    if x_only {
+        1.0 / zr.im
+    } else {
+        -(zr.inv().im)
+    }
+}
+
+/// B'' entries of a branch: `(ff, tt, ft = tf)` for impedance `z`, ratio and
+/// shunt `y_sh`.
+pub(crate) fn bpp_stamp(z: C64, ratio: f64, y_sh: C64, variant: Variant, psi: f64) -> [f64; 3] {
+    let b = series_b(z, false, variant, psi);
+    let half = (y_sh * C64::from_polar(1.0, -psi)).im * 0.5;
+    let r2 = ratio * ratio;
+    [(b - half) / r2, b - half, -b / ratio]
+}
+
+fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
+    for (slot, val) in slots.iter().zip([s[0], s[1], s[2], s[2]]) {
+        match slot {
+            Some(Slot::D(i)) => v.d[*i] += val,
+            Some(Slot::L(k)) => v.l[*k] += val,
+            Some(Slot::U(k)) => v.u[*k] += val,
+            None => {}
+        }
+    }
+}
+
+/// What B' and B'' are built from (all of it topology and constant shunts).
+pub(crate) struct FdpfInput<'a> {
+    /// The shared factor pattern ([`factor_pattern`]).
+    pub(crate) pattern: &'a SparseLu,
+    /// The branches (node numbers; PQ nodes `0..pattern`'s size).
+    pub(crate) branches: &'a [PlanBranch],
+    /// Per node: a PV node (identity row and column in B'').
+    pub(crate) is_pv: &'a [bool],
+    /// Tap-changing trafos `(trafo, branch)`: stamped apart in B''.
+    pub(crate) tap_trafos: &'a [(usize, usize)],
+    /// Base-case shunt admittance per node.
+    pub(crate) node_shunts: &'a [C64],
+}
+
+/// B' and B'' of one variant and ψ, factored.
+#[derive(Debug, Clone)]
+pub(crate) struct FdpfFactors {
+    /// Factors of B'.
+    pub(crate) bp: SparseLu,
+    /// Factors of B'' at the network's tap positions.
+    pub(crate) bpp: SparseLu,
+    /// B'' without the tap-changing trafos (on `bpp`'s pattern).
+    pub(crate) bpp_a0: PatternValues,
+    /// Pattern slots of each tap-changing trafo in B''.
+    pub(crate) bpp_tap_slots: Vec<[Option<Slot>; 4]>,
+}
+
+/// Build B' and B'' for `variant` and rotation `psi`, and factor them. Both
+/// are assembled straight onto their static no-pivot sparse pattern; B''
+/// keeps its tap-free values (`bpp_a0`) so that copies with other tap
+/// positions can refactor it cheaply. The tap-changing trafos are stamped at
+/// their branch values (the network's own tap positions).
+pub(crate) fn fdpf_factors(m: &FdpfInput<'_>, variant: Variant, psi: f64) -> Result<FdpfFactors> {
+    let n = m.pattern.n;
+    let pv = m.is_pv;
+    let slots = |lu: &SparseLu, f: usize, t: usize, bpp: bool| -> [Option<Slot>; 4] {
+        let s = |i: usize, j: usize| {
+            if i < n && j < n && !(bpp && (pv[i] || pv[j])) {
+                lu.slot(i, j)
+            } else {
+                None
+            }
+        };
+        if f == t {
+            // A self-loop only adds its shunt part to one diagonal.
+            [s(f, f), None, None, None]
+        } else {
+            [s(f, f), s(t, t), s(f, t), s(t, f)]
+        }
+    };
+
+    // B': series susceptances only, `B'_ff += b`, `B'_ft −= b`.
+    let mut bp_lu = m.pattern.clone();
+    let mut bp = bp_lu.zero_values();
+    for br in m.branches {
+        if br.f != br.t {
+            let b = series_b(br.z, true, variant, psi);
+            add_stamp(&mut bp, &slots(&bp_lu, br.f, br.t, false), [b, b, -b]);
+        }
+    }
+    bp_lu.factor_own(&bp)?;
+
+    // B'': pattern, then values without the tap-changing trafos, then with them.
+    let mut bpp = m.pattern.clone();
+    let mut a0 = bpp.zero_values();
+    let mut tapped = vec![false; m.branches.len()];
+    for &(_, b) in m.tap_trafos {
+        tapped[b] = true;
+    }
+    for (bi, br) in m.branches.iter().enumerate() {
+        if tapped[bi] {
+            continue;
+        }
+        let mut st = bpp_stamp(br.z, br.ratio, br.y_sh, variant, psi);
+        if br.f == br.t {
+            st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
+        }
+        add_stamp(&mut a0, &slots(&bpp, br.f, br.t, true), st);
+    }
+    for (i, y) in m.node_shunts.iter().enumerate().take(n) {
+        a0.d[i] = if pv[i] {
+            1.0
+        } else {
+            a0.d[i] - (*y * C64::from_polar(1.0, -psi)).im
+        };
+    }
+    let bpp_tap_slots: Vec<[Option<Slot>; 4]> = m
+        .tap_trafos
+        .iter()
+        .map(|&(_, b)| slots(&bpp, m.branches[b].f, m.branches[b].t, true))
+        .collect();
+    let mut a = bpp.zero_values();
+    a.l.copy_from_slice(&a0.l);
+    a.d.copy_from_slice(&a0.d);
+    a.u.copy_from_slice(&a0.u);
+    for (j, &(_, b)) in m.tap_trafos.iter().enumerate() {
+        let br = &m.branches[b];
+        let st = bpp_stamp(br.z, br.ratio, br.y_sh, variant, psi);
+        add_stamp(&mut a, &bpp_tap_slots[j], st);
+    }
+    let mut f = bpp.zero_values();
+    let mut work = vec![0.0; n];
+    if !bpp.factor_values(&a, &mut f, &mut work) {
+        return Err(Error::InvalidNetwork("B'' is singular".into()));
+    }
+    bpp.factor_own(&a)?;
+    Ok(FdpfFactors {
+        bp: bp_lu,
+        bpp,
+        bpp_a0: a0,
+        bpp_tap_slots,
+    })
+}
+
+impl Plan {
+    /// The no-load start of this plan ([`no_load_voltages`]): the network's own
+    /// taps and shunt steps, the PV nodes at their set-points and the first
+    /// slack's angle (without them a transmission grid fed by one ext_grid
+    /// starts far from its solution: case300 at |V| ≈ 0.05).
+    pub(super) fn no_load_voltages(&self) -> Result<Vec<C64>> {
         let angle = self
             .slack_v
             .first()
             .map_or(C64::new(1.0, 0.0), |v| v.scale(1.0 / v.abs()));
-        for (j, &i) in self.pv_nodes.iter().enumerate() {
-            triplets.push(Triplet::new(i, i, c64::new(1.0, 0.0)));
-            rhs[(i, 0)] = cx(angle.scale(self.pv_vm_base(j)));
-        }
-        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
-            if !self.is_pv[i] {
-                triplets.push(Triplet::new(i, i, cx(*y)));
-            }
-        }
-        for b in &self.branches {
-            for (r, c, v) in [
-                (b.f, b.f, b.adm.yff),
-                (b.f, b.t, b.adm.yft),
-                (b.t, b.f, b.adm.ytf),
-                (b.t, b.t, b.adm.ytt),
-            ] {
-                if r >= n || self.is_pv[r] {
-                    continue;
-                }
-                if c < n {
-                    triplets.push(Triplet::new(r, c, cx(v)));
-                } else {
-                    rhs[(r, 0)] -= cx(v * self.slack_v[c - n]);
-                }
-            }
-        }
-        let singular = || Error::InvalidNetwork("the no-load solution is singular".into());
-        let y = SparseColMat::<usize, c64>::try_new_from_triplets(n, n, &triplets)
-            .map_err(|_| singular())?;
-        let lu = y.sp_lu().map_err(|_| singular())?;
-        let x = lu.solve(&rhs);
-        let v: Vec<C64> = (0..n)
-            .map(|i| C64::new(x[(i, 0)].re, x[(i, 0)].im))
+        let pv_v: Vec<C64> = (0..self.pv_nodes.len())
+            .map(|j| angle.scale(self.pv_vm_base(j)))
             .collect();
-        if v.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(singular());
-        }
-        Ok(v)
-    }
-
-    /// Series susceptance of a branch in B' (`p = true`) or B'' for the current variant.
-    fn series_b(&self, z: C64, p: bool) -> f64 {
-        let zr = z * C64::from_polar(1.0, self.psi);
-        let x_only = (self.variant == Variant::XB) == p;
-        if x_only {
-            1.0 / zr.im
-        } else {
-            -(zr.inv().im)
-        }
-    }
-
-    /// B'' entries of a branch: `(ff, tt, ft = tf)` for impedance `z`, ratio and shunt `y_sh`.
-    fn bpp_stamp(&self, z: C64, ratio: f64, y_sh: C64) -> [f64; 3] {
-        let b = self.series_b(z, false);
-        let half = (y_sh * C64::from_polar(1.0, -self.psi)).im * 0.5;
-        let r2 = ratio * ratio;
-        [(b - half) / r2, b - half, -b / ratio]
+        no_load_voltages(
+            self.n_pq,
+            &self.branches,
+            &self.slack_v,
+            &self.base_node_shunts(),
+            &self.pv_nodes,
+            &pv_v,
+            &self.is_pv,
+        )
     }
 
     /// B'' stamp of tap-changing trafo `j` (index into `tap_trafos`) at tap position `pos`.
     pub(crate) fn bpp_tap_stamp(&self, j: usize, pos: f64) -> [f64; 3] {
         let (k, _) = self.tap_trafos[j];
         let pi = trafo_branch(&self.net, &self.net.trafos[k], pos);
-        self.bpp_stamp(pi.z, pi.ratio, pi.y_sh)
-    }
-
-    fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
-        for (slot, val) in slots.iter().zip([s[0], s[1], s[2], s[2]]) {
-            match slot {
-                Some(Slot::D(i)) => v.d[*i] += val,
-                Some(Slot::L(k)) => v.l[*k] += val,
-                Some(Slot::U(k)) => v.u[*k] += val,
-                None => {}
-            }
-        }
+        bpp_stamp(pi.z, pi.ratio, pi.y_sh, self.variant, self.psi)
     }
 
     /// B'' factors for a copy whose tap positions (per `tap_trafos` entry) are `taps`:
@@ -123,93 +334,32 @@ impl Plan {
         a.d.copy_from_slice(&self.bpp_a0.d);
         a.u.copy_from_slice(&self.bpp_a0.u);
         for (j, &pos) in taps.iter().enumerate() {
-            Self::add_stamp(a, &self.bpp_tap_slots[j], self.bpp_tap_stamp(j, pos));
+            add_stamp(a, &self.bpp_tap_slots[j], self.bpp_tap_stamp(j, pos));
         }
         self.bpp.factor_values(a, out, work)
     }
 
-    /// Build B' and B'' for `variant` and rotation `psi`, and factor them.
-    /// Both are assembled straight onto their static no-pivot sparse pattern
-    /// (symbolic elimination in the plan's fill-reducing order); B'' keeps its
-    /// tap-free values so that copies with other tap positions can refactor it
-    /// cheaply. No dense matrix is formed.
-    pub fn set_variant(&mut self, variant: Variant, psi: f64) -> Result<()> {
+    /// Build B' and B'' for `variant` and rotation `psi` ([`fdpf_factors`]) and
+    /// keep them. On an error the plan is left as it was.
+    pub(crate) fn set_variant(&mut self, variant: Variant, psi: f64) -> Result<()> {
+        let f = fdpf_factors(
+            &FdpfInput {
+                pattern: &self.pattern,
+                branches: &self.branches,
+                is_pv: &self.is_pv,
+                tap_trafos: &self.tap_trafos,
+                node_shunts: &self.base_node_shunts(),
+            },
+            variant,
+            psi,
+        )?;
         self.variant = variant;
         self.psi = psi;
         self.rot = C64::from_polar(1.0, psi);
-        let n = self.n_pq;
-        // B'' leaves the PV nodes out (|V| fixed): their rows and columns are
-        // the identity, on the same pattern.
-        let pv = self.is_pv.clone();
-        let slots = |lu: &SparseLu, f: usize, t: usize, bpp: bool| -> [Option<Slot>; 4] {
-            let s = |i: usize, j: usize| {
-                if i < n && j < n && !(bpp && (pv[i] || pv[j])) {
-                    lu.slot(i, j)
-                } else {
-                    None
-                }
-            };
-            if f == t {
-                // A self-loop only adds its shunt part to one diagonal.
-                [s(f, f), None, None, None]
-            } else {
-                [s(f, f), s(t, t), s(f, t), s(t, f)]
-            }
-        };
-
-        // B': series susceptances only, `B'_ff += b`, `B'_ft −= b`.
-        self.bp = self.pattern.clone();
-        let mut bp = self.bp.zero_values();
-        for br in &self.branches {
-            if br.f != br.t {
-                let b = self.series_b(br.z, true);
-                Self::add_stamp(&mut bp, &slots(&self.bp, br.f, br.t, false), [b, b, -b]);
-            }
-        }
-        self.bp.factor_own(&bp)?;
-
-        // B'': pattern, then values without the tap-changing trafos, then with them.
-        self.bpp = self.pattern.clone();
-        let mut a0 = self.bpp.zero_values();
-        let mut tapped = vec![false; self.branches.len()];
-        for &(_, b) in &self.tap_trafos {
-            tapped[b] = true;
-        }
-        for (bi, br) in self.branches.iter().enumerate() {
-            if tapped[bi] {
-                continue;
-            }
-            let mut st = self.bpp_stamp(br.z, br.ratio, br.y_sh);
-            if br.f == br.t {
-                st = [st[0] + st[1] + 2.0 * st[2], 0.0, 0.0];
-            }
-            Self::add_stamp(&mut a0, &slots(&self.bpp, br.f, br.t, true), st);
-        }
-        for (i, y) in self.base_node_shunts().iter().enumerate().take(n) {
-            a0.d[i] = if pv[i] {
-                1.0
-            } else {
-                a0.d[i] - (*y * C64::from_polar(1.0, -psi)).im
-            };
-        }
-        self.bpp_tap_slots = self
-            .tap_trafos
-            .iter()
-            .map(|&(_, b)| slots(&self.bpp, self.branches[b].f, self.branches[b].t, true))
-            .collect();
-        self.bpp_a0 = a0;
-        let base_taps: Vec<f64> = self
-            .tap_trafos
-            .iter()
-            .map(|&(k, _)| self.net.trafos[k].tap.as_ref().map_or(0.0, |t| t.pos))
-            .collect();
-        let mut a = self.bpp.zero_values();
-        let mut f = self.bpp.zero_values();
-        let mut work = vec![0.0; n];
-        if !self.bpp_factor_for_taps(&base_taps, &mut a, &mut f, &mut work) {
-            return Err(Error::InvalidNetwork("B'' is singular".into()));
-        }
-        self.bpp.factor_own(&a)?;
+        self.bp = f.bp;
+        self.bpp = f.bpp;
+        self.bpp_a0 = f.bpp_a0;
+        self.bpp_tap_slots = f.bpp_tap_slots;
         Ok(())
     }
 }

@@ -1,21 +1,24 @@
 //! The power-flow plan: everything shared by every copy of a batch, built once
 //! per network — fused buses, node numbering (fill-reducing order), branch
 //! admittances, the rotated B'/B'' and their sparse LU factors, the no-load start.
+//!
+//! [`Plan::new`] runs named steps, each on plain data: `topology` (fusing,
+//! islands, node order, element → node maps), `matrices` (constant node
+//! injections and shunts, the factor pattern, the no-load start, B'/B'' and
+//! their factors), and `variant` (XB or BX and ψ, scored in place).
 
-use super::admittance::{
-    impedance_adm, line_branch, shunt_y_per_step, switch_branch, trafo3w_branches, trafo_branch,
-    ward_y, BranchAdm, PiBranch,
-};
+use super::admittance::BranchAdm;
 use super::sparse_lu::{PatternValues, Slot, SparseLu};
 use crate::complex::C64;
 use crate::error::{Error, Result};
-use crate::network::{Network, SwitchElement};
+use crate::network::Network;
 
 mod matrices;
 mod topology;
 mod variant;
 
-use topology::{min_degree_order, zip_shares, UnionFind};
+use matrices::NodeConstants;
+use topology::Topology;
 pub use variant::Variant;
 
 /// Solver settings.
@@ -185,453 +188,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Build the plan for `net`.
+    /// Build the plan for `net`, in steps: its topology (`topology.rs`:
+    /// fused buses, branches, islands, node order, element → node maps, PV
+    /// nodes), the constant node injections and shunts and the factor pattern
+    /// (`matrices.rs`), the gens' set-points checked, the no-load start, then
+    /// B' and B'' for the variant and ψ given in `options` or chosen by the
+    /// search (`variant.rs`).
     pub fn new(net: &Network, options: SolverOptions) -> Result<Plan> {
         net.validate()?;
-        let nb = net.buses.len();
         if !(options.tolerance_pu > 0.0 && options.tolerance_pu.is_finite()) {
             return Err(Error::InvalidInput("tolerance_pu must be positive".into()));
         }
-        // 1. Fuse buses joined by closed zero-impedance bus-bus switches; note which
-        //    end of each line / trafo an open switch cuts (`[from/hv, to/lv]`).
-        let mut uf = UnionFind((0..nb).collect());
-        let mut open_line = vec![[false; 2]; net.lines.len()];
-        let mut open_trafo = vec![[false; 2]; net.trafos.len()];
-        let mut open_trafo3w = vec![[false; 3]; net.trafo3ws.len()];
-        let mut z_switches = vec![];
-        for (k, s) in net.switches.iter().enumerate() {
-            match s.et {
-                SwitchElement::Bus => {
-                    let live = net.buses[s.bus].in_service && net.buses[s.element].in_service;
-                    if s.closed && live {
-                        if s.z_ohm > 0.0 {
-                            z_switches.push(k);
-                        } else {
-                            uf.union(s.bus, s.element);
-                        }
-                    }
-                }
-                // pandapower (`_gather_branch_switch_info`): the switch is at the
-                // from/hv end if its bus is that end's bus, else at the other end.
-                SwitchElement::Line => {
-                    let end = (s.bus != net.lines[s.element].from_bus) as usize;
-                    open_line[s.element][end] |= !s.closed;
-                }
-                SwitchElement::Trafo => {
-                    let end = (s.bus != net.trafos[s.element].hv_bus) as usize;
-                    open_trafo[s.element][end] |= !s.closed;
-                }
-                // pandapower: the first of hv, mv, lv whose bus is the switch's.
-                SwitchElement::Trafo3w => {
-                    let t = &net.trafo3ws[s.element];
-                    let end = [t.hv_bus, t.mv_bus, t.lv_bus]
-                        .iter()
-                        .position(|&b| b == s.bus)
-                        .unwrap_or(0);
-                    open_trafo3w[s.element][end] |= !s.closed;
-                }
-            }
-        }
-        // Roots `0..nb` are bus roots; roots from `nb` on are auxiliary nodes.
-        let mut root: Vec<usize> = (0..nb).map(|b| uf.find(b)).collect();
-
-        // 2. Raw branches between roots. As pandapower (`_switch_branches`,
-        //    `_branches_with_oos_buses`, with `neglect_open_switch_branches =
-        //    False`), a branch cut at one end only (open switch, or for a line an
-        //    out-of-service bus) keeps that end on an auxiliary PQ node of its own
-        //    with no injection: its charging and magnetising admittance stay
-        //    connected at the other end. A branch cut at both ends is dropped.
-        struct Raw {
-            f: usize,
-            t: usize,
-            source: BranchSource,
-            pi: PiBranch,
-            adm: BranchAdm,
-        }
-        let end_root = |bus: usize, live: bool, root: &mut Vec<usize>| -> usize {
-            if live {
-                root[bus]
-            } else {
-                root.push(root.len());
-                root.len() - 1
-            }
-        };
-        let mut raw = vec![];
-        for (k, l) in net.lines.iter().enumerate() {
-            let live_f = net.buses[l.from_bus].in_service && !open_line[k][0];
-            let live_t = net.buses[l.to_bus].in_service && !open_line[k][1];
-            if l.in_service && (live_f || live_t) {
-                raw.push(Raw {
-                    f: end_root(l.from_bus, live_f, &mut root),
-                    t: end_root(l.to_bus, live_t, &mut root),
-                    source: BranchSource::Line(k),
-                    pi: line_branch(net, l),
-                    adm: line_branch(net, l).admittance(),
-                });
-            }
-        }
-        for (k, t) in net.trafos.iter().enumerate() {
-            let [open_hv, open_lv] = open_trafo[k];
-            // A trafo at an out-of-service bus is out of service (pandapower).
-            if t.in_service
-                && !(open_hv && open_lv)
-                && net.buses[t.hv_bus].in_service
-                && net.buses[t.lv_bus].in_service
-            {
-                let pos = t.tap.as_ref().map(|x| x.pos).unwrap_or(0.0);
-                raw.push(Raw {
-                    f: end_root(t.hv_bus, !open_hv, &mut root),
-                    t: end_root(t.lv_bus, !open_lv, &mut root),
-                    source: BranchSource::Trafo(k),
-                    pi: trafo_branch(net, t, pos),
-                    adm: trafo_branch(net, t, pos).admittance(),
-                });
-            }
-        }
-        // Three-winding transformers: a star node of their own and three branches
-        // (pandapower's auxiliary bus). A winding at an out-of-service bus drops its
-        // branch; one behind an open switch keeps it on an auxiliary node.
-        for (k, t) in net.trafo3ws.iter().enumerate() {
-            if !t.in_service {
-                continue;
-            }
-            let pis = trafo3w_branches(net, t)?;
-            root.push(root.len());
-            let star = root.len() - 1;
-            for (w, (bus, pi)) in [t.hv_bus, t.mv_bus, t.lv_bus]
-                .into_iter()
-                .zip(pis)
-                .enumerate()
-            {
-                if !net.buses[bus].in_service {
-                    continue;
-                }
-                let outer = end_root(bus, !open_trafo3w[k][w], &mut root);
-                let (f, t) = if w == 0 { (outer, star) } else { (star, outer) };
-                raw.push(Raw {
-                    f,
-                    t,
-                    source: BranchSource::Trafo3w(k, w as u8),
-                    pi,
-                    adm: pi.admittance(),
-                });
-            }
-        }
-        // Impedances: both buses in service (pandapower drops one at an
-        // out-of-service bus); the series part is the branch, the shunts go to
-        // the nodes (below).
-        for (k, e) in net.impedances.iter().enumerate() {
-            if e.in_service && net.buses[e.from_bus].in_service && net.buses[e.to_bus].in_service {
-                let a = impedance_adm(net.sn_mva, e);
-                raw.push(Raw {
-                    f: root[e.from_bus],
-                    t: root[e.to_bus],
-                    source: BranchSource::Impedance(k),
-                    pi: PiBranch {
-                        z: a.z_ft,
-                        y_sh: C64::ZERO,
-                        ratio: 1.0,
-                        shift_rad: 0.0,
-                    },
-                    adm: a.series(),
-                });
-            }
-        }
-        // Extended wards: an internal node of their own behind r + jx (pandapower's
-        // auxiliary bus, a PV node at the xward's vm_pu).
-        let mut xward_root = vec![None; net.xwards.len()];
-        for (k, x) in net.xwards.iter().enumerate() {
-            if x.in_service && net.buses[x.bus].in_service {
-                root.push(root.len());
-                let aux = root.len() - 1;
-                xward_root[k] = Some(aux);
-                let vn = net.buses[x.bus].vn_kv;
-                let pi = PiBranch {
-                    z: C64::new(x.r_ohm, x.x_ohm).scale(net.sn_mva / (vn * vn)),
-                    y_sh: C64::ZERO,
-                    ratio: 1.0,
-                    shift_rad: 0.0,
-                };
-                raw.push(Raw {
-                    f: root[x.bus],
-                    t: aux,
-                    source: BranchSource::Xward(k),
-                    pi,
-                    adm: pi.admittance(),
-                });
-            }
-        }
-        for &k in &z_switches {
-            let s = &net.switches[k];
-            raw.push(Raw {
-                f: root[s.bus],
-                t: root[s.element],
-                source: BranchSource::Switch(k),
-                pi: switch_branch(net, s.bus, s.z_ohm),
-                adm: switch_branch(net, s.bus, s.z_ohm).admittance(),
-            });
-        }
-        let n_root = root.len();
-
-        // 3. Live part: roots reachable from an in-service ext_grid.
-        let mut adj: Vec<Vec<usize>> = vec![vec![]; n_root];
-        for r in &raw {
-            if r.f != r.t {
-                adj[r.f].push(r.t);
-                adj[r.t].push(r.f);
-            }
-        }
-        let mut is_slack = vec![false; n_root];
-        let mut live = vec![false; n_root];
-        let mut stack = vec![];
-        for e in net
-            .ext_grids
-            .iter()
-            .filter(|e| e.in_service && net.buses[e.bus].in_service)
-        {
-            let r = root[e.bus];
-            is_slack[r] = true;
-            if !live[r] {
-                live[r] = true;
-                stack.push(r);
-            }
-        }
-        while let Some(u) = stack.pop() {
-            for &v in &adj[u] {
-                if !live[v] {
-                    live[v] = true;
-                    stack.push(v);
-                }
-            }
-        }
-        let isolated_buses: Vec<usize> = (0..nb)
-            .filter(|&b| net.buses[b].in_service && !live[root[b]])
-            .collect();
-
-        // 4. Order PQ roots by minimum degree (leaves first on a tree: no fill; on a
-        //    meshed grid its fill is within 2 % of faer's AMD, see README).
-        let pq_roots: Vec<usize> = (0..n_root)
-            .filter(|&r| root[r] == r && live[r] && !is_slack[r])
-            .collect();
-        let order = min_degree_order(&pq_roots, &adj, &is_slack);
-        let mut node_of_root = vec![usize::MAX; n_root];
-        for (i, &r) in order.iter().enumerate() {
-            node_of_root[r] = i;
-        }
-        let n_pq = order.len();
-        let mut slack_v = vec![];
-        let mut n_node = n_pq;
-        for e in net
-            .ext_grids
-            .iter()
-            .filter(|e| e.in_service && net.buses[e.bus].in_service)
-        {
-            let r = root[e.bus];
-            if node_of_root[r] == usize::MAX {
-                node_of_root[r] = n_node;
-                n_node += 1;
-                slack_v.push(C64::from_polar(e.vm_pu, e.va_degree.to_radians()));
-            }
-        }
-        let bus_node: Vec<Option<usize>> = (0..nb)
-            .map(|b| {
-                let r = root[b];
-                (net.buses[b].in_service && live[r]).then_some(node_of_root[r])
-            })
-            .collect();
-
-        // 5. Branches in node numbers.
-        let mut branches = vec![];
-        let mut line_branch_idx = vec![None; net.lines.len()];
-        let mut trafo_branch_idx = vec![None; net.trafos.len()];
-        let mut trafo3w_branch_idx = vec![[None; 3]; net.trafo3ws.len()];
-        let mut tap_trafos = vec![];
-        let mut fixed_branches = vec![];
-        for r in raw {
-            if !live[r.f] {
-                continue;
-            }
-            let i = branches.len();
-            let tapped = match r.source {
-                BranchSource::Line(k) => {
-                    line_branch_idx[k] = Some(i);
-                    false
-                }
-                BranchSource::Trafo(k) => {
-                    trafo_branch_idx[k] = Some(i);
-                    let has_tap = net.trafos[k].tap.is_some();
-                    if has_tap {
-                        tap_trafos.push((k, i));
-                    }
-                    has_tap
-                }
-                BranchSource::Trafo3w(k, w) => {
-                    trafo3w_branch_idx[k][w as usize] = Some(i);
-                    false
-                }
-                BranchSource::Switch(_) | BranchSource::Impedance(_) | BranchSource::Xward(_) => {
-                    false
-                }
-            };
-            if !tapped {
-                fixed_branches.push(i);
-            }
-            branches.push(PlanBranch {
-                f: node_of_root[r.f],
-                t: node_of_root[r.t],
-                source: r.source,
-                adm: r.adm,
-                z: r.pi.z,
-                ratio: r.pi.ratio,
-                y_sh: r.pi.y_sh,
-            });
-        }
-
-        let node = |b: usize| bus_node[b];
-        let load_node = net
-            .loads
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let sgen_node = net
-            .sgens
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let storage_node = net
-            .storages
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let shunt_node: Vec<Option<usize>> = net
-            .shunts
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let shunt_y = (0..net.shunts.len())
-            .map(|k| shunt_y_per_step(net, k))
-            .collect();
-        let ward_node: Vec<Option<usize>> = net
-            .wards
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let node_zip = zip_shares(net, &bus_node, n_node)?;
-        let has_zip = node_zip[..n_pq].iter().any(|z| z.iter().any(|&x| x != 0.0));
-        let mut node_s_const = vec![C64::ZERO; n_node];
-        let mut node_y_const = vec![C64::ZERO; n_node];
-        for (k, n) in ward_node.iter().enumerate() {
-            if let Some(n) = *n {
-                let w = &net.wards[k];
-                node_s_const[n] -= C64::new(w.ps_mw, w.qs_mvar).scale(1.0 / net.sn_mva);
-                node_y_const[n] += ward_y(net, k);
-            }
-        }
-        for (k, x) in net.xwards.iter().enumerate() {
-            if let (Some(_), Some(n)) = (xward_root[k], node(x.bus)) {
-                node_s_const[n] -= C64::new(x.ps_mw, x.qs_mvar).scale(1.0 / net.sn_mva);
-                node_y_const[n] += C64::new(x.pz_mw, -x.qz_mvar).scale(1.0 / net.sn_mva);
-            }
-        }
-        for b in &branches {
-            if let BranchSource::Impedance(k) = b.source {
-                let a = impedance_adm(net.sn_mva, &net.impedances[k]);
-                node_y_const[b.f] += a.y_f;
-                node_y_const[b.t] += a.y_t;
-            }
-        }
-        let mut per_node = vec![0usize; n_node];
-        let eg_nodes: Vec<Option<usize>> = net
-            .ext_grids
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        for n in eg_nodes.iter().flatten() {
-            per_node[*n] += 1;
-        }
-        let ext_grid_node = eg_nodes
-            .iter()
-            .map(|n| n.map(|n| (n, per_node[n])))
-            .collect();
-        let gen_node: Vec<Option<usize>> = net
-            .gens
-            .iter()
-            .map(|e| if e.in_service { node(e.bus) } else { None })
-            .collect();
-        let xward_node: Vec<Option<usize>> = xward_root
-            .iter()
-            .map(|r| r.filter(|&r| live[r]).map(|r| node_of_root[r]))
-            .collect();
-        let mut is_pv = vec![false; n_node];
-        let mut pv_nodes = vec![];
-        let mut pv_source = vec![];
-        let sources = (gen_node
-            .iter()
-            .enumerate()
-            .map(|(k, n)| (*n, PvSource::Gen(k))))
-        .chain((xward_node.iter().enumerate()).map(|(k, n)| (*n, PvSource::Xward(k))));
-        for (n, src) in sources {
-            if let Some(n) = n {
-                if n < n_pq && !is_pv[n] {
-                    is_pv[n] = true;
-                    pv_nodes.push(n);
-                    pv_source.push(src);
-                }
-            }
-        }
-        let mut pv_order: Vec<usize> = (0..pv_nodes.len()).collect();
-        pv_order.sort_by_key(|&j| pv_nodes[j]);
-        let pv_source: Vec<PvSource> = pv_order.iter().map(|&j| pv_source[j]).collect();
-        pv_nodes.sort_unstable();
-
-        let mut plan = Plan {
-            net: net.clone(),
-            options,
-            n_pq,
-            n_node,
-            bus_node,
-            isolated_buses,
-            slack_v,
-            branches,
-            line_branch: line_branch_idx,
-            trafo_branch: trafo_branch_idx,
-            trafo3w_branch: trafo3w_branch_idx,
-            tap_trafos,
-            fixed_branches,
-            load_node,
-            sgen_node,
-            storage_node,
-            shunt_node,
-            shunt_y,
-            ward_node,
-            node_s_const,
-            node_zip,
-            has_zip,
-            node_y_const,
-            ext_grid_node,
-            gen_node,
-            pv_nodes,
-            pv_source,
-            xward_node,
-            is_pv,
-            variant: Variant::XB,
-            psi: 0.0,
-            rot: C64::new(1.0, 0.0),
-            bp: SparseLu::default(),
-            bpp: SparseLu::default(),
-            v_noload: vec![],
-            bpp_a0: PatternValues::default(),
-            bpp_tap_slots: vec![],
-            pattern: SparseLu::default(),
-        };
-        // Off-diagonal pattern of B' and B'': branches between two PQ nodes.
-        let entries: Vec<(usize, usize)> = plan
-            .branches
-            .iter()
-            .filter(|b| b.f < n_pq && b.t < n_pq && b.f != b.t)
-            .map(|b| (b.f, b.t))
-            .collect();
-        plan.pattern = SparseLu::symbolic(n_pq, &entries);
+        let topo = Topology::build(net)?;
+        let consts = matrices::node_constants(net, &topo)?;
+        let pattern = matrices::factor_pattern(topo.n_pq, &topo.branches.branches);
+        let mut plan = Plan::from_parts(net, options, topo, consts, pattern);
         if let Some(why) = plan.gen_vm_conflict(&|k| net.gens[k].vm_pu) {
             return Err(Error::InvalidNetwork(why));
         }
@@ -641,7 +212,75 @@ impl Plan {
                 plan.set_variant(v, psi)?;
                 Ok(plan)
             }
-            None => Plan::choose_variant(plan),
+            None => Plan::choose_variant(plan).map(|(plan, _)| plan),
+        }
+    }
+
+    /// The plan of `net` from its topology, constants and factor pattern,
+    /// before the no-load start and the variant (B', B'' empty).
+    fn from_parts(
+        net: &Network,
+        options: SolverOptions,
+        topo: Topology,
+        consts: NodeConstants,
+        pattern: SparseLu,
+    ) -> Plan {
+        let Topology {
+            n_pq,
+            n_node,
+            bus_node,
+            isolated_buses,
+            slack_v,
+            branches,
+            elements,
+            pv,
+        } = topo;
+        let NodeConstants {
+            shunt_y,
+            node_s_const,
+            node_zip,
+            has_zip,
+            node_y_const,
+        } = consts;
+        Plan {
+            net: net.clone(),
+            options,
+            n_pq,
+            n_node,
+            bus_node,
+            isolated_buses,
+            slack_v,
+            branches: branches.branches,
+            line_branch: branches.line_branch,
+            trafo_branch: branches.trafo_branch,
+            trafo3w_branch: branches.trafo3w_branch,
+            tap_trafos: branches.tap_trafos,
+            fixed_branches: branches.fixed_branches,
+            load_node: elements.load_node,
+            sgen_node: elements.sgen_node,
+            storage_node: elements.storage_node,
+            shunt_node: elements.shunt_node,
+            shunt_y,
+            ward_node: elements.ward_node,
+            node_s_const,
+            node_zip,
+            has_zip,
+            node_y_const,
+            ext_grid_node: elements.ext_grid_node,
+            gen_node: elements.gen_node,
+            pv_nodes: pv.pv_nodes,
+            pv_source: pv.pv_source,
+            xward_node: elements.xward_node,
+            is_pv: pv.is_pv,
+            variant: Variant::XB,
+            psi: 0.0,
+            rot: C64::new(1.0, 0.0),
+            bp: SparseLu::default(),
+            bpp: SparseLu::default(),
+            v_noload: vec![],
+            bpp_a0: PatternValues::default(),
+            bpp_tap_slots: vec![],
+            pattern,
         }
     }
 

@@ -13,32 +13,63 @@ pub enum Variant {
     BX,
 }
 
+/// The ψ tried for each variant: `0, 0.1, …, 1.2` rad.
+pub(crate) const PSI_GRID: [f64; 13] = {
+    let mut g = [0.0; 13];
+    let mut step = 0;
+    while step < 13 {
+        g[step] = step as f64 * 0.1;
+        step += 1;
+    }
+    g
+};
+
+/// What the variant search picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct VariantChoice {
+    /// The variant kept.
+    pub(crate) variant: Variant,
+    /// The rotation kept (radians).
+    pub(crate) psi: f64,
+    /// Its score (`None`: no pair converged, XB with ψ = 0 kept).
+    pub(crate) score: Option<f64>,
+    /// Pairs whose matrices factored and whose base case converged.
+    pub(crate) scored: usize,
+}
+
 impl Plan {
-    /// Try XB and BX over a grid of ψ and keep the pair with the lowest score
+    /// Try XB and BX over [`PSI_GRID`] and keep the pair with the lowest score
     /// (see `cpu::score_variant`: mostly warm-start iterations; ties: smaller ψ, XB first).
     /// The plan is scored in place behind an `Arc` (each scoring kernel holds a
     /// reference and is dropped before the next variant is set), never cloned.
-    pub(super) fn choose_variant(plan: Plan) -> Result<Plan> {
+    pub(crate) fn choose_variant(plan: Plan) -> Result<(Plan, VariantChoice)> {
         const UNIQUE: &str = "the scoring kernel has been dropped";
         let mut plan = std::sync::Arc::new(plan);
         let mut best: Option<(f64, Variant, f64)> = None;
+        let mut scored = 0;
         for variant in [Variant::XB, Variant::BX] {
-            for step in 0..=12 {
-                let psi = step as f64 * 0.1;
+            for psi in PSI_GRID {
                 let p = std::sync::Arc::get_mut(&mut plan).expect(UNIQUE);
                 if p.set_variant(variant, psi).is_err() {
                     continue;
                 }
                 if let Some(score) = crate::powerflow::cpu::score_variant(&plan) {
+                    scored += 1;
                     if best.is_none_or(|(b, _, _)| score < b - 1e-9) {
                         best = Some((score, variant, psi));
                     }
                 }
             }
         }
-        let (_, v, psi) = best.unwrap_or((0.0, Variant::XB, 0.0));
+        let (score, v, psi) = best.unwrap_or((f64::NAN, Variant::XB, 0.0));
         let mut plan = std::sync::Arc::try_unwrap(plan).expect(UNIQUE);
         plan.set_variant(v, psi)?;
-        Ok(plan)
+        let choice = VariantChoice {
+            variant: v,
+            psi,
+            score: best.map(|_| score),
+            scored,
+        };
+        Ok((plan, choice))
     }
 }
