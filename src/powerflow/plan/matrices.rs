@@ -363,3 +363,108 @@ impl Plan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powerflow::plan::topology::Topology;
+
+    /// Bus 0 (ext_grid at 1.02 p.u., 10°) – line – bus 1, 20 kV, 10 MVA base.
+    const NET: &str = r#"
+sn_mva: 10.0
+f_hz: 50.0
+buses:
+- vn_kv: 20.0
+- vn_kv: 20.0
+ext_grids:
+- {bus: 0, vm_pu: 1.02, va_degree: 10.0}
+lines:
+- {from_bus: 0, to_bus: 1, length_km: 3.0, r_ohm_per_km: 0.12, x_ohm_per_km: 0.35, c_nf_per_km: 260.0, max_i_ka: 0.4}
+"#;
+
+    /// The line's series impedance and total charging in p.u., from its data.
+    fn line_pu() -> (C64, C64) {
+        let z_base = 20.0 * 20.0 / 10.0;
+        let z = C64::new(0.12 * 3.0, 0.35 * 3.0).scale(1.0 / z_base);
+        let b = 2.0 * std::f64::consts::PI * 50.0 * 260e-9 * 3.0 * z_base;
+        (z, C64::new(0.0, b))
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn two_bus_line_matrices_follow_the_admittance_formula() {
+        let net = crate::network::yaml::from_str(NET).expect("valid YAML");
+        let topo = Topology::build(&net).expect("topology");
+        let (z, y_sh) = line_pu();
+        let br = &topo.branches.branches;
+        assert_eq!(br.len(), 1);
+        let (ys, half) = (z.inv(), y_sh.scale(0.5));
+        for (got, want) in [
+            (br[0].adm.yff, ys + half),
+            (br[0].adm.ytt, ys + half),
+            (br[0].adm.yft, -ys),
+            (br[0].adm.ytf, -ys),
+        ] {
+            assert!(
+                close(got.re, want.re) && close(got.im, want.im),
+                "{got:?} vs {want:?}"
+            );
+        }
+        // Bus 1 is PQ node 0, the slack node 1.
+        assert_eq!((topo.n_pq, topo.bus_node[1]), (1, Some(0)));
+        let pattern = factor_pattern(topo.n_pq, br);
+        let shunts = vec![C64::ZERO; topo.n_node];
+        let input = FdpfInput {
+            pattern: &pattern,
+            branches: br,
+            is_pv: &topo.pv.is_pv,
+            tap_trafos: &topo.branches.tap_trafos,
+            node_shunts: &shunts,
+        };
+        // 1×1 B' and B'': a solve with right-hand side 1 gives their inverse.
+        let inv = |lu: &SparseLu| {
+            let mut x = [1.0];
+            lu.solve_in_place(&mut x);
+            1.0 / x[0]
+        };
+        for psi in [0.0, 0.4] {
+            let zr = z * C64::from_polar(1.0, psi);
+            let bsh = (y_sh * C64::from_polar(1.0, -psi)).im * 0.5;
+            let xb = fdpf_factors(&input, Variant::XB, psi).expect("XB factors");
+            assert!(close(inv(&xb.bp), 1.0 / zr.im), "XB B' = 1/x");
+            assert!(
+                close(inv(&xb.bpp), -zr.inv().im - bsh),
+                "XB B'' = −Im(1/z) − b/2"
+            );
+            let bx = fdpf_factors(&input, Variant::BX, psi).expect("BX factors");
+            assert!(close(inv(&bx.bp), -zr.inv().im), "BX B' = −Im(1/z)");
+            assert!(close(inv(&bx.bpp), 1.0 / zr.im - bsh), "BX B'' = 1/x − b/2");
+        }
+        // No-load start: V1 = −Y11⁻¹·Y10·V0.
+        let v0 = C64::from_polar(1.02, 10f64.to_radians());
+        let v = no_load_voltages(1, br, &topo.slack_v, &shunts, &[], &[], &topo.pv.is_pv)
+            .expect("no-load start");
+        let want = ys * v0 * (ys + half).inv();
+        assert!(
+            close(v[0].re, want.re) && close(v[0].im, want.im),
+            "{v:?} vs {want:?}"
+        );
+    }
+
+    #[test]
+    fn node_constants_put_a_ward_on_its_node() {
+        let text = format!(
+            "{NET}wards:\n- {{bus: 1, ps_mw: 2.0, qs_mvar: 1.0, pz_mw: 0.5, qz_mvar: 0.25}}\n"
+        );
+        let net = crate::network::yaml::from_str(&text).expect("valid YAML");
+        let topo = Topology::build(&net).expect("topology");
+        let c = node_constants(&net, &topo).expect("constants");
+        // Consumption is a negative injection; the shunt `(pz − j·qz)/sn_mva`.
+        assert_eq!(c.node_s_const, vec![C64::new(-0.2, -0.1), C64::ZERO]);
+        assert_eq!(c.node_y_const, vec![C64::new(0.05, -0.025), C64::ZERO]);
+        assert!(!c.has_zip);
+    }
+}

@@ -732,3 +732,131 @@ pub(super) fn zip_shares(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bus 0 (ext_grid) and bus 1 joined by a closed bus-bus switch; line 0
+    /// from bus 1 to bus 2; line 1 from bus 2 to bus 0, open at bus 0's end;
+    /// bus 3 reached by nothing; a gen at bus 2.
+    const NET: &str = r#"
+buses:
+- vn_kv: 20.0
+- vn_kv: 20.0
+- vn_kv: 20.0
+- vn_kv: 20.0
+ext_grids:
+- bus: 0
+lines:
+- {from_bus: 1, to_bus: 2, length_km: 1.0, r_ohm_per_km: 0.1, x_ohm_per_km: 0.3, max_i_ka: 0.4}
+- {from_bus: 2, to_bus: 0, length_km: 2.0, r_ohm_per_km: 0.1, x_ohm_per_km: 0.3, c_nf_per_km: 200.0, max_i_ka: 0.4}
+switches:
+- {bus: 0, element: 1, et: b}
+- {bus: 0, element: 1, et: l, closed: false}
+loads:
+- {bus: 2, p_mw: 1.0, q_mvar: 0.2}
+- {bus: 3, p_mw: 1.0, q_mvar: 0.2}
+gens:
+- {bus: 2, p_mw: 0.5, vm_pu: 1.01}
+"#;
+
+    fn net() -> Network {
+        let net = crate::network::yaml::from_str(NET).expect("valid YAML");
+        net.validate().expect("valid network");
+        net
+    }
+
+    #[test]
+    fn fusing_marks_the_switched_buses_and_the_open_end() {
+        let f = fuse_buses(&net());
+        assert_eq!(f.root, vec![0, 0, 2, 3]);
+        // Line 1 runs 2 → 0: the open switch at bus 0 cuts its to end.
+        assert_eq!(f.open_line, vec![[false, false], [false, true]]);
+        assert!(f.z_switches.is_empty());
+    }
+
+    #[test]
+    fn open_line_end_gets_an_auxiliary_node_and_the_rest_is_numbered() {
+        let net = net();
+        let t = Topology::build(&net).expect("topology");
+        // PQ nodes: bus 2 and the auxiliary node at line 1's open end; the
+        // fused buses 0 and 1 are one slack node; bus 3 is isolated.
+        assert_eq!((t.n_pq, t.n_node), (2, 3));
+        assert_eq!(t.bus_node[0], Some(2));
+        assert_eq!(t.bus_node[1], Some(2));
+        assert_eq!(t.bus_node[3], None);
+        assert_eq!(t.isolated_buses, vec![3]);
+        let bus2 = t.bus_node[2].expect("bus 2 solved");
+        let b = &t.branches;
+        assert_eq!(b.branches.len(), 2);
+        let l0 = &b.branches[b.line_branch[0].expect("line 0 solved")];
+        assert_eq!((l0.f, l0.t), (2, bus2));
+        let l1 = &b.branches[b.line_branch[1].expect("line 1 kept at one end")];
+        assert_eq!(l1.f, bus2);
+        assert!(l1.t < t.n_pq && l1.t != bus2, "open end on its own node");
+        assert!(!t.bus_node.contains(&Some(l1.t)), "no bus maps to it");
+        assert_eq!(b.fixed_branches, vec![0, 1]);
+        assert!(b.tap_trafos.is_empty());
+        // Element maps: the load at bus 3 is not solved; the gen makes bus 2 PV.
+        assert_eq!(t.elements.load_node, vec![Some(bus2), None]);
+        assert_eq!(t.elements.ext_grid_node, vec![Some((2, 1))]);
+        assert_eq!(t.pv.pv_nodes, vec![bus2]);
+        assert_eq!(t.pv.pv_source, vec![PvSource::Gen(0)]);
+        assert!(t.pv.is_pv[bus2] && !t.pv.is_pv[l1.t]);
+        // The slack holds the ext_grid's voltage (default 1 p.u., 0°).
+        assert_eq!(t.slack_v, vec![C64::new(1.0, 0.0)]);
+    }
+
+    #[test]
+    fn a_line_open_at_both_ends_is_dropped() {
+        let mut net = net();
+        net.switches.push(crate::network::Switch {
+            name: String::new(),
+            bus: 2,
+            element: 1,
+            et: SwitchElement::Line,
+            closed: false,
+            z_ohm: 0.0,
+        });
+        let t = Topology::build(&net).expect("topology");
+        assert_eq!(t.branches.line_branch[1], None);
+        assert_eq!((t.n_pq, t.branches.branches.len()), (1, 1));
+    }
+
+    /// Fill edges created by eliminating `order` on the graph `adj` (slacks left out).
+    fn fill(order: &[usize], adj: &[Vec<usize>], is_slack: &[bool]) -> usize {
+        let mut g: Vec<BTreeSet<usize>> = adj
+            .iter()
+            .map(|a| a.iter().copied().filter(|&v| !is_slack[v]).collect())
+            .collect();
+        let mut fill = 0;
+        for &v in order {
+            let ns: Vec<usize> = g[v].iter().copied().collect();
+            for &a in &ns {
+                g[a].remove(&v);
+                for &b in &ns {
+                    if a != b && g[a].insert(b) {
+                        fill += 1;
+                    }
+                }
+            }
+        }
+        fill
+    }
+
+    #[test]
+    fn min_degree_order_makes_no_fill_on_a_tree() {
+        // A star: hub 1 with leaves 2, 3, 4, and root 0 (a slack) on the hub.
+        let star = vec![vec![1], vec![0, 2, 3, 4], vec![1], vec![1], vec![1]];
+        let is_slack = [true, false, false, false, false];
+        let pq = [1, 2, 3, 4];
+        let order = min_degree_order(&pq, &star, &is_slack);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, pq);
+        assert_eq!(fill(&order, &star, &is_slack), 0);
+        // The hub first would join its three leaves (3 edges, both ways).
+        assert_eq!(fill(&[1, 2, 3, 4], &star, &is_slack), 6);
+    }
+}

@@ -73,3 +73,54 @@ impl Plan {
         Ok((plan, choice))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powerflow::plan::SolverOptions;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_search_reports_the_best_pair_and_keeps_its_factors() {
+        let net = crate::network::load("ieee13").expect("ieee13 ships");
+        let fixed = |v: Variant, psi: f64| {
+            let o = SolverOptions {
+                variant: Some((v, psi)),
+                ..SolverOptions::default()
+            };
+            Plan::new(&net, o).expect("plan")
+        };
+        // Score every pair on a plan of its own (ties: the first, XB before BX).
+        let mut best: Option<(f64, Variant, f64)> = None;
+        let mut scored = 0;
+        for v in [Variant::XB, Variant::BX] {
+            for psi in PSI_GRID {
+                if let Some(s) = crate::powerflow::cpu::score_variant(&Arc::new(fixed(v, psi))) {
+                    scored += 1;
+                    if best.is_none_or(|(b, _, _)| s < b - 1e-9) {
+                        best = Some((s, v, psi));
+                    }
+                }
+            }
+        }
+        let (score, v, psi) = best.expect("some pair converges on ieee13");
+        // The search starts from a plan set to another pair.
+        let other = if v == Variant::XB {
+            Variant::BX
+        } else {
+            Variant::XB
+        };
+        let (plan, choice) = Plan::choose_variant(fixed(other, 1.2)).expect("search");
+        assert_eq!(choice.variant, v);
+        assert_eq!(choice.psi, psi);
+        assert_eq!(choice.score, Some(score));
+        assert_eq!(choice.scored, scored);
+        assert_eq!((plan.variant, plan.psi), (v, psi));
+        // Its factors are those of a plan built for that pair from the start.
+        let direct = fixed(v, psi);
+        assert_eq!(format!("{:?}", plan.bp), format!("{:?}", direct.bp));
+        assert_eq!(format!("{:?}", plan.bpp), format!("{:?}", direct.bpp));
+        assert_eq!(plan.bpp_a0, direct.bpp_a0);
+        assert_eq!(plan.rot, direct.rot);
+    }
+}
