@@ -65,7 +65,7 @@ pub enum BranchSource {
 
 /// What holds a PV node's voltage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PvSource {
+pub(crate) enum PvSource {
     /// A gen (row of the gen table; `vm_pu` per copy from the batch inputs).
     Gen(usize),
     /// An xward's internal node (row of the xward table; its `vm_pu`).
@@ -108,50 +108,48 @@ pub struct Plan {
     /// Buses in service but cut off from every slack bus (reported, not solved).
     pub isolated_buses: Vec<usize>,
     /// Fixed voltage of each slack node (index `node − n_pq`).
-    pub slack_v: Vec<C64>,
+    pub(crate) slack_v: Vec<C64>,
     /// In-service branches between live nodes.
     pub branches: Vec<PlanBranch>,
     /// Branch index of each line (`None`: not in the solved network).
-    pub line_branch: Vec<Option<usize>>,
+    pub(crate) line_branch: Vec<Option<usize>>,
     /// Branch index of each trafo.
-    pub trafo_branch: Vec<Option<usize>>,
+    pub(crate) trafo_branch: Vec<Option<usize>>,
     /// Branch index of each trafo3w's HV, MV and LV winding (`None`: not in
     /// the solved network).
-    pub trafo3w_branch: Vec<[Option<usize>; 3]>,
+    pub(crate) trafo3w_branch: Vec<[Option<usize>; 3]>,
     /// Trafos with a tap changer in the solved network: `(trafo, branch)`.
     pub tap_trafos: Vec<(usize, usize)>,
     /// Branches whose admittance is the same for every copy.
-    pub fixed_branches: Vec<usize>,
+    pub(crate) fixed_branches: Vec<usize>,
     /// Node of each load / sgen / storage / shunt / ext_grid (`None`: not solved).
-    pub load_node: Vec<Option<usize>>,
+    pub(crate) load_node: Vec<Option<usize>>,
     /// Node of each sgen.
-    pub sgen_node: Vec<Option<usize>>,
+    pub(crate) sgen_node: Vec<Option<usize>>,
     /// Node of each storage unit.
-    pub storage_node: Vec<Option<usize>>,
+    pub(crate) storage_node: Vec<Option<usize>>,
     /// Node of each shunt.
-    pub shunt_node: Vec<Option<usize>>,
+    pub(crate) shunt_node: Vec<Option<usize>>,
     /// Admittance per step of each shunt (p.u.).
-    pub shunt_y: Vec<C64>,
-    /// Node of each ward.
-    pub ward_node: Vec<Option<usize>>,
+    pub(crate) shunt_y: Vec<C64>,
     /// Constant power injected at each node, the same in every copy (p.u.; ward
     /// `ps`/`qs` as consumption).
-    pub node_s_const: Vec<C64>,
+    pub(crate) node_s_const: Vec<C64>,
     /// Per node, pandapower's ZIP shares of its whole specified injection
     /// (`build_bus.py`: the mean percentages of the bus's in-service loads / 100),
     /// `[i_p, z_p, i_q, z_q]`; all zero where the node has no ZIP load.
-    pub node_zip: Vec<[f64; 4]>,
+    pub(crate) node_zip: Vec<[f64; 4]>,
     /// Some PQ node has a nonzero ZIP share: the kernels add the
     /// voltage-dependent terms to the mismatch (skipped otherwise).
     pub has_zip: bool,
     /// Constant shunt admittance at each node, the same in every copy (p.u.;
     /// ward `pz`/`qz`, impedance `gf/bf`, `gt/bt`).
-    pub node_y_const: Vec<C64>,
+    pub(crate) node_y_const: Vec<C64>,
     /// Node of each ext_grid, and how many in-service ext_grids share that node.
-    pub ext_grid_node: Vec<Option<(usize, usize)>>,
+    pub(crate) ext_grid_node: Vec<Option<(usize, usize)>>,
     /// Node of each gen (`None`: out of service, at an out-of-service bus, or cut
     /// off from every slack).
-    pub gen_node: Vec<Option<usize>>,
+    pub(crate) gen_node: Vec<Option<usize>>,
     /// PV nodes (sorted; among the PQ-numbered nodes `0..n_pq`): nodes with an
     /// in-service gen and no ext_grid. Each has an angle unknown in B' and an
     /// identity row and column in B'' (|V| is fixed), and its ΔQ is left out of
@@ -160,24 +158,24 @@ pub struct Plan {
     /// What holds each PV node's voltage: the first gen at the node (every gen
     /// at a node must have the same set-point, as pandapower requires), or an
     /// xward's internal node.
-    pub pv_source: Vec<PvSource>,
+    pub(crate) pv_source: Vec<PvSource>,
     /// Internal node of each xward (`None`: not solved).
-    pub xward_node: Vec<Option<usize>>,
+    pub(crate) xward_node: Vec<Option<usize>>,
     /// Per node: a PV node.
-    pub is_pv: Vec<bool>,
+    pub(crate) is_pv: Vec<bool>,
     /// Chosen variant.
     pub variant: Variant,
     /// Rotation ψ (radians): the solver works with `Y·e^{−jψ}`, `S·e^{jψ}`.
     pub psi: f64,
     /// `e^{jψ}`.
-    pub rot: C64,
+    pub(crate) rot: C64,
     /// Factors of B' (P half-step).
     pub(crate) bp: SparseLu,
     /// Factors of B'' (Q half-step).
     pub(crate) bpp: SparseLu,
     /// No-load voltages of the PQ nodes: `−Y_pp⁻¹·Y_ps·V_s`, PV nodes held at
     /// their gens' `vm_pu` and the first slack's angle.
-    pub v_noload: Vec<C64>,
+    pub(crate) v_noload: Vec<C64>,
     /// B'' values (on `bpp`'s pattern) without the tap-changing trafos.
     pub(crate) bpp_a0: PatternValues,
     /// Pattern slots `(ff, tt, ft, tf)` of each tap-changing trafo in B''.
@@ -261,7 +259,6 @@ impl Plan {
             storage_node: elements.storage_node,
             shunt_node: elements.shunt_node,
             shunt_y,
-            ward_node: elements.ward_node,
             node_s_const,
             node_zip,
             has_zip,
@@ -285,7 +282,7 @@ impl Plan {
     }
 
     /// The network's voltage set-point of PV node `j` (index into `pv_nodes`).
-    pub fn pv_vm_base(&self, j: usize) -> f64 {
+    pub(crate) fn pv_vm_base(&self, j: usize) -> f64 {
         match self.pv_source[j] {
             PvSource::Gen(k) => self.net.gens[k].vm_pu,
             PvSource::Xward(k) => self.net.xwards[k].vm_pu,
@@ -293,7 +290,7 @@ impl Plan {
     }
 
     /// Copy `c`'s voltage set-point of PV node `j`: a gen's from the inputs.
-    pub fn pv_vm(&self, j: usize, inp: &super::batch::BatchInputs, c: usize) -> f64 {
+    pub(crate) fn pv_vm(&self, j: usize, inp: &super::batch::BatchInputs, c: usize) -> f64 {
         match self.pv_source[j] {
             PvSource::Gen(k) => inp.gen_vm_pu[(c, k)],
             PvSource::Xward(k) => self.net.xwards[k].vm_pu,
@@ -301,7 +298,7 @@ impl Plan {
     }
 
     /// Whether some node is a PV node ([`Plan::pv_nodes`]).
-    pub fn has_pv(&self) -> bool {
+    pub(crate) fn has_pv(&self) -> bool {
         !self.pv_nodes.is_empty()
     }
 
@@ -309,7 +306,7 @@ impl Plan {
     /// with the gens' set-points `vm(gen)`: pandapower refuses them ("Voltage
     /// controlling elements … at the same bus have different setpoints",
     /// compared with `np.allclose`). `None` when they agree.
-    pub fn gen_vm_conflict(&self, vm: &dyn Fn(usize) -> f64) -> Option<String> {
+    pub(crate) fn gen_vm_conflict(&self, vm: &dyn Fn(usize) -> f64) -> Option<String> {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-8 + 1e-5 * b.abs();
         let mut first: Vec<Option<usize>> = vec![None; self.n_node];
         for (k, n) in self.gen_node.iter().enumerate() {
@@ -352,7 +349,7 @@ impl Plan {
 
     /// [`Plan::gen_vm_conflict`] for every copy of `inp` (`active`: only those
     /// marked): the error names the gens and the copy.
-    pub fn check_gen_setpoints(
+    pub(crate) fn check_gen_setpoints(
         &self,
         inp: &super::batch::BatchInputs,
         active: Option<&[bool]>,
@@ -378,7 +375,7 @@ impl Plan {
     }
 
     /// Nodes with a shunt admittance (a shunt element, or a constant one), sorted.
-    pub fn shunt_nodes(&self) -> Vec<usize> {
+    pub(crate) fn shunt_nodes(&self) -> Vec<usize> {
         let mut nodes: Vec<usize> = self.shunt_node.iter().flatten().copied().collect();
         nodes.extend((0..self.n_node).filter(|&i| self.node_y_const[i] != C64::ZERO));
         nodes.sort_unstable();
@@ -388,7 +385,7 @@ impl Plan {
 
     /// Base-case shunt admittance at every node (network's own shunt steps and
     /// the constant shunts).
-    pub fn base_node_shunts(&self) -> Vec<C64> {
+    pub(crate) fn base_node_shunts(&self) -> Vec<C64> {
         let mut y = self.node_y_const.clone();
         for (k, n) in self.shunt_node.iter().enumerate() {
             if let Some(n) = n {
@@ -405,7 +402,7 @@ impl Plan {
     }
 
     /// Number of buses / lines / trafos / ext_grids in the network tables.
-    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize) {
         (
             self.net.buses.len(),
             self.net.lines.len(),
