@@ -359,11 +359,7 @@ impl Kernel {
         let p = &*self.plan;
         let net = &p.net;
         if !st.injections_fresh {
-            super::injections::copy_injections(p, inp, c, &mut st.s_spec);
-            if p.has_zip {
-                super::injections::copy_zip(p, &st.s_spec[..p.n_pq], &mut st.s_i, &mut st.s_z);
-            }
-            super::injections::copy_gen_p(p, inp, c, &mut st.s_spec);
+            super::injections::copy_specified(p, inp, c, &mut st.s_spec, &mut st.s_i, &mut st.s_z);
             for (j, x) in st.pv_vm.iter_mut().enumerate() {
                 *x = p.pv_vm(j, inp, c);
             }

@@ -687,12 +687,7 @@ fn prepare_copies(
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
     for lc in 0..len {
         let c = c0 + lc;
-        super::injections::copy_injections(p, inp, c, &mut s);
-        if p.has_zip {
-            // From the loads' injections, before the gens' P (as the CPU).
-            super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
-        }
-        super::injections::copy_gen_p(p, inp, c, &mut s);
+        super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
         super::injections::copy_shunts(p, inp, c, &mut y);
         for i in 0..nn {
             pc.put(i, lc, s[i].re);

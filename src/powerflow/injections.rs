@@ -33,6 +33,26 @@ pub(crate) fn copy_injections(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C6
     }
 }
 
+/// Copy `c` of `inp`: its specified injections `s` (all nodes) as both
+/// backends take them — [`copy_injections`], then (with ZIP loads, `si`/`sz`
+/// at least `n_pq` long) [`copy_zip`] of the loads' part, then the gens' P
+/// ([`copy_gen_p`]). The shunts are [`copy_shunts`].
+pub(crate) fn copy_specified(
+    p: &Plan,
+    inp: &BatchInputs,
+    c: usize,
+    s: &mut [C64],
+    si: &mut [C64],
+    sz: &mut [C64],
+) {
+    copy_injections(p, inp, c, s);
+    if p.has_zip {
+        // From the loads' injections, before the gens' P.
+        copy_zip(p, &s[..p.n_pq], si, sz);
+    }
+    copy_gen_p(p, inp, c, s);
+}
+
 /// Copy `c` of `inp`: adds each in-service gen's `p_mw · scaling` (p.u.) to
 /// `s[node]`. Kept apart from [`copy_injections`]: pandapower's ZIP shares
 /// apply to the bus loads (sgens included), not to gens, so the kernels add it
