@@ -8,12 +8,13 @@ use std::path::Path;
 /// Read a network from a YAML file.
 pub fn read(path: &Path) -> Result<Network> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    from_str(&text).map_err(|e| Error::parse(path, e))
+    yaml_serde::from_str(&text).map_err(|e| Error::parse(path, e))
 }
 
-/// Parse YAML text. Errors carry line and column.
-pub fn from_str(text: &str) -> std::result::Result<Network, String> {
-    yaml_serde::from_str(text).map_err(|e| e.to_string())
+/// Parse YAML text. Errors are [`Error::Parse`] with the path `<YAML text>`
+/// and the parser's message (line and column).
+pub fn from_str(text: &str) -> Result<Network> {
+    yaml_serde::from_str(text).map_err(|e| Error::parse("<YAML text>", e))
 }
 
 /// Serialise to YAML (element order kept).

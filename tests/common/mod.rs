@@ -30,7 +30,7 @@ pub fn network_yaml(name: &str) -> PathBuf {
 pub fn yaml_err(text: &str) -> String {
     match powergrid::network::yaml::from_str(text) {
         Ok(net) => net.validate().unwrap_err().to_string(),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
