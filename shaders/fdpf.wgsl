@@ -350,7 +350,7 @@ fn q_half_step(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
         // PV nodes: 0, which their identity rows of B'' keep (Δ|V| = 0).
-        var x = 0.0;
+        var x: f32 = 0.0;
         if pv_row(i) == NONE {
             x = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
         }
@@ -459,8 +459,8 @@ fn write_results(c: u32) {
     branch_currents(c);
     for (var b = 0u; b < nb; b++) {
         let i = idx[P.i_bus + b];
-        var vm = 0.0;
-        var va = 0.0;
+        var vm: f32 = 0.0;
+        var va: f32 = 0.0;
         if i != NONE {
             vm = 1.0 + work[at(r_u(i), c)];
             va = sh[P.s_phi + i] + work[at(r_th(i), c)] * DEG;
@@ -472,8 +472,8 @@ fn write_results(c: u32) {
     for (var l = 0u; l < nl; l++) {
         let k = idx[P.i_line + l];
         var s = vec2<f32>(0.0, 0.0);
-        var i_ka = 0.0;
-        var loading = 0.0;
+        var i_ka: f32 = 0.0;
+        var loading: f32 = 0.0;
         if k != NONE {
             let jf = vec2<f32>(outp[at(o_lp + l, c)], outp[at(o_lq + l, c)]);
             let jt = vec2<f32>(outp[at(o_li + l, c)], outp[at(o_ll + l, c)]);
@@ -490,7 +490,7 @@ fn write_results(c: u32) {
     }
     for (var t = 0u; t < nt; t++) {
         let k = idx[P.i_trafo + t];
-        var loading = 0.0;
+        var loading: f32 = 0.0;
         var s_hv = vec2<f32>(0.0, 0.0);
         var s_lv = vec2<f32>(0.0, 0.0);
         if k != NONE {
@@ -612,16 +612,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         work[at(r_loop(0u), c)] = 1.0;
         work[at(r_loop(1u), c)] = f32(iters);
         work[at(r_loop(2u), c)] = f32(polish);
-        work[at(r_loop(3u), c)] = select(0.0, 1.0, converged);
+        work[at(r_loop(3u), c)] = select(f32(0.0), f32(1.0), converged);
         work[at(r_loop(4u), c)] = norm.x;
         work[at(r_loop(5u), c)] = norm.y;
         return;
     }
     work[at(r_loop(0u), c)] = 2.0;
-    outp[at(0u, c)] = select(0.0, 1.0, converged);
+    outp[at(0u, c)] = select(f32(0.0), f32(1.0), converged);
     outp[at(1u, c)] = f32(iters - polish);
     outp[at(2u, c)] = norm.x;
-    work[at(r_cold(), c)] = select(1.0, 0.0, converged);
+    work[at(r_cold(), c)] = select(f32(1.0), f32(0.0), converged);
     write_results(c);
 }
 

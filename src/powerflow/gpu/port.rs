@@ -998,6 +998,11 @@ impl GpuBatch {
     /// for the upload, `pc`/`bppv` from the host mirrors, `work`/`outp` read back.
     pub(crate) fn port(&self) -> Result<Port<f32>> {
         assert_eq!(self.chunks.len(), 1, "probe a batch of one chunk");
+        assert_eq!(
+            self.plan.options.gpu_precision,
+            super::GpuPrecision::F32,
+            "the port mirrors the f32 shader"
+        );
         let ch = &self.chunks[0];
         let (idx, sh, _) = build_shared(&self.plan);
         let mut p = self.layout.params;
