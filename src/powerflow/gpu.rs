@@ -410,6 +410,67 @@ fn init_buffer(
         })
 }
 
+/// How a solve is spread over dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schedule {
+    /// The whole iteration loop in one dispatch, or on llvmpipe as many
+    /// iterations per dispatch as its loop-trip limit allows, or one stage per
+    /// dispatch where not even one iteration fits.
+    Auto,
+    /// One dispatch (tests on llvmpipe with small networks).
+    Single,
+    /// One stage per dispatch (`main_staged`; tests).
+    Staged,
+}
+
+/// Shader loop trips of one invocation (llvmpipe counts them per dispatch).
+struct LoopTrips {
+    /// A solve's start and results.
+    fixed: usize,
+    /// One FDPF iteration.
+    per_iter: usize,
+    /// `main_staged`'s stages: start, P right-hand side and forward solve,
+    /// backward solve and update, mismatch, the same for Q, results.
+    stages: [(&'static str, usize); 7],
+}
+
+impl LoopTrips {
+    fn of(plan: &Plan, layout: &Layout) -> LoopTrips {
+        let (n, nn) = (plan.n_pq, plan.n_node);
+        let (nb, nl, nt, ne) = plan.sizes();
+        let n_br = layout.params.n_br as usize;
+        let mismatch = nn + n_br + n;
+        let per_iter = 2 * mismatch
+            + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
+            + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
+            + 4;
+        let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
+        let start = nn + n + plan.tap_trafos.len() + down + 8;
+        let results = nn + n_br + nb + nl + nt + ne + layout.params.n_site as usize + 8;
+        LoopTrips {
+            fixed: start + mismatch + results,
+            per_iter,
+            stages: [
+                ("start", start + mismatch),
+                ("P forward", 2 * n + plan.bp.l_col.len()),
+                ("P backward", 2 * n + plan.bp.u_col.len()),
+                ("mismatch", mismatch),
+                ("Q forward", 2 * n + plan.bpp.l_col.len()),
+                ("Q backward", 2 * n + plan.bpp.u_col.len()),
+                ("results", results),
+            ],
+        }
+    }
+
+    fn largest_stage(&self) -> (&'static str, usize) {
+        self.stages
+            .iter()
+            .copied()
+            .max_by_key(|s| s.1)
+            .expect("stages")
+    }
+}
+
 impl GpuBatch {
     /// `batch` copies at the network's own set-points, on the shared context.
     pub fn new(plan: Arc<Plan>, batch: usize) -> Result<Self> {
@@ -428,7 +489,15 @@ impl GpuBatch {
     /// lavapipe with a network small enough for its loop-trip limit.
     pub fn single_dispatch(plan: Arc<Plan>, batch: usize) -> Result<Self> {
         let ctx = GpuContext::shared()?;
-        Self::build(ctx, plan, batch, usize::MAX, true)
+        Self::build(ctx, plan, batch, usize::MAX, Schedule::Single)
+    }
+
+    /// Like [`new`](Self::new), but one stage of an FDPF iteration per dispatch
+    /// (the shader's `main_staged`), as on llvmpipe for networks whose iteration
+    /// exceeds its loop-trip limit, so that schedule can be tested on any network.
+    pub fn staged(plan: Arc<Plan>, batch: usize) -> Result<Self> {
+        let ctx = GpuContext::shared()?;
+        Self::build(ctx, plan, batch, usize::MAX, Schedule::Staged)
     }
 
     /// On an explicit context.
@@ -438,7 +507,7 @@ impl GpuBatch {
         batch: usize,
         max_chunk: usize,
     ) -> Result<Self> {
-        Self::build(ctx, plan, batch, max_chunk, false)
+        Self::build(ctx, plan, batch, max_chunk, Schedule::Auto)
     }
 
     fn build(
@@ -446,7 +515,7 @@ impl GpuBatch {
         plan: Arc<Plan>,
         batch: usize,
         max_chunk: usize,
-        single_dispatch: bool,
+        schedule: Schedule,
     ) -> Result<Self> {
         // The shader's branch form is reciprocal (one series admittance).
         if let Some(k) = plan.branches.iter().find_map(|b| match b.source {
@@ -471,42 +540,36 @@ impl GpuBatch {
         }
         let (idx, sh64, mut layout) = build_shared64(&plan);
         let esize = precision_bytes(precision);
-        if ctx.info.is_cpu_emulated() && !single_dispatch {
+        let emulated = ctx.info.is_cpu_emulated();
+        let trips = LoopTrips::of(&plan, &layout);
+        let staged = match schedule {
+            Schedule::Staged => true,
+            Schedule::Single => false,
+            Schedule::Auto => emulated && trips.fixed + trips.per_iter > LLVMPIPE_LOOP_LIMIT,
+        };
+        let mut entry = "main";
+        if staged {
+            // llvmpipe cannot run even one FDPF iteration in a dispatch: one stage
+            // of it per dispatch (`main_staged`), if each stage fits.
+            let (stage, worst) = trips.largest_stage();
+            if emulated && worst > LOOP_TRIP_BUDGET {
+                return Err(Error::Gpu(format!(
+                    "{} nodes with {} factor non-zeros: one stage of an FDPF iteration ({stage}) \
+                     needs about {worst} shader loop trips, more than the {LOOP_TRIP_BUDGET} that \
+                     fit llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per invocation and dispatch: \
+                     use the CPU backend or a real GPU",
+                    plan.n_node,
+                    plan.bp.l_col.len() + plan.bp.u_col.len(),
+                )));
+            }
+            entry = "main_staged";
+            let iters = plan.options.max_iterations as usize + layout.params.polish as usize;
+            layout.passes = 1 + 6 * iters + 2;
+        } else if emulated && schedule == Schedule::Auto {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so
             // the iteration loop is split over several dispatches there (state and
             // loop counters stay in the work buffer between them).
-            let (n, nn) = (plan.n_pq, plan.n_node);
-            let (nb, nl, nt, ne) = plan.sizes();
-            let mismatch = nn + layout.params.n_br as usize + n;
-            let per_iter = 2 * mismatch
-                + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
-                + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
-                + 4;
-            let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
-            let fixed = nn
-                + n
-                + mismatch
-                + (nn + layout.params.n_br as usize)
-                + nb
-                + nl
-                + nt
-                + ne
-                + plan.tap_trafos.len()
-                + down
-                + 16;
-            if fixed + per_iter > LLVMPIPE_LOOP_LIMIT {
-                // Not even one iteration fits in a dispatch: llvmpipe would stop
-                // the invocation mid-iteration and the copy would diverge.
-                return Err(Error::Gpu(format!(
-                    "{} nodes with {} factor non-zeros need about {} shader loop trips per \
-                     FDPF iteration, more than llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per \
-                     invocation and dispatch: use the CPU backend or a real GPU",
-                    plan.n_node,
-                    plan.bp.l_col.len() + plan.bp.u_col.len(),
-                    fixed + per_iter
-                )));
-            }
-            let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
+            let iters = (LOOP_TRIP_BUDGET.saturating_sub(trips.fixed) / trips.per_iter).max(1);
             layout.params.pass_iters = iters as u32;
             let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
             layout.passes = total.div_ceil(iters) + 1;
@@ -526,7 +589,7 @@ impl GpuBatch {
             label: Some("fdpf"),
             layout: Some(&pl),
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
         });
