@@ -251,6 +251,12 @@ fn delta_s(i: u32, c: u32) -> vec2<f32> {
 // Voltages from the state, currents into every node; returns max(|ΔP|, |ΔQ|) over
 // PQ nodes, raw and scaled by each node's tolerance (converged when the latter ≤ 1).
 fn mismatch(c: u32) -> vec2<f32> {
+    mismatch_currents(c);
+    return mismatch_norm(c);
+}
+
+// dW and the node currents J of the current state (`mismatch`'s first half).
+fn mismatch_currents(c: u32) {
     let n_node = P.n_node;
     for (var i = 0u; i < n_node; i++) {
         let u = work[at(r_u(i), c)];
@@ -271,6 +277,10 @@ fn mismatch(c: u32) -> vec2<f32> {
         work[at(r_jr(fl.t), c)] += fl.jt.x;
         work[at(r_ji(fl.t), c)] += fl.jt.y;
     }
+}
+
+// max(|ΔP|, |ΔQ|) over PQ nodes from dW and J, raw and scaled (`mismatch`'s second half).
+fn mismatch_norm(c: u32) -> vec2<f32> {
     var worst = vec2<f32>(0.0, 0.0);
     for (var i = 0u; i < P.n_pq; i++) {
         let ds = delta_s(i, c);
@@ -477,6 +487,13 @@ fn branch_currents(c: u32) {
 }
 
 fn write_results(c: u32) {
+    branch_currents(c);
+    write_tables(c);
+}
+
+// The result tables from the state and the branch currents (`write_results`'
+// second half).
+fn write_tables(c: u32) {
     let nb = P.nb;
     let nl = P.nl;
     let nt = P.nt;
@@ -493,7 +510,6 @@ fn write_results(c: u32) {
     let o_tql = o_tpl + nt;
     let o_ep = o_tql + nt;
     let o_eq = o_ep + P.ne;
-    branch_currents(c);
     for (var b = 0u; b < nb; b++) {
         let i = idx[P.i_bus + b];
         var vm: f32 = 0.0;
@@ -670,11 +686,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // `main` in stages, one per dispatch, for llvmpipe when one FDPF iteration needs
 // more loop trips than it allows per invocation and dispatch: the same
-// operations in the same order (bit for bit the same answer). Phase 0: start and
-// mismatch; 11–16: the stages of an iteration (P right-hand side and forward
-// solve, backward solve and update, mismatch, the same for Q); 3: results; 2: done.
-// Copies still iterating move through the stages together, so one dispatch runs
-// one stage plus, for copies that just finished, the results.
+// operations in the same order (bit for bit the same answer). Phases: 0 start;
+// 5 and 6 the start's mismatch (currents, norm and loop head); 11–20 the stages
+// of an iteration (P right-hand side, forward solve, backward solve and update,
+// mismatch currents, mismatch norm; the same for Q); 3 finished, waiting for
+// `results_staged`; 4 and 2 see there. Copies still iterating move through the
+// stages together and finished ones wait, so a dispatch runs one stage.
 @compute @workgroup_size(64)
 fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
@@ -682,12 +699,7 @@ fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let phase = work[at(r_loop(0u), c)];
-    if phase == 2.0 {
-        return;
-    }
-    if phase == 3.0 {
-        work[at(r_loop(0u), c)] = 2.0;
-        write_results(c);
+    if phase >= 2.0 && phase <= 4.0 {
         return;
     }
     var iters = u32(work[at(r_loop(1u), c)]);
@@ -701,31 +713,34 @@ fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
         polish = 0u;
         converged = false;
         start(c);
-        norm = mismatch(c);
+        next = 5.0;
+    } else if phase == 5.0 || phase == 14.0 || phase == 19.0 {
+        mismatch_currents(c);
+    } else if phase == 6.0 || phase == 20.0 {
+        norm = mismatch_norm(c);
         head = true;
     } else if phase == 11.0 {
         p_rhs(c);
-        solve_bp_lower(c);
     } else if phase == 12.0 {
+        solve_bp_lower(c);
+    } else if phase == 13.0 {
         solve_bp_upper(c);
         p_update(c);
-    } else if phase == 13.0 {
-        norm = mismatch(c);
+    } else if phase == 15.0 {
+        norm = mismatch_norm(c);
         if norm.y <= 1.0 && !converged {
             converged = true;
             if P.polish == 0u {
                 next = 3.0;
             }
         }
-    } else if phase == 14.0 {
+    } else if phase == 16.0 {
         q_rhs(c);
+    } else if phase == 17.0 {
         solve_bpp_lower(c);
-    } else if phase == 15.0 {
+    } else {
         solve_bpp_upper(c);
         q_update(c);
-    } else {
-        norm = mismatch(c);
-        head = true;
     }
     if head {
         // `main`'s loop head.
@@ -756,6 +771,24 @@ fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
         outp[at(1u, c)] = f32(iters - polish);
         outp[at(2u, c)] = norm.x;
         work[at(r_cold(), c)] = select(f32(1.0), f32(0.0), converged);
+    }
+}
+
+// `main_staged`'s results, dispatched twice once every copy has finished:
+// branch currents (phase 3 → 4), then the tables (4 → 2, done).
+@compute @workgroup_size(64)
+fn results_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= P.batch {
+        return;
+    }
+    let phase = work[at(r_loop(0u), c)];
+    if phase == 3.0 {
+        work[at(r_loop(0u), c)] = 4.0;
+        branch_currents(c);
+    } else if phase == 4.0 {
+        work[at(r_loop(0u), c)] = 2.0;
+        write_tables(c);
     }
 }
 

@@ -289,7 +289,7 @@ fn single_dispatch_path_matches_cpu() {
 
 /// The staged schedule (`main_staged`, one stage of an FDPF iteration per
 /// dispatch: what llvmpipe runs for networks whose iteration exceeds its
-/// loop-trip limit, case2869pegase) gives the usual schedule's results bit for
+/// loop-trip limit, case2869pegase and case9241pegase) gives the usual schedule's results bit for
 /// bit on the device: ieee34 with random loads and taps (per-copy B''), a cold
 /// solve and a warm one after more changes.
 #[test]

@@ -153,29 +153,15 @@ fn equivalent_branches_with_negative_impedance_import() {
 /// pandapower and angles within 1e-3°; loadings and P/Q are printed, not
 /// asserted (f32 angles cost up to 2e-2 pp of line loading on these meshed
 /// networks; `gpu_f64_matches_pandapower_runpp` asserts them in f64). On llvmpipe,
-/// case2869pegase runs one stage of an iteration per dispatch and
-/// case9241pegase is refused with a clear error (see [`TOO_LARGE_FOR_LLVMPIPE`]).
+/// case2869pegase and case9241pegase run one stage of an iteration per dispatch
+/// (one iteration exceeds its loop-trip limit; `main_staged`).
 #[test]
 fn gpu_matches_pandapower_runpp() {
     if !gpu_or_skip("gpu_matches_pandapower_runpp") {
         return;
     }
-    let emulated = powergrid::gpu::GpuContext::shared()
-        .unwrap()
-        .info
-        .is_cpu_emulated();
     for name in NETS {
         let (net, reference) = load(name);
-        if emulated && TOO_LARGE_FOR_LLVMPIPE.contains(&name) {
-            let plan = default_plan(&net);
-            let e = powergrid::powerflow::gpu::GpuBatch::new(plan, 1)
-                .err()
-                .unwrap_or_else(|| panic!("{name}: llvmpipe should refuse it"))
-                .to_string();
-            eprintln!("{name} (GPU): refused on llvmpipe: {e}");
-            assert!(e.contains("llvmpipe's limit"), "{name}: {e}");
-            continue;
-        }
         let (plan, r) = gpu_solve(&net, &reference);
         let (w, compared) = worst(name, &reference, &r);
         eprintln!(
@@ -220,14 +206,6 @@ fn gpu_f64_matches_pandapower_runpp() {
     }
     for name in NETS {
         let (net, reference) = load(name);
-        if ctx.info.is_cpu_emulated() && TOO_LARGE_FOR_LLVMPIPE.contains(&name) {
-            let e = powergrid::powerflow::gpu::GpuBatch::new(f64_plan(&net), 1)
-                .err()
-                .unwrap_or_else(|| panic!("{name}: llvmpipe should refuse it"))
-                .to_string();
-            assert!(e.contains("llvmpipe's limit"), "{name}: {e}");
-            continue;
-        }
         let (plan, r) = gpu_solve_with(&net, &reference, GpuPrecision::F64);
         let (w, compared) = worst(name, &reference, &r);
         eprintln!(
@@ -243,13 +221,6 @@ fn gpu_f64_matches_pandapower_runpp() {
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
     }
 }
-
-/// Networks one stage of whose FDPF iteration needs more shader loop trips
-/// than fit llvmpipe's 65,535 per invocation and dispatch (case2869pegase's
-/// whole iteration does not, its stages do: it runs staged there). Before this
-/// was checked, every copy silently diverged there (mismatch 1e6–1e9 p.u.,
-/// reported not converged). On a real GPU they are solved like the others.
-const TOO_LARGE_FOR_LLVMPIPE: [&str; 1] = ["case9241pegase"];
 
 /// Plan-build time (ordering, factors and the variant/ψ search) per network,
 /// printed, not asserted.

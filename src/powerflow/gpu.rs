@@ -367,6 +367,8 @@ pub struct GpuBatch {
     plan: Arc<Plan>,
     layout: Layout,
     pipeline: wgpu::ComputePipeline,
+    /// `results_staged`, dispatched twice after `main_staged`'s passes.
+    results_pipeline: Option<wgpu::ComputePipeline>,
     chunks: Vec<Chunk>,
     inputs: BatchInputs,
     results: BatchResults,
@@ -429,9 +431,12 @@ struct LoopTrips {
     fixed: usize,
     /// One FDPF iteration.
     per_iter: usize,
-    /// `main_staged`'s stages: start, P right-hand side and forward solve,
-    /// backward solve and update, mismatch, the same for Q, results.
-    stages: [(&'static str, usize); 7],
+    /// `main_staged`'s stages (start, mismatch currents and norm, P right-hand
+    /// side, forward solve, backward solve and update, the same for Q).
+    stages: [(&'static str, usize); 9],
+    /// Its two result stages (branch currents, tables), dispatched once every
+    /// copy has finished (`results_staged`).
+    results: [usize; 2],
 }
 
 impl LoopTrips {
@@ -439,35 +444,50 @@ impl LoopTrips {
         let (n, nn) = (plan.n_pq, plan.n_node);
         let (nb, nl, nt, ne) = plan.sizes();
         let n_br = layout.params.n_br as usize;
-        let mismatch = nn + n_br + n;
+        let currents = nn + n_br;
+        let mismatch = currents + n;
         let per_iter = 2 * mismatch
             + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
             + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
             + 4;
         let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
         let start = nn + n + plan.tap_trafos.len() + down + 8;
-        let results = nn + n_br + nb + nl + nt + ne + layout.params.n_site as usize + 8;
+        let results = [
+            currents + 8,
+            nb + nl + nt + ne + layout.params.n_site as usize + 8,
+        ];
         LoopTrips {
-            fixed: start + mismatch + results,
+            fixed: start + mismatch + results[0] + results[1],
             per_iter,
             stages: [
-                ("start", start + mismatch),
-                ("P forward", 2 * n + plan.bp.l_col.len()),
-                ("P backward", 2 * n + plan.bp.u_col.len()),
-                ("mismatch", mismatch),
-                ("Q forward", 2 * n + plan.bpp.l_col.len()),
-                ("Q backward", 2 * n + plan.bpp.u_col.len()),
-                ("results", results),
+                ("start", start),
+                ("mismatch currents", currents),
+                ("mismatch norm", n),
+                ("P right-hand side", n),
+                ("P forward solve", n + plan.bp.l_col.len()),
+                ("P backward solve", 2 * n + plan.bp.u_col.len()),
+                ("Q right-hand side", n),
+                ("Q forward solve", n + plan.bpp.l_col.len()),
+                ("Q backward solve", 2 * n + plan.bpp.u_col.len()),
             ],
+            results,
         }
     }
 
+    /// The largest stage and its trips.
     fn largest_stage(&self) -> (&'static str, usize) {
-        self.stages
+        let r = self.results[0].max(self.results[1]);
+        let (name, t) = self
+            .stages
             .iter()
             .copied()
             .max_by_key(|s| s.1)
-            .expect("stages")
+            .expect("stages");
+        if r > t {
+            ("results", r)
+        } else {
+            (name, t)
+        }
     }
 }
 
@@ -552,19 +572,19 @@ impl GpuBatch {
             // llvmpipe cannot run even one FDPF iteration in a dispatch: one stage
             // of it per dispatch (`main_staged`), if each stage fits.
             let (stage, worst) = trips.largest_stage();
-            if emulated && worst > LOOP_TRIP_BUDGET {
+            if emulated && worst > LLVMPIPE_LOOP_LIMIT - 2_000 {
                 return Err(Error::Gpu(format!(
                     "{} nodes with {} factor non-zeros: one stage of an FDPF iteration ({stage}) \
-                     needs about {worst} shader loop trips, more than the {LOOP_TRIP_BUDGET} that \
-                     fit llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per invocation and dispatch: \
-                     use the CPU backend or a real GPU",
+                     needs about {worst} shader loop trips, more than llvmpipe's limit of \
+                     {LLVMPIPE_LOOP_LIMIT} per invocation and dispatch: use the CPU backend or a \
+                     real GPU",
                     plan.n_node,
                     plan.bp.l_col.len() + plan.bp.u_col.len(),
                 )));
             }
             entry = "main_staged";
             let iters = plan.options.max_iterations as usize + layout.params.polish as usize;
-            layout.passes = 1 + 6 * iters + 2;
+            layout.passes = 3 + 10 * iters;
         } else if emulated && schedule == Schedule::Auto {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so
             // the iteration loop is split over several dispatches there (state and
@@ -585,14 +605,18 @@ impl GpuBatch {
             bind_group_layouts: &[Some(&bgl)],
             immediate_size: 0,
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("fdpf"),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let make = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("fdpf"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let pipeline = make(entry);
+        let results_pipeline = staged.then(|| make("results_staged"));
         let su = wgpu::BufferUsages::STORAGE;
         let idx_buf = init_buffer(&ctx, "fdpf idx", bytemuck::cast_slice(&idx), su);
         let sh_buf = match precision {
@@ -627,6 +651,7 @@ impl GpuBatch {
         Ok(GpuBatch {
             layout,
             pipeline,
+            results_pipeline,
             chunks,
             inputs,
             results,
@@ -736,8 +761,14 @@ impl GpuBatch {
                 });
                 pass.set_pipeline(&self.pipeline);
                 pass.set_bind_group(0, &ch.bind_group, &[]);
+                let groups = (ch.len as u32).div_ceil(WORKGROUP);
                 for _ in 0..self.layout.passes {
-                    pass.dispatch_workgroups((ch.len as u32).div_ceil(WORKGROUP), 1, 1);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                if let Some(results) = &self.results_pipeline {
+                    pass.set_pipeline(results);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                    pass.dispatch_workgroups(groups, 1, 1);
                 }
             }
             if let Some((q, resolve, read)) = &ch.queries {

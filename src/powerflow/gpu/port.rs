@@ -395,6 +395,11 @@ impl<T: Real> Port<T> {
     }
 
     pub fn mismatch(&mut self, c: u32) -> V2<T> {
+        self.mismatch_currents(c);
+        self.mismatch_norm(c)
+    }
+
+    pub fn mismatch_currents(&mut self, c: u32) {
         let n_node = self.p.n_node;
         let one = Self::k(1.0);
         for i in 0..n_node {
@@ -421,6 +426,9 @@ impl<T: Real> Port<T> {
             self.set_w(rt, c, self.w(rt, c) + fl.jt.x);
             self.set_w(rti, c, self.w(rti, c) + fl.jt.y);
         }
+    }
+
+    pub fn mismatch_norm(&mut self, c: u32) -> V2<T> {
         let mut worst = v2(Self::k(0.0), Self::k(0.0));
         for i in 0..self.p.n_pq {
             let ds = self.delta_s(i, c);
@@ -634,6 +642,11 @@ impl<T: Real> Port<T> {
     }
 
     pub fn write_results(&mut self, c: u32) {
+        self.branch_currents(c);
+        self.write_tables(c);
+    }
+
+    pub fn write_tables(&mut self, c: u32) {
         let p = self.p;
         let (nb, nl, nt) = (p.nb, p.nl, p.nt);
         let o_va = 3 + nb;
@@ -648,7 +661,6 @@ impl<T: Real> Port<T> {
         let o_tql = o_tpl + nt;
         let o_ep = o_tql + nt;
         let o_eq = o_ep + p.ne;
-        self.branch_currents(c);
         let z = Self::k(0.0);
         let o = |s: &Self, r: u32| s.outp[s.at(r, c)];
         for b in 0..nb {
@@ -831,12 +843,7 @@ impl<T: Real> Port<T> {
         }
         let k = Self::k;
         let phase = self.w(self.r_loop(0), c);
-        if phase == k(2.0) {
-            return;
-        }
-        if phase == k(3.0) {
-            self.set_w(self.r_loop(0), c, k(2.0));
-            self.write_results(c);
+        if phase >= k(2.0) && phase <= k(4.0) {
             return;
         }
         let mut iters = self.w(self.r_loop(1), c).to64() as u32;
@@ -850,31 +857,34 @@ impl<T: Real> Port<T> {
             polish = 0;
             converged = false;
             self.start(c);
-            norm = self.mismatch(c);
+            next = k(5.0);
+        } else if phase == k(5.0) || phase == k(14.0) || phase == k(19.0) {
+            self.mismatch_currents(c);
+        } else if phase == k(6.0) || phase == k(20.0) {
+            norm = self.mismatch_norm(c);
             head = true;
         } else if phase == k(11.0) {
             self.p_rhs(c);
-            self.solve_bp_lower(c);
         } else if phase == k(12.0) {
+            self.solve_bp_lower(c);
+        } else if phase == k(13.0) {
             self.solve_bp_upper(c);
             self.p_update(c);
-        } else if phase == k(13.0) {
-            norm = self.mismatch(c);
+        } else if phase == k(15.0) {
+            norm = self.mismatch_norm(c);
             if norm.y <= k(1.0) && !converged {
                 converged = true;
                 if p.polish == 0 {
                     next = k(3.0);
                 }
             }
-        } else if phase == k(14.0) {
+        } else if phase == k(16.0) {
             self.q_rhs(c);
+        } else if phase == k(17.0) {
             self.solve_bpp_lower(c);
-        } else if phase == k(15.0) {
+        } else {
             self.solve_bpp_upper(c);
             self.q_update(c);
-        } else {
-            norm = self.mismatch(c);
-            head = true;
         }
         if head {
             next = k(11.0);
@@ -905,6 +915,22 @@ impl<T: Real> Port<T> {
             self.set_o(1, c, k((iters - polish) as f64));
             self.set_o(2, c, norm.x);
             self.set_w(self.r_cold(), c, flag(!converged));
+        }
+    }
+
+    /// The shader's `results_staged` for invocation `c`.
+    pub fn results_staged(&mut self, c: u32) {
+        let k = Self::k;
+        if c >= self.p.batch {
+            return;
+        }
+        let phase = self.w(self.r_loop(0), c);
+        if phase == k(3.0) {
+            self.set_w(self.r_loop(0), c, k(4.0));
+            self.branch_currents(c);
+        } else if phase == k(4.0) {
+            self.set_w(self.r_loop(0), c, k(2.0));
+            self.write_tables(c);
         }
     }
 
@@ -1048,10 +1074,16 @@ impl<T: Real> PortBatch<T> {
         let r = self.layout.row_cold + 1;
         self.port.work[r * batch..(r + 1) * batch].fill(T::of(0.0));
         if self.staged {
-            // Dispatches until every copy is done, as the host schedules them.
-            let done = |p: &Port<T>| (0..batch).all(|c| p.work[r * batch + c] == T::of(2.0));
+            // Dispatches until every copy has finished iterating, then the two
+            // result dispatches, as the host schedules them.
+            let done = |p: &Port<T>| (0..batch).all(|c| p.work[r * batch + c] == T::of(3.0));
             while !done(&self.port) {
                 self.port.dispatch_main_staged();
+            }
+            for _ in 0..2 {
+                for c in 0..batch as u32 {
+                    self.port.results_staged(c);
+                }
             }
         } else {
             self.port.dispatch_main();
