@@ -251,6 +251,12 @@ fn delta_s(i: u32, c: u32) -> vec2<f32> {
 // Voltages from the state, currents into every node; returns max(|ΔP|, |ΔQ|) over
 // PQ nodes, raw and scaled by each node's tolerance (converged when the latter ≤ 1).
 fn mismatch(c: u32) -> vec2<f32> {
+    mismatch_currents(c);
+    return mismatch_norm(c);
+}
+
+// dW and the node currents J of the current state (`mismatch`'s first half).
+fn mismatch_currents(c: u32) {
     let n_node = P.n_node;
     for (var i = 0u; i < n_node; i++) {
         let u = work[at(r_u(i), c)];
@@ -271,6 +277,10 @@ fn mismatch(c: u32) -> vec2<f32> {
         work[at(r_jr(fl.t), c)] += fl.jt.x;
         work[at(r_ji(fl.t), c)] += fl.jt.y;
     }
+}
+
+// max(|ΔP|, |ΔQ|) over PQ nodes from dW and J, raw and scaled (`mismatch`'s second half).
+fn mismatch_norm(c: u32) -> vec2<f32> {
     var worst = vec2<f32>(0.0, 0.0);
     for (var i = 0u; i < P.n_pq; i++) {
         let ds = delta_s(i, c);
@@ -291,6 +301,12 @@ fn mismatch(c: u32) -> vec2<f32> {
 
 // x ← B'⁻¹·x with the shared factors (no pivoting: the static pattern's order).
 fn solve_bp(c: u32) {
+    solve_bp_lower(c);
+    solve_bp_upper(c);
+}
+
+// The forward (L) and backward (U, 1/diag) halves of `solve_bp`.
+fn solve_bp_lower(c: u32) {
     let n = P.n_pq;
     for (var i = 0u; i < n; i++) {
         var s = work[at(r_x(i), c)];
@@ -299,6 +315,10 @@ fn solve_bp(c: u32) {
         }
         work[at(r_x(i), c)] = s;
     }
+}
+
+fn solve_bp_upper(c: u32) {
+    let n = P.n_pq;
     for (var ii = 0u; ii < n; ii++) {
         let i = n - 1u - ii;
         var s = work[at(r_x(i), c)];
@@ -311,9 +331,13 @@ fn solve_bp(c: u32) {
 
 // x ← B''⁻¹·x with this copy's factor values (no permutation).
 fn solve_bpp(c: u32) {
+    solve_bpp_lower(c);
+    solve_bpp_upper(c);
+}
+
+// The forward and backward halves of `solve_bpp`.
+fn solve_bpp_lower(c: u32) {
     let n = P.n_pq;
-    let ou = P.nnz_bpp_l;
-    let od = P.nnz_bpp_l + P.nnz_bpp_u;
     for (var i = 0u; i < n; i++) {
         var s = work[at(r_x(i), c)];
         for (var k = idx[P.i_bpp_lptr + i]; k < idx[P.i_bpp_lptr + i + 1u]; k++) {
@@ -321,6 +345,12 @@ fn solve_bpp(c: u32) {
         }
         work[at(r_x(i), c)] = s;
     }
+}
+
+fn solve_bpp_upper(c: u32) {
+    let n = P.n_pq;
+    let ou = P.nnz_bpp_l;
+    let od = P.nnz_bpp_l + P.nnz_bpp_u;
     for (var ii = 0u; ii < n; ii++) {
         let i = n - 1u - ii;
         var s = work[at(r_x(i), c)];
@@ -332,6 +362,13 @@ fn solve_bpp(c: u32) {
 }
 
 fn p_half_step(c: u32) {
+    p_rhs(c);
+    solve_bp(c);
+    p_update(c);
+}
+
+// x = Re(ΔS·e^{jψ})/|V| (PV nodes: ΔQ left out).
+fn p_rhs(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
         var ds = delta_s(i, c);
@@ -340,23 +377,33 @@ fn p_half_step(c: u32) {
         }
         work[at(r_x(i), c)] = cmul(ds, rot).x / (1.0 + work[at(r_u(i), c)]);
     }
-    solve_bp(c);
+}
+
+fn p_update(c: u32) {
     for (var i = 0u; i < P.n_pq; i++) {
         work[at(r_th(i), c)] += work[at(r_x(i), c)];
     }
 }
 
 fn q_half_step(c: u32) {
+    q_rhs(c);
+    solve_bpp(c);
+    q_update(c);
+}
+
+fn q_rhs(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
         // PV nodes: 0, which their identity rows of B'' keep (Δ|V| = 0).
-        var x = 0.0;
+        var x: f32 = 0.0;
         if pv_row(i) == NONE {
             x = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
         }
         work[at(r_x(i), c)] = x;
     }
-    solve_bpp(c);
+}
+
+fn q_update(c: u32) {
     for (var i = 0u; i < P.n_pq; i++) {
         work[at(r_u(i), c)] += work[at(r_x(i), c)];
     }
@@ -440,6 +487,13 @@ fn branch_currents(c: u32) {
 }
 
 fn write_results(c: u32) {
+    branch_currents(c);
+    write_tables(c);
+}
+
+// The result tables from the state and the branch currents (`write_results`'
+// second half).
+fn write_tables(c: u32) {
     let nb = P.nb;
     let nl = P.nl;
     let nt = P.nt;
@@ -456,11 +510,10 @@ fn write_results(c: u32) {
     let o_tql = o_tpl + nt;
     let o_ep = o_tql + nt;
     let o_eq = o_ep + P.ne;
-    branch_currents(c);
     for (var b = 0u; b < nb; b++) {
         let i = idx[P.i_bus + b];
-        var vm = 0.0;
-        var va = 0.0;
+        var vm: f32 = 0.0;
+        var va: f32 = 0.0;
         if i != NONE {
             vm = 1.0 + work[at(r_u(i), c)];
             va = sh[P.s_phi + i] + work[at(r_th(i), c)] * DEG;
@@ -472,8 +525,8 @@ fn write_results(c: u32) {
     for (var l = 0u; l < nl; l++) {
         let k = idx[P.i_line + l];
         var s = vec2<f32>(0.0, 0.0);
-        var i_ka = 0.0;
-        var loading = 0.0;
+        var i_ka: f32 = 0.0;
+        var loading: f32 = 0.0;
         if k != NONE {
             let jf = vec2<f32>(outp[at(o_lp + l, c)], outp[at(o_lq + l, c)]);
             let jt = vec2<f32>(outp[at(o_li + l, c)], outp[at(o_ll + l, c)]);
@@ -490,7 +543,7 @@ fn write_results(c: u32) {
     }
     for (var t = 0u; t < nt; t++) {
         let k = idx[P.i_trafo + t];
-        var loading = 0.0;
+        var loading: f32 = 0.0;
         var s_hv = vec2<f32>(0.0, 0.0);
         var s_lv = vec2<f32>(0.0, 0.0);
         if k != NONE {
@@ -528,6 +581,34 @@ fn write_results(c: u32) {
     }
 }
 
+// A new solve: slack voltages, the cold start or the tap-move warm start, PV
+// set-points.
+fn start(c: u32) {
+    // Slack nodes: fixed voltage (θ is relative to the slack's own angle).
+    for (var i = P.n_pq; i < P.n_node; i++) {
+        work[at(r_u(i), c)] = sh[P.s_u0 + i];
+        work[at(r_th(i), c)] = 0.0;
+    }
+    if work[at(r_cold(), c)] != 0.0 {
+        // No-load start: θ = 0 in the no-load frame.
+        for (var i = 0u; i < P.n_pq; i++) {
+            work[at(r_u(i), c)] = sh[P.s_u0 + i];
+            work[at(r_th(i), c)] = 0.0;
+        }
+    } else {
+        tap_warm_start(c);
+    }
+    // PV nodes at this copy's set-points (angle kept), cold or warm.
+    if P.p_pv != NONE {
+        for (var i = 0u; i < P.n_pq; i++) {
+            let j = pv_row(i);
+            if j != NONE {
+                work[at(r_u(i), c)] = pc[at(P.p_pv + j, c)];
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
@@ -543,29 +624,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var converged = false;
     var norm: vec2<f32>;
     if phase == 0.0 {
-        // Slack nodes: fixed voltage (θ is relative to the slack's own angle).
-        for (var i = P.n_pq; i < P.n_node; i++) {
-            work[at(r_u(i), c)] = sh[P.s_u0 + i];
-            work[at(r_th(i), c)] = 0.0;
-        }
-        if work[at(r_cold(), c)] != 0.0 {
-            // No-load start: θ = 0 in the no-load frame.
-            for (var i = 0u; i < P.n_pq; i++) {
-                work[at(r_u(i), c)] = sh[P.s_u0 + i];
-                work[at(r_th(i), c)] = 0.0;
-            }
-        } else {
-            tap_warm_start(c);
-        }
-        // PV nodes at this copy's set-points (angle kept), cold or warm.
-        if P.p_pv != NONE {
-            for (var i = 0u; i < P.n_pq; i++) {
-                let j = pv_row(i);
-                if j != NONE {
-                    work[at(r_u(i), c)] = pc[at(P.p_pv + j, c)];
-                }
-            }
-        }
+        start(c);
         norm = mismatch(c);
     } else {
         // Resume: dW and J are still those of the current state.
@@ -612,17 +671,125 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         work[at(r_loop(0u), c)] = 1.0;
         work[at(r_loop(1u), c)] = f32(iters);
         work[at(r_loop(2u), c)] = f32(polish);
-        work[at(r_loop(3u), c)] = select(0.0, 1.0, converged);
+        work[at(r_loop(3u), c)] = select(f32(0.0), f32(1.0), converged);
         work[at(r_loop(4u), c)] = norm.x;
         work[at(r_loop(5u), c)] = norm.y;
         return;
     }
     work[at(r_loop(0u), c)] = 2.0;
-    outp[at(0u, c)] = select(0.0, 1.0, converged);
+    outp[at(0u, c)] = select(f32(0.0), f32(1.0), converged);
     outp[at(1u, c)] = f32(iters - polish);
     outp[at(2u, c)] = norm.x;
-    work[at(r_cold(), c)] = select(1.0, 0.0, converged);
+    work[at(r_cold(), c)] = select(f32(1.0), f32(0.0), converged);
     write_results(c);
+}
+
+// `main` in stages, one per dispatch, for llvmpipe when one FDPF iteration needs
+// more loop trips than it allows per invocation and dispatch: the same
+// operations in the same order (bit for bit the same answer). Phases: 0 start;
+// 5 and 6 the start's mismatch (currents, norm and loop head); 11–20 the stages
+// of an iteration (P right-hand side, forward solve, backward solve and update,
+// mismatch currents, mismatch norm; the same for Q); 3 finished, waiting for
+// `results_staged`; 4 and 2 see there. Copies still iterating move through the
+// stages together and finished ones wait, so a dispatch runs one stage.
+@compute @workgroup_size(64)
+fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= P.batch {
+        return;
+    }
+    let phase = work[at(r_loop(0u), c)];
+    if phase >= 2.0 && phase <= 4.0 {
+        return;
+    }
+    var iters = u32(work[at(r_loop(1u), c)]);
+    var polish = u32(work[at(r_loop(2u), c)]);
+    var converged = work[at(r_loop(3u), c)] != 0.0;
+    var norm = vec2<f32>(work[at(r_loop(4u), c)], work[at(r_loop(5u), c)]);
+    var next = phase + 1.0;
+    var head = false;
+    if phase == 0.0 {
+        iters = 0u;
+        polish = 0u;
+        converged = false;
+        start(c);
+        next = 5.0;
+    } else if phase == 5.0 || phase == 14.0 || phase == 19.0 {
+        mismatch_currents(c);
+    } else if phase == 6.0 || phase == 20.0 {
+        norm = mismatch_norm(c);
+        head = true;
+    } else if phase == 11.0 {
+        p_rhs(c);
+    } else if phase == 12.0 {
+        solve_bp_lower(c);
+    } else if phase == 13.0 {
+        solve_bp_upper(c);
+        p_update(c);
+    } else if phase == 15.0 {
+        norm = mismatch_norm(c);
+        if norm.y <= 1.0 && !converged {
+            converged = true;
+            if P.polish == 0u {
+                next = 3.0;
+            }
+        }
+    } else if phase == 16.0 {
+        q_rhs(c);
+    } else if phase == 17.0 {
+        solve_bpp_lower(c);
+    } else {
+        solve_bpp_upper(c);
+        q_update(c);
+    }
+    if head {
+        // `main`'s loop head.
+        next = 11.0;
+        if norm.y <= 1.0 || converged {
+            converged = true;
+            if polish >= P.polish {
+                next = 3.0;
+            }
+        } else if iters >= P.max_iter || norm.x > P.diverge {
+            next = 3.0;
+        }
+        if next == 11.0 {
+            if converged {
+                polish += 1u;
+            }
+            iters += 1u;
+        }
+    }
+    work[at(r_loop(0u), c)] = next;
+    work[at(r_loop(1u), c)] = f32(iters);
+    work[at(r_loop(2u), c)] = f32(polish);
+    work[at(r_loop(3u), c)] = select(f32(0.0), f32(1.0), converged);
+    work[at(r_loop(4u), c)] = norm.x;
+    work[at(r_loop(5u), c)] = norm.y;
+    if next == 3.0 {
+        outp[at(0u, c)] = select(f32(0.0), f32(1.0), converged);
+        outp[at(1u, c)] = f32(iters - polish);
+        outp[at(2u, c)] = norm.x;
+        work[at(r_cold(), c)] = select(f32(1.0), f32(0.0), converged);
+    }
+}
+
+// `main_staged`'s results, dispatched twice once every copy has finished:
+// branch currents (phase 3 → 4), then the tables (4 → 2, done).
+@compute @workgroup_size(64)
+fn results_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= P.batch {
+        return;
+    }
+    let phase = work[at(r_loop(0u), c)];
+    if phase == 3.0 {
+        work[at(r_loop(0u), c)] = 4.0;
+        branch_currents(c);
+    } else if phase == 4.0 {
+        work[at(r_loop(0u), c)] = 2.0;
+        write_tables(c);
+    }
 }
 
 // Test-only entry points (src/powerflow/gpu/port.rs): ONE function of the solver on

@@ -385,7 +385,7 @@ impl PowerFlowCore {
     /// `source` is a path (`.yml` project format or `.json` pandapower) or,
     /// with `is_json=True`, the text of a pandapower JSON network.
     #[new]
-    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None))]
+    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32"))]
     fn new(
         py: Python<'_>,
         source: &str,
@@ -393,11 +393,14 @@ impl PowerFlowCore {
         backend: &str,
         is_json: bool,
         tolerance_pu: Option<f64>,
+        gpu_precision: &str,
     ) -> PyResult<Self> {
         if num_copies == 0 {
             return Err(PyValueError::new_err("num_copies must be at least 1"));
         }
         let kind = backend_kind(backend)?;
+        let gpu_precision: powergrid::powerflow::GpuPrecision =
+            gpu_precision.parse().map_err(to_py)?;
         let source = source.to_string();
         py.detach(move || {
             let net = if is_json {
@@ -405,7 +408,10 @@ impl PowerFlowCore {
             } else {
                 powergrid::network::load(&source)?
             };
-            let mut opts = SolverOptions::default();
+            let mut opts = SolverOptions {
+                gpu_precision,
+                ..SolverOptions::default()
+            };
             if let Some(t) = tolerance_pu {
                 opts.tolerance_pu = t;
             }

@@ -35,3 +35,31 @@ def test_gpu_backend_matches_cpu():
         for a in gpu.agents:
             # f32 voltages on the GPU: rewards agree to well below a cent
             np.testing.assert_allclose(rg[a], rc[a], rtol=0, atol=1e-3)
+
+
+def test_gpu_f64_powerflow_matches_cpu(root):
+    """gpu_precision="f64": the GPU solver in f64 gives the CPU's answer to
+    far below the f32 path's 1e-5 p.u. (lavapipe and NVIDIA have f64 shaders)."""
+    net = os.path.join(root, "networks", "ieee123.yml")
+    try:
+        gpu = powergrid.PowerFlow(net, 8, backend="gpu", gpu_precision="f64")
+    except ValueError as e:
+        if "GPU" in str(e) and os.environ.get("POWERGRID_REQUIRE_GPU") != "1":
+            pytest.skip(f"no GPU adapter or no f64 shaders: {e}")
+        raise
+    assert gpu.backend.startswith("gpu (f64")
+    cpu = powergrid.PowerFlow(net, 8)
+    rng = np.random.default_rng(0)
+    f = rng.uniform(0.8, 1.2, cpu.inputs["load_p_mw"].shape)
+    for pf in (gpu, cpu):
+        pf.inputs["load_p_mw"][:] *= f
+        assert pf.solve().all()
+    np.testing.assert_allclose(gpu.results["vm_pu"], cpu.results["vm_pu"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        gpu.results["line_loading_percent"], cpu.results["line_loading_percent"], rtol=0, atol=1e-4
+    )
+
+
+def test_gpu_precision_is_checked():
+    with pytest.raises(ValueError, match="f16"):
+        powergrid.PowerFlow("networks/ieee13.yml", 1, gpu_precision="f16")

@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 use powergrid::env::Split;
 use powergrid::network;
 use powergrid::powerflow::scenarios::{OutputFile, ScenarioFile};
-use powergrid::powerflow::{new_backend, BackendKind, CpuKernel, Plan, SolverOptions};
+use powergrid::powerflow::{
+    new_backend, BackendKind, CpuKernel, GpuPrecision, Plan, SolverOptions,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,10 @@ enum Cmd {
         /// `control_iterations` and `control_settled` per scenario.
         #[arg(long)]
         control: bool,
+        /// GPU arithmetic: f32 (fast; feeders) or f64 (pandapower's precision on
+        /// meshed transmission networks; adapters with f64 shaders).
+        #[arg(long, default_value = "f32")]
+        gpu_precision: GpuPrecision,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
@@ -195,6 +201,10 @@ enum BenchCmd {
         /// (one copy at a time); same results, for comparing speed.
         #[arg(long, value_parser = cpu_kernel)]
         cpu_kernel: Option<CpuKernel>,
+        /// GPU arithmetic: f32 (fast; feeders) or f64 (pandapower's precision on
+        /// meshed transmission networks; adapters with f64 shaders).
+        #[arg(long, default_value = "f32")]
+        gpu_precision: GpuPrecision,
     },
 }
 
@@ -232,6 +242,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             output,
             verbose,
             control,
+            gpu_precision,
         } => {
             let net = network::load(&network)?;
             if control && net.controllers.is_empty() {
@@ -240,7 +251,11 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     network.display()
                 )));
             }
-            let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
+            let options = SolverOptions {
+                gpu_precision,
+                ..SolverOptions::default()
+            };
+            let plan = Arc::new(Plan::new(&net, options)?);
             let inputs = match &scenarios {
                 Some(p) => ScenarioFile::read(p)?.to_inputs(&net)?,
                 None => powergrid::powerflow::BatchInputs::from_network(&net, 1),
@@ -340,6 +355,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     json,
                     verbose,
                     cpu_kernel,
+                    gpu_precision,
                 },
         } => {
             if cpu_kernel.is_some() && backend != BackendKind::Cpu {
@@ -349,7 +365,11 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             }
             let net = network::load(&network)?;
             let t0 = std::time::Instant::now();
-            let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
+            let options = SolverOptions {
+                gpu_precision,
+                ..SolverOptions::default()
+            };
+            let plan = Arc::new(Plan::new(&net, options)?);
             let plan_build_s = t0.elapsed().as_secs_f64();
             let (variant, psi) = (format!("{:?}", plan.variant), plan.psi);
             if verbose {

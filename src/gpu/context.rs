@@ -56,6 +56,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Whether timestamp queries on compute passes are enabled.
     pub timestamps: bool,
+    /// Whether shaders may use f64 (`SHADER_F64`, enabled where the adapter has it).
+    pub shader_f64: bool,
 }
 
 fn info_of(a: &wgpu::Adapter) -> GpuInfo {
@@ -160,6 +162,10 @@ impl GpuContext {
         if timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        let shader_f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
+        if shader_f64 {
+            features |= wgpu::Features::SHADER_F64;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("powergrid"),
             required_features: features,
@@ -175,6 +181,7 @@ impl GpuContext {
             info,
             limits,
             timestamps,
+            shader_f64,
         })
     }
 

@@ -22,10 +22,16 @@
 //! The reported branch currents come from Kirchhoff's law on a spanning tree
 //! (`branch_order`), so loadings match pandapower to about 1e-4 pp even across
 //! near-zero impedances.
+//!
+//! [`GpuPrecision::F64`] (in the plan's [`SolverOptions`](super::SolverOptions))
+//! runs the same shader in f64 ([`shader_source`]) on adapters with f64 shaders:
+//! pandapower's precision on meshed transmission networks, where f32 angles alone
+//! cost about 1e-2 pp of line loading.
 
 use super::admittance::trafo_branch;
 use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
 use super::plan::{BranchSource, Plan};
+use super::precision::GpuPrecision;
 use super::sparse_lu::PatternValues;
 use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
 use crate::complex::C64;
@@ -39,6 +45,80 @@ pub(crate) mod port;
 
 /// The solver's WGSL source.
 pub const FDPF_WGSL: &str = include_str!("../../shaders/fdpf.wgsl");
+
+/// The solver's source at `precision`. f64 is the f32 source with every `f32`
+/// outside the uniform `Params` turned into `f64` (its f32 fields converted
+/// where read) and `cosm1_sin` built on an f64 sine: WGSL's `sin` has no f64
+/// overload. One source, so the two cannot drift apart.
+pub fn shader_source(precision: GpuPrecision) -> std::borrow::Cow<'static, str> {
+    match precision {
+        GpuPrecision::F32 => FDPF_WGSL.into(),
+        GpuPrecision::F64 => shader_f64(FDPF_WGSL).into(),
+    }
+}
+
+/// `cosm1_sin` of the f64 shader: `(cos θ − 1, sin θ)` to f64 rounding at any θ.
+const COSM1_SIN_F64: &str = "// f64 sine: Cody-Waite reduction by π/2 (fdlibm's two-part constant, exact for
+// |k| < 2^20), then Taylor polynomials on |r| ≤ π/4 (truncation below 1e-17).
+fn sin_f64(x: f64) -> f64 {
+    let k = round(x * 0.6366197723675814);
+    let r = (x - k * 1.5707963267341256) - k * 6.077100506506192e-11;
+    let r2 = r * r;
+    let s = r * (1.0 - r2 * (1.0 / 6.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 5040.0 - r2 * (1.0 / 362880.0 - r2 * (1.0 / 39916800.0 - r2 * (1.0 / 6227020800.0 - r2 * (1.0 / 1307674368000.0 - r2 * (1.0 / 355687428096000.0)))))))));
+    let c = 1.0 - r2 * (0.5 - r2 * (1.0 / 24.0 - r2 * (1.0 / 720.0 - r2 * (1.0 / 40320.0 - r2 * (1.0 / 3628800.0 - r2 * (1.0 / 479001600.0 - r2 * (1.0 / 87178291200.0 - r2 * (1.0 / 20922789888000.0))))))));
+    let q = i32(k) & 3;
+    if q == 0 {
+        return s;
+    }
+    if q == 1 {
+        return c;
+    }
+    if q == 2 {
+        return -s;
+    }
+    return -c;
+}
+
+fn cosm1_sin(th: f64) -> vec2<f64> {
+    let h = sin_f64(0.5 * th);
+    return vec2<f64>(-2.0 * h * h, sin_f64(th));
+}
+";
+
+/// The f64 shader text from the f32 one (see [`shader_source`]).
+fn shader_f64(src: &str) -> String {
+    let start = src
+        .find("struct Params {")
+        .expect("the shader declares Params");
+    let end = start + src[start..].find("\n}\n").expect("Params ends") + 3;
+    let (head, params, body) = (&src[..start], &src[start..end], &src[end..]);
+    let mut body = body.replace("f32", "f64");
+    // Params' f32 fields, converted where read.
+    for f in ["tol", "rot_re", "rot_im", "diverge", "sn"] {
+        let pat = format!("P.{f}");
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body.as_str();
+        while let Some(i) = rest.find(&pat) {
+            let after = &rest[i + pat.len()..];
+            let whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+            out.push_str(&rest[..i]);
+            if whole {
+                out.push_str(&format!("f64({pat})"));
+            } else {
+                out.push_str(&pat);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        body = out;
+    }
+    let f = body
+        .find("fn cosm1_sin(")
+        .expect("the shader has cosm1_sin");
+    let f_end = f + body[f..].find("\n}\n").expect("cosm1_sin ends") + 3;
+    body.replace_range(f..f_end, COSM1_SIN_F64);
+    format!("{head}{params}{body}")
+}
 
 /// Smallest mismatch tolerance (p.u.) used on the GPU: f32 rounding of branch
 /// currents puts the mismatch floor a little below it.
@@ -169,21 +249,37 @@ struct Layout {
     tap_down: TapDown,
 }
 
-/// Per-row dirty ranges of a host mirror (copy indices, inclusive).
+/// Per-row dirty ranges of a host mirror (copy indices, inclusive). The values
+/// are f32, or f64 for the f64 shader ([`GpuPrecision::F64`]).
 struct Mirror {
     data: Vec<f32>,
+    data64: Vec<f64>,
     lo: Vec<usize>,
     hi: Vec<usize>,
     batch: usize,
 }
 
 impl Mirror {
-    fn new(rows: usize, batch: usize) -> Self {
+    fn new(rows: usize, batch: usize, precision: GpuPrecision) -> Self {
+        let (n32, n64) = match precision {
+            GpuPrecision::F32 => (rows * batch, 0),
+            GpuPrecision::F64 => (0, rows * batch),
+        };
         Mirror {
-            data: vec![0.0; rows * batch],
+            data: vec![0.0; n32],
+            data64: vec![0.0; n64],
             lo: vec![usize::MAX; rows],
             hi: vec![0; rows],
             batch,
+        }
+    }
+
+    /// Values `s..e` as the device's bytes.
+    fn bytes(&self, s: usize, e: usize) -> (&[u8], usize) {
+        if self.data64.is_empty() {
+            (bytemuck::cast_slice(&self.data[s..e]), 4)
+        } else {
+            (bytemuck::cast_slice(&self.data64[s..e]), 8)
         }
     }
 }
@@ -197,10 +293,18 @@ trait Put {
 impl Put for Mirror {
     #[inline]
     fn put(&mut self, row: usize, c: usize, v: f64) {
-        let v = v as f32;
         let i = row * self.batch + c;
-        if self.data[i].to_bits() != v.to_bits() {
+        let changed = if self.data64.is_empty() {
+            let v = v as f32;
+            let changed = self.data[i].to_bits() != v.to_bits();
             self.data[i] = v;
+            changed
+        } else {
+            let changed = self.data64[i].to_bits() != v.to_bits();
+            self.data64[i] = v;
+            changed
+        };
+        if changed {
             self.lo[row] = self.lo[row].min(c);
             self.hi[row] = self.hi[row].max(c);
         }
@@ -223,7 +327,8 @@ impl Mirror {
             span = match span {
                 Some((s, e)) if a <= e + gap => Some((s, b)),
                 Some((s, e)) => {
-                    queue.write_buffer(buf, (s * 4) as u64, bytemuck::cast_slice(&self.data[s..e]));
+                    let (bytes, w) = self.bytes(s, e);
+                    queue.write_buffer(buf, (s * w) as u64, bytes);
                     Some((a, b))
                 }
                 None => Some((a, b)),
@@ -232,7 +337,8 @@ impl Mirror {
             self.hi[row] = 0;
         }
         if let Some((s, e)) = span {
-            queue.write_buffer(buf, (s * 4) as u64, bytemuck::cast_slice(&self.data[s..e]));
+            let (bytes, w) = self.bytes(s, e);
+            queue.write_buffer(buf, (s * w) as u64, bytes);
         }
     }
 }
@@ -261,6 +367,8 @@ pub struct GpuBatch {
     plan: Arc<Plan>,
     layout: Layout,
     pipeline: wgpu::ComputePipeline,
+    /// `results_staged`, dispatched twice after `main_staged`'s passes.
+    results_pipeline: Option<wgpu::ComputePipeline>,
     chunks: Vec<Chunk>,
     inputs: BatchInputs,
     results: BatchResults,
@@ -304,6 +412,85 @@ fn init_buffer(
         })
 }
 
+/// How a solve is spread over dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schedule {
+    /// The whole iteration loop in one dispatch, or on llvmpipe as many
+    /// iterations per dispatch as its loop-trip limit allows, or one stage per
+    /// dispatch where not even one iteration fits.
+    Auto,
+    /// One dispatch (tests on llvmpipe with small networks).
+    Single,
+    /// One stage per dispatch (`main_staged`; tests).
+    Staged,
+}
+
+/// Shader loop trips of one invocation (llvmpipe counts them per dispatch).
+struct LoopTrips {
+    /// A solve's start and results.
+    fixed: usize,
+    /// One FDPF iteration.
+    per_iter: usize,
+    /// `main_staged`'s stages (start, mismatch currents and norm, P right-hand
+    /// side, forward solve, backward solve and update, the same for Q).
+    stages: [(&'static str, usize); 9],
+    /// Its two result stages (branch currents, tables), dispatched once every
+    /// copy has finished (`results_staged`).
+    results: [usize; 2],
+}
+
+impl LoopTrips {
+    fn of(plan: &Plan, layout: &Layout) -> LoopTrips {
+        let (n, nn) = (plan.n_pq, plan.n_node);
+        let (nb, nl, nt, ne) = plan.sizes();
+        let n_br = layout.params.n_br as usize;
+        let currents = nn + n_br;
+        let mismatch = currents + n;
+        let per_iter = 2 * mismatch
+            + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
+            + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
+            + 4;
+        let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
+        let start = nn + n + plan.tap_trafos.len() + down + 8;
+        let results = [
+            currents + 8,
+            nb + nl + nt + ne + layout.params.n_site as usize + 8,
+        ];
+        LoopTrips {
+            fixed: start + mismatch + results[0] + results[1],
+            per_iter,
+            stages: [
+                ("start", start),
+                ("mismatch currents", currents),
+                ("mismatch norm", n),
+                ("P right-hand side", n),
+                ("P forward solve", n + plan.bp.l_col.len()),
+                ("P backward solve", 2 * n + plan.bp.u_col.len()),
+                ("Q right-hand side", n),
+                ("Q forward solve", n + plan.bpp.l_col.len()),
+                ("Q backward solve", 2 * n + plan.bpp.u_col.len()),
+            ],
+            results,
+        }
+    }
+
+    /// The largest stage and its trips.
+    fn largest_stage(&self) -> (&'static str, usize) {
+        let r = self.results[0].max(self.results[1]);
+        let (name, t) = self
+            .stages
+            .iter()
+            .copied()
+            .max_by_key(|s| s.1)
+            .expect("stages");
+        if r > t {
+            ("results", r)
+        } else {
+            (name, t)
+        }
+    }
+}
+
 impl GpuBatch {
     /// `batch` copies at the network's own set-points, on the shared context.
     pub fn new(plan: Arc<Plan>, batch: usize) -> Result<Self> {
@@ -322,7 +509,15 @@ impl GpuBatch {
     /// lavapipe with a network small enough for its loop-trip limit.
     pub fn single_dispatch(plan: Arc<Plan>, batch: usize) -> Result<Self> {
         let ctx = GpuContext::shared()?;
-        Self::build(ctx, plan, batch, usize::MAX, true)
+        Self::build(ctx, plan, batch, usize::MAX, Schedule::Single)
+    }
+
+    /// Like [`new`](Self::new), but one stage of an FDPF iteration per dispatch
+    /// (the shader's `main_staged`), as on llvmpipe for networks whose iteration
+    /// exceeds its loop-trip limit, so that schedule can be tested on any network.
+    pub fn staged(plan: Arc<Plan>, batch: usize) -> Result<Self> {
+        let ctx = GpuContext::shared()?;
+        Self::build(ctx, plan, batch, usize::MAX, Schedule::Staged)
     }
 
     /// On an explicit context.
@@ -332,7 +527,7 @@ impl GpuBatch {
         batch: usize,
         max_chunk: usize,
     ) -> Result<Self> {
-        Self::build(ctx, plan, batch, max_chunk, false)
+        Self::build(ctx, plan, batch, max_chunk, Schedule::Auto)
     }
 
     fn build(
@@ -340,7 +535,7 @@ impl GpuBatch {
         plan: Arc<Plan>,
         batch: usize,
         max_chunk: usize,
-        single_dispatch: bool,
+        schedule: Schedule,
     ) -> Result<Self> {
         // The shader's branch form is reciprocal (one series admittance).
         if let Some(k) = plan.branches.iter().find_map(|b| match b.source {
@@ -352,47 +547,49 @@ impl GpuBatch {
                 plan.net.impedances[k].name
             )));
         }
+        let precision = plan.options.gpu_precision;
+        if precision == GpuPrecision::F64 && !ctx.shader_f64 {
+            return Err(Error::Unsupported(format!(
+                "GPU precision f64: {} has no f64 shaders (SHADER_F64); use gpu_precision f32 or the CPU backend",
+                ctx.info
+            )));
+        }
         if ctx.info.is_cpu_emulated() {
             // An emulated device's buffers are host memory too.
             super::memory::check_emulated_gpu(&plan, batch)?;
         }
-        let (idx, sh, mut layout) = build_shared(&plan);
-        if ctx.info.is_cpu_emulated() && !single_dispatch {
+        let (idx, sh64, mut layout) = build_shared64(&plan);
+        let esize = precision_bytes(precision);
+        let emulated = ctx.info.is_cpu_emulated();
+        let trips = LoopTrips::of(&plan, &layout);
+        let staged = match schedule {
+            Schedule::Staged => true,
+            Schedule::Single => false,
+            Schedule::Auto => emulated && trips.fixed + trips.per_iter > LLVMPIPE_LOOP_LIMIT,
+        };
+        let mut entry = "main";
+        if staged {
+            // llvmpipe cannot run even one FDPF iteration in a dispatch: one stage
+            // of it per dispatch (`main_staged`), if each stage fits.
+            let (stage, worst) = trips.largest_stage();
+            if emulated && worst > LLVMPIPE_LOOP_LIMIT - 2_000 {
+                return Err(Error::Gpu(format!(
+                    "{} nodes with {} factor non-zeros: one stage of an FDPF iteration ({stage}) \
+                     needs about {worst} shader loop trips, more than llvmpipe's limit of \
+                     {LLVMPIPE_LOOP_LIMIT} per invocation and dispatch: use the CPU backend or a \
+                     real GPU",
+                    plan.n_node,
+                    plan.bp.l_col.len() + plan.bp.u_col.len(),
+                )));
+            }
+            entry = "main_staged";
+            let iters = plan.options.max_iterations as usize + layout.params.polish as usize;
+            layout.passes = 3 + 10 * iters;
+        } else if emulated && schedule == Schedule::Auto {
             // llvmpipe stops a shader invocation after 65535 loop trips in total, so
             // the iteration loop is split over several dispatches there (state and
             // loop counters stay in the work buffer between them).
-            let (n, nn) = (plan.n_pq, plan.n_node);
-            let (nb, nl, nt, ne) = plan.sizes();
-            let mismatch = nn + layout.params.n_br as usize + n;
-            let per_iter = 2 * mismatch
-                + (4 * n + plan.bp.l_col.len() + plan.bp.u_col.len())
-                + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
-                + 4;
-            let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
-            let fixed = nn
-                + n
-                + mismatch
-                + (nn + layout.params.n_br as usize)
-                + nb
-                + nl
-                + nt
-                + ne
-                + plan.tap_trafos.len()
-                + down
-                + 16;
-            if fixed + per_iter > LLVMPIPE_LOOP_LIMIT {
-                // Not even one iteration fits in a dispatch: llvmpipe would stop
-                // the invocation mid-iteration and the copy would diverge.
-                return Err(Error::Gpu(format!(
-                    "{} nodes with {} factor non-zeros need about {} shader loop trips per \
-                     FDPF iteration, more than llvmpipe's limit of {LLVMPIPE_LOOP_LIMIT} per \
-                     invocation and dispatch: use the CPU backend or a real GPU",
-                    plan.n_node,
-                    plan.bp.l_col.len() + plan.bp.u_col.len(),
-                    fixed + per_iter
-                )));
-            }
-            let iters = (LOOP_TRIP_BUDGET.saturating_sub(fixed) / per_iter).max(1);
+            let iters = (LOOP_TRIP_BUDGET.saturating_sub(trips.fixed) / trips.per_iter).max(1);
             layout.params.pass_iters = iters as u32;
             let total = plan.options.max_iterations as usize + POLISH_ITERATIONS as usize + 1;
             layout.passes = total.div_ceil(iters) + 1;
@@ -400,7 +597,7 @@ impl GpuBatch {
         let device = &ctx.device;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("fdpf.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(FDPF_WGSL.into()),
+            source: wgpu::ShaderSource::Wgsl(shader_source(precision)),
         });
         let bgl = bind_group_layout(device);
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -408,17 +605,27 @@ impl GpuBatch {
             bind_group_layouts: &[Some(&bgl)],
             immediate_size: 0,
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("fdpf"),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let make = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("fdpf"),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let pipeline = make(entry);
+        let results_pipeline = staged.then(|| make("results_staged"));
         let su = wgpu::BufferUsages::STORAGE;
         let idx_buf = init_buffer(&ctx, "fdpf idx", bytemuck::cast_slice(&idx), su);
-        let sh_buf = init_buffer(&ctx, "fdpf shared", bytemuck::cast_slice(&sh), su);
+        let sh_buf = match precision {
+            GpuPrecision::F32 => {
+                let sh: Vec<f32> = sh64.iter().map(|&x| x as f32).collect();
+                init_buffer(&ctx, "fdpf shared", bytemuck::cast_slice(&sh), su)
+            }
+            GpuPrecision::F64 => init_buffer(&ctx, "fdpf shared", bytemuck::cast_slice(&sh64), su),
+        };
 
         // Chunk size: the largest per-copy buffer must fit one binding.
         let max_rows = layout
@@ -427,13 +634,14 @@ impl GpuBatch {
             .max(layout.rows_work)
             .max(layout.rows_out)
             .max(1);
-        let fit = (ctx.max_binding_bytes() / (max_rows as u64 * 4)) as usize;
+        let fit = (ctx.max_binding_bytes() / (max_rows * esize) as u64) as usize;
         let per = max_chunk.min(fit).min(65535 * WORKGROUP as usize).max(1);
         let mut chunks = vec![];
         let mut c0 = 0;
         while c0 < batch {
             let len = per.min(batch - c0);
-            chunks.push(make_chunk(&ctx, &layout, &bgl, &idx_buf, &sh_buf, c0, len));
+            let bufs = (&idx_buf, &sh_buf);
+            chunks.push(make_chunk(&ctx, &layout, &bgl, bufs, precision, c0, len));
             c0 += len;
         }
         let n_tap = plan.tap_trafos.len();
@@ -443,6 +651,7 @@ impl GpuBatch {
         Ok(GpuBatch {
             layout,
             pipeline,
+            results_pipeline,
             chunks,
             inputs,
             results,
@@ -507,7 +716,10 @@ impl GpuBatch {
             ch.pc.upload(queue, &ch.pc_buf);
             ch.bpp.upload(queue, &ch.bpp_buf);
         }
-        let one = 1.0f32.to_ne_bytes();
+        let esize = precision_bytes(self.plan.options.gpu_precision);
+        let one_f32 = 1.0f32.to_ne_bytes();
+        let one_f64 = 1.0f64.to_ne_bytes();
+        let one: &[u8] = if esize == 8 { &one_f64 } else { &one_f32 };
         for c in self.pending_cold.drain(..) {
             if let Some(ch) = self
                 .chunks
@@ -516,17 +728,17 @@ impl GpuBatch {
             {
                 queue.write_buffer(
                     &ch.work_buf,
-                    ((self.layout.row_cold * ch.len + c - ch.c0) * 4) as u64,
-                    &one,
+                    ((self.layout.row_cold * ch.len + c - ch.c0) * esize) as u64,
+                    one,
                 );
             }
         }
         // Every copy starts a new solve (loop phase 0).
         for ch in &self.chunks {
-            let zeros = vec![0u8; ch.len * 4];
+            let zeros = vec![0u8; ch.len * esize];
             queue.write_buffer(
                 &ch.work_buf,
-                ((self.layout.row_cold + 1) * ch.len * 4) as u64,
+                ((self.layout.row_cold + 1) * ch.len * esize) as u64,
                 &zeros,
             );
         }
@@ -549,8 +761,14 @@ impl GpuBatch {
                 });
                 pass.set_pipeline(&self.pipeline);
                 pass.set_bind_group(0, &ch.bind_group, &[]);
+                let groups = (ch.len as u32).div_ceil(WORKGROUP);
                 for _ in 0..self.layout.passes {
-                    pass.dispatch_workgroups((ch.len as u32).div_ceil(WORKGROUP), 1, 1);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                if let Some(results) = &self.results_pipeline {
+                    pass.set_pipeline(results);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                    pass.dispatch_workgroups(groups, 1, 1);
                 }
             }
             if let Some((q, resolve, read)) = &ch.queries {
@@ -571,7 +789,6 @@ impl GpuBatch {
             .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
         let period = queue.get_timestamp_period() as f64;
         let mut gpu_ns = None;
-        let (nb, nl, nt, ne) = self.plan.sizes();
         let r = &mut self.results;
         for ch in &self.chunks {
             {
@@ -580,63 +797,27 @@ impl GpuBatch {
                     .slice(..)
                     .get_mapped_range()
                     .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
-                let out: &[f32] = bytemuck::cast_slice(&view);
-                let b = ch.len;
-                let row = |k: usize| &out[k * b..(k + 1) * b];
-                for lc in 0..b {
-                    let c = ch.c0 + lc;
-                    r.converged[c] = row(0)[lc] != 0.0;
-                    r.iterations[c] = row(1)[lc] as u32;
-                    r.max_mismatch_pu[c] = row(2)[lc] as f64;
-                }
-                let mut o = 3;
-                for table in [&mut r.vm_pu, &mut r.va_degree] {
-                    fill_table(table, out, o, nb, ch.c0, b);
-                    o += nb;
-                }
-                for table in [
-                    &mut r.line_p_from_mw,
-                    &mut r.line_q_from_mvar,
-                    &mut r.line_i_ka,
-                    &mut r.line_loading_percent,
-                ] {
-                    fill_table(table, out, o, nl, ch.c0, b);
-                    o += nl;
-                }
-                for table in [
-                    &mut r.trafo_loading_percent,
-                    &mut r.trafo_p_hv_mw,
-                    &mut r.trafo_q_hv_mvar,
-                    &mut r.trafo_p_lv_mw,
-                    &mut r.trafo_q_lv_mvar,
-                ] {
-                    fill_table(table, out, o, nt, ch.c0, b);
-                    o += nt;
-                }
-                fill_table(&mut r.ext_grid_p_mw, out, o, ne, ch.c0, b);
-                fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, ch.c0, b);
-                // Gen nodes' Q balance (MVar), split among their gens and
-                // ext_grids on the host as the CPU does; gen P is the set-point.
-                let o = o + 2 * ne;
                 let plan = &*self.plan;
-                for lc in 0..b {
-                    let c = ch.c0 + lc;
-                    for (k, n) in plan.gen_node.iter().enumerate() {
-                        r.gen_p_mw[(c, k)] = if n.is_some() {
-                            self.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
-                        } else {
-                            0.0
-                        };
-                        r.gen_q_mvar[(c, k)] = 0.0;
-                    }
-                    let mut eq = r.ext_grid_q_mvar.row_mut(c);
-                    let eq = eq.as_slice_mut().expect("standard layout");
-                    let mut gq = r.gen_q_mvar.row_mut(c);
-                    let gq = gq.as_slice_mut().expect("standard layout");
-                    for (j, site) in self.gen_sites.sites.iter().enumerate() {
-                        let q_bus = out[(o + j) * b + lc] as f64;
-                        self.gen_sites.split_q(plan, site, q_bus, eq, gq);
-                    }
+                let sites = &self.gen_sites;
+                let inputs = &self.inputs;
+                if esize == 8 {
+                    read_chunk(
+                        bytemuck::cast_slice::<u8, f64>(&view),
+                        r,
+                        plan,
+                        inputs,
+                        sites,
+                        (ch.c0, ch.len),
+                    );
+                } else {
+                    read_chunk(
+                        bytemuck::cast_slice::<u8, f32>(&view),
+                        r,
+                        plan,
+                        inputs,
+                        sites,
+                        (ch.c0, ch.len),
+                    );
                 }
             }
             ch.staging.unmap();
@@ -761,9 +942,76 @@ fn prepare_copies(
 }
 
 /// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
-fn fill_table(
+/// One chunk's read-back results (f32 or f64) into the result tables.
+fn read_chunk<T: Copy + Into<f64>>(
+    out: &[T],
+    r: &mut BatchResults,
+    plan: &Plan,
+    inputs: &BatchInputs,
+    gen_sites: &super::injections::GenSites,
+    (c0, b): (usize, usize),
+) {
+    let (nb, nl, nt, ne) = plan.sizes();
+    let row = |k: usize| &out[k * b..(k + 1) * b];
+    for lc in 0..b {
+        let c = c0 + lc;
+        r.converged[c] = row(0)[lc].into() != 0.0;
+        r.iterations[c] = row(1)[lc].into() as u32;
+        r.max_mismatch_pu[c] = row(2)[lc].into();
+    }
+    let mut o = 3;
+    for table in [&mut r.vm_pu, &mut r.va_degree] {
+        fill_table(table, out, o, nb, c0, b);
+        o += nb;
+    }
+    for table in [
+        &mut r.line_p_from_mw,
+        &mut r.line_q_from_mvar,
+        &mut r.line_i_ka,
+        &mut r.line_loading_percent,
+    ] {
+        fill_table(table, out, o, nl, c0, b);
+        o += nl;
+    }
+    for table in [
+        &mut r.trafo_loading_percent,
+        &mut r.trafo_p_hv_mw,
+        &mut r.trafo_q_hv_mvar,
+        &mut r.trafo_p_lv_mw,
+        &mut r.trafo_q_lv_mvar,
+    ] {
+        fill_table(table, out, o, nt, c0, b);
+        o += nt;
+    }
+    fill_table(&mut r.ext_grid_p_mw, out, o, ne, c0, b);
+    fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, c0, b);
+    // Gen nodes' Q balance (MVar), split among their gens and
+    // ext_grids on the host as the CPU does; gen P is the set-point.
+    let o = o + 2 * ne;
+    for lc in 0..b {
+        let c = c0 + lc;
+        for (k, n) in plan.gen_node.iter().enumerate() {
+            r.gen_p_mw[(c, k)] = if n.is_some() {
+                inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+            } else {
+                0.0
+            };
+            r.gen_q_mvar[(c, k)] = 0.0;
+        }
+        let mut eq = r.ext_grid_q_mvar.row_mut(c);
+        let eq = eq.as_slice_mut().expect("standard layout");
+        let mut gq = r.gen_q_mvar.row_mut(c);
+        let gq = gq.as_slice_mut().expect("standard layout");
+        for (j, site) in gen_sites.sites.iter().enumerate() {
+            let q_bus = out[(o + j) * b + lc].into();
+            gen_sites.split_q(plan, site, q_bus, eq, gq);
+        }
+    }
+}
+
+fn fill_table<T: Copy + Into<f64>>(
     table: &mut ndarray::Array2<f64>,
-    out: &[f32],
+    out: &[T],
     o: usize,
     n: usize,
     c0: usize,
@@ -772,7 +1020,7 @@ fn fill_table(
     for j in 0..n {
         let src = &out[(o + j) * b..(o + j + 1) * b];
         for (lc, v) in src.iter().enumerate() {
-            table[(c0 + lc, j)] = *v as f64;
+            table[(c0 + lc, j)] = (*v).into();
         }
     }
 }
@@ -816,13 +1064,13 @@ fn make_chunk(
     ctx: &GpuContext,
     layout: &Layout,
     bgl: &wgpu::BindGroupLayout,
-    idx: &wgpu::Buffer,
-    sh: &wgpu::Buffer,
+    (idx, sh): (&wgpu::Buffer, &wgpu::Buffer),
+    precision: GpuPrecision,
     c0: usize,
     len: usize,
 ) -> Chunk {
     use wgpu::BufferUsages as U;
-    let b = len as u64 * 4;
+    let b = (len * precision_bytes(precision)) as u64;
     let mut params = layout.params;
     params.batch = len as u32;
     let params_buf = init_buffer(ctx, "fdpf params", bytemuck::bytes_of(&params), U::UNIFORM);
@@ -839,12 +1087,20 @@ fn make_chunk(
         U::STORAGE | U::COPY_DST,
     );
     // Work starts zeroed with every copy cold.
-    let mut work = vec![0.0f32; layout.rows_work * len];
+    let mut work = vec![0.0f64; layout.rows_work * len];
     work[layout.row_cold * len..(layout.row_cold + 1) * len].fill(1.0);
+    let work32: Vec<f32>;
+    let work_bytes: &[u8] = match precision {
+        GpuPrecision::F32 => {
+            work32 = work.iter().map(|&x| x as f32).collect();
+            bytemuck::cast_slice(&work32)
+        }
+        GpuPrecision::F64 => bytemuck::cast_slice(&work),
+    };
     let work_buf = init_buffer(
         ctx,
         "fdpf state",
-        bytemuck::cast_slice(&work),
+        work_bytes,
         U::STORAGE | U::COPY_DST | U::COPY_SRC,
     );
     let out_bytes = layout.rows_out as u64 * b;
@@ -889,8 +1145,8 @@ fn make_chunk(
         _params: params_buf,
         c0,
         len,
-        pc: Mirror::new(layout.rows_pc, len),
-        bpp: Mirror::new(layout.rows_bpp, len),
+        pc: Mirror::new(layout.rows_pc, len, precision),
+        bpp: Mirror::new(layout.rows_bpp, len, precision),
         pc_buf,
         bpp_buf,
         work_buf,
@@ -901,13 +1157,22 @@ fn make_chunk(
     }
 }
 
+/// Bytes per value of the device buffers at `precision`.
+fn precision_bytes(precision: GpuPrecision) -> usize {
+    match precision {
+        GpuPrecision::F32 => 4,
+        GpuPrecision::F64 => 8,
+    }
+}
+
 /// Bytes one copy of `plan` needs on the GPU backend: `(host, device)`. Device:
 /// the per-copy inputs, B'' values, state and results buffers (f32) and the
 /// results' readback copy; host: their upload mirrors, the f64 inputs and results.
 pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
     let l = build_shared(plan).2;
-    let device = 4 * (l.rows_pc + l.rows_bpp + l.rows_work + 2 * l.rows_out);
-    let host = 4 * (l.rows_pc + l.rows_bpp)
+    let w = precision_bytes(plan.options.gpu_precision);
+    let device = w * (l.rows_pc + l.rows_bpp + l.rows_work + 2 * l.rows_out);
+    let host = w * (l.rows_pc + l.rows_bpp)
         + 8 * plan.tap_trafos.len()
         + super::memory::io_bytes_per_copy(&plan.net);
     (host, device)
@@ -1056,7 +1321,7 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         ne: ne as u32,
         max_iter: p.options.max_iterations,
         polish: POLISH_ITERATIONS,
-        tol: p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32,
+        tol: 0.0,
         rot_re: p.rot.re as f32,
         rot_im: p.rot.im as f32,
         diverge: 1e6,
@@ -1208,12 +1473,15 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         k_node[b.f] += y;
         k_node[b.t] += y;
     }
-    let tol_node: Vec<f64> = k_node
-        .iter()
-        .map(|k| 8.0 * 0.5 * f32::EPSILON as f64 * k)
-        .collect();
+    // f64: the same floor at f64's epsilon (far below any tolerance), no polish.
+    let (eps, floor, polish) = match p.options.gpu_precision {
+        GpuPrecision::F32 => (f32::EPSILON as f64, F32_TOLERANCE_PU, POLISH_ITERATIONS),
+        GpuPrecision::F64 => (f64::EPSILON, 0.0, 0),
+    };
+    let tol_node: Vec<f64> = k_node.iter().map(|k| 8.0 * 0.5 * eps * k).collect();
     prm.s_tol = putf(&tol_node, &mut sh);
-    prm.tol = p.options.tolerance_pu.max(F32_TOLERANCE_PU) as f32;
+    prm.tol = p.options.tolerance_pu.max(floor) as f32;
+    prm.polish = polish;
 
     let n_tap = p.tap_trafos.len();
     prm.p_zip = if p.has_zip {
@@ -1259,7 +1527,10 @@ impl PowerFlow for GpuBatch {
         } else {
             String::new()
         };
-        format!("gpu (f32 WGSL on {}{chunks})", self.ctx.info)
+        format!(
+            "gpu ({} WGSL on {}{chunks})",
+            self.plan.options.gpu_precision, self.ctx.info
+        )
     }
     fn batch(&self) -> usize {
         self.results.batch()
@@ -1288,6 +1559,73 @@ impl PowerFlow for GpuBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The f64 shader is the f32 one with every f32 outside `Params` turned
+    /// into f64, Params' f32 fields converted where read, and an f64 sine.
+    #[test]
+    fn f64_shader_is_the_f32_shader_in_f64() {
+        let src = shader_source(GpuPrecision::F64);
+        let start = src.find("struct Params {").unwrap();
+        let end = start + src[start..].find("\n}\n").unwrap();
+        assert!(src[start..end].contains("tol: f32"));
+        let body = &src[end..];
+        assert!(!body.contains("f32"), "f32 left in the f64 shader");
+        for f in ["tol", "rot_re", "rot_im", "diverge", "sn"] {
+            assert!(body.contains(&format!("f64(P.{f})")), "P.{f} not converted");
+        }
+        assert!(!body.contains(" sin("), "WGSL's sin has no f64 overload");
+        assert_eq!(body.matches("fn cosm1_sin(").count(), 1);
+        assert!(body.contains("fn sin_f64("));
+    }
+
+    /// The f64 shader's sine (`sin_f64` in `COSM1_SIN_F64`), written again in
+    /// Rust with the same constants and polynomials: within 2 ulp of libm over the
+    /// angles a power flow sees, and `cos θ − 1` from it without cancellation.
+    #[test]
+    fn f64_shader_sine_is_accurate() {
+        fn sin_f64(x: f64) -> f64 {
+            let k = (x * std::f64::consts::FRAC_2_PI).round();
+            let r = (x - k * 1.5707963267341256) - k * 6.077100506506192e-11;
+            let r2 = r * r;
+            let s = r
+                * (1.0
+                    - r2 * (1.0 / 6.0
+                        - r2 * (1.0 / 120.0
+                            - r2 * (1.0 / 5040.0
+                                - r2 * (1.0 / 362880.0
+                                    - r2 * (1.0 / 39916800.0
+                                        - r2 * (1.0 / 6227020800.0
+                                            - r2 * (1.0 / 1307674368000.0
+                                                - r2 * (1.0 / 355687428096000.0)))))))));
+            let c = 1.0
+                - r2 * (0.5
+                    - r2 * (1.0 / 24.0
+                        - r2 * (1.0 / 720.0
+                            - r2 * (1.0 / 40320.0
+                                - r2 * (1.0 / 3628800.0
+                                    - r2 * (1.0 / 479001600.0
+                                        - r2 * (1.0 / 87178291200.0
+                                            - r2 * (1.0 / 20922789888000.0))))))));
+            match (k as i32) & 3 {
+                0 => s,
+                1 => c,
+                2 => -s,
+                _ => -c,
+            }
+        }
+        assert!(COSM1_SIN_F64.contains("round(x * 0.6366197723675814)"));
+        assert!(COSM1_SIN_F64.contains("k * 1.5707963267341256) - k * 6.077100506506192e-11"));
+        let mut worst = 0.0f64;
+        for i in -40_000..=40_000 {
+            let x = i as f64 * 1e-4 + 1e-9 * i as f64;
+            let (a, b) = (sin_f64(x), x.sin());
+            worst = worst.max((a - b).abs() / f64::EPSILON);
+            let cm1 = -2.0 * sin_f64(0.5 * x).powi(2);
+            let want = -2.0 * (0.5 * x).sin().powi(2);
+            assert!((cm1 - want).abs() <= 8.0 * f64::EPSILON * want.abs(), "{x}");
+        }
+        assert!(worst <= 2.0, "sin_f64 off by {worst} ulp of 1");
+    }
 
     /// The result pass's order: every branch once; Kirchhoff-law branches after
     /// everything else at their peel node (a PQ node); from voltages only the

@@ -7,6 +7,7 @@ pub mod cpu;
 pub(crate) mod injections;
 pub mod memory;
 pub mod plan;
+pub mod precision;
 pub mod scenarios;
 pub(crate) mod sparse_lu;
 pub(crate) mod tap_warm;
@@ -15,6 +16,7 @@ pub mod trafo3w;
 pub use batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary, SolveWork};
 pub use cpu::{CpuBatch, CpuKernel};
 pub use plan::{Plan, SolverOptions, Variant};
+pub use precision::GpuPrecision;
 pub mod gpu;
 
 /// Which power-flow backend to use.

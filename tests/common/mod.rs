@@ -80,7 +80,20 @@ pub fn cpu_solve(
 /// `reference`'s scenarios on a fresh GPU batch (call [`gpu_or_skip`] first):
 /// the plan and the results.
 pub fn gpu_solve(net: &Network, reference: &ScenarioFile) -> (Arc<Plan>, BatchResults) {
-    let plan = default_plan(net);
+    gpu_solve_with(net, reference, powergrid::powerflow::GpuPrecision::F32)
+}
+
+/// [`gpu_solve`] at `precision`.
+pub fn gpu_solve_with(
+    net: &Network,
+    reference: &ScenarioFile,
+    precision: powergrid::powerflow::GpuPrecision,
+) -> (Arc<Plan>, BatchResults) {
+    let options = SolverOptions {
+        gpu_precision: precision,
+        ..SolverOptions::default()
+    };
+    let plan = Arc::new(Plan::new(net, options).unwrap());
     let mut gpu =
         powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len()).unwrap();
     let r = solve_scenarios(&mut gpu, net, reference);

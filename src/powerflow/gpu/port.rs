@@ -395,6 +395,11 @@ impl<T: Real> Port<T> {
     }
 
     pub fn mismatch(&mut self, c: u32) -> V2<T> {
+        self.mismatch_currents(c);
+        self.mismatch_norm(c)
+    }
+
+    pub fn mismatch_currents(&mut self, c: u32) {
         let n_node = self.p.n_node;
         let one = Self::k(1.0);
         for i in 0..n_node {
@@ -421,6 +426,9 @@ impl<T: Real> Port<T> {
             self.set_w(rt, c, self.w(rt, c) + fl.jt.x);
             self.set_w(rti, c, self.w(rti, c) + fl.jt.y);
         }
+    }
+
+    pub fn mismatch_norm(&mut self, c: u32) -> V2<T> {
         let mut worst = v2(Self::k(0.0), Self::k(0.0));
         for i in 0..self.p.n_pq {
             let ds = self.delta_s(i, c);
@@ -443,6 +451,11 @@ impl<T: Real> Port<T> {
     }
 
     pub fn solve_bp(&mut self, c: u32) {
+        self.solve_bp_lower(c);
+        self.solve_bp_upper(c);
+    }
+
+    pub fn solve_bp_lower(&mut self, c: u32) {
         let p = self.p;
         let n = p.n_pq;
         for i in 0..n {
@@ -452,6 +465,11 @@ impl<T: Real> Port<T> {
             }
             self.set_w(self.r_x(i), c, s);
         }
+    }
+
+    pub fn solve_bp_upper(&mut self, c: u32) {
+        let p = self.p;
+        let n = p.n_pq;
         for ii in 0..n {
             let i = n - 1 - ii;
             let mut s = self.w(self.r_x(i), c);
@@ -463,10 +481,13 @@ impl<T: Real> Port<T> {
     }
 
     pub fn solve_bpp(&mut self, c: u32) {
+        self.solve_bpp_lower(c);
+        self.solve_bpp_upper(c);
+    }
+
+    pub fn solve_bpp_lower(&mut self, c: u32) {
         let p = self.p;
         let n = p.n_pq;
-        let ou = p.nnz_bpp_l;
-        let od = p.nnz_bpp_l + p.nnz_bpp_u;
         let b = |s: &Self, r: u32| s.bppv[s.at(r, c)];
         for i in 0..n {
             let mut s = self.w(self.r_x(i), c);
@@ -475,6 +496,14 @@ impl<T: Real> Port<T> {
             }
             self.set_w(self.r_x(i), c, s);
         }
+    }
+
+    pub fn solve_bpp_upper(&mut self, c: u32) {
+        let p = self.p;
+        let n = p.n_pq;
+        let ou = p.nnz_bpp_l;
+        let od = p.nnz_bpp_l + p.nnz_bpp_u;
+        let b = |s: &Self, r: u32| s.bppv[s.at(r, c)];
         for ii in 0..n {
             let i = n - 1 - ii;
             let mut s = self.w(self.r_x(i), c);
@@ -486,6 +515,12 @@ impl<T: Real> Port<T> {
     }
 
     pub fn p_half_step(&mut self, c: u32) {
+        self.p_rhs(c);
+        self.solve_bp(c);
+        self.p_update(c);
+    }
+
+    pub fn p_rhs(&mut self, c: u32) {
         let rot = self.rot;
         for i in 0..self.p.n_pq {
             let mut ds = self.delta_s(i, c);
@@ -495,7 +530,9 @@ impl<T: Real> Port<T> {
             let x = cmul(ds, rot).x / (Self::k(1.0) + self.w(self.r_u(i), c));
             self.set_w(self.r_x(i), c, x);
         }
-        self.solve_bp(c);
+    }
+
+    pub fn p_update(&mut self, c: u32) {
         for i in 0..self.p.n_pq {
             let r = self.r_th(i);
             self.set_w(r, c, self.w(r, c) + self.w(self.r_x(i), c));
@@ -503,6 +540,12 @@ impl<T: Real> Port<T> {
     }
 
     pub fn q_half_step(&mut self, c: u32) {
+        self.q_rhs(c);
+        self.solve_bpp(c);
+        self.q_update(c);
+    }
+
+    pub fn q_rhs(&mut self, c: u32) {
         let rot = self.rot;
         for i in 0..self.p.n_pq {
             let mut x = Self::k(0.0);
@@ -511,7 +554,9 @@ impl<T: Real> Port<T> {
             }
             self.set_w(self.r_x(i), c, x);
         }
-        self.solve_bpp(c);
+    }
+
+    pub fn q_update(&mut self, c: u32) {
         for i in 0..self.p.n_pq {
             let r = self.r_u(i);
             self.set_w(r, c, self.w(r, c) + self.w(self.r_x(i), c));
@@ -597,6 +642,11 @@ impl<T: Real> Port<T> {
     }
 
     pub fn write_results(&mut self, c: u32) {
+        self.branch_currents(c);
+        self.write_tables(c);
+    }
+
+    pub fn write_tables(&mut self, c: u32) {
         let p = self.p;
         let (nb, nl, nt) = (p.nb, p.nl, p.nt);
         let o_va = 3 + nb;
@@ -611,7 +661,6 @@ impl<T: Real> Port<T> {
         let o_tql = o_tpl + nt;
         let o_ep = o_tql + nt;
         let o_eq = o_ep + p.ne;
-        self.branch_currents(c);
         let z = Self::k(0.0);
         let o = |s: &Self, r: u32| s.outp[s.at(r, c)];
         for b in 0..nb {
@@ -684,9 +733,8 @@ impl<T: Real> Port<T> {
         }
     }
 
-    /// `main`'s phase-0 block (a new solve): slack voltages, cold start or tap-move
-    /// warm start, PV set-points. Not a function of the shader; kept apart here so
-    /// that tests can put a copy in its start state.
+    /// A new solve: slack voltages, cold start or tap-move warm start, PV
+    /// set-points.
     pub fn start(&mut self, c: u32) {
         let p = self.p;
         let k = Self::k;
@@ -787,6 +835,112 @@ impl<T: Real> Port<T> {
         self.write_results(c);
     }
 
+    /// The shader's `main_staged` for invocation `c` (one dispatch, one stage).
+    pub fn main_staged(&mut self, c: u32) {
+        let p = self.p;
+        if c >= p.batch {
+            return;
+        }
+        let k = Self::k;
+        let phase = self.w(self.r_loop(0), c);
+        if phase >= k(2.0) && phase <= k(4.0) {
+            return;
+        }
+        let mut iters = self.w(self.r_loop(1), c).to64() as u32;
+        let mut polish = self.w(self.r_loop(2), c).to64() as u32;
+        let mut converged = self.w(self.r_loop(3), c) != k(0.0);
+        let mut norm = v2(self.w(self.r_loop(4), c), self.w(self.r_loop(5), c));
+        let mut next = phase + k(1.0);
+        let mut head = false;
+        if phase == k(0.0) {
+            iters = 0;
+            polish = 0;
+            converged = false;
+            self.start(c);
+            next = k(5.0);
+        } else if phase == k(5.0) || phase == k(14.0) || phase == k(19.0) {
+            self.mismatch_currents(c);
+        } else if phase == k(6.0) || phase == k(20.0) {
+            norm = self.mismatch_norm(c);
+            head = true;
+        } else if phase == k(11.0) {
+            self.p_rhs(c);
+        } else if phase == k(12.0) {
+            self.solve_bp_lower(c);
+        } else if phase == k(13.0) {
+            self.solve_bp_upper(c);
+            self.p_update(c);
+        } else if phase == k(15.0) {
+            norm = self.mismatch_norm(c);
+            if norm.y <= k(1.0) && !converged {
+                converged = true;
+                if p.polish == 0 {
+                    next = k(3.0);
+                }
+            }
+        } else if phase == k(16.0) {
+            self.q_rhs(c);
+        } else if phase == k(17.0) {
+            self.solve_bpp_lower(c);
+        } else {
+            self.solve_bpp_upper(c);
+            self.q_update(c);
+        }
+        if head {
+            next = k(11.0);
+            if norm.y <= k(1.0) || converged {
+                converged = true;
+                if polish >= p.polish {
+                    next = k(3.0);
+                }
+            } else if iters >= p.max_iter || norm.x > self.diverge {
+                next = k(3.0);
+            }
+            if next == k(11.0) {
+                if converged {
+                    polish += 1;
+                }
+                iters += 1;
+            }
+        }
+        let flag = |b: bool| if b { k(1.0) } else { k(0.0) };
+        self.set_w(self.r_loop(0), c, next);
+        self.set_w(self.r_loop(1), c, k(iters as f64));
+        self.set_w(self.r_loop(2), c, k(polish as f64));
+        self.set_w(self.r_loop(3), c, flag(converged));
+        self.set_w(self.r_loop(4), c, norm.x);
+        self.set_w(self.r_loop(5), c, norm.y);
+        if next == k(3.0) {
+            self.set_o(0, c, flag(converged));
+            self.set_o(1, c, k((iters - polish) as f64));
+            self.set_o(2, c, norm.x);
+            self.set_w(self.r_cold(), c, flag(!converged));
+        }
+    }
+
+    /// The shader's `results_staged` for invocation `c`.
+    pub fn results_staged(&mut self, c: u32) {
+        let k = Self::k;
+        if c >= self.p.batch {
+            return;
+        }
+        let phase = self.w(self.r_loop(0), c);
+        if phase == k(3.0) {
+            self.set_w(self.r_loop(0), c, k(4.0));
+            self.branch_currents(c);
+        } else if phase == k(4.0) {
+            self.set_w(self.r_loop(0), c, k(2.0));
+            self.write_tables(c);
+        }
+    }
+
+    /// Every invocation of one dispatch of `main_staged`.
+    pub fn dispatch_main_staged(&mut self) {
+        for c in 0..self.p.batch {
+            self.main_staged(c);
+        }
+    }
+
     /// Every invocation of one dispatch of `main`.
     pub fn dispatch_main(&mut self) {
         for c in 0..self.p.batch {
@@ -839,6 +993,9 @@ pub(crate) struct PortBatch<T> {
     bpp_f: PatternValues,
     bpp_work: Vec<f64>,
     primed: bool,
+    /// Run `main_staged` (one stage per dispatch, as on llvmpipe for large
+    /// networks) instead of `main`.
+    pub staged: bool,
 }
 
 impl<T: Real> PortBatch<T> {
@@ -862,6 +1019,7 @@ impl<T: Real> PortBatch<T> {
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
             primed: false,
+            staged: false,
             layout,
             port,
             plan,
@@ -915,7 +1073,21 @@ impl<T: Real> PortBatch<T> {
         self.port.bppv = bppv.data;
         let r = self.layout.row_cold + 1;
         self.port.work[r * batch..(r + 1) * batch].fill(T::of(0.0));
-        self.port.dispatch_main();
+        if self.staged {
+            // Dispatches until every copy has finished iterating, then the two
+            // result dispatches, as the host schedules them.
+            let done = |p: &Port<T>| (0..batch).all(|c| p.work[r * batch + c] == T::of(3.0));
+            while !done(&self.port) {
+                self.port.dispatch_main_staged();
+            }
+            for _ in 0..2 {
+                for c in 0..batch as u32 {
+                    self.port.results_staged(c);
+                }
+            }
+        } else {
+            self.port.dispatch_main();
+        }
         Ok(())
     }
 
@@ -998,6 +1170,11 @@ impl GpuBatch {
     /// for the upload, `pc`/`bppv` from the host mirrors, `work`/`outp` read back.
     pub(crate) fn port(&self) -> Result<Port<f32>> {
         assert_eq!(self.chunks.len(), 1, "probe a batch of one chunk");
+        assert_eq!(
+            self.plan.options.gpu_precision,
+            super::GpuPrecision::F32,
+            "the port mirrors the f32 shader"
+        );
         let ch = &self.chunks[0];
         let (idx, sh, _) = build_shared(&self.plan);
         let mut p = self.layout.params;

@@ -32,6 +32,8 @@ pub struct SolverOptions {
     /// Fixed variant and rotation ψ in radians; `None` picks the pair that
     /// converges fastest on the base case.
     pub variant: Option<(Variant, f64)>,
+    /// Arithmetic of the GPU backend (the CPU solver is f64 whatever this says).
+    pub gpu_precision: super::GpuPrecision,
 }
 
 impl Default for SolverOptions {
@@ -40,6 +42,7 @@ impl Default for SolverOptions {
             tolerance_pu: 1e-8,
             max_iterations: 100,
             variant: None,
+            gpu_precision: super::GpuPrecision::F32,
         }
     }
 }
