@@ -5,21 +5,29 @@ mod common;
 use common::*;
 use powergrid::network;
 use powergrid::powerflow::gpu::GpuBatch;
+use powergrid::powerflow::scenarios::ScenarioFile;
 use powergrid::powerflow::{CpuBatch, Plan, PowerFlow, SolverOptions};
 use std::sync::Arc;
 
-pub fn check(name: &str) {
+/// Every reference scenario of `name` solved as one batch on the GPU and on
+/// the CPU with `options`: the reference, the number of scenarios and both batches.
+fn solve_both(name: &str, options: SolverOptions) -> (ScenarioFile, usize, GpuBatch, CpuBatch) {
     let net = network::load(pandapower_json(name)).unwrap();
     let reference = reference(name);
-    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let plan = Arc::new(Plan::new(&net, options).unwrap());
     let b = reference.scenarios.len();
     let inputs = reference.to_inputs(&net).unwrap();
     let mut gpu = GpuBatch::new(plan.clone(), b).unwrap();
     *gpu.inputs_mut() = inputs.clone();
     gpu.solve().unwrap();
-    let mut cpu = CpuBatch::new(plan.clone(), b);
+    let mut cpu = CpuBatch::new(plan, b);
     *cpu.inputs_mut() = inputs;
     cpu.solve().unwrap();
+    (reference, b, gpu, cpu)
+}
+
+pub fn check(name: &str) {
+    let (reference, b, gpu, cpu) = solve_both(name, SolverOptions::default());
     let (g, c) = (gpu.results(), cpu.results());
     let mut worst = [0.0f64; 6];
     for s in 0..b {
@@ -131,21 +139,11 @@ fn gpu_f64_matches_cpu() {
         return;
     }
     for name in NETWORKS {
-        let net = network::load(pandapower_json(name)).unwrap();
-        let reference = reference(name);
         let options = SolverOptions {
             gpu_precision: powergrid::powerflow::GpuPrecision::F64,
             ..SolverOptions::default()
         };
-        let plan = Arc::new(Plan::new(&net, options).unwrap());
-        let b = reference.scenarios.len();
-        let inputs = reference.to_inputs(&net).unwrap();
-        let mut gpu = GpuBatch::new(plan.clone(), b).unwrap();
-        *gpu.inputs_mut() = inputs.clone();
-        gpu.solve().unwrap();
-        let mut cpu = CpuBatch::new(plan.clone(), b);
-        *cpu.inputs_mut() = inputs;
-        cpu.solve().unwrap();
+        let (_, b, gpu, cpu) = solve_both(name, options);
         let (g, c) = (gpu.results(), cpu.results());
         let mut worst = [0.0f64; 3];
         for s in 0..b {

@@ -91,6 +91,27 @@ fn check_not_converged_honestly(
     n
 }
 
+/// The bounds against `runpp` (1e-6 p.u., 1e-4°, 1e-3 pp of loading)
+/// and 1e-4 MW/Mvar for the ext_grid and gen balances.
+fn assert_pandapower_precision(name: &str, backend: &str, w: &[f64; 7]) {
+    assert_worst(name, backend, w, 1e-6, 1e-4, Some(1e-3));
+    assert!(
+        w[4] <= 1e-4,
+        "{name}: {backend} max |Δext_grid P| = {:e} MW",
+        w[4]
+    );
+    assert!(
+        w[5] <= 1e-4,
+        "{name}: {backend} max |Δext_grid Q| = {:e} Mvar",
+        w[5]
+    );
+    assert!(
+        w[6] <= 1e-4,
+        "{name}: {backend} max |Δgen Q| = {:e} Mvar",
+        w[6]
+    );
+}
+
 #[test]
 fn cpu_matches_pandapower_runpp() {
     for name in NETS {
@@ -116,10 +137,7 @@ fn cpu_matches_pandapower_runpp() {
             w[6]
         );
         assert!(compared >= 1, "{name}: no converged reference");
-        assert_worst(name, "CPU", &w, 1e-6, 1e-4, Some(1e-3));
-        assert!(w[4] <= 1e-4, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
-        assert!(w[5] <= 1e-4, "{name}: max |Δext_grid Q| = {:e} Mvar", w[5]);
-        assert!(w[6] <= 1e-4, "{name}: max |Δgen Q| = {:e} Mvar", w[6]);
+        assert_pandapower_precision(name, "CPU", &w);
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
     }
 }
@@ -214,10 +232,7 @@ fn gpu_f64_matches_pandapower_runpp() {
             r.iterations, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
         );
         assert!(compared >= 1, "{name}: no converged reference");
-        assert_worst(name, "GPU f64", &w, 1e-6, 1e-4, Some(1e-3));
-        assert!(w[4] <= 1e-4, "{name}: max |Δext_grid P| = {:e} MW", w[4]);
-        assert!(w[5] <= 1e-4, "{name}: max |Δext_grid Q| = {:e} Mvar", w[5]);
-        assert!(w[6] <= 1e-4, "{name}: max |Δgen Q| = {:e} Mvar", w[6]);
+        assert_pandapower_precision(name, "GPU f64", &w);
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
     }
 }
