@@ -24,7 +24,7 @@
 //! near-zero impedances.
 
 use super::admittance::trafo_branch;
-use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+use super::batch::{BatchInputs, BatchResults, HostTime, PowerFlow, SolveSummary};
 use super::plan::{BranchSource, Plan};
 use super::sparse_lu::PatternValues;
 use super::tap_warm::{downstream_nodes, tap_move_factor, TapDown};
@@ -32,6 +32,7 @@ use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// f64/f32 CPU port of the shader, function for function (kernel-by-kernel tests).
 #[cfg(test)]
@@ -274,6 +275,8 @@ pub struct GpuBatch {
     /// Nodes with gens (the Q split of the results).
     gen_sites: super::injections::GenSites,
     gpu_ns: Option<f64>,
+    /// Host time of the solves so far, by phase.
+    host: HostTime,
     _shared: (wgpu::Buffer, wgpu::Buffer),
 }
 
@@ -453,6 +456,7 @@ impl GpuBatch {
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
             gpu_ns: None,
+            host: HostTime::default(),
             _shared: (idx_buf, sh_buf),
             plan,
             ctx,
@@ -498,9 +502,12 @@ impl GpuBatch {
     }
 
     fn run(&mut self) -> Result<()> {
+        let t = thread_cpu_s();
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
+        let t_prepared = thread_cpu_s();
+        self.host.prepare_s += t_prepared - t;
         let ctx = self.ctx.clone();
         let (device, queue) = (&ctx.device, &ctx.queue);
         for ch in &mut self.chunks {
@@ -530,6 +537,8 @@ impl GpuBatch {
                 &zeros,
             );
         }
+        let t_uploaded = thread_cpu_s();
+        self.host.upload_s += t_uploaded - t_prepared;
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fdpf"),
         });
@@ -566,9 +575,14 @@ impl GpuBatch {
                 read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
             }
         }
+        let t_submitted = thread_cpu_s();
+        self.host.submit_s += t_submitted - t_uploaded;
+        let wall = Instant::now();
         device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
+        self.host.wait_s += wall.elapsed().as_secs_f64();
+        let t_ready = thread_cpu_s();
         let period = queue.get_timestamp_period() as f64;
         let mut gpu_ns = None;
         let (nb, nl, nt, ne) = self.plan.sizes();
@@ -654,6 +668,9 @@ impl GpuBatch {
             }
         }
         self.gpu_ns = gpu_ns;
+        self.host.unpack_s += thread_cpu_s() - t_ready;
+        self.host.solves += 1;
+        self.host.copy_solves += self.results.batch() as u64;
         Ok(())
     }
 }
@@ -763,6 +780,25 @@ fn prepare_copies(
             }
         }
     }
+}
+
+/// CPU time of the calling thread in seconds (the host phases of
+/// [`HostTime`]: time the thread was descheduled or blocked is not counted).
+/// Off unix, wall time since the first call.
+fn thread_cpu_s() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec for the call to write.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
 /// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
@@ -1276,10 +1312,18 @@ impl PowerFlow for GpuBatch {
         &mut self.inputs
     }
     fn solve(&mut self) -> Result<SolveSummary> {
+        let t = thread_cpu_s();
         self.inputs.validate(&self.plan.net)?;
         self.plan.check_gen_setpoints(&self.inputs, None)?;
+        self.host.check_s += thread_cpu_s() - t;
         self.run()?;
-        Ok(super::cpu::summary(&self.results))
+        let t = thread_cpu_s();
+        let summary = super::cpu::summary(&self.results);
+        self.host.unpack_s += thread_cpu_s() - t;
+        Ok(summary)
+    }
+    fn host_time(&self) -> Option<HostTime> {
+        Some(self.host)
     }
     fn results(&self) -> &BatchResults {
         &self.results
