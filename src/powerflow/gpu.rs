@@ -251,7 +251,10 @@ struct Chunk {
     bpp_buf: wgpu::Buffer,
     work_buf: wgpu::Buffer,
     out_buf: wgpu::Buffer,
-    staging: wgpu::Buffer,
+    /// Two readback copies of `out_buf`: a deferred solve's stays mapped (`held`)
+    /// until `finish_results` or the next solve, which reads into the other.
+    staging: [wgpu::Buffer; 2],
+    held: Option<usize>,
     bind_group: wgpu::BindGroup,
     queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
@@ -272,11 +275,21 @@ pub struct GpuBatch {
     bpp_a: PatternValues,
     bpp_f: PatternValues,
     bpp_work: Vec<f64>,
+    tap_cache: TapCache,
     /// Nodes with gens (the Q split of the results).
     gen_sites: super::injections::GenSites,
     gpu_ns: Option<f64>,
     /// Host time of the solves so far, by phase.
     host: HostTime,
+    /// Whether set-points other than taps and steps may have changed since the
+    /// last prepare (set by `inputs_mut`).
+    setpoints: bool,
+    /// Shunt step of every copy's shunts at the last prepare (NaN: never).
+    shunt_step: Vec<f64>,
+    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
+    deferred: Option<Vec<usize>>,
+    /// The copies the next unpack reads (`solve_active`; `None`: all).
+    active: Option<Vec<bool>>,
     _shared: (wgpu::Buffer, wgpu::Buffer),
 }
 
@@ -455,8 +468,13 @@ impl GpuBatch {
             bpp_a: zero.clone(),
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
+            tap_cache: TapCache::default(),
             gpu_ns: None,
             host: HostTime::default(),
+            setpoints: true,
+            shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
+            deferred: None,
+            active: None,
             _shared: (idx_buf, sh_buf),
             plan,
             ctx,
@@ -484,10 +502,13 @@ impl GpuBatch {
     fn prepare(&mut self, ci: usize) {
         let chunk = &mut self.chunks[ci];
         let mut host = HostState {
+            setpoints: self.setpoints,
             tap_pos: &mut self.tap_pos,
+            shunt_step: &mut self.shunt_step,
             bpp_a: &mut self.bpp_a,
             bpp_f: &mut self.bpp_f,
             bpp_work: &mut self.bpp_work,
+            taps: &mut self.tap_cache,
         };
         prepare_copies(
             &self.plan,
@@ -506,6 +527,7 @@ impl GpuBatch {
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
+        self.setpoints = false;
         let t_prepared = thread_cpu_s();
         self.host.prepare_s += t_prepared - t;
         let ctx = self.ctx.clone();
@@ -528,21 +550,15 @@ impl GpuBatch {
                 );
             }
         }
-        // Every copy starts a new solve (loop phase 0).
-        for ch in &self.chunks {
-            let zeros = vec![0u8; ch.len * 4];
-            queue.write_buffer(
-                &ch.work_buf,
-                ((self.layout.row_cold + 1) * ch.len * 4) as u64,
-                &zeros,
-            );
-        }
         let t_uploaded = thread_cpu_s();
         self.host.upload_s += t_uploaded - t_prepared;
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fdpf"),
         });
         for ch in &self.chunks {
+            // Every copy starts a new solve (loop phase 0).
+            let phase = ((self.layout.row_cold + 1) * ch.len * 4) as u64;
+            enc.clear_buffer(&ch.work_buf, phase, Some(ch.len as u64 * 4));
             {
                 let tw = ch
                     .queries
@@ -566,11 +582,13 @@ impl GpuBatch {
                 enc.resolve_query_set(q, 0..2, resolve, 0);
                 enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
             }
-            enc.copy_buffer_to_buffer(&ch.out_buf, 0, &ch.staging, 0, ch.out_buf.size());
+            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
+            enc.copy_buffer_to_buffer(&ch.out_buf, 0, st, 0, ch.out_buf.size());
         }
         queue.submit([enc.finish()]);
         for ch in &self.chunks {
-            ch.staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
+            st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
             if let Some((_, _, read)) = &ch.queries {
                 read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
             }
@@ -585,75 +603,40 @@ impl GpuBatch {
         let t_ready = thread_cpu_s();
         let period = queue.get_timestamp_period() as f64;
         let mut gpu_ns = None;
-        let (nb, nl, nt, ne) = self.plan.sizes();
-        let r = &mut self.results;
-        for ch in &self.chunks {
+        let active = self.active.take();
+        for ch in &mut self.chunks {
+            let now = ch.held.map_or(0, |h| 1 - h);
+            if let Some(h) = ch.held.take() {
+                ch.staging[h].unmap();
+            }
             {
-                let view = ch
-                    .staging
+                let view = ch.staging[now]
                     .slice(..)
                     .get_mapped_range()
                     .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
                 let out: &[f32] = bytemuck::cast_slice(&view);
-                let b = ch.len;
-                let row = |k: usize| &out[k * b..(k + 1) * b];
-                for lc in 0..b {
-                    let c = ch.c0 + lc;
-                    r.converged[c] = row(0)[lc] != 0.0;
-                    r.iterations[c] = row(1)[lc] as u32;
-                    r.max_mismatch_pu[c] = row(2)[lc] as f64;
-                }
-                let mut o = 3;
-                for table in [&mut r.vm_pu, &mut r.va_degree] {
-                    fill_table(table, out, o, nb, ch.c0, b);
-                    o += nb;
-                }
-                for table in [
-                    &mut r.line_p_from_mw,
-                    &mut r.line_q_from_mvar,
-                    &mut r.line_i_ka,
-                    &mut r.line_loading_percent,
-                ] {
-                    fill_table(table, out, o, nl, ch.c0, b);
-                    o += nl;
-                }
-                for table in [
-                    &mut r.trafo_loading_percent,
-                    &mut r.trafo_p_hv_mw,
-                    &mut r.trafo_q_hv_mvar,
-                    &mut r.trafo_p_lv_mw,
-                    &mut r.trafo_q_lv_mvar,
-                ] {
-                    fill_table(table, out, o, nt, ch.c0, b);
-                    o += nt;
-                }
-                fill_table(&mut r.ext_grid_p_mw, out, o, ne, ch.c0, b);
-                fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, ch.c0, b);
-                // Gen nodes' Q balance (MVar), split among their gens and
-                // ext_grids on the host as the CPU does; gen P is the set-point.
-                let o = o + 2 * ne;
-                let plan = &*self.plan;
-                for lc in 0..b {
-                    let c = ch.c0 + lc;
-                    for (k, n) in plan.gen_node.iter().enumerate() {
-                        r.gen_p_mw[(c, k)] = if n.is_some() {
-                            self.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
-                        } else {
-                            0.0
-                        };
-                        r.gen_q_mvar[(c, k)] = 0.0;
-                    }
-                    let mut eq = r.ext_grid_q_mvar.row_mut(c);
-                    let eq = eq.as_slice_mut().expect("standard layout");
-                    let mut gq = r.gen_q_mvar.row_mut(c);
-                    let gq = gq.as_slice_mut().expect("standard layout");
-                    for (j, site) in self.gen_sites.sites.iter().enumerate() {
-                        let q_bus = out[(o + j) * b + lc] as f64;
-                        self.gen_sites.split_q(plan, site, q_bus, eq, gq);
-                    }
-                }
+                let what = match &self.deferred {
+                    // Voltages now, the rest at `finish_results` (this readback
+                    // stays mapped until then).
+                    Some(va_buses) => Unpack::Voltages {
+                        va_buses,
+                        active: active.as_deref(),
+                    },
+                    None => Unpack::All,
+                };
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut self.results,
+                };
+                unpack(to, out, ch.c0, ch.len, what);
             }
-            ch.staging.unmap();
+            if self.deferred.is_some() {
+                ch.held = Some(now);
+            } else {
+                ch.staging[now].unmap();
+            }
             if let Some((_, _, read)) = &ch.queries {
                 {
                     let view = read
@@ -677,10 +660,35 @@ impl GpuBatch {
 
 /// The host's per-copy state between solves (tap positions, B'' refactoring scratch).
 struct HostState<'a> {
+    /// Whether the set-points other than taps and steps may have changed since
+    /// the last prepare (false: only taps and shunt steps are looked at).
+    setpoints: bool,
     tap_pos: &'a mut [f64],
+    /// Shunt step of every copy's shunts at the last prepare (NaN: never).
+    shunt_step: &'a mut [f64],
     bpp_a: &'a mut PatternValues,
     bpp_f: &'a mut PatternValues,
     bpp_work: &'a mut Vec<f64>,
+    /// Tap-dependent values already formed, by tap position.
+    taps: &'a mut TapCache,
+}
+
+/// The tap-dependent per-copy values of a network, formed once per tap
+/// position (branch) or combination of positions (B'' factors) and reused by
+/// every copy and solve that meets it again: taps take few distinct positions.
+#[derive(Default)]
+pub(crate) struct TapCache {
+    /// `(tap-changing trafo j, position bits)` → its branch values.
+    branch: std::collections::HashMap<(usize, u64), [f64; 9]>,
+    /// Position bits of every tap-changing trafo → the B'' factor values (L,
+    /// U, D of the PQ rows; `None`: the network's own factors).
+    bpp: std::collections::HashMap<Vec<u64>, Option<Arc<[f64]>>>,
+}
+
+impl TapCache {
+    /// Entries kept at most per table (cleared when full: a bound on memory for
+    /// batches whose taps wander over many combinations).
+    const MAX: usize = 4096;
 }
 
 /// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
@@ -702,20 +710,37 @@ fn prepare_copies(
     let mut y = vec![C64::ZERO; nn];
     let zn = if p.has_zip { n } else { 0 };
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
+    let n_shunt = net.shunts.len();
     for lc in 0..len {
         let c = c0 + lc;
-        super::injections::copy_injections(p, inp, c, &mut s);
-        if p.has_zip {
-            // From the loads' injections, before the gens' P (as the CPU).
-            super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+        if host.setpoints {
+            super::injections::copy_injections(p, inp, c, &mut s);
+            if p.has_zip {
+                // From the loads' injections, before the gens' P (as the CPU).
+                super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
+            }
+            super::injections::copy_gen_p(p, inp, c, &mut s);
+            for i in 0..nn {
+                pc.put(i, lc, s[i].re);
+                pc.put(nn + i, lc, s[i].im);
+            }
         }
-        super::injections::copy_gen_p(p, inp, c, &mut s);
-        super::injections::copy_shunts(p, inp, c, &mut y);
-        for i in 0..nn {
-            pc.put(i, lc, s[i].re);
-            pc.put(nn + i, lc, s[i].im);
-            pc.put(2 * nn + i, lc, y[i].re);
-            pc.put(3 * nn + i, lc, y[i].im);
+        // Node shunts: only where a step moved (or the set-points are new).
+        let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
+        let mut moved = host.setpoints;
+        for (k, slot) in steps.iter_mut().enumerate() {
+            let v = inp.shunt_step[(c, k)];
+            if v.to_bits() != slot.to_bits() {
+                *slot = v;
+                moved = true;
+            }
+        }
+        if moved {
+            super::injections::copy_shunts(p, inp, c, &mut y);
+            for i in 0..nn {
+                pc.put(2 * nn + i, lc, y[i].re);
+                pc.put(3 * nn + i, lc, y[i].im);
+            }
         }
         let mut changed = false;
         for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
@@ -733,23 +758,32 @@ fn prepare_copies(
                 }
                 *slot = pos;
                 changed = true;
-                let pi = trafo_branch(net, &net.trafos[k], pos);
-                let b = &p.branches[bi];
-                let v = branch_values(
-                    pi.z,
-                    pi.y_sh,
-                    pi.ratio,
-                    layout.tap_shift[j],
-                    layout.phi[b.f],
-                    layout.phi[b.t],
-                );
+                if host.taps.branch.len() >= TapCache::MAX {
+                    host.taps.branch.clear();
+                }
+                let v = host
+                    .taps
+                    .branch
+                    .entry((j, pos.to_bits()))
+                    .or_insert_with(|| {
+                        let pi = trafo_branch(net, &net.trafos[k], pos);
+                        let b = &p.branches[bi];
+                        branch_values(
+                            pi.z,
+                            pi.y_sh,
+                            pi.ratio,
+                            layout.tap_shift[j],
+                            layout.phi[b.f],
+                            layout.phi[b.t],
+                        )
+                    });
                 for (q, x) in v.iter().enumerate() {
                     pc.put(4 * nn + 9 * j + q, lc, *x);
                 }
             }
             pc.put(4 * nn + 9 * n_tap + j, lc, g);
         }
-        if p.has_zip {
+        if p.has_zip && host.setpoints {
             let r0 = 4 * nn + 10 * n_tap;
             for i in 0..n {
                 pc.put(r0 + i, lc, si[i].re);
@@ -759,24 +793,41 @@ fn prepare_copies(
             }
         }
         // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
-        let r0 = layout.params.p_pv as usize;
-        for j in 0..p.pv_nodes.len() {
-            pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+        if host.setpoints {
+            let r0 = layout.params.p_pv as usize;
+            for j in 0..p.pv_nodes.len() {
+                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+            }
         }
         if changed || !primed {
             let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
-            let base =
-                p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+            let key: Vec<u64> = taps.iter().map(|x| x.to_bits()).collect();
+            if host.taps.bpp.len() >= TapCache::MAX {
+                host.taps.bpp.clear();
+            }
+            let own = host.taps.bpp.entry(key).or_insert_with(|| {
+                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
                     net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
                 });
-            let own = !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
-            let (l, u, d) = if own {
-                (&host.bpp_f.l, &host.bpp_f.u, &host.bpp_f.d)
-            } else {
-                (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
-            };
-            for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                bppv.put(k, lc, v);
+                let own =
+                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+                own.then(|| {
+                    let f = &*host.bpp_f;
+                    f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
+                })
+            });
+            match own {
+                Some(v) => {
+                    for (k, &v) in v.iter().enumerate() {
+                        bppv.put(k, lc, v);
+                    }
+                }
+                None => {
+                    let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
+                    for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
+                        bppv.put(k, lc, v);
+                    }
+                }
             }
         }
     }
@@ -801,19 +852,176 @@ fn thread_cpu_s() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
-/// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
+/// Whether every copy's tap positions and shunt steps are finite and within
+/// their ranges (the checks of [`BatchInputs::validate`] on the controls).
+fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
+    if inp.trafo_tap_pos.ncols() != net.trafos.len() || inp.shunt_step.ncols() != net.shunts.len() {
+        return false;
+    }
+    let taps: Vec<(usize, f64, f64)> = net
+        .trafos
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| t.tap.as_ref().map(|tap| (k, tap.min, tap.max)))
+        .collect();
+    let in_range = |row: ndarray::ArrayView1<f64>, c: usize| {
+        row.iter().all(|v| v.is_finite())
+            && taps.iter().all(|&(k, lo, hi)| {
+                let v = inp.trafo_tap_pos[(c, k)];
+                v >= lo && v <= hi
+            })
+    };
+    (0..inp.batch()).all(|c| {
+        in_range(inp.trafo_tap_pos.row(c), c)
+            && inp
+                .shunt_step
+                .row(c)
+                .iter()
+                .zip(&net.shunts)
+                .all(|(&v, s)| v >= 0.0 && v <= s.max_step as f64)
+    })
+}
+
+/// Which result rows a solve reads back into the tables.
+enum Unpack<'a> {
+    /// Every table of every copy.
+    All,
+    /// The convergence columns, `vm_pu` and `va_degree` at `va_buses`, of the
+    /// copies `active` marks (`None`: all): a deferred solve
+    /// ([`PowerFlow::defer_results`]).
+    Voltages {
+        va_buses: &'a [usize],
+        active: Option<&'a [bool]>,
+    },
+}
+
+/// What [`unpack`] writes into, and reads the gens' set-points from.
+struct Tables<'a> {
+    plan: &'a Plan,
+    inputs: &'a BatchInputs,
+    sites: &'a super::injections::GenSites,
+    results: &'a mut BatchResults,
+}
+
+/// Copies `c0 .. c0 + b` of the result tables from the shader's output rows `out`
+/// (batch-interleaved, `row·b + copy`).
+fn unpack(to: Tables, out: &[f32], c0: usize, b: usize, what: Unpack) {
+    let (nb, nl, nt, ne) = to.plan.sizes();
+    let r = to.results;
+    let (va_cols, active) = match what {
+        Unpack::All => (None, None),
+        Unpack::Voltages { va_buses, active } => (Some(va_buses), active),
+    };
+    let keep = |c: usize| active.is_none_or(|a| a[c]);
+    let row = |k: usize| &out[k * b..(k + 1) * b];
+    for lc in (0..b).filter(|&lc| keep(c0 + lc)) {
+        let c = c0 + lc;
+        r.converged[c] = row(0)[lc] != 0.0;
+        r.iterations[c] = row(1)[lc] as u32;
+        r.max_mismatch_pu[c] = row(2)[lc] as f64;
+    }
+    let mut o = 3;
+    let span = (out, c0, b, active);
+    fill_table(&mut r.vm_pu, span, o, None);
+    o += nb;
+    fill_table(&mut r.va_degree, span, o, va_cols);
+    o += nb;
+    if va_cols.is_some() {
+        return;
+    }
+    for table in [
+        &mut r.line_p_from_mw,
+        &mut r.line_q_from_mvar,
+        &mut r.line_i_ka,
+        &mut r.line_loading_percent,
+    ] {
+        fill_table(table, span, o, None);
+        o += nl;
+    }
+    for table in [
+        &mut r.trafo_loading_percent,
+        &mut r.trafo_p_hv_mw,
+        &mut r.trafo_q_hv_mvar,
+        &mut r.trafo_p_lv_mw,
+        &mut r.trafo_q_lv_mvar,
+    ] {
+        fill_table(table, span, o, None);
+        o += nt;
+    }
+    fill_table(&mut r.ext_grid_p_mw, span, o, None);
+    fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
+    // Gen nodes' Q balance (MVar), split among their gens and ext_grids on the
+    // host as the CPU does; gen P is the set-point.
+    let o = o + 2 * ne;
+    let plan = to.plan;
+    if plan.net.gens.is_empty() && to.sites.sites.is_empty() {
+        return;
+    }
+    for lc in 0..b {
+        let c = c0 + lc;
+        for (k, n) in plan.gen_node.iter().enumerate() {
+            r.gen_p_mw[(c, k)] = if n.is_some() {
+                to.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+            } else {
+                0.0
+            };
+            r.gen_q_mvar[(c, k)] = 0.0;
+        }
+        let mut eq = r.ext_grid_q_mvar.row_mut(c);
+        let eq = eq.as_slice_mut().expect("standard layout");
+        let mut gq = r.gen_q_mvar.row_mut(c);
+        let gq = gq.as_slice_mut().expect("standard layout");
+        for (j, site) in to.sites.sites.iter().enumerate() {
+            let q_bus = out[(o + j) * b + lc] as f64;
+            to.sites.split_q(plan, site, q_bus, eq, gq);
+        }
+    }
+}
+
+/// Copies per block of [`fill_table`]'s transposition (their rows of a table
+/// stay in the cache while its columns are read).
+const UNPACK_BLOCK: usize = 32;
+
+/// `table[c0 + lc][j] = out[(o + j)·b + lc]` for the columns `cols` (`None`:
+/// all) and the copies `active` marks (`None`: all) (de-interleave one result table, in blocks
+/// of copies).
 fn fill_table(
     table: &mut ndarray::Array2<f64>,
-    out: &[f32],
+    (out, c0, b, active): (&[f32], usize, usize, Option<&[bool]>),
     o: usize,
-    n: usize,
-    c0: usize,
-    b: usize,
+    cols: Option<&[usize]>,
 ) {
-    for j in 0..n {
-        let src = &out[(o + j) * b..(o + j + 1) * b];
-        for (lc, v) in src.iter().enumerate() {
-            table[(c0 + lc, j)] = *v as f64;
+    let n = table.ncols();
+    if n == 0 {
+        return;
+    }
+    let t = table.as_slice_mut().expect("standard layout");
+    let keep = |c: usize| active.is_none_or(|a| a[c]);
+    let all: Vec<usize>;
+    let cols = match cols {
+        Some(c) => c,
+        None => {
+            all = (0..n).collect();
+            &all
+        }
+    };
+    for l0 in (0..b).step_by(UNPACK_BLOCK) {
+        let l1 = (l0 + UNPACK_BLOCK).min(b);
+        let every = (l0..l1).all(|lc| keep(c0 + lc));
+        for &j in cols {
+            let src = &out[(o + j) * b + l0..(o + j) * b + l1];
+            let dst = &mut t[(c0 + l0) * n + j..];
+            if every {
+                for (k, v) in src.iter().enumerate() {
+                    dst[k * n] = *v as f64;
+                }
+            } else {
+                for (k, v) in src.iter().enumerate() {
+                    if keep(c0 + l0 + k) {
+                        dst[k * n] = *v as f64;
+                    }
+                }
+            }
         }
     }
 }
@@ -890,12 +1098,14 @@ fn make_chunk(
     );
     let out_bytes = layout.rows_out as u64 * b;
     let out_buf = storage(ctx, "fdpf results", out_bytes, U::STORAGE | U::COPY_SRC);
-    let staging = storage(
-        ctx,
-        "fdpf results readback",
-        out_buf.size(),
-        U::MAP_READ | U::COPY_DST,
-    );
+    let staging = [0, 1].map(|_| {
+        storage(
+            ctx,
+            "fdpf results readback",
+            out_buf.size(),
+            U::MAP_READ | U::COPY_DST,
+        )
+    });
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry {
             binding,
@@ -937,6 +1147,7 @@ fn make_chunk(
         work_buf,
         out_buf,
         staging,
+        held: None,
         bind_group,
         queries,
     }
@@ -944,12 +1155,13 @@ fn make_chunk(
 
 /// Bytes one copy of `plan` needs on the GPU backend: `(host, device)`. Device:
 /// the per-copy inputs, B'' values, state and results buffers (f32) and the
-/// results' readback copy; host: their upload mirrors, the f64 inputs and results.
+/// results' two readback copies; host: their upload mirrors, the last prepared
+/// taps and shunt steps, the f64 inputs and results.
 pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
     let l = build_shared(plan).2;
-    let device = 4 * (l.rows_pc + l.rows_bpp + l.rows_work + 2 * l.rows_out);
+    let device = 4 * (l.rows_pc + l.rows_bpp + l.rows_work + 3 * l.rows_out);
     let host = 4 * (l.rows_pc + l.rows_bpp)
-        + 8 * plan.tap_trafos.len()
+        + 8 * (plan.tap_trafos.len() + plan.net.shunts.len())
         + super::memory::io_bytes_per_copy(&plan.net);
     (host, device)
 }
@@ -1309,12 +1521,67 @@ impl PowerFlow for GpuBatch {
         &self.inputs
     }
     fn inputs_mut(&mut self) -> &mut BatchInputs {
+        self.setpoints = true;
         &mut self.inputs
+    }
+    fn controls_mut(&mut self) -> (&mut ndarray::Array2<f64>, &mut ndarray::Array2<f64>) {
+        (&mut self.inputs.trafo_tap_pos, &mut self.inputs.shunt_step)
+    }
+    fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
+        if active.len() != self.batch() {
+            return Err(Error::InvalidInput(format!(
+                "active mask has {} entries for {} copies",
+                active.len(),
+                self.batch()
+            )));
+        }
+        // Every copy is solved on the device; a deferred solve reads back only
+        // the active ones (the others keep their last results).
+        if self.deferred.is_some() {
+            self.active = Some(active.to_vec());
+        }
+        let r = self.solve();
+        self.active = None;
+        r
+    }
+    fn defer_results(&mut self, va_buses: &[usize]) {
+        let nb = self.plan.net.buses.len();
+        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+    }
+    fn finish_results(&mut self) {
+        self.deferred = None;
+        let t = thread_cpu_s();
+        for ch in &mut self.chunks {
+            let Some(h) = ch.held.take() else {
+                continue;
+            };
+            // Mapped since the last solve, so the view is there.
+            if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut self.results,
+                };
+                unpack(to, bytemuck::cast_slice(&view), ch.c0, ch.len, Unpack::All);
+            }
+            ch.staging[h].unmap();
+        }
+        self.host.unpack_s += thread_cpu_s() - t;
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         let t = thread_cpu_s();
-        self.inputs.validate(&self.plan.net)?;
-        self.plan.check_gen_setpoints(&self.inputs, None)?;
+        if self.setpoints {
+            self.inputs.validate(&self.plan.net)?;
+            self.plan.check_gen_setpoints(&self.inputs, None)?;
+        } else {
+            // Only taps and steps can have moved (`controls_mut`): a sequential
+            // range check, and the full one to name the value where it fails.
+            if !controls_in_range(&self.plan.net, &self.inputs) {
+                self.inputs
+                    .validate_unchecked(&self.plan.net, None, &|_| true)?;
+            }
+        }
         self.host.check_s += thread_cpu_s() - t;
         self.run()?;
         let t = thread_cpu_s();
