@@ -720,9 +720,9 @@ fn prepare_copies(
                 super::injections::copy_zip(p, &s[..n], &mut si, &mut sz);
             }
             super::injections::copy_gen_p(p, inp, c, &mut s);
-            for i in 0..nn {
-                pc.put(i, lc, s[i].re);
-                pc.put(nn + i, lc, s[i].im);
+            for (i, x) in s.iter().enumerate() {
+                pc.put(i, lc, x.re);
+                pc.put(nn + i, lc, x.im);
             }
         }
         // Node shunts: only where a step moved (or the set-points are new).
@@ -737,9 +737,9 @@ fn prepare_copies(
         }
         if moved {
             super::injections::copy_shunts(p, inp, c, &mut y);
-            for i in 0..nn {
-                pc.put(2 * nn + i, lc, y[i].re);
-                pc.put(3 * nn + i, lc, y[i].im);
+            for (i, x) in y.iter().enumerate() {
+                pc.put(2 * nn + i, lc, x.re);
+                pc.put(3 * nn + i, lc, x.im);
             }
         }
         let mut changed = false;
@@ -1656,6 +1656,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The host shortcuts of the control loop's re-solves give the device the
+    /// same inputs and the tables the same values as full solves: taps and
+    /// shunt steps moved through `controls_mut` (set-points not prepared again,
+    /// taps from the cache), a deferred `solve_active` (voltages of the active
+    /// copies only), then `finish_results` (every table from the readback kept
+    /// mapped), against a second batch solving the same inputs with every table.
+    #[test]
+    fn control_resolves_and_deferred_results_match_full_solves() {
+        let ctx = match GpuContext::shared() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                assert!(
+                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+                    "POWERGRID_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let net = crate::network::load("ieee34").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        assert!(!plan.tap_trafos.is_empty() && !net.shunts.is_empty());
+        let b = 8;
+        let mut fast = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan.clone(), b, usize::MAX).expect("batch");
+        for pf in [&mut fast, &mut full] {
+            let inp = pf.inputs_mut();
+            inp.load_scaling
+                .indexed_iter_mut()
+                .for_each(|((c, j), v)| *v = 0.8 + 0.05 * ((c + j) % 7) as f64);
+            pf.solve().expect("solve");
+        }
+        let va_buses = [0, 3];
+        fast.defer_results(&va_buses);
+        // Two rounds of control moves: taps up, then steps of some shunts.
+        for round in 0..2 {
+            let moved: Vec<bool> = (0..b).map(|c| (c + round) % 3 != 0).collect();
+            let set = |taps: &mut ndarray::Array2<f64>, steps: &mut ndarray::Array2<f64>| {
+                for c in (0..b).filter(|&c| moved[c]) {
+                    for (k, t) in net.trafos.iter().enumerate() {
+                        if let Some(tap) = &t.tap {
+                            taps[(c, k)] = (tap.pos + (round + 1) as f64).min(tap.max);
+                        }
+                    }
+                    for (k, sh) in net.shunts.iter().enumerate() {
+                        steps[(c, k)] = ((c + k + round) % (sh.max_step as usize + 1)) as f64;
+                    }
+                }
+            };
+            let (taps, steps) = fast.controls_mut();
+            set(taps, steps);
+            let inp = full.inputs_mut();
+            set(&mut inp.trafo_tap_pos, &mut inp.shunt_step);
+            fast.solve_active(&moved).expect("solve");
+            full.solve().expect("solve");
+            let (rf, rr) = (fast.results(), full.results());
+            for c in (0..b).filter(|&c| moved[c]) {
+                assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}");
+                for &k in &va_buses {
+                    assert_eq!(rf.va_degree[(c, k)], rr.va_degree[(c, k)], "copy {c}");
+                }
+                assert_eq!(rf.converged[c], rr.converged[c]);
+                assert_eq!(rf.iterations[c], rr.iterations[c]);
+            }
+        }
+        fast.finish_results();
+        assert_eq!(fast.results(), full.results());
     }
 
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).
