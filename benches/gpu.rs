@@ -95,5 +95,52 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Host time of the GPU backend per solve (waits on the device excluded).
+fn bench_host(c: &mut Criterion) {
+    if powergrid::gpu::GpuContext::shared().is_err() {
+        eprintln!("GPU host benches skipped: no adapter");
+        return;
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pandapower/ieee123.json");
+    let net = network::load(&path).unwrap();
+    let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+    let mut g = c.benchmark_group("gpu_host/ieee123");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(2));
+    for batch in [1024, 4096] {
+        let Ok(mut gpu) = GpuBatch::new(plan.clone(), batch) else {
+            continue;
+        };
+        let sets = [inputs(&net, batch, 0.1), inputs(&net, batch, -0.1)];
+        let mut t = 0;
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(BenchmarkId::new("host_per_solve", batch), |b| {
+            b.iter_custom(|iters| {
+                let h0 = gpu.host_time().unwrap_or_default();
+                for _ in 0..iters {
+                    t ^= 1;
+                    gpu.inputs_mut().clone_from(&sets[t]);
+                    gpu.solve().unwrap();
+                }
+                let h = gpu.host_time().unwrap_or_default().since(&h0);
+                Duration::from_secs_f64(h.host_s())
+            })
+        });
+        if let Some(h) = gpu.host_time() {
+            let parts: Vec<String> = h
+                .per_copy_us()
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.3}"))
+                .collect();
+            eprintln!(
+                "ieee123 batch {batch}: µs per copy and solve over the run: {}",
+                parts.join(", ")
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_host);
 criterion_main!(benches);

@@ -30,6 +30,10 @@ pub struct PfBench {
     pub mean_iterations: f64,
     /// Share of power flows that converged.
     pub converged_fraction: f64,
+    /// Host time of the measured solves per copy (µs) by phase, the host's
+    /// own work (`host`) first and the wait on the device last; `None` where the
+    /// backend does not count it (the GPU backend does).
+    pub host_us_per_copy: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// Every injection of the network's own set-points times `1 + u`, `u` uniform in ±`spread`.
@@ -101,6 +105,7 @@ pub fn bench_plan_with(
     *pf.inputs_mut() = sets[0].clone();
     pf.solve()?;
     let (mut steps, mut iters, mut conv) = (0usize, 0.0, 0usize);
+    let host0 = pf.host_time();
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds || steps < 3 {
         pf.inputs_mut().assign(&sets[(steps + 1) % sets.len()]);
@@ -111,6 +116,13 @@ pub fn bench_plan_with(
     }
     let dt = start.elapsed().as_secs_f64();
     let threads = pf.threads();
+    let host_us_per_copy = pf.host_time().zip(host0).map(|(h, h0)| {
+        h.since(&h0)
+            .per_copy_us()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    });
     let rate = (batch * steps) as f64 / dt;
     Ok(PfBench {
         backend: desc,
@@ -122,5 +134,6 @@ pub fn bench_plan_with(
         power_flows_per_s_per_thread: rate / threads as f64,
         mean_iterations: iters / steps as f64,
         converged_fraction: conv as f64 / (batch * steps) as f64,
+        host_us_per_copy,
     })
 }

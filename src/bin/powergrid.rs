@@ -407,7 +407,20 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     format!("converged          {:.4}", r.converged_fraction),
                     format!("steps measured     {} in {:.3} s", r.steps, r.seconds),
                 ];
-                emit(&text.join("\n"))?;
+                let mut text = text.join("\n");
+                if let Some(h) = &r.host_us_per_copy {
+                    let parts: Vec<String> = h
+                        .iter()
+                        .filter(|(k, _)| *k != "host")
+                        .map(|(k, v)| format!("{k} {v:.4}"))
+                        .collect();
+                    text += &format!(
+                        "\nhost µs per copy   {:.4} ({}; µs per copy per solve)",
+                        h.get("host").copied().unwrap_or(0.0),
+                        parts.join(", ")
+                    );
+                }
+                emit(&text)?;
             }
             Ok(())
         }
@@ -584,6 +597,7 @@ mod rollout {
         let (mut counted, mut converged, mut violations, mut solved) = (0u64, 0u64, 0u64, 0u64);
         let (mut ctrl_iters, mut ctrl_moves) = (0u64, 0u64);
         let work0 = env.power_flow_work();
+        let host0 = env.power_flow_host_time();
         let t0 = Instant::now();
         for _ in 0..opts.steps {
             policy.fill(&env, &mut actions)?;
@@ -620,6 +634,31 @@ mod rollout {
             }
         }
         let secs = t0.elapsed().as_secs_f64();
+        // Host time of the backend's solves (GPU): per copy and env-step, by
+        // phase, and the whole step's host time (wall time less the waits on
+        // the device).
+        let host = env
+            .power_flow_host_time()
+            .zip(host0)
+            .map(|(h, h0)| h.since(&h0));
+        let per_step = |x: f64| x * 1e6 / (b * opts.steps).max(1) as f64;
+        let host_json = host.map(|h| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [
+                ("solves", h.solves as f64),
+                ("host", per_step(h.host_s())),
+                ("check", per_step(h.check_s)),
+                ("prepare", per_step(h.prepare_s)),
+                ("upload", per_step(h.upload_s)),
+                ("submit", per_step(h.submit_s)),
+                ("unpack", per_step(h.unpack_s)),
+                ("wait", per_step(h.wait_s)),
+                ("step_host", per_step(secs - h.wait_s)),
+            ] {
+                m.insert(k.to_string(), json!(v));
+            }
+            serde_json::Value::Object(m)
+        });
         let work = env.power_flow_work().zip(work0).map(|(w, w0)| {
             let solves = (w.copy_solves - w0.copy_solves) as f64;
             (
@@ -689,6 +728,10 @@ mod rollout {
             "power_flows_per_env_step": work.map(|(s, _)| s),
             "fdpf_iterations_per_power_flow": work.map(|(_, i)| i),
             "mean_controller_moves": ctrl_moves as f64 / n,
+            // GPU backend: host µs per copy and env-step of the solves by phase
+            // (`host`: their sum without the wait), `step_host` the whole step's
+            // host time (wall less the waits on the device), `solves` per run.
+            "power_flow_host_us_per_env_step": host_json,
         });
         let rate = if timed {
             format!("in {secs:.3} s = {sps:.0} env-steps/s")
@@ -732,6 +775,20 @@ mod rollout {
             100.0 * conv_rate,
             mean_ctrl
         );
+        if let Some(h) = host {
+            text += &format!(
+                "  host µs per copy and step: power-flow solves {:.3} (prepare {:.3}, upload {:.3}, submit {:.3}, unpack {:.3}, check {:.3}; {} solves), whole step without device waits {:.3}; device wait {:.3}\n",
+                per_step(h.host_s()),
+                per_step(h.prepare_s),
+                per_step(h.upload_s),
+                per_step(h.submit_s),
+                per_step(h.unpack_s),
+                per_step(h.check_s),
+                h.solves,
+                per_step(secs - h.wait_s),
+                per_step(h.wait_s)
+            );
+        }
         Ok((json, text))
     }
 }

@@ -568,6 +568,11 @@ impl VecEnv {
     pub fn power_flow_work(&self) -> Option<crate::powerflow::SolveWork> {
         self.pf.work()
     }
+    /// Host time of the backend's solves so far, by phase (`None` where the
+    /// backend does not count it; the GPU backend does).
+    pub fn power_flow_host_time(&self) -> Option<crate::powerflow::HostTime> {
+        self.pf.host_time()
+    }
     /// The setup.
     pub fn setup(&self) -> &Setup {
         &self.p.setup

@@ -389,6 +389,64 @@ pub struct SolveWork {
     pub iterations: u64,
 }
 
+/// Host time a backend spent in its solves, by phase, summed over every solve
+/// since it was made (the GPU backend counts it). Every phase but `wait_s` is
+/// the host's own work, in CPU time of the solving thread (on unix; time it was
+/// descheduled does not count); `wait_s` is wall time blocked on the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct HostTime {
+    /// Solves counted.
+    pub solves: u64,
+    /// Copies solved, summed over those solves.
+    pub copy_solves: u64,
+    /// Checking the inputs (s).
+    pub check_s: f64,
+    /// Per-copy preparation of the device's inputs (s).
+    pub prepare_s: f64,
+    /// Writing the inputs into the device's queue (s).
+    pub upload_s: f64,
+    /// Recording and submitting the commands (s).
+    pub submit_s: f64,
+    /// Blocked waiting on the device (s): not host work.
+    pub wait_s: f64,
+    /// Reading the results back into the result tables (s).
+    pub unpack_s: f64,
+}
+
+impl HostTime {
+    /// The host's own work (s): every phase but the wait.
+    pub fn host_s(&self) -> f64 {
+        self.check_s + self.prepare_s + self.upload_s + self.submit_s + self.unpack_s
+    }
+    /// What was counted since `earlier` (a reading of the same backend).
+    pub fn since(&self, earlier: &HostTime) -> HostTime {
+        HostTime {
+            solves: self.solves - earlier.solves,
+            copy_solves: self.copy_solves - earlier.copy_solves,
+            check_s: self.check_s - earlier.check_s,
+            prepare_s: self.prepare_s - earlier.prepare_s,
+            upload_s: self.upload_s - earlier.upload_s,
+            submit_s: self.submit_s - earlier.submit_s,
+            wait_s: self.wait_s - earlier.wait_s,
+            unpack_s: self.unpack_s - earlier.unpack_s,
+        }
+    }
+    /// Microseconds per copy solve of each phase: `(name, µs)`, the host total
+    /// (`host`) first and the wait last.
+    pub fn per_copy_us(&self) -> Vec<(&'static str, f64)> {
+        let k = 1e6 / self.copy_solves.max(1) as f64;
+        vec![
+            ("host", self.host_s() * k),
+            ("check", self.check_s * k),
+            ("prepare", self.prepare_s * k),
+            ("upload", self.upload_s * k),
+            ("submit", self.submit_s * k),
+            ("unpack", self.unpack_s * k),
+            ("wait", self.wait_s * k),
+        ]
+    }
+}
+
 /// A batched power-flow backend (CPU or GPU): set inputs, solve, read results.
 pub trait PowerFlow: Send {
     /// Backend name, with the device where it applies.
@@ -454,6 +512,11 @@ pub trait PowerFlow: Send {
     fn reset_start(&mut self, copies: &[usize]);
     /// Work counted since the backend was made (`None` where it is not counted).
     fn work(&self) -> Option<SolveWork> {
+        None
+    }
+    /// Host time spent in solves so far, by phase (`None` where the backend
+    /// does not count it; the GPU backend does).
+    fn host_time(&self) -> Option<HostTime> {
         None
     }
     /// CPU threads the backend solves on (1 for the GPU, which drives it from one).

@@ -29,7 +29,7 @@
 //! cost about 1e-2 pp of line loading.
 
 use super::admittance::trafo_branch;
-use super::batch::{BatchInputs, BatchResults, PowerFlow, SolveSummary};
+use super::batch::{BatchInputs, BatchResults, HostTime, PowerFlow, SolveSummary};
 use super::plan::{BranchSource, Plan};
 use super::precision::GpuPrecision;
 use super::sparse_lu::PatternValues;
@@ -38,6 +38,7 @@ use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// f64/f32 CPU port of the shader, function for function (kernel-by-kernel tests).
 #[cfg(test)]
@@ -356,7 +357,10 @@ struct Chunk {
     bpp_buf: wgpu::Buffer,
     work_buf: wgpu::Buffer,
     out_buf: wgpu::Buffer,
-    staging: wgpu::Buffer,
+    /// Two readback copies of `out_buf`: a deferred solve's stays mapped (`held`)
+    /// until `finish_results` or the next solve, which reads into the other.
+    staging: [wgpu::Buffer; 2],
+    held: Option<usize>,
     bind_group: wgpu::BindGroup,
     queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
@@ -379,9 +383,21 @@ pub struct GpuBatch {
     bpp_a: PatternValues,
     bpp_f: PatternValues,
     bpp_work: Vec<f64>,
+    tap_cache: TapCache,
     /// Nodes with gens (the Q split of the results).
     gen_sites: super::injections::GenSites,
     gpu_ns: Option<f64>,
+    /// Host time of the solves so far, by phase.
+    host: HostTime,
+    /// Whether set-points other than taps and steps may have changed since the
+    /// last prepare (set by `inputs_mut`).
+    setpoints: bool,
+    /// Shunt step of every copy's shunts at the last prepare (NaN: never).
+    shunt_step: Vec<f64>,
+    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
+    deferred: Option<Vec<usize>>,
+    /// The copies the next unpack reads (`solve_active`; `None`: all).
+    active: Option<Vec<bool>>,
     _shared: (wgpu::Buffer, wgpu::Buffer),
 }
 
@@ -661,7 +677,13 @@ impl GpuBatch {
             bpp_a: zero.clone(),
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
+            tap_cache: TapCache::default(),
             gpu_ns: None,
+            host: HostTime::default(),
+            setpoints: true,
+            shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
+            deferred: None,
+            active: None,
             _shared: (idx_buf, sh_buf),
             plan,
             ctx,
@@ -689,10 +711,13 @@ impl GpuBatch {
     fn prepare(&mut self, ci: usize) {
         let chunk = &mut self.chunks[ci];
         let mut host = HostState {
+            setpoints: self.setpoints,
             tap_pos: &mut self.tap_pos,
+            shunt_step: &mut self.shunt_step,
             bpp_a: &mut self.bpp_a,
             bpp_f: &mut self.bpp_f,
             bpp_work: &mut self.bpp_work,
+            taps: &mut self.tap_cache,
         };
         prepare_copies(
             &self.plan,
@@ -707,9 +732,13 @@ impl GpuBatch {
     }
 
     fn run(&mut self) -> Result<()> {
+        let t = thread_cpu_s();
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
+        self.setpoints = false;
+        let t_prepared = thread_cpu_s();
+        self.host.prepare_s += t_prepared - t;
         let ctx = self.ctx.clone();
         let (device, queue) = (&ctx.device, &ctx.queue);
         for ch in &mut self.chunks {
@@ -733,19 +762,15 @@ impl GpuBatch {
                 );
             }
         }
-        // Every copy starts a new solve (loop phase 0).
-        for ch in &self.chunks {
-            let zeros = vec![0u8; ch.len * esize];
-            queue.write_buffer(
-                &ch.work_buf,
-                ((self.layout.row_cold + 1) * ch.len * esize) as u64,
-                &zeros,
-            );
-        }
+        let t_uploaded = thread_cpu_s();
+        self.host.upload_s += t_uploaded - t_prepared;
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fdpf"),
         });
         for ch in &self.chunks {
+            // Every copy starts a new solve (loop phase 0).
+            let phase = ((self.layout.row_cold + 1) * ch.len * esize) as u64;
+            enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64));
             {
                 let tw = ch
                     .queries
@@ -775,52 +800,60 @@ impl GpuBatch {
                 enc.resolve_query_set(q, 0..2, resolve, 0);
                 enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
             }
-            enc.copy_buffer_to_buffer(&ch.out_buf, 0, &ch.staging, 0, ch.out_buf.size());
+            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
+            enc.copy_buffer_to_buffer(&ch.out_buf, 0, st, 0, ch.out_buf.size());
         }
         queue.submit([enc.finish()]);
         for ch in &self.chunks {
-            ch.staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
+            st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
             if let Some((_, _, read)) = &ch.queries {
                 read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
             }
         }
+        let t_submitted = thread_cpu_s();
+        self.host.submit_s += t_submitted - t_uploaded;
+        let wall = Instant::now();
         device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
+        self.host.wait_s += wall.elapsed().as_secs_f64();
+        let t_ready = thread_cpu_s();
         let period = queue.get_timestamp_period() as f64;
         let mut gpu_ns = None;
-        let r = &mut self.results;
-        for ch in &self.chunks {
+        let active = self.active.take();
+        for ch in &mut self.chunks {
+            let now = ch.held.map_or(0, |h| 1 - h);
+            if let Some(h) = ch.held.take() {
+                ch.staging[h].unmap();
+            }
             {
-                let view = ch
-                    .staging
+                let view = ch.staging[now]
                     .slice(..)
                     .get_mapped_range()
                     .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
-                let plan = &*self.plan;
-                let sites = &self.gen_sites;
-                let inputs = &self.inputs;
-                if esize == 8 {
-                    read_chunk(
-                        bytemuck::cast_slice::<u8, f64>(&view),
-                        r,
-                        plan,
-                        inputs,
-                        sites,
-                        (ch.c0, ch.len),
-                    );
-                } else {
-                    read_chunk(
-                        bytemuck::cast_slice::<u8, f32>(&view),
-                        r,
-                        plan,
-                        inputs,
-                        sites,
-                        (ch.c0, ch.len),
-                    );
-                }
+                let what = match &self.deferred {
+                    // Voltages now, the rest at `finish_results` (this readback
+                    // stays mapped until then).
+                    Some(va_buses) => Unpack::Voltages {
+                        va_buses,
+                        active: active.as_deref(),
+                    },
+                    None => Unpack::All,
+                };
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut self.results,
+                };
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), what);
             }
-            ch.staging.unmap();
+            if self.deferred.is_some() {
+                ch.held = Some(now);
+            } else {
+                ch.staging[now].unmap();
+            }
             if let Some((_, _, read)) = &ch.queries {
                 {
                     let view = read
@@ -835,16 +868,44 @@ impl GpuBatch {
             }
         }
         self.gpu_ns = gpu_ns;
+        self.host.unpack_s += thread_cpu_s() - t_ready;
+        self.host.solves += 1;
+        self.host.copy_solves += self.results.batch() as u64;
         Ok(())
     }
 }
 
 /// The host's per-copy state between solves (tap positions, B'' refactoring scratch).
 struct HostState<'a> {
+    /// Whether the set-points other than taps and steps may have changed since
+    /// the last prepare (false: only taps and shunt steps are looked at).
+    setpoints: bool,
     tap_pos: &'a mut [f64],
+    /// Shunt step of every copy's shunts at the last prepare (NaN: never).
+    shunt_step: &'a mut [f64],
     bpp_a: &'a mut PatternValues,
     bpp_f: &'a mut PatternValues,
     bpp_work: &'a mut Vec<f64>,
+    /// Tap-dependent values already formed, by tap position.
+    taps: &'a mut TapCache,
+}
+
+/// The tap-dependent per-copy values of a network, formed once per tap
+/// position (branch) or combination of positions (B'' factors) and reused by
+/// every copy and solve that meets it again: taps take few distinct positions.
+#[derive(Default)]
+pub(crate) struct TapCache {
+    /// `(tap-changing trafo j, position bits)` → its branch values.
+    branch: std::collections::HashMap<(usize, u64), [f64; 9]>,
+    /// Position bits of every tap-changing trafo → the B'' factor values (L,
+    /// U, D of the PQ rows; `None`: the network's own factors).
+    bpp: std::collections::HashMap<Vec<u64>, Option<Arc<[f64]>>>,
+}
+
+impl TapCache {
+    /// Entries kept at most per table (cleared when full: a bound on memory for
+    /// batches whose taps wander over many combinations).
+    const MAX: usize = 4096;
 }
 
 /// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
@@ -866,15 +927,32 @@ fn prepare_copies(
     let mut y = vec![C64::ZERO; nn];
     let zn = if p.has_zip { n } else { 0 };
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
+    let n_shunt = net.shunts.len();
     for lc in 0..len {
         let c = c0 + lc;
-        super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
-        super::injections::copy_shunts(p, inp, c, &mut y);
-        for i in 0..nn {
-            pc.put(i, lc, s[i].re);
-            pc.put(nn + i, lc, s[i].im);
-            pc.put(2 * nn + i, lc, y[i].re);
-            pc.put(3 * nn + i, lc, y[i].im);
+        if host.setpoints {
+            super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
+            for (i, x) in s.iter().enumerate() {
+                pc.put(i, lc, x.re);
+                pc.put(nn + i, lc, x.im);
+            }
+        }
+        // Node shunts: only where a step moved (or the set-points are new).
+        let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
+        let mut moved = host.setpoints;
+        for (k, slot) in steps.iter_mut().enumerate() {
+            let v = inp.shunt_step[(c, k)];
+            if v.to_bits() != slot.to_bits() {
+                *slot = v;
+                moved = true;
+            }
+        }
+        if moved {
+            super::injections::copy_shunts(p, inp, c, &mut y);
+            for (i, x) in y.iter().enumerate() {
+                pc.put(2 * nn + i, lc, x.re);
+                pc.put(3 * nn + i, lc, x.im);
+            }
         }
         let mut changed = false;
         for (j, &(k, bi)) in p.tap_trafos.iter().enumerate() {
@@ -892,23 +970,32 @@ fn prepare_copies(
                 }
                 *slot = pos;
                 changed = true;
-                let pi = trafo_branch(net, &net.trafos[k], pos);
-                let b = &p.branches[bi];
-                let v = branch_values(
-                    pi.z,
-                    pi.y_sh,
-                    pi.ratio,
-                    layout.tap_shift[j],
-                    layout.phi[b.f],
-                    layout.phi[b.t],
-                );
+                if host.taps.branch.len() >= TapCache::MAX {
+                    host.taps.branch.clear();
+                }
+                let v = host
+                    .taps
+                    .branch
+                    .entry((j, pos.to_bits()))
+                    .or_insert_with(|| {
+                        let pi = trafo_branch(net, &net.trafos[k], pos);
+                        let b = &p.branches[bi];
+                        branch_values(
+                            pi.z,
+                            pi.y_sh,
+                            pi.ratio,
+                            layout.tap_shift[j],
+                            layout.phi[b.f],
+                            layout.phi[b.t],
+                        )
+                    });
                 for (q, x) in v.iter().enumerate() {
                     pc.put(4 * nn + 9 * j + q, lc, *x);
                 }
             }
             pc.put(4 * nn + 9 * n_tap + j, lc, g);
         }
-        if p.has_zip {
+        if p.has_zip && host.setpoints {
             let r0 = 4 * nn + 10 * n_tap;
             for i in 0..n {
                 pc.put(r0 + i, lc, si[i].re);
@@ -918,51 +1005,150 @@ fn prepare_copies(
             }
         }
         // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
-        let r0 = layout.params.p_pv as usize;
-        for j in 0..p.pv_nodes.len() {
-            pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+        if host.setpoints {
+            let r0 = layout.params.p_pv as usize;
+            for j in 0..p.pv_nodes.len() {
+                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+            }
         }
         if changed || !primed {
             let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
-            let base =
-                p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+            let key: Vec<u64> = taps.iter().map(|x| x.to_bits()).collect();
+            if host.taps.bpp.len() >= TapCache::MAX {
+                host.taps.bpp.clear();
+            }
+            let own = host.taps.bpp.entry(key).or_insert_with(|| {
+                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
                     net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
                 });
-            let own = !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
-            let (l, u, d) = if own {
-                (&host.bpp_f.l, &host.bpp_f.u, &host.bpp_f.d)
-            } else {
-                (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv)
-            };
-            for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                bppv.put(k, lc, v);
+                let own =
+                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+                own.then(|| {
+                    let f = &*host.bpp_f;
+                    f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
+                })
+            });
+            match own {
+                Some(v) => {
+                    for (k, &v) in v.iter().enumerate() {
+                        bppv.put(k, lc, v);
+                    }
+                }
+                None => {
+                    let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
+                    for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
+                        bppv.put(k, lc, v);
+                    }
+                }
             }
         }
     }
 }
 
-/// `table[c0 + lc][j] = out[(o + j)·b + lc]` (de-interleave one result table).
-/// One chunk's read-back results (f32 or f64) into the result tables.
-fn read_chunk<T: Copy + Into<f64>>(
-    out: &[T],
-    r: &mut BatchResults,
-    plan: &Plan,
-    inputs: &BatchInputs,
-    gen_sites: &super::injections::GenSites,
-    (c0, b): (usize, usize),
-) {
-    let (nb, nl, nt, ne) = plan.sizes();
+/// CPU time of the calling thread in seconds (the host phases of
+/// [`HostTime`]: time the thread was descheduled or blocked is not counted).
+/// Off unix, wall time since the first call.
+fn thread_cpu_s() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec for the call to write.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// Whether every copy's tap positions and shunt steps are finite and within
+/// their ranges (the checks of [`BatchInputs::validate`] on the controls).
+fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
+    if inp.trafo_tap_pos.ncols() != net.trafos.len() || inp.shunt_step.ncols() != net.shunts.len() {
+        return false;
+    }
+    let taps: Vec<(usize, f64, f64)> = net
+        .trafos
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| t.tap.as_ref().map(|tap| (k, tap.min, tap.max)))
+        .collect();
+    let in_range = |row: ndarray::ArrayView1<f64>, c: usize| {
+        row.iter().all(|v| v.is_finite())
+            && taps.iter().all(|&(k, lo, hi)| {
+                let v = inp.trafo_tap_pos[(c, k)];
+                v >= lo && v <= hi
+            })
+    };
+    (0..inp.batch()).all(|c| {
+        in_range(inp.trafo_tap_pos.row(c), c)
+            && inp
+                .shunt_step
+                .row(c)
+                .iter()
+                .zip(&net.shunts)
+                .all(|(&v, s)| v >= 0.0 && v <= s.max_step as f64)
+    })
+}
+
+/// Which result rows a solve reads back into the tables.
+enum Unpack<'a> {
+    /// Every table of every copy.
+    All,
+    /// The convergence columns, `vm_pu` and `va_degree` at `va_buses`, of the
+    /// copies `active` marks (`None`: all): a deferred solve
+    /// ([`PowerFlow::defer_results`]).
+    Voltages {
+        va_buses: &'a [usize],
+        active: Option<&'a [bool]>,
+    },
+}
+
+/// What [`unpack`] writes into, and reads the gens' set-points from.
+struct Tables<'a> {
+    plan: &'a Plan,
+    inputs: &'a BatchInputs,
+    sites: &'a super::injections::GenSites,
+    results: &'a mut BatchResults,
+}
+
+/// [`unpack`] of read-back bytes of `esize`-byte values (f32 or f64 shader).
+fn unpack_bytes(to: Tables, bytes: &[u8], esize: usize, (c0, b): (usize, usize), what: Unpack) {
+    if esize == 8 {
+        unpack(to, bytemuck::cast_slice::<u8, f64>(bytes), c0, b, what);
+    } else {
+        unpack(to, bytemuck::cast_slice::<u8, f32>(bytes), c0, b, what);
+    }
+}
+
+/// Copies `c0 .. c0 + b` of the result tables from the shader's output rows `out`
+/// (batch-interleaved, `row·b + copy`).
+fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what: Unpack) {
+    let (nb, nl, nt, ne) = to.plan.sizes();
+    let r = to.results;
+    let (va_cols, active) = match what {
+        Unpack::All => (None, None),
+        Unpack::Voltages { va_buses, active } => (Some(va_buses), active),
+    };
+    let keep = |c: usize| active.is_none_or(|a| a[c]);
     let row = |k: usize| &out[k * b..(k + 1) * b];
-    for lc in 0..b {
+    for lc in (0..b).filter(|&lc| keep(c0 + lc)) {
         let c = c0 + lc;
         r.converged[c] = row(0)[lc].into() != 0.0;
         r.iterations[c] = row(1)[lc].into() as u32;
         r.max_mismatch_pu[c] = row(2)[lc].into();
     }
     let mut o = 3;
-    for table in [&mut r.vm_pu, &mut r.va_degree] {
-        fill_table(table, out, o, nb, c0, b);
-        o += nb;
+    let span = (out, c0, b, active);
+    fill_table(&mut r.vm_pu, span, o, None);
+    o += nb;
+    fill_table(&mut r.va_degree, span, o, va_cols);
+    o += nb;
+    if va_cols.is_some() {
+        return;
     }
     for table in [
         &mut r.line_p_from_mw,
@@ -970,7 +1156,7 @@ fn read_chunk<T: Copy + Into<f64>>(
         &mut r.line_i_ka,
         &mut r.line_loading_percent,
     ] {
-        fill_table(table, out, o, nl, c0, b);
+        fill_table(table, span, o, None);
         o += nl;
     }
     for table in [
@@ -980,19 +1166,23 @@ fn read_chunk<T: Copy + Into<f64>>(
         &mut r.trafo_p_lv_mw,
         &mut r.trafo_q_lv_mvar,
     ] {
-        fill_table(table, out, o, nt, c0, b);
+        fill_table(table, span, o, None);
         o += nt;
     }
-    fill_table(&mut r.ext_grid_p_mw, out, o, ne, c0, b);
-    fill_table(&mut r.ext_grid_q_mvar, out, o + ne, ne, c0, b);
-    // Gen nodes' Q balance (MVar), split among their gens and
-    // ext_grids on the host as the CPU does; gen P is the set-point.
+    fill_table(&mut r.ext_grid_p_mw, span, o, None);
+    fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
+    // Gen nodes' Q balance (MVar), split among their gens and ext_grids on the
+    // host as the CPU does; gen P is the set-point.
     let o = o + 2 * ne;
+    let plan = to.plan;
+    if plan.net.gens.is_empty() && to.sites.sites.is_empty() {
+        return;
+    }
     for lc in 0..b {
         let c = c0 + lc;
         for (k, n) in plan.gen_node.iter().enumerate() {
             r.gen_p_mw[(c, k)] = if n.is_some() {
-                inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+                to.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
             } else {
                 0.0
             };
@@ -1002,25 +1192,57 @@ fn read_chunk<T: Copy + Into<f64>>(
         let eq = eq.as_slice_mut().expect("standard layout");
         let mut gq = r.gen_q_mvar.row_mut(c);
         let gq = gq.as_slice_mut().expect("standard layout");
-        for (j, site) in gen_sites.sites.iter().enumerate() {
+        for (j, site) in to.sites.sites.iter().enumerate() {
             let q_bus = out[(o + j) * b + lc].into();
-            gen_sites.split_q(plan, site, q_bus, eq, gq);
+            to.sites.split_q(plan, site, q_bus, eq, gq);
         }
     }
 }
 
+/// Copies per block of [`fill_table`]'s transposition (their rows of a table
+/// stay in the cache while its columns are read).
+const UNPACK_BLOCK: usize = 32;
+
+/// `table[c0 + lc][j] = out[(o + j)·b + lc]` for the columns `cols` (`None`:
+/// all) and the copies `active` marks (`None`: all) (de-interleave one result table, in blocks
+/// of copies).
 fn fill_table<T: Copy + Into<f64>>(
     table: &mut ndarray::Array2<f64>,
-    out: &[T],
+    (out, c0, b, active): (&[T], usize, usize, Option<&[bool]>),
     o: usize,
-    n: usize,
-    c0: usize,
-    b: usize,
+    cols: Option<&[usize]>,
 ) {
-    for j in 0..n {
-        let src = &out[(o + j) * b..(o + j + 1) * b];
-        for (lc, v) in src.iter().enumerate() {
-            table[(c0 + lc, j)] = (*v).into();
+    let n = table.ncols();
+    if n == 0 {
+        return;
+    }
+    let t = table.as_slice_mut().expect("standard layout");
+    let keep = |c: usize| active.is_none_or(|a| a[c]);
+    let all: Vec<usize>;
+    let cols = match cols {
+        Some(c) => c,
+        None => {
+            all = (0..n).collect();
+            &all
+        }
+    };
+    for l0 in (0..b).step_by(UNPACK_BLOCK) {
+        let l1 = (l0 + UNPACK_BLOCK).min(b);
+        let every = (l0..l1).all(|lc| keep(c0 + lc));
+        for &j in cols {
+            let src = &out[(o + j) * b + l0..(o + j) * b + l1];
+            let dst = &mut t[(c0 + l0) * n + j..];
+            if every {
+                for (k, v) in src.iter().enumerate() {
+                    dst[k * n] = (*v).into();
+                }
+            } else {
+                for (k, v) in src.iter().enumerate() {
+                    if keep(c0 + l0 + k) {
+                        dst[k * n] = (*v).into();
+                    }
+                }
+            }
         }
     }
 }
@@ -1105,12 +1327,14 @@ fn make_chunk(
     );
     let out_bytes = layout.rows_out as u64 * b;
     let out_buf = storage(ctx, "fdpf results", out_bytes, U::STORAGE | U::COPY_SRC);
-    let staging = storage(
-        ctx,
-        "fdpf results readback",
-        out_buf.size(),
-        U::MAP_READ | U::COPY_DST,
-    );
+    let staging = [0, 1].map(|_| {
+        storage(
+            ctx,
+            "fdpf results readback",
+            out_buf.size(),
+            U::MAP_READ | U::COPY_DST,
+        )
+    });
     fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry {
             binding,
@@ -1152,6 +1376,7 @@ fn make_chunk(
         work_buf,
         out_buf,
         staging,
+        held: None,
         bind_group,
         queries,
     }
@@ -1167,13 +1392,13 @@ fn precision_bytes(precision: GpuPrecision) -> usize {
 
 /// Bytes one copy of `plan` needs on the GPU backend: `(host, device)`. Device:
 /// the per-copy inputs, B'' values, state and results buffers (f32) and the
-/// results' readback copy; host: their upload mirrors, the f64 inputs and results.
+/// results' two readback copies; host: their upload mirrors, the last prepared
+/// taps and shunt steps, the f64 inputs and results.
 pub(crate) fn bytes_per_copy(plan: &Plan) -> (usize, usize) {
     let l = build_shared(plan).2;
-    let w = precision_bytes(plan.options.gpu_precision);
-    let device = w * (l.rows_pc + l.rows_bpp + l.rows_work + 2 * l.rows_out);
-    let host = w * (l.rows_pc + l.rows_bpp)
-        + 8 * plan.tap_trafos.len()
+    let device = 4 * (l.rows_pc + l.rows_bpp + l.rows_work + 3 * l.rows_out);
+    let host = 4 * (l.rows_pc + l.rows_bpp)
+        + 8 * (plan.tap_trafos.len() + plan.net.shunts.len())
         + super::memory::io_bytes_per_copy(&plan.net);
     (host, device)
 }
@@ -1539,13 +1764,77 @@ impl PowerFlow for GpuBatch {
         &self.inputs
     }
     fn inputs_mut(&mut self) -> &mut BatchInputs {
+        self.setpoints = true;
         &mut self.inputs
     }
+    fn controls_mut(&mut self) -> (&mut ndarray::Array2<f64>, &mut ndarray::Array2<f64>) {
+        (&mut self.inputs.trafo_tap_pos, &mut self.inputs.shunt_step)
+    }
+    fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
+        if active.len() != self.batch() {
+            return Err(Error::InvalidInput(format!(
+                "active mask has {} entries for {} copies",
+                active.len(),
+                self.batch()
+            )));
+        }
+        // Every copy is solved on the device; a deferred solve reads back only
+        // the active ones (the others keep their last results).
+        if self.deferred.is_some() {
+            self.active = Some(active.to_vec());
+        }
+        let r = self.solve();
+        self.active = None;
+        r
+    }
+    fn defer_results(&mut self, va_buses: &[usize]) {
+        let nb = self.plan.net.buses.len();
+        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+    }
+    fn finish_results(&mut self) {
+        self.deferred = None;
+        let t = thread_cpu_s();
+        for ch in &mut self.chunks {
+            let Some(h) = ch.held.take() else {
+                continue;
+            };
+            // Mapped since the last solve, so the view is there.
+            if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut self.results,
+                };
+                let esize = precision_bytes(self.plan.options.gpu_precision);
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
+            }
+            ch.staging[h].unmap();
+        }
+        self.host.unpack_s += thread_cpu_s() - t;
+    }
     fn solve(&mut self) -> Result<SolveSummary> {
-        self.inputs.validate(&self.plan.net)?;
-        self.plan.check_gen_setpoints(&self.inputs, None)?;
+        let t = thread_cpu_s();
+        if self.setpoints {
+            self.inputs.validate(&self.plan.net)?;
+            self.plan.check_gen_setpoints(&self.inputs, None)?;
+        } else {
+            // Only taps and steps can have moved (`controls_mut`): a sequential
+            // range check, and the full one to name the value where it fails.
+            if !controls_in_range(&self.plan.net, &self.inputs) {
+                self.inputs
+                    .validate_unchecked(&self.plan.net, None, &|_| true)?;
+            }
+        }
+        self.host.check_s += thread_cpu_s() - t;
         self.run()?;
-        Ok(super::cpu::summary(&self.results))
+        let t = thread_cpu_s();
+        let summary = super::cpu::summary(&self.results);
+        self.host.unpack_s += thread_cpu_s() - t;
+        Ok(summary)
+    }
+    fn host_time(&self) -> Option<HostTime> {
+        Some(self.host)
     }
     fn results(&self) -> &BatchResults {
         &self.results
@@ -1678,6 +1967,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The host shortcuts of the control loop's re-solves give the device the
+    /// same inputs and the tables the same values as full solves: taps and
+    /// shunt steps moved through `controls_mut` (set-points not prepared again,
+    /// taps from the cache), a deferred `solve_active` (voltages of the active
+    /// copies only), then `finish_results` (every table from the readback kept
+    /// mapped), against a second batch solving the same inputs with every table.
+    #[test]
+    fn control_resolves_and_deferred_results_match_full_solves() {
+        let ctx = match GpuContext::shared() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                assert!(
+                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+                    "POWERGRID_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let net = crate::network::load("ieee34").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        assert!(!plan.tap_trafos.is_empty() && !net.shunts.is_empty());
+        let b = 8;
+        let mut fast = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan.clone(), b, usize::MAX).expect("batch");
+        for pf in [&mut fast, &mut full] {
+            let inp = pf.inputs_mut();
+            inp.load_scaling
+                .indexed_iter_mut()
+                .for_each(|((c, j), v)| *v = 0.8 + 0.05 * ((c + j) % 7) as f64);
+            pf.solve().expect("solve");
+        }
+        let va_buses = [0, 3];
+        fast.defer_results(&va_buses);
+        // Two rounds of control moves: taps up, then steps of some shunts.
+        for round in 0..2 {
+            let moved: Vec<bool> = (0..b).map(|c| (c + round) % 3 != 0).collect();
+            let set = |taps: &mut ndarray::Array2<f64>, steps: &mut ndarray::Array2<f64>| {
+                for c in (0..b).filter(|&c| moved[c]) {
+                    for (k, t) in net.trafos.iter().enumerate() {
+                        if let Some(tap) = &t.tap {
+                            taps[(c, k)] = (tap.pos + (round + 1) as f64).min(tap.max);
+                        }
+                    }
+                    for (k, sh) in net.shunts.iter().enumerate() {
+                        steps[(c, k)] = ((c + k + round) % (sh.max_step as usize + 1)) as f64;
+                    }
+                }
+            };
+            let (taps, steps) = fast.controls_mut();
+            set(taps, steps);
+            let inp = full.inputs_mut();
+            set(&mut inp.trafo_tap_pos, &mut inp.shunt_step);
+            fast.solve_active(&moved).expect("solve");
+            full.solve().expect("solve");
+            let (rf, rr) = (fast.results(), full.results());
+            for c in (0..b).filter(|&c| moved[c]) {
+                assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}");
+                for &k in &va_buses {
+                    assert_eq!(rf.va_degree[(c, k)], rr.va_degree[(c, k)], "copy {c}");
+                }
+                assert_eq!(rf.converged[c], rr.converged[c]);
+                assert_eq!(rf.iterations[c], rr.iterations[c]);
+            }
+        }
+        fast.finish_results();
+        assert_eq!(fast.results(), full.results());
     }
 
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).

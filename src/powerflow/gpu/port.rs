@@ -1045,11 +1045,15 @@ impl<T: Real> PortBatch<T> {
     pub fn solve(&mut self) -> Result<()> {
         self.inputs.validate(&self.plan.net)?;
         let batch = self.port.p.batch as usize;
+        let mut shunt_step = vec![f64::NAN; batch * self.plan.net.shunts.len()];
         let mut host = HostState {
+            setpoints: true,
             tap_pos: &mut self.tap_pos,
+            shunt_step: &mut shunt_step,
             bpp_a: &mut self.bpp_a,
             bpp_f: &mut self.bpp_f,
             bpp_work: &mut self.bpp_work,
+            taps: &mut super::TapCache::default(),
         };
         let mut pc = Buf {
             data: std::mem::take(&mut self.port.pc),
