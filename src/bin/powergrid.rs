@@ -82,6 +82,10 @@ enum Cmd {
         /// `control_iterations` and `control_settled` per scenario.
         #[arg(long)]
         control: bool,
+        /// Hold gens at their Q limits (`min_q_mvar`/`max_q_mvar`), their buses
+        /// turned PQ, per scenario (pandapower's `runpp(enforce_q_lims=True)`; CPU backend).
+        #[arg(long)]
+        enforce_q_lims: bool,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
@@ -232,6 +236,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             output,
             verbose,
             control,
+            enforce_q_lims,
         } => {
             let net = network::load(&network)?;
             if control && net.controllers.is_empty() {
@@ -240,7 +245,11 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     network.display()
                 )));
             }
-            let plan = Arc::new(Plan::new(&net, SolverOptions::default())?);
+            let options = SolverOptions {
+                enforce_q_lims,
+                ..SolverOptions::default()
+            };
+            let plan = Arc::new(Plan::new(&net, options)?);
             let inputs = match &scenarios {
                 Some(p) => ScenarioFile::read(p)?.to_inputs(&net)?,
                 None => powergrid::powerflow::BatchInputs::from_network(&net, 1),

@@ -32,6 +32,10 @@ pub struct SolverOptions {
     /// Fixed variant and rotation ψ in radians; `None` picks the pair that
     /// converges fastest on the base case.
     pub variant: Option<(Variant, f64)>,
+    /// pandapower's `enforce_q_lims`: a gen whose Q leaves `[min_q_mvar,
+    /// max_q_mvar]` is held at the limit and its node becomes a PQ node, per
+    /// copy ([`super::qlims`]). Off by default, as in `runpp`.
+    pub enforce_q_lims: bool,
 }
 
 impl Default for SolverOptions {
@@ -40,6 +44,7 @@ impl Default for SolverOptions {
             tolerance_pu: 1e-8,
             max_iterations: 100,
             variant: None,
+            enforce_q_lims: false,
         }
     }
 }
@@ -655,6 +660,7 @@ impl Plan {
         if let Some(why) = plan.gen_vm_conflict(&|k| net.gens[k].vm_pu) {
             return Err(Error::InvalidNetwork(why));
         }
+        super::qlims::check_limits(&plan)?;
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
             Some((v, psi)) => {
@@ -854,7 +860,7 @@ impl Plan {
     }
 
     /// B'' entries of a branch: `(ff, tt, ft = tf)` for impedance `z`, ratio and shunt `y_sh`.
-    fn bpp_stamp(&self, z: C64, ratio: f64, y_sh: C64) -> [f64; 3] {
+    pub(crate) fn bpp_stamp(&self, z: C64, ratio: f64, y_sh: C64) -> [f64; 3] {
         let b = self.series_b(z, false);
         let half = (y_sh * C64::from_polar(1.0, -self.psi)).im * 0.5;
         let r2 = ratio * ratio;
