@@ -343,7 +343,7 @@ impl GpuBatch {
         single_dispatch: bool,
     ) -> Result<Self> {
         if plan.options.enforce_q_lims {
-            return Err(Error::Unsupported(
+            return Err(Error::Gpu(
                 "enforce_q_lims (gens held at their Q limits) is offered on the CPU backend only"
                     .into(),
             ));
