@@ -348,3 +348,38 @@ fn cli_flag() {
     assert!(off > 1.0, "{off}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The setup key `solver_enforce_q_lims` (config.yml): read, off by default,
+/// and on a GPU backend refused by name.
+#[test]
+fn setup_key() {
+    let name = "ieee34_ieee13";
+    let src = path(&format!("setups/{name}"));
+    let dst = std::env::temp_dir().join(format!("pg-qlims-setup-{}", std::process::id()));
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let cfg = dst.join("config.yml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\nsolver_enforce_q_lims: true\n")).unwrap();
+    let shipped = powergrid::setup::Setup::load(name).unwrap();
+    assert!(!shipped.config.solver_enforce_q_lims);
+    let setup = powergrid::setup::Setup::load(dst.to_str().unwrap()).unwrap();
+    assert!(setup.config.solver_enforce_q_lims);
+    let cpu = powergrid::env::VecEnv::new(setup.clone(), &Default::default());
+    assert!(cpu.is_ok(), "{:?}", cpu.err());
+    if gpu_or_skip("setup_key") {
+        let options = powergrid::env::EnvOptions {
+            backend: powergrid::powerflow::BackendKind::Gpu,
+            ..Default::default()
+        };
+        let e = powergrid::env::VecEnv::new(setup, &options)
+            .err()
+            .expect("the GPU refuses enforce_q_lims")
+            .to_string();
+        assert!(e.contains("enforce_q_lims"), "{e}");
+    }
+    std::fs::remove_dir_all(&dst).ok();
+}
