@@ -13,8 +13,9 @@ to 1e-9 Mvar — else 0).
 - `case118`: pandapower.networks' case118 as it is (limits bind on both sides).
 - `case300`: pandapower.networks' case300 with the limits of the gens that its
   own solution (enforce_q_lims=False) violates moved 90 % of the way towards
-  that Q (they still bind): with its limits as they are (or moved 10 % or 50 %), runpp does not converge with
-  enforce_q_lims=True (NR, 10 or 50 iterations); milder load changes.
+  that Q (they still bind): with its limits as they are runpp does not
+  converge with enforce_q_lims=True (NR, 10 or 50 iterations), nor with them
+  moved 10 %; moved 50 % it fails at 1.02 × load. Milder load changes.
 - `qlims`: handcrafted: a meshed 110 kV net with two gens at one bus (different
   ranges), a gen at the ext_grid's bus with limits (pandapower holds it at its
   limit, the ext_grid takes the rest), a gen with only `max_q_mvar` (NaN
