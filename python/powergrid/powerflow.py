@@ -35,6 +35,11 @@ class PowerFlow:
     next solve. Arrays follow the
     element order of the network's tables; buses cut off from every slack
     read 0. Loads consume ``p_mw * scaling``; storage ``p_mw`` > 0 charges.
+
+    ``enforce_q_lims=True`` is pandapower's ``runpp(enforce_q_lims=True)``
+    per copy: gens whose Q leaves ``[min_q_mvar, max_q_mvar]`` are held at
+    that limit (their ``gen_q_mvar``) and their buses turned PQ (CPU backend
+    only; off by default, as in ``runpp``).
     """
 
     def __init__(
@@ -44,10 +49,17 @@ class PowerFlow:
         backend: str = "cpu",
         tolerance_pu: Optional[float] = None,
         gpu_precision: str = "f32",
+        enforce_q_lims: bool = False,
     ):
         if isinstance(network, (str, os.PathLike)):
             self._core = _powergrid.PowerFlowCore(
-                os.fspath(network), int(num_copies), backend, False, tolerance_pu, gpu_precision
+                os.fspath(network),
+                int(num_copies),
+                backend,
+                False,
+                tolerance_pu,
+                gpu_precision,
+                bool(enforce_q_lims),
             )
         else:
             try:
@@ -58,7 +70,7 @@ class PowerFlow:
                 ) from None
             text = pandapower.to_json(network)
             self._core = _powergrid.PowerFlowCore(
-                text, int(num_copies), backend, True, tolerance_pu, gpu_precision
+                text, int(num_copies), backend, True, tolerance_pu, gpu_precision, bool(enforce_q_lims)
             )
         self.backend = self._core.description
         self.num_copies = self._core.num_copies

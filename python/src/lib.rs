@@ -385,7 +385,9 @@ impl PowerFlowCore {
     /// `source` is a path (`.yml` project format or `.json` pandapower) or,
     /// with `is_json=True`, the text of a pandapower JSON network.
     #[new]
-    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32"))]
+    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32", enforce_q_lims=false))]
+    // Python's keyword arguments, one parameter each.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         source: &str,
@@ -394,6 +396,7 @@ impl PowerFlowCore {
         is_json: bool,
         tolerance_pu: Option<f64>,
         gpu_precision: &str,
+        enforce_q_lims: bool,
     ) -> PyResult<Self> {
         if num_copies == 0 {
             return Err(PyValueError::new_err("num_copies must be at least 1"));
@@ -415,6 +418,7 @@ impl PowerFlowCore {
             if let Some(t) = tolerance_pu {
                 opts.tolerance_pu = t;
             }
+            opts.enforce_q_lims = enforce_q_lims;
             let n = [
                 net.buses.len(),
                 net.lines.len(),

@@ -59,3 +59,22 @@ def test_pandapower_net_object(root):
     for c in range(3):
         np.testing.assert_allclose(pf.results["vm_pu"][c], net.res_bus.vm_pu.values, atol=1e-7)
         np.testing.assert_allclose(pf.results["va_degree"][c], net.res_bus.va_degree.values, atol=1e-5)
+
+
+def test_enforce_q_lims_against_pandapower(root):
+    """``enforce_q_lims=True``: the gens' Q and the voltages of pandapower's
+    ``runpp(enforce_q_lims=True)`` (tests/data/pandapower_qlims); off, the gens
+    leave their limits."""
+    d = root / "tests" / "data" / "pandapower_qlims"
+    scen = json.loads((d / "qlims.reference.json").read_text())["scenarios"]
+    for enforce in (True, False):
+        pf = powergrid.PowerFlow(d / "qlims.json", len(scen), enforce_q_lims=enforce)
+        set_inputs(pf, scen)
+        assert pf.solve().all()
+        q = np.array([s["results"]["gen_q_mvar"] for s in scen])
+        vm = np.array([s["results"]["vm_pu"] for s in scen])
+        if enforce:
+            np.testing.assert_allclose(pf.results["gen_q_mvar"], q, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(pf.results["vm_pu"], vm, rtol=0, atol=1e-6)
+        else:
+            assert np.abs(pf.results["gen_q_mvar"] - q).max() > 1.0

@@ -88,6 +88,10 @@ enum Cmd {
         /// meshed transmission networks; adapters with f64 shaders).
         #[arg(long, default_value = "f32")]
         gpu_precision: GpuPrecision,
+        /// Hold gens at their Q limits (`min_q_mvar`/`max_q_mvar`), their buses
+        /// turned PQ, per scenario (pandapower's `runpp(enforce_q_lims=True)`; CPU backend).
+        #[arg(long)]
+        enforce_q_lims: bool,
     },
     /// Convert a pandapower JSON network to the project's YAML format (element order kept).
     Import {
@@ -243,6 +247,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             verbose,
             control,
             gpu_precision,
+            enforce_q_lims,
         } => {
             let net = network::load(&network)?;
             if control && net.controllers.is_empty() {
@@ -253,6 +258,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             }
             let options = SolverOptions {
                 gpu_precision,
+                enforce_q_lims,
                 ..SolverOptions::default()
             };
             let plan = Arc::new(Plan::new(&net, options)?);

@@ -305,6 +305,7 @@ impl VecEnv {
                 tolerance_pu: options
                     .solver_tolerance_pu
                     .unwrap_or(cfg.solver_tolerance_pu),
+                enforce_q_lims: cfg.solver_enforce_q_lims,
                 ..SolverOptions::default()
             },
         )?);

@@ -600,8 +600,9 @@ pub struct Ward {
 /// and holds its bus at `vm_pu` (a PV bus; at an ext_grid's bus the ext_grid's
 /// voltage, which must be the same). Its Q is a result: the bus's balance,
 /// split among the bus's gens (and ext_grids) as pandapower's `pfsoln` does, in
-/// proportion to their `[min_q_mvar, max_q_mvar]` ranges. Q limits are not
-/// enforced (`runpp`'s `enforce_q_lims = False`).
+/// proportion to their `[min_q_mvar, max_q_mvar]` ranges. Q limits are
+/// enforced only with `SolverOptions::enforce_q_lims` (`runpp`'s
+/// `enforce_q_lims`, off by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gen {
@@ -622,8 +623,9 @@ pub struct Gen {
     /// Rated apparent power in MVA (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sn_mva: Option<f64>,
-    /// Lower reactive limit in Mvar (`None`: pandapower's −1e9); only splits Q
-    /// among several gens at one bus.
+    /// Lower reactive limit in Mvar (`None`: pandapower's −1e9); splits Q
+    /// among several gens at one bus, and with `enforce_q_lims` the gen is
+    /// held there when its Q would be lower.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_q_mvar: Option<f64>,
     /// Upper reactive limit in Mvar (`None`: pandapower's 1e9).

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 mod lanes;
+mod qlims;
 use lanes::{Group, SolveGroup, WriteRows, LANES};
 
 /// Which CPU kernel solves the copies of a [`CpuBatch`].
@@ -83,6 +84,9 @@ pub struct CopyState {
     pub iterations: u32,
     /// Final mismatch of the last solve.
     pub mismatch: f64,
+    /// `enforce_q_lims`: the gens held at a Q limit and the released PV
+    /// nodes of the last solve (empty with the option off).
+    q: qlims::QState,
 }
 
 impl CopyState {
@@ -111,12 +115,12 @@ impl CopyState {
             tap_pos: vec![f64::NAN; plan.tap_trafos.len()],
             bpp: None,
             bpp_key: Vec::with_capacity(plan.tap_trafos.len()),
-            bpp_a: if plan.tap_trafos.is_empty() {
+            bpp_a: if plan.tap_trafos.is_empty() && !plan.options.enforce_q_lims {
                 PatternValues::default()
             } else {
                 plan.bpp.zero_values()
             },
-            bpp_f: if plan.tap_trafos.is_empty() {
+            bpp_f: if plan.tap_trafos.is_empty() && !plan.options.enforce_q_lims {
                 PatternValues::default()
             } else {
                 plan.bpp.zero_values()
@@ -128,6 +132,7 @@ impl CopyState {
             converged: false,
             iterations: 0,
             mismatch: f64::NAN,
+            q: qlims::QState::default(),
         }
     }
 }
@@ -150,6 +155,7 @@ impl CopyState {
             + pv(&self.bpp_a)
             + pv(&self.bpp_f)
             + (self.bpp_key.capacity() + self.rhs.capacity() + self.tmp.capacity()) * 8
+            + self.q.heap_bytes()
             + size_of::<CopyState>()
     }
 
@@ -198,6 +204,14 @@ impl BppCache {
     fn factors(&self, p: &Plan, st: &mut CopyState) -> Option<Arc<BppFactors>> {
         st.bpp_key.clear();
         st.bpp_key.extend(st.tap_pos.iter().map(|x| x.to_bits()));
+        // Released PV nodes (`enforce_q_lims`) after a marker no tap's bits can be.
+        let released = st.q.released();
+        if released {
+            let from = st.bpp_key.len() + 1;
+            st.bpp_key.push(u64::MAX);
+            st.bpp_key.extend(st.q.saved.iter().map(|&(i, _)| i as u64));
+            st.bpp_key[from..].sort_unstable();
+        }
         // A poisoned lock only means another thread panicked mid-insert; the
         // map itself is always consistent, so go on with it.
         let hit = self
@@ -209,7 +223,19 @@ impl BppCache {
         if let Some(f) = hit {
             return f;
         }
-        let f = if p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp) {
+        let ok = if released {
+            super::qlims::bpp_factor(
+                p,
+                &st.tap_pos,
+                &st.q.pv_mask,
+                &mut st.bpp_a,
+                &mut st.bpp_f,
+                &mut st.tmp,
+            )
+        } else {
+            p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp)
+        };
+        let f = if ok {
             let mut us = vec![0.0; p.bpp.u_col.len()];
             scale_upper(&p.bpp, &st.bpp_f, &mut us);
             Some(Arc::new(BppFactors {
@@ -358,6 +384,8 @@ impl Kernel {
     fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
         let p = &*self.plan;
         let net = &p.net;
+        // Every solve starts with every gen's node PV again (as every `runpp`).
+        qlims::reset(self, st);
         if !st.injections_fresh {
             super::injections::copy_specified(p, inp, c, &mut st.s_spec, &mut st.s_i, &mut st.s_z);
             for (j, x) in st.pv_vm.iter_mut().enumerate() {
@@ -394,17 +422,7 @@ impl Kernel {
             }
         }
         if taps_changed {
-            // FDPF needs B'' at the copy's own taps when they are far from the
-            // network's (measured: ieee34 diverges otherwise); refactor on the static pattern.
-            let base =
-                p.tap_trafos.iter().zip(&st.tap_pos).all(|(&(k, _), &pos)| {
-                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
-                });
-            st.bpp = if base {
-                None
-            } else {
-                self.bpp_cache.factors(p, st)
-            };
+            st.bpp = self.copy_bpp(st);
         }
         if p.has_pv() {
             // PV nodes start at their set-points: a cold copy from the no-load
@@ -423,6 +441,24 @@ impl Kernel {
                     C64::new(vm, 0.0)
                 };
             }
+        }
+    }
+
+    /// The B'' factors of a copy at its taps (`st.tap_pos`) with its released
+    /// PV nodes (`enforce_q_lims`): `None` for the network's own.
+    fn copy_bpp(&self, st: &mut CopyState) -> Option<Arc<BppFactors>> {
+        // FDPF needs B'' at the copy's own taps when they are far from the
+        // network's (measured: ieee34 diverges otherwise); refactor on the static pattern.
+        let p = &*self.plan;
+        let base = p
+            .tap_trafos
+            .iter()
+            .zip(&st.tap_pos)
+            .all(|(&(k, _), &pos)| p.net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos));
+        if base && !st.q.released() {
+            None
+        } else {
+            self.bpp_cache.factors(p, st)
         }
     }
 
@@ -481,6 +517,12 @@ impl Kernel {
         let rows = self.y_ptr.windows(2);
         let mut worst: f64 = 0.0;
         let mut total: f64 = 0.0;
+        // PV nodes: the plan's, or this copy's once `enforce_q_lims` released some.
+        let pv_mask = if st.q.released() {
+            &st.q.pv_mask[..]
+        } else {
+            &self.pv_mask[..]
+        };
         let (s_i, s_z, vm) = if ZIP {
             (&st.s_i[..n], &st.s_z[..n], &st.vm[..n])
         } else {
@@ -511,7 +553,7 @@ impl Kernel {
                 *s
             };
             let mut d = s - *vi * acc.conj();
-            let pv = PV && self.pv_mask[i];
+            let pv = PV && pv_mask[i];
             if pv {
                 d.im = 0.0;
             }
@@ -909,8 +951,23 @@ fn ext_grid_rows(
         } else {
             node_current(k, st, i)
         };
-        let q_bus = (st.v[i] * cur.conj() - st.s_spec[i]).im * sn;
-        k.gen_sites.split_q(p, site, q_bus, eq, gq);
+        let q_bus = (st.v[i] * cur.conj() - st.q.spec(&st.s_spec, i)).im * sn;
+        if st.q.n_held == 0 {
+            k.gen_sites.split_q(p, site, q_bus, eq, gq);
+        } else {
+            let q = &st.q;
+            super::qlims::split_q_limited(
+                p,
+                &k.gen_sites,
+                site,
+                q_bus,
+                &q.held,
+                &q.gen_q,
+                q.n_held,
+                eq,
+                gq,
+            );
+        }
     }
 }
 
@@ -1210,6 +1267,17 @@ impl CpuBatch {
         &self.states
     }
 
+    /// With [`SolverOptions::enforce_q_lims`](super::SolverOptions): per gen,
+    /// whether copy `c`'s last solve holds it at a Q limit (its `gen_q_mvar`
+    /// is that limit; its bus was turned PQ unless it is an ext_grid's). All
+    /// false with the option off.
+    pub fn gens_at_q_limit(&self, c: usize) -> Vec<bool> {
+        let held = &self.states[c].q.held;
+        (0..self.kernel.plan.gen_node.len())
+            .map(|g| held.get(g).copied().unwrap_or(false))
+            .collect()
+    }
+
     /// Validate the inputs (of the copies to solve), then solve every copy, or
     /// with `active` only those it marks (the others keep their state and
     /// result rows); one trip to the thread pool for both.
@@ -1243,6 +1311,9 @@ impl CpuBatch {
                         }
                         k.prepare(inp, c, st);
                         solve_copy(k, st);
+                        if k.plan.options.enforce_q_lims {
+                            qlims::enforce(k, st);
+                        }
                     });
                     write_results(k, states, res, &on, rows);
                 }
@@ -1267,10 +1338,19 @@ impl CpuBatch {
                         for (l, &c) in copies.iter().enumerate() {
                             let s = st(c);
                             g.store_lane(k, l, s);
+                            // `enforce_q_lims`: the lanes solved the first round;
+                            // a copy with gens to hold is solved on from there by
+                            // the scalar kernel (bit for bit the scalar path) and
+                            // its rows written again.
+                            let again = k.plan.options.enforce_q_lims && qlims::enforce(k, s);
                             if let Rows::All = rows {
                                 slack_currents(k, s);
-                                // SAFETY: copy `c` belongs to this task only.
-                                let r = unsafe { tables.rows(c) };
+                            }
+                            // SAFETY: copy `c` belongs to this task only.
+                            let r = unsafe { tables.rows(c) };
+                            if again {
+                                copy_results(k, s, r, rows);
+                            } else if let Rows::All = rows {
                                 ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
                             }
                         }

@@ -553,6 +553,12 @@ impl GpuBatch {
         max_chunk: usize,
         schedule: Schedule,
     ) -> Result<Self> {
+        if plan.options.enforce_q_lims {
+            return Err(Error::Gpu(
+                "enforce_q_lims (gens held at their Q limits) is offered on the CPU backend only"
+                    .into(),
+            ));
+        }
         // The shader's branch form is reciprocal (one series admittance).
         if let Some(k) = plan.branches.iter().find_map(|b| match b.source {
             BranchSource::Impedance(k) if plan.net.impedances[k].is_asymmetric() => Some(k),

@@ -135,6 +135,11 @@ impl GenSites {
         GenSites { sites, n_sources }
     }
 
+    /// In-service gens, ext_grids and xwards of the solved network.
+    pub(crate) fn n_sources(&self) -> usize {
+        self.n_sources
+    }
+
     /// Split a gen node's Q balance `q_bus` (MVar: injection plus the bus's own
     /// consumption) among its ext_grids (`eq`) and gens (`gq`) as pandapower's
     /// `pfsoln._update_q`: equally, then in proportion to each one's

@@ -8,6 +8,7 @@ pub(crate) mod injections;
 pub mod memory;
 pub mod plan;
 pub mod precision;
+pub(crate) mod qlims;
 pub mod scenarios;
 pub(crate) mod sparse_lu;
 pub(crate) mod tap_warm;
@@ -87,7 +88,8 @@ pub fn new_backend(
             Ok((b, d))
         }
         BackendKind::Auto => {
-            if gpu::real_gpu_available() {
+            // enforce_q_lims is offered on the CPU only: auto picks the CPU then.
+            if !plan.options.enforce_q_lims && gpu::real_gpu_available() {
                 let b = gpu::new_batch(plan, batch)?;
                 let d = format!("auto: {}", b.describe());
                 Ok((b, d))

@@ -155,6 +155,11 @@ pub struct SetupConfig {
     /// network's `sn_mva` (default: the solver's 1e-9).
     #[serde(default = "default_tol")]
     pub solver_tolerance_pu: f64,
+    /// Hold gens at their Q limits, their buses turned PQ, per copy
+    /// (`SolverOptions::enforce_q_lims`, pandapower's `enforce_q_lims`; CPU
+    /// backend only). Default false, as in `runpp`.
+    #[serde(default)]
+    pub solver_enforce_q_lims: bool,
     /// Price normalisation of observations in $/MWh.
     #[serde(default = "hundred")]
     pub price_scale: f64,

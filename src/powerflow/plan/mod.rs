@@ -13,7 +13,7 @@ use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::network::Network;
 
-mod matrices;
+pub(crate) mod matrices;
 mod topology;
 mod variant;
 
@@ -32,6 +32,12 @@ pub struct SolverOptions {
     /// Fixed variant and rotation ψ in radians; `None` picks the pair that
     /// converges fastest on the base case.
     pub variant: Option<(Variant, f64)>,
+    /// pandapower's `enforce_q_lims`: a gen whose Q leaves `[min_q_mvar,
+    /// max_q_mvar]` is held at the limit and its node becomes a PQ node, per
+    /// copy (`powerflow/qlims.rs`; CPU backend only, see
+    /// [`CpuBatch::gens_at_q_limit`](super::CpuBatch::gens_at_q_limit)). Off by
+    /// default, as in `runpp`.
+    pub enforce_q_lims: bool,
     /// Arithmetic of the GPU backend (the CPU solver is f64 whatever this says).
     pub gpu_precision: super::GpuPrecision,
 }
@@ -42,6 +48,7 @@ impl Default for SolverOptions {
             tolerance_pu: 1e-8,
             max_iterations: 100,
             variant: None,
+            enforce_q_lims: false,
             gpu_precision: super::GpuPrecision::F32,
         }
     }
@@ -207,6 +214,7 @@ impl Plan {
         if let Some(why) = plan.gen_vm_conflict(&|k| net.gens[k].vm_pu) {
             return Err(Error::InvalidNetwork(why));
         }
+        super::qlims::check_limits(&plan)?;
         plan.v_noload = plan.no_load_voltages()?;
         match plan.options.variant {
             Some((v, psi)) => {
