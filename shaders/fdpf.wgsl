@@ -103,6 +103,8 @@ struct Params {
 const NONE: u32 = 0xffffffffu;
 const DEG: f32 = 57.29577951308232;
 const F9: u32 = 9u;
+// A PV set-point at or above this marks the node released to PQ (Q limits).
+const PV_RELEASED: f32 = 1e20;
 
 fn at(row: u32, c: u32) -> u32 {
     return row * P.batch + c;
@@ -242,6 +244,14 @@ fn pv_row(i: u32) -> u32 {
     return idx[P.i_pv + i];
 }
 
+// Whether PQ-numbered node i holds its voltage in copy c: a PV node whose
+// set-point row is not released (Q limits: the host writes PV_RELEASED there
+// for a PV node turned PQ, its gens held at a limit in S_spec).
+fn pv_held(i: u32, c: u32) -> bool {
+    let j = pv_row(i);
+    return j != NONE && pc[at(P.p_pv + j, c)] < PV_RELEASED;
+}
+
 // ΔS_i = S_spec − W·conj(J) (frame-independent).
 fn delta_s(i: u32, c: u32) -> vec2<f32> {
     let w = vec2<f32>(1.0, 0.0) + dw(i, c);
@@ -286,7 +296,7 @@ fn mismatch_norm(c: u32) -> vec2<f32> {
         let ds = delta_s(i, c);
         // A PV node's ΔQ is its gens' free Q: left out (cpu.rs `Kernel::mismatch`).
         var m = abs(ds.x);
-        if pv_row(i) == NONE {
+        if !pv_held(i, c) {
             m = max(m, abs(ds.y));
         }
         let tol = max(P.tol, sh[P.s_tol + i] * (length(dw(i, c)) + 0.01));
@@ -372,7 +382,7 @@ fn p_rhs(c: u32) {
     let rot = vec2<f32>(P.rot_re, P.rot_im);
     for (var i = 0u; i < P.n_pq; i++) {
         var ds = delta_s(i, c);
-        if pv_row(i) != NONE {
+        if pv_held(i, c) {
             ds.y = 0.0;
         }
         work[at(r_x(i), c)] = cmul(ds, rot).x / (1.0 + work[at(r_u(i), c)]);
@@ -396,7 +406,7 @@ fn q_rhs(c: u32) {
     for (var i = 0u; i < P.n_pq; i++) {
         // PV nodes: 0, which their identity rows of B'' keep (Δ|V| = 0).
         var x: f32 = 0.0;
-        if pv_row(i) == NONE {
+        if !pv_held(i, c) {
             x = cmul(delta_s(i, c), rot).y / (1.0 + work[at(r_u(i), c)]);
         }
         work[at(r_x(i), c)] = x;
@@ -601,9 +611,8 @@ fn start(c: u32) {
     // PV nodes at this copy's set-points (angle kept), cold or warm.
     if P.p_pv != NONE {
         for (var i = 0u; i < P.n_pq; i++) {
-            let j = pv_row(i);
-            if j != NONE {
-                work[at(r_u(i), c)] = pc[at(P.p_pv + j, c)];
+            if pv_held(i, c) {
+                work[at(r_u(i), c)] = pc[at(P.p_pv + pv_row(i), c)];
             }
         }
     }

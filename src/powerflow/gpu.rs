@@ -129,6 +129,9 @@ pub const POLISH_ITERATIONS: u32 = 5;
 /// Copies per workgroup (the shader's `@workgroup_size`).
 const WORKGROUP: u32 = 64;
 const NONE: u32 = u32::MAX;
+/// The shader's `PV_RELEASED`: a PV set-point row at or above it marks the
+/// node released to PQ in that copy (Q limits).
+pub(crate) const PV_RELEASED: f64 = 1e20;
 /// Loop trips one invocation may make per dispatch on llvmpipe. Its hard limit is
 /// 65535 per SIMD group, and lanes on diverging paths (one iterating, one writing
 /// results) add up, so half of it.

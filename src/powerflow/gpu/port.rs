@@ -156,6 +156,7 @@ fn length<T: Real>(a: V2<T>) -> T {
 
 pub(crate) const NONE: u32 = 0xffff_ffff;
 const F9: u32 = 9;
+use super::PV_RELEASED;
 
 /// WGSL `Branch`.
 #[derive(Debug, Clone, Copy)]
@@ -389,6 +390,11 @@ impl<T: Real> Port<T> {
         self.ix(self.p.i_pv + i)
     }
 
+    pub fn pv_held(&self, i: u32, c: u32) -> bool {
+        let j = self.pv_row(i);
+        j != NONE && self.pcv(self.p.p_pv + j, c) < Self::k(PV_RELEASED)
+    }
+
     pub fn delta_s(&self, i: u32, c: u32) -> V2<T> {
         let w = Self::one() + self.dw(i, c);
         self.s_spec_v(i, c) - cmul(w, conj(self.cur(i, c)))
@@ -433,7 +439,7 @@ impl<T: Real> Port<T> {
         for i in 0..self.p.n_pq {
             let ds = self.delta_s(i, c);
             let mut m = ds.x.abs();
-            if self.pv_row(i) == NONE {
+            if !self.pv_held(i, c) {
                 m = m.max(ds.y.abs());
             }
             let tol = self
@@ -524,7 +530,7 @@ impl<T: Real> Port<T> {
         let rot = self.rot;
         for i in 0..self.p.n_pq {
             let mut ds = self.delta_s(i, c);
-            if self.pv_row(i) != NONE {
+            if self.pv_held(i, c) {
                 ds.y = Self::k(0.0);
             }
             let x = cmul(ds, rot).x / (Self::k(1.0) + self.w(self.r_u(i), c));
@@ -549,7 +555,7 @@ impl<T: Real> Port<T> {
         let rot = self.rot;
         for i in 0..self.p.n_pq {
             let mut x = Self::k(0.0);
-            if self.pv_row(i) == NONE {
+            if !self.pv_held(i, c) {
                 x = cmul(self.delta_s(i, c), rot).y / (Self::k(1.0) + self.w(self.r_u(i), c));
             }
             self.set_w(self.r_x(i), c, x);
@@ -752,9 +758,8 @@ impl<T: Real> Port<T> {
         }
         if p.p_pv != NONE {
             for i in 0..p.n_pq {
-                let j = self.pv_row(i);
-                if j != NONE {
-                    self.set_w(self.r_u(i), c, self.pcv(p.p_pv + j, c));
+                if self.pv_held(i, c) {
+                    self.set_w(self.r_u(i), c, self.pcv(p.p_pv + self.pv_row(i), c));
                 }
             }
         }
