@@ -5,14 +5,17 @@
 //! ext_grid's bus with limits, one with only an upper limit, one with both
 //! limits 0, one without limits, one behind a trafo) whose copies hold
 //! different gens (data and script in `tests/data/pandapower_qlims/`).
-//! Both CPU kernels, warm starts, the option off, the CLI flag, bad input,
-//! and the GPU's refusal.
+//! Both CPU kernels and the GPU (f32 and f64), warm starts, the option off,
+//! the CLI flag, bad input.
 
 mod common;
 use common::*;
 use powergrid::network::Network;
+use powergrid::powerflow::gpu::GpuBatch;
 use powergrid::powerflow::scenarios::ScenarioFile;
-use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
+use powergrid::powerflow::{
+    BatchResults, CpuBatch, CpuKernel, GpuPrecision, Plan, PowerFlow, SolverOptions,
+};
 use std::sync::Arc;
 
 const NETS: [&str; 3] = ["qlims", "case118", "case300"];
@@ -45,13 +48,33 @@ fn ref_held(reference: &ScenarioFile, c: usize) -> Vec<bool> {
 /// Mvar, |ΔQ_gen| Mvar]` over the scenarios, and every copy's held gens
 /// checked against pandapower's.
 fn check(name: &str, what: &str, reference: &ScenarioFile, batch: &CpuBatch) -> [f64; 7] {
-    let r = batch.results();
+    let held = |c| batch.gens_at_q_limit(c);
+    check_with(
+        name,
+        what,
+        reference,
+        batch.results(),
+        &held,
+        [1e-8, 1e-6, 1e-5, 1e-6],
+    )
+}
+
+/// [`check`] of any backend's results and held gens, within `[vm p.u., va °,
+/// loading pp, MW/Mvar]`.
+fn check_with(
+    name: &str,
+    what: &str,
+    reference: &ScenarioFile,
+    r: &BatchResults,
+    held: &dyn Fn(usize) -> Vec<bool>,
+    tol: [f64; 4],
+) -> [f64; 7] {
     let six = worst_all_converged(name, reference, r);
     let mut w = [six[0], six[1], six[2], six[3], six[4], six[5], 0.0];
     for c in 0..reference.scenarios.len() {
         w[6] = w[6].max(table_diff(r, reference, c, "gen_q_mvar"));
         assert_eq!(
-            batch.gens_at_q_limit(c),
+            held(c),
             ref_held(reference, c),
             "{name} {what} scenario {c}: held gens"
         );
@@ -61,19 +84,19 @@ fn check(name: &str, what: &str, reference: &ScenarioFile, batch: &CpuBatch) -> 
          |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
         w[0], w[1], w[2], w[3], w[4], w[5], w[6]
     );
-    assert_worst(name, what, &w, 1e-8, 1e-6, Some(1e-5));
+    assert_worst(name, what, &w, tol[0], tol[1], Some(tol[2]));
     assert!(
-        w[4] <= 1e-6,
+        w[4] <= tol[3],
         "{name} {what}: max |Δext_grid P| = {:e} MW",
         w[4]
     );
     assert!(
-        w[5] <= 1e-6,
+        w[5] <= tol[3],
         "{name} {what}: max |Δext_grid Q| = {:e} Mvar",
         w[5]
     );
     assert!(
-        w[6] <= 1e-6,
+        w[6] <= tol[3],
         "{name} {what}: max |Δgen Q| = {:e} Mvar",
         w[6]
     );
@@ -258,8 +281,7 @@ fn nan_limit_is_no_limit() {
 
 /// Bad input, with the option on: inverted limits, and a gen at a bus with
 /// voltage-dependent loads (not offered), each refused naming the gen; the
-/// option off accepts both (the limits only split Q). The GPU refuses the
-/// option by name.
+/// option off accepts both (the limits only split Q).
 #[test]
 fn bad_limits_are_refused_naming_the_gen() {
     let (net, _) = load("qlims");
@@ -287,20 +309,56 @@ fn bad_limits_are_refused_naming_the_gen() {
     let e = Plan::new(&zip, options(true)).unwrap_err().to_string();
     assert!(e.contains("gen 1") && e.contains("ZIP"), "{e}");
     assert!(Plan::new(&zip, options(false)).is_ok());
+}
 
-    if gpu_or_skip("bad_limits_are_refused_naming_the_gen") {
-        let e = powergrid::powerflow::gpu::GpuBatch::new(plan(&net, true), 2)
-            .err()
-            .expect("the GPU refuses enforce_q_lims")
-            .to_string();
-        assert!(e.contains("enforce_q_lims"), "{e}");
-        let (_, desc) = powergrid::powerflow::new_backend(
-            powergrid::powerflow::BackendKind::Auto,
-            plan(&net, true),
-            2,
-        )
-        .unwrap();
-        assert!(desc.contains("CPU") || desc.contains("cpu"), "{desc}");
+/// The GPU backend runs pandapower's rounds from the host (the shader treats a
+/// released PV node as PQ in that copy): the same held gens as pandapower in
+/// every scenario; f32 within the GPU's tolerances, f64 within the CPU's.
+/// A second solve starts from every gen PV again (the same answer).
+#[test]
+fn gpu_matches_pandapower_enforce_q_lims() {
+    if !gpu_or_skip("gpu_matches_pandapower_enforce_q_lims") {
+        return;
+    }
+    let f64_ok = powergrid::gpu::GpuContext::shared().unwrap().shader_f64;
+    for name in NETS {
+        let (net, reference) = load(name);
+        for precision in [GpuPrecision::F32, GpuPrecision::F64] {
+            if precision == GpuPrecision::F64 && !f64_ok {
+                continue;
+            }
+            let options = SolverOptions {
+                gpu_precision: precision,
+                ..options(true)
+            };
+            let plan = Arc::new(Plan::new(&net, options).unwrap());
+            let mut gpu = GpuBatch::new(plan, reference.scenarios.len()).unwrap();
+            let tol = match precision {
+                GpuPrecision::F32 => [1e-5, 1e-3, 1e-2, 1e-2],
+                GpuPrecision::F64 => [1e-8, 1e-6, 1e-5, 1e-6],
+            };
+            let what = format!("GPU {precision}");
+            let r = solve_scenarios(&mut gpu, &net, &reference);
+            check_with(
+                name,
+                &what,
+                &reference,
+                &r,
+                &|c| gpu.gens_at_q_limit(c),
+                tol,
+            );
+            gpu.solve().unwrap();
+            let again = gpu.results().clone();
+            let what = format!("{what}, again");
+            check_with(
+                name,
+                &what,
+                &reference,
+                &again,
+                &|c| gpu.gens_at_q_limit(c),
+                tol,
+            );
+        }
     }
 }
 
@@ -350,7 +408,7 @@ fn cli_flag() {
 }
 
 /// The setup key `solver_enforce_q_lims` (config.yml): read, off by default,
-/// and on a GPU backend refused by name.
+/// on both backends.
 #[test]
 fn setup_key() {
     let name = "ieee34_ieee13";
@@ -375,11 +433,8 @@ fn setup_key() {
             backend: powergrid::powerflow::BackendKind::Gpu,
             ..Default::default()
         };
-        let e = powergrid::env::VecEnv::new(setup, &options)
-            .err()
-            .expect("the GPU refuses enforce_q_lims")
-            .to_string();
-        assert!(e.contains("enforce_q_lims"), "{e}");
+        let gpu = powergrid::env::VecEnv::new(setup, &options);
+        assert!(gpu.is_ok(), "{:?}", gpu.err());
     }
     std::fs::remove_dir_all(&dst).ok();
 }

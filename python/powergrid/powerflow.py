@@ -38,8 +38,8 @@ class PowerFlow:
 
     ``enforce_q_lims=True`` is pandapower's ``runpp(enforce_q_lims=True)``
     per copy: gens whose Q leaves ``[min_q_mvar, max_q_mvar]`` are held at
-    that limit (their ``gen_q_mvar``) and their buses turned PQ (CPU backend
-    only; off by default, as in ``runpp``).
+    that limit (their ``gen_q_mvar``) and their buses turned PQ (CPU or GPU;
+    off by default, as in ``runpp``).
     """
 
     def __init__(

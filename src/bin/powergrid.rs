@@ -89,7 +89,7 @@ enum Cmd {
         #[arg(long, default_value = "f32")]
         gpu_precision: GpuPrecision,
         /// Hold gens at their Q limits (`min_q_mvar`/`max_q_mvar`), their buses
-        /// turned PQ, per scenario (pandapower's `runpp(enforce_q_lims=True)`; CPU backend).
+        /// turned PQ, per scenario (pandapower's `runpp(enforce_q_lims=True)`).
         #[arg(long)]
         enforce_q_lims: bool,
     },

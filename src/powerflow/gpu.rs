@@ -43,6 +43,8 @@ use std::time::Instant;
 /// f64/f32 CPU port of the shader, function for function (kernel-by-kernel tests).
 #[cfg(test)]
 pub(crate) mod port;
+/// `enforce_q_lims`: pandapower's PV→PQ rounds, driven from the host.
+mod qlims;
 
 /// The solver's WGSL source.
 pub const FDPF_WGSL: &str = include_str!("../../shaders/fdpf.wgsl");
@@ -401,6 +403,8 @@ pub struct GpuBatch {
     deferred: Option<Vec<usize>>,
     /// The copies the next unpack reads (`solve_active`; `None`: all).
     active: Option<Vec<bool>>,
+    /// `enforce_q_lims` state of every copy.
+    q: qlims::GpuQ,
     _shared: (wgpu::Buffer, wgpu::Buffer),
 }
 
@@ -556,12 +560,6 @@ impl GpuBatch {
         max_chunk: usize,
         schedule: Schedule,
     ) -> Result<Self> {
-        if plan.options.enforce_q_lims {
-            return Err(Error::Gpu(
-                "enforce_q_lims (gens held at their Q limits) is offered on the CPU backend only"
-                    .into(),
-            ));
-        }
         // The shader's branch form is reciprocal (one series admittance).
         if let Some(k) = plan.branches.iter().find_map(|b| match b.source {
             BranchSource::Impedance(k) if plan.net.impedances[k].is_asymmetric() => Some(k),
@@ -693,6 +691,7 @@ impl GpuBatch {
             shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
             deferred: None,
             active: None,
+            q: Default::default(),
             _shared: (idx_buf, sh_buf),
             plan,
             ctx,
@@ -745,6 +744,7 @@ impl GpuBatch {
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
+        self.q_write();
         self.setpoints = false;
         let t_prepared = thread_cpu_s();
         self.host.prepare_s += t_prepared - t;
@@ -1797,6 +1797,10 @@ impl PowerFlow for GpuBatch {
         r
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
+        if self.plan.options.enforce_q_lims {
+            // The Q-limit rounds read every copy's gen Q after each solve.
+            return;
+        }
         let nb = self.plan.net.buses.len();
         self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
     }
@@ -1836,7 +1840,14 @@ impl PowerFlow for GpuBatch {
             }
         }
         self.host.check_s += thread_cpu_s() - t;
+        let q_lims = self.plan.options.enforce_q_lims;
+        if q_lims {
+            self.q_reset();
+        }
         self.run()?;
+        if q_lims {
+            self.q_rounds()?;
+        }
         let t = thread_cpu_s();
         let summary = super::cpu::summary(&self.results);
         self.host.unpack_s += thread_cpu_s() - t;

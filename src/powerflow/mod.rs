@@ -88,8 +88,7 @@ pub fn new_backend(
             Ok((b, d))
         }
         BackendKind::Auto => {
-            // enforce_q_lims is offered on the CPU only: auto picks the CPU then.
-            if !plan.options.enforce_q_lims && gpu::real_gpu_available() {
+            if gpu::real_gpu_available() {
                 let b = gpu::new_batch(plan, batch)?;
                 let d = format!("auto: {}", b.describe());
                 Ok((b, d))

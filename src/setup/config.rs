@@ -156,8 +156,8 @@ pub struct SetupConfig {
     #[serde(default = "default_tol")]
     pub solver_tolerance_pu: f64,
     /// Hold gens at their Q limits, their buses turned PQ, per copy
-    /// (`SolverOptions::enforce_q_lims`, pandapower's `enforce_q_lims`; CPU
-    /// backend only). Default false, as in `runpp`.
+    /// (`SolverOptions::enforce_q_lims`, pandapower's `enforce_q_lims`; both
+    /// backends). Default false, as in `runpp`.
     #[serde(default)]
     pub solver_enforce_q_lims: bool,
     /// Price normalisation of observations in $/MWh.

@@ -34,7 +34,7 @@ pub struct SolverOptions {
     pub variant: Option<(Variant, f64)>,
     /// pandapower's `enforce_q_lims`: a gen whose Q leaves `[min_q_mvar,
     /// max_q_mvar]` is held at the limit and its node becomes a PQ node, per
-    /// copy (`powerflow/qlims.rs`; CPU backend only, see
+    /// copy (`powerflow/qlims.rs`; both backends, see
     /// [`CpuBatch::gens_at_q_limit`](super::CpuBatch::gens_at_q_limit)). Off by
     /// default, as in `runpp`.
     pub enforce_q_lims: bool,
