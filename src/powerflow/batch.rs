@@ -478,13 +478,7 @@ pub trait PowerFlow: Send {
     /// loop's settled copies). The default solves every copy; the CPU backend
     /// skips the inactive ones. The summary covers every copy.
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
-        if active.len() != self.batch() {
-            return Err(Error::InvalidInput(format!(
-                "active mask has {} entries for {} copies",
-                active.len(),
-                self.batch()
-            )));
-        }
+        check_active(active, self.batch())?;
         self.solve()
     }
     /// Results of the last solve.
@@ -535,4 +529,15 @@ pub trait PowerFlow: Send {
     fn plan(&self) -> Option<&super::Plan> {
         None
     }
+}
+
+/// An active mask of [`PowerFlow::solve_active`] has one entry per copy.
+pub(crate) fn check_active(active: &[bool], batch: usize) -> Result<()> {
+    if active.len() != batch {
+        return Err(Error::InvalidInput(format!(
+            "active mask has {} entries for {batch} copies",
+            active.len()
+        )));
+    }
+    Ok(())
 }

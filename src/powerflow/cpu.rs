@@ -1417,13 +1417,7 @@ impl PowerFlow for CpuBatch {
         Ok(summary(&self.results))
     }
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
-        if active.len() != self.states.len() {
-            return Err(crate::error::Error::InvalidInput(format!(
-                "active mask has {} entries for {} copies",
-                active.len(),
-                self.states.len()
-            )));
-        }
+        super::batch::check_active(active, self.states.len())?;
         self.run(Some(active))?;
         Ok(summary(&self.results))
     }

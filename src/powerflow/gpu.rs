@@ -1780,13 +1780,7 @@ impl PowerFlow for GpuBatch {
         (&mut self.inputs.trafo_tap_pos, &mut self.inputs.shunt_step)
     }
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
-        if active.len() != self.batch() {
-            return Err(Error::InvalidInput(format!(
-                "active mask has {} entries for {} copies",
-                active.len(),
-                self.batch()
-            )));
-        }
+        super::batch::check_active(active, self.batch())?;
         // Every copy is solved on the device; a deferred solve reads back only
         // the active ones (the others keep their last results).
         if self.deferred.is_some() {

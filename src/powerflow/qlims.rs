@@ -25,8 +25,9 @@
 //! failed solve fails the copy).
 
 use super::injections::{GenSite, GenSites};
+use super::plan::matrices::{add_stamp, stamp_slots};
 use super::plan::Plan;
-use super::sparse_lu::{PatternValues, Slot};
+use super::sparse_lu::PatternValues;
 use crate::complex::C64;
 use crate::error::{Error, Result};
 
@@ -60,17 +61,6 @@ pub(crate) fn check_limits(p: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
-    for (slot, val) in slots.iter().zip([s[0], s[1], s[2], s[2]]) {
-        match slot {
-            Some(Slot::D(i)) => v.d[*i] += val,
-            Some(Slot::L(k)) => v.l[*k] += val,
-            Some(Slot::U(k)) => v.u[*k] += val,
-            None => {}
-        }
-    }
-}
-
 /// B'' of a copy at tap positions `taps` (per `plan.tap_trafos`) whose PV
 /// nodes are those marked in `pv` (`n_pq` entries; a released PV node is a
 /// PQ node: its real row and column, its shunts and tap stamps, on the
@@ -92,20 +82,7 @@ pub(crate) fn bpp_factor(
     a.l.fill(0.0);
     a.d.fill(0.0);
     a.u.fill(0.0);
-    let slots = |f: usize, t: usize| -> [Option<Slot>; 4] {
-        let s = |i: usize, j: usize| {
-            if i < n && j < n && !(pv[i] || pv[j]) {
-                lu.slot(i, j)
-            } else {
-                None
-            }
-        };
-        if f == t {
-            [s(f, f), None, None, None]
-        } else {
-            [s(f, f), s(t, t), s(f, t), s(t, f)]
-        }
-    };
+    let slots = |f: usize, t: usize| stamp_slots(lu, n, Some(pv), f, t);
     let mut tapped = vec![false; p.branches.len()];
     for &(_, b) in &p.tap_trafos {
         tapped[b] = true;

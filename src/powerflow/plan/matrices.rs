@@ -164,7 +164,32 @@ pub(crate) fn bpp_stamp(z: C64, ratio: f64, y_sh: C64, variant: Variant, psi: f6
     [(b - half) / r2, b - half, -b / ratio]
 }
 
-fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
+/// Where a branch's `(ff, tt, ft = tf)` entries go in a pattern of `n` rows:
+/// none for a slack node, nor (where `pv` is given: B'') for a PV node, whose
+/// row and column are the identity. A self-loop only adds to one diagonal.
+pub(crate) fn stamp_slots(
+    lu: &SparseLu,
+    n: usize,
+    pv: Option<&[bool]>,
+    f: usize,
+    t: usize,
+) -> [Option<Slot>; 4] {
+    let s = |i: usize, j: usize| {
+        if i < n && j < n && !pv.is_some_and(|pv| pv[i] || pv[j]) {
+            lu.slot(i, j)
+        } else {
+            None
+        }
+    };
+    if f == t {
+        [s(f, f), None, None, None]
+    } else {
+        [s(f, f), s(t, t), s(f, t), s(t, f)]
+    }
+}
+
+/// Add a branch's entries `s = (ff, tt, ft = tf)` at `slots`.
+pub(crate) fn add_stamp(v: &mut PatternValues, slots: &[Option<Slot>; 4], s: [f64; 3]) {
     for (slot, val) in slots.iter().zip([s[0], s[1], s[2], s[2]]) {
         match slot {
             Some(Slot::D(i)) => v.d[*i] += val,
@@ -210,21 +235,8 @@ pub(crate) struct FdpfFactors {
 pub(crate) fn fdpf_factors(m: &FdpfInput<'_>, variant: Variant, psi: f64) -> Result<FdpfFactors> {
     let n = m.pattern.n;
     let pv = m.is_pv;
-    let slots = |lu: &SparseLu, f: usize, t: usize, bpp: bool| -> [Option<Slot>; 4] {
-        let s = |i: usize, j: usize| {
-            if i < n && j < n && !(bpp && (pv[i] || pv[j])) {
-                lu.slot(i, j)
-            } else {
-                None
-            }
-        };
-        if f == t {
-            // A self-loop only adds its shunt part to one diagonal.
-            [s(f, f), None, None, None]
-        } else {
-            [s(f, f), s(t, t), s(f, t), s(t, f)]
-        }
-    };
+    let slots =
+        |lu: &SparseLu, f: usize, t: usize, bpp: bool| stamp_slots(lu, n, bpp.then_some(pv), f, t);
 
     // B': series susceptances only, `B'_ff += b`, `B'_ft −= b`.
     let mut bp_lu = m.pattern.clone();
