@@ -11,8 +11,7 @@ mod common;
 use common::*;
 use powergrid::network;
 use powergrid::powerflow::scenarios::ScenarioFile;
-use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow, SolverOptions};
-use std::sync::Arc;
+use powergrid::powerflow::{BatchResults, CpuBatch, CpuKernel, Plan, PowerFlow};
 
 const NETS: [&str; 6] = [
     "multivoltage_gen",
@@ -196,18 +195,7 @@ fn gpu_warm_start_follows_new_gen_setpoints() {
 #[test]
 fn plan_build_time_is_printed() {
     for name in ["case118", "case300"] {
-        let (net, _) = load(name);
-        let t = std::time::Instant::now();
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        eprintln!(
-            "{name}: plan built in {:.1} ms ({} nodes, {} PV, {:?} psi {:.1}, {} factor non-zeros)",
-            t.elapsed().as_secs_f64() * 1e3,
-            plan.n_node,
-            plan.pv_nodes.len(),
-            plan.variant,
-            plan.psi,
-            plan.factor_nnz()
-        );
+        print_plan_build_time(name, &load(name).0);
     }
 }
 

@@ -11,8 +11,7 @@ mod common;
 use common::*;
 use powergrid::network;
 use powergrid::powerflow::scenarios::ScenarioFile;
-use powergrid::powerflow::{BatchResults, CpuKernel, GpuPrecision, Plan, SolverOptions};
-use std::sync::Arc;
+use powergrid::powerflow::{BatchResults, CpuKernel, GpuPrecision, Plan};
 
 const NETS: [&str; 5] = [
     "case145",
@@ -28,8 +27,9 @@ fn load(name: &str) -> (network::Network, ScenarioFile) {
 
 /// Worst differences over the scenarios pandapower solved: `[|Δvm| p.u., |Δva|
 /// °, |Δline loading| pp, |Δtrafo loading| pp, |Δext_grid P| MW, |Δext_grid Q|
-/// Mvar, |Δgen Q| Mvar]`, and how many were compared.
-fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> ([f64; 7], usize) {
+/// Mvar, |Δgen Q| Mvar]`, and how many were compared; printed with `label`
+/// (the backend) and the iterations.
+fn worst(name: &str, label: &str, reference: &ScenarioFile, r: &BatchResults) -> ([f64; 7], usize) {
     let mut w = [0.0f64; 7];
     let mut compared = 0;
     for c in 0..reference.scenarios.len() {
@@ -46,6 +46,12 @@ fn worst(name: &str, reference: &ScenarioFile, r: &BatchResults) -> ([f64; 7], u
         }
         compared += 1;
     }
+    eprintln!(
+        "{name} ({label}): {compared} scenarios compared, iterations {:?}; worst |Δvm| {:.2e} p.u., \
+         |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, \
+         |ΔQ_gen| {:.2e} Mvar",
+        r.iterations, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    );
     (w, compared)
 }
 
@@ -118,24 +124,14 @@ fn cpu_matches_pandapower_runpp() {
         let (net, reference) = load(name);
         let t = std::time::Instant::now();
         let (plan, r) = cpu_solve(&net, &reference, CpuKernel::Lanes);
-        let (w, compared) = worst(name, &reference, &r);
-        eprintln!(
-            "{name} ({} buses, CPU lanes, {:?} psi {:.1}, {:.1} s with the plan): {compared} scenarios compared, \
-             iterations {:?}; worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, |Δline%| {:.2e}, |Δtrafo%| {:.2e}, \
-             |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
+        let label = format!(
+            "{} buses, CPU lanes, {:?} psi {:.1}, {:.1} s with the plan",
             net.buses.len(),
             plan.variant,
             plan.psi,
-            t.elapsed().as_secs_f64(),
-            r.iterations,
-            w[0],
-            w[1],
-            w[2],
-            w[3],
-            w[4],
-            w[5],
-            w[6]
+            t.elapsed().as_secs_f64()
         );
+        let (w, compared) = worst(name, &label, &reference, &r);
         assert!(compared >= 1, "{name}: no converged reference");
         assert_pandapower_precision(name, "CPU", &w);
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
@@ -181,12 +177,7 @@ fn gpu_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = gpu_solve(&net, &reference);
-        let (w, compared) = worst(name, &reference, &r);
-        eprintln!(
-            "{name} (GPU): {compared} scenarios, iterations {:?}; worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, \
-             |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
-            r.iterations, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
-        );
+        let (w, _) = worst(name, "GPU", &reference, &r);
         assert_worst(name, "GPU", &w, 1e-5, 1e-3, None);
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
     }
@@ -202,16 +193,10 @@ fn gpu_f64_matches_pandapower_runpp() {
         return;
     }
     let ctx = powergrid::gpu::GpuContext::shared().unwrap();
-    let f64_plan = |net: &network::Network| {
-        let options = SolverOptions {
-            gpu_precision: GpuPrecision::F64,
-            ..SolverOptions::default()
-        };
-        Arc::new(Plan::new(net, options).unwrap())
-    };
     if !ctx.shader_f64 {
         let (net, _) = load("case145");
-        let e = powergrid::powerflow::gpu::GpuBatch::new(f64_plan(&net), 1)
+        let plan = precision_plan(&net, GpuPrecision::F64);
+        let e = powergrid::powerflow::gpu::GpuBatch::new(plan, 1)
             .err()
             .expect("an adapter without f64 shaders refuses f64")
             .to_string();
@@ -225,12 +210,7 @@ fn gpu_f64_matches_pandapower_runpp() {
     for name in NETS {
         let (net, reference) = load(name);
         let (plan, r) = gpu_solve_with(&net, &reference, GpuPrecision::F64);
-        let (w, compared) = worst(name, &reference, &r);
-        eprintln!(
-            "{name} (GPU f64): {compared} scenarios, iterations {:?}; worst |Δvm| {:.2e} p.u., |Δva| {:.2e}°, \
-             |Δline%| {:.2e}, |Δtrafo%| {:.2e}, |ΔP_ext| {:.2e} MW, |ΔQ_ext| {:.2e} Mvar, |ΔQ_gen| {:.2e} Mvar",
-            r.iterations, w[0], w[1], w[2], w[3], w[4], w[5], w[6]
-        );
+        let (w, compared) = worst(name, "GPU f64", &reference, &r);
         assert!(compared >= 1, "{name}: no converged reference");
         assert_pandapower_precision(name, "GPU f64", &w);
         check_not_converged_honestly(name, &net, &plan, &reference, &r);
@@ -242,19 +222,7 @@ fn gpu_f64_matches_pandapower_runpp() {
 #[test]
 fn plan_build_time_is_printed() {
     for name in NETS {
-        let (net, _) = load(name);
-        let t = std::time::Instant::now();
-        let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
-        eprintln!(
-            "{name}: plan built in {:.2} s ({} buses, {} nodes, {} PV, {:?} psi {:.1}, {} factor non-zeros)",
-            t.elapsed().as_secs_f64(),
-            net.buses.len(),
-            plan.n_node,
-            plan.pv_nodes.len(),
-            plan.variant,
-            plan.psi,
-            plan.factor_nnz()
-        );
+        print_plan_build_time(name, &load(name).0);
     }
 }
 

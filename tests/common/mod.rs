@@ -89,15 +89,37 @@ pub fn gpu_solve_with(
     reference: &ScenarioFile,
     precision: powergrid::powerflow::GpuPrecision,
 ) -> (Arc<Plan>, BatchResults) {
-    let options = SolverOptions {
-        gpu_precision: precision,
-        ..SolverOptions::default()
-    };
-    let plan = Arc::new(Plan::new(net, options).unwrap());
+    let plan = precision_plan(net, precision);
     let mut gpu =
         powergrid::powerflow::gpu::GpuBatch::new(plan.clone(), reference.scenarios.len()).unwrap();
     let r = solve_scenarios(&mut gpu, net, reference);
     (plan, r)
+}
+
+/// The default plan of `net` with the GPU at `precision`.
+pub fn precision_plan(net: &Network, precision: powergrid::powerflow::GpuPrecision) -> Arc<Plan> {
+    let options = SolverOptions {
+        gpu_precision: precision,
+        ..SolverOptions::default()
+    };
+    Arc::new(Plan::new(net, options).unwrap())
+}
+
+/// Build `net`'s default plan and print how long it took (variant/ψ search
+/// included) with its size; printed, not asserted.
+pub fn print_plan_build_time(name: &str, net: &Network) {
+    let t = std::time::Instant::now();
+    let plan = default_plan(net);
+    eprintln!(
+        "{name}: plan built in {:.3} s ({} buses, {} nodes, {} PV, {:?} psi {:.1}, {} factor non-zeros)",
+        t.elapsed().as_secs_f64(),
+        net.buses.len(),
+        plan.n_node,
+        plan.pv_nodes.len(),
+        plan.variant,
+        plan.psi,
+        plan.factor_nnz()
+    );
 }
 
 /// The tables [`worst_all_converged`] compares, in its order.

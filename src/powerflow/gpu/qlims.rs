@@ -35,10 +35,8 @@ impl GpuBatch {
     /// (`enforce_q_lims`; all false with the option off).
     pub fn gens_at_q_limit(&self, c: usize) -> Vec<bool> {
         let n_gen = self.plan.gen_node.len();
-        match self.q.held.get(c * n_gen..(c + 1) * n_gen) {
-            Some(h) if !self.q.held.is_empty() => h.to_vec(),
-            _ => vec![false; n_gen],
-        }
+        (self.q.held.get(c * n_gen..(c + 1) * n_gen))
+            .map_or_else(|| vec![false; n_gen], <[bool]>::to_vec)
     }
 
     /// Before a solve with `enforce_q_lims`: copies that released nodes in the
