@@ -291,6 +291,68 @@ struct Kernel {
     pv_mask: Vec<bool>,
     /// Nodes with gens, for the gen and ext_grid Q results.
     gen_sites: GenSites,
+    /// Per line and per trafo: what turns its end currents into its rows
+    /// (`None`: out of service or isolated, rows of zeros).
+    line_rows: Vec<Option<BranchRow>>,
+    trafo_rows: Vec<Option<BranchRow>>,
+}
+
+/// A branch's result-row factors, formed once per network: `k_f`, `k_t` turn
+/// |I| (p.u.) at each end into kA (a line) or into kA·kV at the rated
+/// voltage (a trafo), and `pct` turns the larger of the two into loading %.
+/// Both kernels write `max_of(|I_f|·k_f, |I_t|·k_t)·pct`, bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BranchRow {
+    pub(crate) branch: usize,
+    pub(crate) k_f: f64,
+    pub(crate) k_t: f64,
+    pub(crate) pct: f64,
+}
+
+impl BranchRow {
+    fn lines(p: &Plan) -> Vec<Option<BranchRow>> {
+        let net = &p.net;
+        let base_i = net.sn_mva / SQRT3;
+        net.lines
+            .iter()
+            .zip(&p.line_branch)
+            .map(|(l, bi)| {
+                bi.map(|branch| BranchRow {
+                    branch,
+                    k_f: base_i / net.buses[l.from_bus].vn_kv,
+                    k_t: base_i / net.buses[l.to_bus].vn_kv,
+                    pct: 100.0 / (l.max_i_ka * l.df * l.parallel as f64),
+                })
+            })
+            .collect()
+    }
+    fn trafos(p: &Plan) -> Vec<Option<BranchRow>> {
+        let net = &p.net;
+        let sn = net.sn_mva;
+        net.trafos
+            .iter()
+            .zip(&p.trafo_branch)
+            .map(|(t, bi)| {
+                bi.map(|branch| BranchRow {
+                    branch,
+                    k_f: sn / (SQRT3 * net.buses[t.hv_bus].vn_kv) * t.vn_hv_kv,
+                    k_t: sn / (SQRT3 * net.buses[t.lv_bus].vn_kv) * t.vn_lv_kv,
+                    pct: SQRT3 / t.sn_mva * 100.0 / t.parallel as f64 / t.df,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `if a > b { a } else { b }`: the larger of two currents as both kernels
+/// form it (a NaN `a` gives `b`, as the lanes' compare-and-select).
+#[inline(always)]
+pub(crate) fn max_of(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
 impl Kernel {
@@ -361,6 +423,8 @@ impl Kernel {
             })
             .collect();
         Kernel {
+            line_rows: BranchRow::lines(&plan),
+            trafo_rows: BranchRow::trafos(&plan),
             pv_mask: plan.is_pv[..plan.n_pq].to_vec(),
             gen_sites: GenSites::new(&plan),
             slack_fixed,
@@ -470,7 +534,7 @@ impl Kernel {
     /// At a PV node ΔQ is the gen's (free) Q: it is left out of the norm and
     /// taken as 0 in the rotated right-hand side (P: `ΔP·cos ψ`; Q: 0, which
     /// the B'' identity row turns into Δ|V| = 0).
-    #[inline]
+    #[inline(always)]
     fn mismatch(&self, st: &mut CopyState, p_step: bool) -> f64 {
         match (self.plan.has_zip, self.plan.has_pv()) {
             (true, true) => self.mismatch_with::<true, true>(st, p_step),
@@ -535,15 +599,23 @@ impl Kernel {
             .zip(st.rhs[..n].iter_mut())
             .enumerate()
         {
-            let mut acc = *cur;
+            // acc = cur + Σ y·v in fused multiply-adds, the Σ y.im·v.im of the
+            // real part apart (two chains; the lanes' `mismatch` in the same order).
+            let (mut re, mut im, mut neg) = (cur.re, cur.im, 0.0f64);
             for k in row[0] as usize..row[1] as usize {
                 // SAFETY: y_ptr is non-decreasing and ends at y_val.len() (checked above and
                 // in `Kernel::new`); every column is a node (< n_node = v.len()).
-                unsafe {
-                    acc += *y_val.get_unchecked(k)
-                        * *v.get_unchecked(*y_col.get_unchecked(k) as usize);
-                }
+                let (y, x) = unsafe {
+                    (
+                        *y_val.get_unchecked(k),
+                        *v.get_unchecked(*y_col.get_unchecked(k) as usize),
+                    )
+                };
+                re = y.re.mul_add(x.re, re);
+                neg = y.im.mul_add(x.im, neg);
+                im = y.im.mul_add(x.re, y.re.mul_add(x.im, im));
             }
+            let acc = C64::new(re - neg, im);
             let s = if ZIP {
                 // S_p + S_i·|V| + S_z·|V|² as s + (|V| − 1)·(S_i + S_z·(|V| + 1));
                 // the lanes' `mismatch` forms it in the same order.
@@ -672,6 +744,12 @@ fn cis(t: f64) -> C64 {
 /// `Δθ_i`, a Q half-step scales it to `|V_i| + Δ|V_i|`. Returns with
 /// `st.v`/`st.cur` consistent with the final voltages.
 fn solve_copy(k: &Kernel, st: &mut CopyState) {
+    // In pulp's instruction set, as the lanes: `mul_add` is one instruction.
+    k.arch.dispatch(|| solve_copy_with(k, st));
+}
+
+#[inline(always)]
+fn solve_copy_with(k: &Kernel, st: &mut CopyState) {
     let p = &*k.plan;
     let n = p.n_pq;
     if st.cold {
@@ -866,26 +944,24 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         let i_t = adm.ytf * vf + adm.ytt * vt;
         (vf * i_f.conj(), i_f.abs(), i_t.abs(), vt * i_t.conj())
     };
-    for (li, l) in net.lines.iter().enumerate() {
-        let Some(bi) = p.line_branch[li] else {
+    for (li, row) in k.line_rows.iter().enumerate() {
+        let Some(row) = row else {
             r.lp[li] = 0.0;
             r.lq[li] = 0.0;
             r.li[li] = 0.0;
             r.ll[li] = 0.0;
             continue;
         };
-        let b = &p.branches[bi];
+        let b = &p.branches[row.branch];
         let (s, i_f, i_t, _) = flows(&b.adm, b.f, b.t);
-        let base_i = sn / SQRT3;
-        let i_ka = (i_f * base_i / net.buses[l.from_bus].vn_kv)
-            .max(i_t * base_i / net.buses[l.to_bus].vn_kv);
+        let i_ka = max_of(i_f * row.k_f, i_t * row.k_t);
         r.lp[li] = s.re * sn;
         r.lq[li] = s.im * sn;
         r.li[li] = i_ka;
-        r.ll[li] = i_ka / (l.max_i_ka * l.df * l.parallel as f64) * 100.0;
+        r.ll[li] = i_ka * row.pct;
     }
-    for (ti, t) in net.trafos.iter().enumerate() {
-        let Some(bi) = p.trafo_branch[ti] else {
+    for (ti, row) in k.trafo_rows.iter().enumerate() {
+        let Some(row) = row else {
             r.tl[ti] = 0.0;
             r.tp[ti] = 0.0;
             r.tq[ti] = 0.0;
@@ -893,7 +969,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
             r.tql[ti] = 0.0;
             continue;
         };
-        let b = &p.branches[bi];
+        let b = &p.branches[row.branch];
         let adm = match k.trafo_tap[ti] {
             Some(j) => &st.tap_adm[j],
             None => &b.adm,
@@ -903,10 +979,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         r.tq[ti] = s_hv.im * sn;
         r.tpl[ti] = s_lv.re * sn;
         r.tql[ti] = s_lv.im * sn;
-        let i_hv = i_f * sn / (SQRT3 * net.buses[t.hv_bus].vn_kv);
-        let i_lv = i_t * sn / (SQRT3 * net.buses[t.lv_bus].vn_kv);
-        let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
-        r.tl[ti] = ld / t.parallel as f64 / t.df;
+        r.tl[ti] = max_of(i_f * row.k_f, i_t * row.k_t) * row.pct;
     }
     ext_grid_rows(k, st, r.ep, r.eq, r.gp, r.gq);
 }
@@ -1059,6 +1132,68 @@ impl ResultTables {
             eq: row(12, self.ne),
             gp: row(13, self.ng),
             gq: row(14, self.ng),
+        }
+    }
+}
+
+/// Columns of [`ResultTables`] that a lane group writes from its lanes (the
+/// bus, line and trafo tables; the ext_grid and gen rows are per copy).
+pub(crate) mod col {
+    pub(crate) const VM: usize = 0;
+    pub(crate) const VA: usize = 1;
+    pub(crate) const LP: usize = 2;
+    pub(crate) const LQ: usize = 3;
+    pub(crate) const LI: usize = 4;
+    pub(crate) const LL: usize = 5;
+    pub(crate) const TL: usize = 6;
+    pub(crate) const TP: usize = 7;
+    pub(crate) const TQ: usize = 8;
+    pub(crate) const TPL: usize = 9;
+    pub(crate) const TQL: usize = 10;
+    pub(crate) const COUNT: usize = 11;
+}
+
+/// The rows of a lane group's copies in the bus, line and trafo tables
+/// ([`col`]), as raw pointers: lane `l` of a value goes to copy `copies[l]`.
+pub(crate) struct LaneRows {
+    ptrs: [[*mut f64; LANES]; col::COUNT],
+    len: [usize; col::COUNT],
+    lanes: usize,
+}
+
+impl LaneRows {
+    /// The rows of `copies` (1..=[`LANES`] copies).
+    ///
+    /// # Safety
+    /// As [`ResultTables::rows`], for every copy of `copies`, for as long as
+    /// the value lives.
+    pub(crate) unsafe fn new(t: &ResultTables, copies: &[usize]) -> LaneRows {
+        let len = std::array::from_fn(|i| match i {
+            col::VM | col::VA => t.nb,
+            col::LP..=col::LL => t.nl,
+            _ => t.nt,
+        });
+        let ptrs = std::array::from_fn(|i| {
+            std::array::from_fn(|l| match copies.get(l) {
+                // SAFETY: copy `c` is in the batch: its row is in the table.
+                Some(&c) => unsafe { (t.ptrs[i] as *mut f64).add(c * len[i]) },
+                None => std::ptr::null_mut(),
+            })
+        });
+        LaneRows {
+            ptrs,
+            len,
+            lanes: copies.len().min(LANES),
+        }
+    }
+
+    /// Column `i` of table `t` ← each lane's value.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, t: usize, i: usize, x: &[f64; LANES]) {
+        assert!(i < self.len[t]);
+        for (p, x) in self.ptrs[t][..self.lanes].iter().zip(x) {
+            // SAFETY: `p` is a row of `len[t]` values of this group's copy (`new`).
+            unsafe { *p.add(i) = *x };
         }
     }
 }

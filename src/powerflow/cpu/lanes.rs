@@ -9,8 +9,9 @@
 //!
 //! Every lane does exactly the arithmetic of the scalar [`super::solve_copy`],
 //! operation for operation and in the same order (Rust never contracts `a·b+c`
-//! into a fused multiply-add), so a lane's result is bit for bit the scalar
-//! kernel's. A lane that has converged (or given up) is masked: its voltages
+//! into a fused multiply-add; the mismatch's sums fuse where the scalar kernel
+//! calls `mul_add`, which is exactly rounded on every instruction set), so a
+//! lane's result is bit for bit the scalar kernel's. A lane that has converged (or given up) is masked: its voltages
 //! are no longer written while the other lanes iterate. Per-copy B'' factors
 //! (copies whose taps differ from the network's) become per-lane factor values.
 //!
@@ -20,7 +21,7 @@
 //! with fewer than [`LANES`] copies repeats its last copy in the spare lanes,
 //! masked from the start.
 
-use super::{CopyState, Kernel, ResultRows, ResultTables, Rows, SQRT3};
+use super::{col, CopyState, Kernel, LaneRows, ResultTables, Rows};
 use crate::complex::C64;
 use crate::powerflow::sparse_lu::SparseLu;
 use pulp::Simd;
@@ -49,8 +50,9 @@ const ZERO8: C8 = C8 {
 /// Lane arithmetic with pulp's vectors of the instruction set in use: each
 /// operation on an [`F8`] is one AVX-512 instruction, two AVX2 ones or eight
 /// scalar ones, whatever the compiler's vectoriser would make of the loops.
-/// Only plain IEEE operations (add, sub, mul, div, sqrt, compare/select): no
-/// fused multiply-add, so every lane rounds exactly as the scalar kernel.
+/// Only IEEE operations (add, sub, mul, div, sqrt, compare/select, and the
+/// exactly rounded fused multiply-add where the scalar kernel has `mul_add`),
+/// so every lane rounds exactly as the scalar kernel.
 #[derive(Clone, Copy)]
 struct Ops<S: Simd>(S);
 
@@ -127,6 +129,17 @@ impl<S: Simd> Ops<S> {
     fn sqrt(self, a: F8) -> F8 {
         self.map1(a, |s, a| s.sqrt_f64s(a))
     }
+    /// Whether every lane has `|a| < c` (a NaN lane has not).
+    #[inline(always)]
+    fn all_abs_lt(self, a: F8, c: f64) -> bool {
+        let s = self.0;
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let cv = s.splat_f64s(c);
+        av.iter().all(|&x| {
+            let outside = s.not_m64s(s.less_than_f64s(s.abs_f64s(x), cv));
+            s.first_true_m64s(outside) >= S::F64_LANES
+        })
+    }
     #[inline(always)]
     fn splat(self, x: f64) -> F8 {
         F8([x; LANES])
@@ -146,14 +159,32 @@ impl<S: Simd> Ops<S> {
             im: self.add(a.im, b.im),
         }
     }
-    /// `acc + y·b` for one `y` shared by every lane, as `C64 + C64 · C64`.
+    /// `a·b + c`, rounded once.
     #[inline(always)]
-    fn cmul_shared_add(self, acc: C8, y: C64, b: &C8) -> C8 {
-        let (yr, yi) = (self.splat(y.re), self.splat(y.im));
-        C8 {
-            re: self.add(acc.re, self.sub(self.mul(yr, b.re), self.mul(yi, b.im))),
-            im: self.add(acc.im, self.add(self.mul(yr, b.im), self.mul(yi, b.re))),
+    fn fma(self, a: F8, b: F8, c: F8) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let (bv, _) = S::as_simd_f64s(&b.0);
+        let (cv, _) = S::as_simd_f64s(&c.0);
+        for (((r, a), b), c) in rv.iter_mut().zip(av).zip(bv).zip(cv) {
+            *r = self.0.mul_add_e_f64s(*a, *b, *c);
         }
+        r
+    }
+    /// `acc + y·b` for one `y` shared by every lane, in the scalar
+    /// `Kernel::mismatch`'s fused steps: the real part's `−y.im·b.im` is
+    /// summed apart in `neg`.
+    #[inline(always)]
+    fn cmul_shared_acc(self, acc: C8, neg: F8, y: C64, b: &C8) -> (C8, F8) {
+        let (yr, yi) = (self.splat(y.re), self.splat(y.im));
+        (
+            C8 {
+                re: self.fma(yr, b.re, acc.re),
+                im: self.fma(yi, b.re, self.fma(yr, b.im, acc.im)),
+            },
+            self.fma(yi, b.im, neg),
+        )
     }
     /// `1.0` where `a < b`, else `0.0` (a mask for [`Ops::select`]).
     #[inline(always)]
@@ -573,35 +604,25 @@ fn write_rows<S: Simd>(
     rows: Rows,
 ) {
     let p = &*k.plan;
-    let net = &p.net;
-    let sn = net.sn_mva;
-    let mut r: [Option<ResultRows>; LANES] = Default::default();
-    for (x, &c) in r.iter_mut().zip(copies) {
-        // SAFETY: the group's copies are distinct and this task's only.
-        *x = Some(unsafe { tables.rows(c) });
-    }
+    let sn = p.net.sn_mva;
+    // SAFETY: the group's copies are distinct and this task's only.
+    let mut r = unsafe { LaneRows::new(tables, copies) };
     let all = matches!(rows, Rows::All);
+    let zero = [0.0; LANES];
     for (b, node) in p.bus_node.iter().enumerate() {
         match *node {
             Some(i) => {
                 let v = g.v[i];
                 let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
-                for (l, rr) in r.iter_mut().flatten().enumerate() {
-                    rr.vm[b] = m.0[l];
-                }
+                r.put(col::VM, b, &m.0);
                 if all {
-                    let a = o.angle_deg(v);
-                    for (l, rr) in r.iter_mut().flatten().enumerate() {
-                        rr.va[b] = a.0[l];
-                    }
+                    r.put(col::VA, b, &o.angle_deg(v).0);
                 }
             }
             None => {
-                for rr in r.iter_mut().flatten() {
-                    rr.vm[b] = 0.0;
-                    if all {
-                        rr.va[b] = 0.0;
-                    }
+                r.put(col::VM, b, &zero);
+                if all {
+                    r.put(col::VA, b, &zero);
                 }
             }
         }
@@ -609,64 +630,51 @@ fn write_rows<S: Simd>(
     let Rows::All = rows else {
         if let Rows::Buses(va_buses) = rows {
             for &b in va_buses {
-                for (l, rr) in r.iter_mut().flatten().enumerate() {
-                    rr.va[b] = p.bus_node[b].map_or(0.0, |i| super::angle_deg(get(&g.v[i], l)));
-                }
+                let a = p.bus_node[b].map_or(zero, |i| {
+                    std::array::from_fn(|l| super::angle_deg(get(&g.v[i], l)))
+                });
+                r.put(col::VA, b, &a);
             }
         }
         return;
     };
-    let base_i = sn / SQRT3;
-    for (li, line) in net.lines.iter().enumerate() {
-        let Some(bi) = p.line_branch[li] else {
-            for rr in r.iter_mut().flatten() {
-                rr.lp[li] = 0.0;
-                rr.lq[li] = 0.0;
-                rr.li[li] = 0.0;
-                rr.ll[li] = 0.0;
+    let sn8 = o.splat(sn);
+    // A line's or trafo's values for all lanes at once, then written into
+    // each copy's row.
+    for (li, row) in k.line_rows.iter().enumerate() {
+        let Some(row) = row else {
+            for c in [col::LP, col::LQ, col::LI, col::LL] {
+                r.put(c, li, &zero);
             }
             continue;
         };
-        let br = &p.branches[bi];
+        let br = &p.branches[row.branch];
         let (s, i_f, i_t, _) = flows(o, &splat_adm(&br.adm), g.v[br.f], g.v[br.t]);
-        let (vn_f, vn_t) = (net.buses[line.from_bus].vn_kv, net.buses[line.to_bus].vn_kv);
-        let rating = line.max_i_ka * line.df * line.parallel as f64;
-        for (l, rr) in r.iter_mut().flatten().enumerate() {
-            let i_ka = (i_f.0[l] * base_i / vn_f).max(i_t.0[l] * base_i / vn_t);
-            rr.lp[li] = s.re.0[l] * sn;
-            rr.lq[li] = s.im.0[l] * sn;
-            rr.li[li] = i_ka;
-            rr.ll[li] = i_ka / rating * 100.0;
-        }
+        let i_ka = o.max_of(o.mul(i_f, o.splat(row.k_f)), o.mul(i_t, o.splat(row.k_t)));
+        r.put(col::LP, li, &o.mul(s.re, sn8).0);
+        r.put(col::LQ, li, &o.mul(s.im, sn8).0);
+        r.put(col::LI, li, &i_ka.0);
+        r.put(col::LL, li, &o.mul(i_ka, o.splat(row.pct)).0);
     }
-    for (ti, t) in net.trafos.iter().enumerate() {
-        let Some(bi) = p.trafo_branch[ti] else {
-            for rr in r.iter_mut().flatten() {
-                rr.tl[ti] = 0.0;
-                rr.tp[ti] = 0.0;
-                rr.tq[ti] = 0.0;
-                rr.tpl[ti] = 0.0;
-                rr.tql[ti] = 0.0;
+    for (ti, row) in k.trafo_rows.iter().enumerate() {
+        let Some(row) = row else {
+            for c in [col::TL, col::TP, col::TQ, col::TPL, col::TQL] {
+                r.put(c, ti, &zero);
             }
             continue;
         };
-        let br = &p.branches[bi];
+        let br = &p.branches[row.branch];
         let adm = match k.trafo_tap[ti] {
             Some(j) => g.tap[j],
             None => splat_adm(&br.adm),
         };
         let (s_hv, i_f, i_t, s_lv) = flows(o, &adm, g.v[br.f], g.v[br.t]);
-        let (vn_hv, vn_lv) = (net.buses[t.hv_bus].vn_kv, net.buses[t.lv_bus].vn_kv);
-        for (l, rr) in r.iter_mut().flatten().enumerate() {
-            rr.tp[ti] = s_hv.re.0[l] * sn;
-            rr.tq[ti] = s_hv.im.0[l] * sn;
-            rr.tpl[ti] = s_lv.re.0[l] * sn;
-            rr.tql[ti] = s_lv.im.0[l] * sn;
-            let i_hv = i_f.0[l] * sn / (SQRT3 * vn_hv);
-            let i_lv = i_t.0[l] * sn / (SQRT3 * vn_lv);
-            let ld = (i_hv * t.vn_hv_kv).max(i_lv * t.vn_lv_kv) * SQRT3 / t.sn_mva * 100.0;
-            rr.tl[ti] = ld / t.parallel as f64 / t.df;
-        }
+        let larger = o.max_of(o.mul(i_f, o.splat(row.k_f)), o.mul(i_t, o.splat(row.k_t)));
+        r.put(col::TP, ti, &o.mul(s_hv.re, sn8).0);
+        r.put(col::TQ, ti, &o.mul(s_hv.im, sn8).0);
+        r.put(col::TPL, ti, &o.mul(s_lv.re, sn8).0);
+        r.put(col::TQL, ti, &o.mul(s_lv.im, sn8).0);
+        r.put(col::TL, ti, &o.mul(larger, o.splat(row.pct)).0);
     }
 }
 
@@ -725,29 +733,45 @@ fn mismatch_with<S: Simd, const ZIP: bool, const PV: bool>(
     let (rot_re, rot_im) = (o.splat(rot.re), o.splat(rot.im));
     let mut worst = o.splat(0.0);
     let mut total = o.splat(0.0);
-    for i in 0..n {
-        let mut acc = g.cur[i];
-        for kk in k.y_ptr[i] as usize..k.y_ptr[i + 1] as usize {
-            // SAFETY: y_ptr is non-decreasing and ends at y_val.len() (checked above and
-            // in `Kernel::new`); every column is a node (< n_node = g.v.len()).
-            let (y, v) = unsafe {
+    // Slices of exactly n (no bounds checks below, no reloads of the
+    // group's fields after each store).
+    let v = &g.v[..];
+    let (cur, s_spec, inv_vm) = (&g.cur[..n], &g.s_spec[..n], &g.inv_vm[..n]);
+    let rhs = &mut g.rhs[..n];
+    let (vm, s_i, s_z) = if ZIP {
+        (&g.vm[..n], &g.s_i[..n], &g.s_z[..n])
+    } else {
+        (&[][..], &[][..], &[][..])
+    };
+    let pv_mask = if PV { &k.pv_mask[..n] } else { &[][..] };
+    let y_ptr = &k.y_ptr[..n + 1];
+    for (i, (((cur, s), inv_vm), rhs)) in cur.iter().zip(s_spec).zip(inv_vm).zip(rhs).enumerate() {
+        let (mut acc, mut neg) = (*cur, o.splat(0.0));
+        // SAFETY: i < n, y_ptr has n + 1 entries, non-decreasing, ending at
+        // y_val.len() (checked above and in `Kernel::new`); every column is a
+        // node (< n_node = v.len()).
+        let (lo, hi) = unsafe { (*y_ptr.get_unchecked(i), *y_ptr.get_unchecked(i + 1)) };
+        for kk in lo as usize..hi as usize {
+            let (y, x) = unsafe {
                 (
                     *y_val.get_unchecked(kk),
-                    g.v.get_unchecked(*y_col.get_unchecked(kk) as usize),
+                    v.get_unchecked(*y_col.get_unchecked(kk) as usize),
                 )
             };
-            acc = o.cmul_shared_add(acc, y, v);
+            (acc, neg) = o.cmul_shared_acc(acc, neg, y, x);
         }
+        acc.re = o.sub(acc.re, neg);
         // d = s − v·conj(acc), exactly as C64 arithmetic forms it.
         let conj = C8 {
             re: acc.re,
             im: o.neg(acc.im),
         };
-        let prod = o.cmul(g.v[i], conj);
-        let mut s = g.s_spec[i];
+        // SAFETY: i < n ≤ v.len().
+        let prod = o.cmul(unsafe { *v.get_unchecked(i) }, conj);
+        let mut s = *s;
         if ZIP {
             // s + (|V| − 1)·(S_i + S_z·(|V| + 1)), as `Kernel::mismatch` forms it.
-            let (m, si, sz) = (g.vm[i], g.s_i[i], g.s_z[i]);
+            let (m, si, sz) = (vm[i], s_i[i], s_z[i]);
             let (w, u) = (o.add(m, o.splat(1.0)), o.sub(m, o.splat(1.0)));
             s = C8 {
                 re: o.add(s.re, o.mul(o.add(si.re, o.mul(sz.re, w)), u)),
@@ -756,7 +780,7 @@ fn mismatch_with<S: Simd, const ZIP: bool, const PV: bool>(
         }
         let (dr, mut di) = (o.sub(s.re, prod.re), o.sub(s.im, prod.im));
         // A PV node's ΔQ is its gens' free Q (as `Kernel::mismatch`).
-        let pv = PV && k.pv_mask[i];
+        let pv = PV && pv_mask[i];
         if pv {
             di = o.splat(0.0);
         }
@@ -768,10 +792,10 @@ fn mismatch_with<S: Simd, const ZIP: bool, const PV: bool>(
         } else {
             o.add(o.mul(dr, rot_im), o.mul(di, rot_re))
         };
-        g.rhs[i] = if pv && !p_step {
+        *rhs = if pv && !p_step {
             o.splat(0.0)
         } else {
-            o.mul(x, g.inv_vm[i])
+            o.mul(x, *inv_vm)
         };
     }
     let mut out = [0.0; LANES];
@@ -841,11 +865,10 @@ impl LaneValue for F8 {
 fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
     let p = &*k.plan;
     let n = p.n_pq;
-    for i in 0..n {
-        let v = g.v[i];
+    for ((v, vm), inv_vm) in g.v[..n].iter().zip(&mut g.vm[..n]).zip(&mut g.inv_vm[..n]) {
         let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
-        g.vm[i] = m;
-        g.inv_vm[i] = o.div(o.splat(1.0), m);
+        *vm = m;
+        *inv_vm = o.div(o.splat(1.0), m);
     }
     let tol = k.tol;
     let max_it = p.options.max_iterations;
@@ -886,12 +909,11 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
             &p.bp.u_diag_inv,
             &mut g.rhs,
         );
-        for i in 0..n {
-            let t = g.rhs[i];
+        for (&t, v) in g.rhs[..n].iter().zip(&mut g.v[..n]) {
             let (mut c, mut s) = o.cis_taylor(t);
             // cis(): libm where the series is not exact (rare; NaN included).
             let series = |x: f64| x.abs() < 0.05;
-            if !t.0.iter().all(|&x| series(x)) {
+            if !o.all_abs_lt(t, 0.05) {
                 for l in 0..LANES {
                     if !series(t.0[l]) {
                         let z = C64::from_polar(1.0, t.0[l]);
@@ -899,9 +921,8 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
                     }
                 }
             }
-            let v = g.v[i];
-            let turned = o.cmul(v, C8 { re: c, im: s });
-            g.v[i] = C8 {
+            let turned = o.cmul(*v, C8 { re: c, im: s });
+            *v = C8 {
                 re: o.select(m, turned.re, v.re),
                 im: o.select(m, turned.im, v.im),
             };
@@ -935,16 +956,20 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
                 &mut g.rhs,
             );
         }
-        for i in 0..n {
-            let (v, vm, inv_vm) = (g.v[i], g.vm[i], g.inv_vm[i]);
-            let new_vm = o.add(vm, g.rhs[i]);
-            let f = o.mul(new_vm, inv_vm);
-            g.v[i] = C8 {
+        let nodes = g.v[..n]
+            .iter_mut()
+            .zip(&mut g.vm[..n])
+            .zip(&mut g.inv_vm[..n])
+            .zip(&g.rhs[..n]);
+        for (((v, vm), inv_vm), dvm) in nodes {
+            let new_vm = o.add(*vm, *dvm);
+            let f = o.mul(new_vm, *inv_vm);
+            *v = C8 {
                 re: o.select(m, o.mul(v.re, f), v.re),
                 im: o.select(m, o.mul(v.im, f), v.im),
             };
-            g.vm[i] = o.select(m, new_vm, vm);
-            g.inv_vm[i] = o.select(m, o.div(o.splat(1.0), new_vm), inv_vm);
+            *vm = o.select(m, new_vm, *vm);
+            *inv_vm = o.select(m, o.div(o.splat(1.0), new_vm), *inv_vm);
         }
         norm = mismatch(o, k, g, true);
     }
