@@ -654,11 +654,20 @@ impl Kernel {
 /// `(cos θ, sin θ)` by their Taylor series (exact to rounding for |θ| < 0.05).
 #[inline(always)]
 fn cis_taylor(t: f64) -> (f64, f64) {
+    // Horner's steps `a − t²·x` as fused multiply-adds, the lanes' in the same order.
     let t2 = t * t;
-    let c = 1.0 - t2 * (0.5 - t2 * (1.0 / 24.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 40320.0))));
-    let s = t
-        * (1.0
-            - t2 * (1.0 / 6.0 - t2 * (1.0 / 120.0 - t2 * (1.0 / 5040.0 - t2 * (1.0 / 362880.0)))));
+    let step = |x: f64, a: f64| (-t2).mul_add(x, a);
+    let c = step(
+        step(step(step(1.0 / 40320.0, 1.0 / 720.0), 1.0 / 24.0), 0.5),
+        1.0,
+    );
+    let s = t * step(
+        step(
+            step(step(1.0 / 362880.0, 1.0 / 5040.0), 1.0 / 120.0),
+            1.0 / 6.0,
+        ),
+        1.0,
+    );
     (c, s)
 }
 

@@ -172,6 +172,19 @@ impl<S: Simd> Ops<S> {
         }
         r
     }
+    /// `c − a·b`, rounded once (as the scalar `(−a).mul_add(b, c)`).
+    #[inline(always)]
+    fn fnma(self, a: F8, b: F8, c: F8) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let (bv, _) = S::as_simd_f64s(&b.0);
+        let (cv, _) = S::as_simd_f64s(&c.0);
+        for (((r, a), b), c) in rv.iter_mut().zip(av).zip(bv).zip(cv) {
+            *r = self.0.negate_mul_add_e_f64s(*a, *b, *c);
+        }
+        r
+    }
     /// `acc + y·b` for one `y` shared by every lane, in the scalar
     /// `Kernel::mismatch`'s fused steps: the real part's `−y.im·b.im` is
     /// summed apart in `neg`.
@@ -251,45 +264,19 @@ impl<S: Simd> Ops<S> {
     fn cis_taylor(self, t: F8) -> (F8, F8) {
         let sp = |x: f64| self.splat(x);
         let t2 = self.mul(t, t);
-        let c = self.sub(
-            sp(1.0),
-            self.mul(
-                t2,
-                self.sub(
-                    sp(0.5),
-                    self.mul(
-                        t2,
-                        self.sub(
-                            sp(1.0 / 24.0),
-                            self.mul(
-                                t2,
-                                self.sub(sp(1.0 / 720.0), self.mul(t2, sp(1.0 / 40320.0))),
-                            ),
-                        ),
-                    ),
-                ),
-            ),
+        let step = |x: F8, a: f64| self.fnma(t2, x, sp(a));
+        let c = step(
+            step(step(step(sp(1.0 / 40320.0), 1.0 / 720.0), 1.0 / 24.0), 0.5),
+            1.0,
         );
         let s = self.mul(
             t,
-            self.sub(
-                sp(1.0),
-                self.mul(
-                    t2,
-                    self.sub(
-                        sp(1.0 / 6.0),
-                        self.mul(
-                            t2,
-                            self.sub(
-                                sp(1.0 / 120.0),
-                                self.mul(
-                                    t2,
-                                    self.sub(sp(1.0 / 5040.0), self.mul(t2, sp(1.0 / 362880.0))),
-                                ),
-                            ),
-                        ),
-                    ),
+            step(
+                step(
+                    step(step(sp(1.0 / 362880.0), 1.0 / 5040.0), 1.0 / 120.0),
+                    1.0 / 6.0,
                 ),
+                1.0,
             ),
         );
         (c, s)
@@ -311,10 +298,11 @@ fn set(z: &mut C8, l: usize, v: C64) {
 /// `dst[i]` lane `l` ← `src[l][i]` (the lanes' slices have `dst.len()` values).
 #[inline(always)]
 fn gather(dst: &mut [C8], src: [&[C64]; LANES]) {
-    let src = src.map(|s| &s[..dst.len()]);
-    for (i, z) in dst.iter_mut().enumerate() {
-        for (l, s) in src.iter().enumerate() {
-            set(z, l, s[i]);
+    // Lane by lane: each copy's values read in order (no bounds checks).
+    let len = dst.len();
+    for (l, s) in src.iter().enumerate() {
+        for (z, x) in dst.iter_mut().zip(&s[..len]) {
+            set(z, l, *x);
         }
     }
 }
@@ -432,16 +420,8 @@ impl Group {
                 &sts[l].v[..n]
             }
         });
-        for (z, i) in self.v[..n].iter_mut().zip(0..n) {
-            for (l, s) in start.iter().enumerate() {
-                set(z, l, s[i]);
-            }
-        }
-        for (z, i) in self.v[n..nn].iter_mut().zip(n..nn) {
-            for (l, st) in sts.iter().enumerate() {
-                set(z, l, st.v[i]);
-            }
-        }
+        gather(&mut self.v[..n], start);
+        gather(&mut self.v[n..nn], sts.map(|s| &s.v[n..nn]));
         gather(&mut self.s_spec, sts.map(|s| &s.s_spec[..n]));
         gather(&mut self.s_i, sts.map(|s| &s.s_i[..]));
         gather(&mut self.s_z, sts.map(|s| &s.s_z[..]));
@@ -507,9 +487,10 @@ impl Group {
         let n = k.plan.n_pq;
         // Only what outlives the solve: the voltages (|V| is public state).
         // 1/|V| and the PQ currents are scratch, formed afresh by every solve.
-        for i in 0..n {
-            st.v[i] = get(&self.v[i], l);
-            st.vm[i] = self.vm[i].0[l];
+        let lanes = self.v[..n].iter().zip(&self.vm[..n]);
+        for ((v, vm), (z, m)) in st.v[..n].iter_mut().zip(&mut st.vm[..n]).zip(lanes) {
+            *v = get(z, l);
+            *vm = m.0[l];
         }
         st.converged = self.converged[l];
         st.iterations = self.iterations[l];
@@ -826,7 +807,7 @@ fn solve<S: Simd, V: LaneValue>(
         unsafe {
             let xc = *x.get_unchecked(c as usize);
             let xr = *x.get_unchecked(r as usize);
-            *x.get_unchecked_mut(r as usize) = o.sub(xr, o.mul(val.lanes(), xc));
+            *x.get_unchecked_mut(r as usize) = o.fnma(val.lanes(), xc, xr);
         }
     }
     for (xi, d) in x[..n].iter_mut().zip(d) {
@@ -837,7 +818,7 @@ fn solve<S: Simd, V: LaneValue>(
         unsafe {
             let xc = *x.get_unchecked(c as usize);
             let xr = *x.get_unchecked(r as usize);
-            *x.get_unchecked_mut(r as usize) = o.sub(xr, o.mul(val.lanes(), xc));
+            *x.get_unchecked_mut(r as usize) = o.fnma(val.lanes(), xc, xr);
         }
     }
 }
