@@ -101,21 +101,25 @@ impl<S: Simd> Ops<S> {
             s.select_f64s(s.greater_than_f64s(a, b), a, b)
         })
     }
+    #[inline(always)]
+    fn map3(self, a: F8, b: F8, c: F8, f: impl Fn(S, S::f64s, S::f64s, S::f64s) -> S::f64s) -> F8 {
+        let mut r = F8::default();
+        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
+        let (av, _) = S::as_simd_f64s(&a.0);
+        let (bv, _) = S::as_simd_f64s(&b.0);
+        let (cv, _) = S::as_simd_f64s(&c.0);
+        for (((r, a), b), c) in rv.iter_mut().zip(av).zip(bv).zip(cv) {
+            *r = f(self.0, *a, *b, *c);
+        }
+        r
+    }
     /// `if m > 0 { a } else { b }` per lane, for a mask `m` of 1.0/0.0.
     #[inline(always)]
     fn select(self, m: F8, a: F8, b: F8) -> F8 {
-        let mut r = F8::default();
-        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
-        let (mv, _) = S::as_simd_f64s(&m.0);
-        let (av, _) = S::as_simd_f64s(&a.0);
-        let (bv, _) = S::as_simd_f64s(&b.0);
         let zero = self.0.splat_f64s(0.0);
-        for (((r, m), a), b) in rv.iter_mut().zip(mv).zip(av).zip(bv) {
-            *r = self
-                .0
-                .select_f64s(self.0.greater_than_f64s(*m, zero), *a, *b);
-        }
-        r
+        self.map3(m, a, b, |s, m, a, b| {
+            s.select_f64s(s.greater_than_f64s(m, zero), a, b)
+        })
     }
     #[inline(always)]
     fn abs(self, a: F8) -> F8 {
@@ -162,28 +166,12 @@ impl<S: Simd> Ops<S> {
     /// `a·b + c`, rounded once.
     #[inline(always)]
     fn fma(self, a: F8, b: F8, c: F8) -> F8 {
-        let mut r = F8::default();
-        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
-        let (av, _) = S::as_simd_f64s(&a.0);
-        let (bv, _) = S::as_simd_f64s(&b.0);
-        let (cv, _) = S::as_simd_f64s(&c.0);
-        for (((r, a), b), c) in rv.iter_mut().zip(av).zip(bv).zip(cv) {
-            *r = self.0.mul_add_e_f64s(*a, *b, *c);
-        }
-        r
+        self.map3(a, b, c, |s, a, b, c| s.mul_add_e_f64s(a, b, c))
     }
     /// `c − a·b`, rounded once (as the scalar `(−a).mul_add(b, c)`).
     #[inline(always)]
     fn fnma(self, a: F8, b: F8, c: F8) -> F8 {
-        let mut r = F8::default();
-        let (rv, _) = S::as_mut_simd_f64s(&mut r.0);
-        let (av, _) = S::as_simd_f64s(&a.0);
-        let (bv, _) = S::as_simd_f64s(&b.0);
-        let (cv, _) = S::as_simd_f64s(&c.0);
-        for (((r, a), b), c) in rv.iter_mut().zip(av).zip(bv).zip(cv) {
-            *r = self.0.negate_mul_add_e_f64s(*a, *b, *c);
-        }
-        r
+        self.map3(a, b, c, |s, a, b, c| s.negate_mul_add_e_f64s(a, b, c))
     }
     /// `acc + y·b` for one `y` shared by every lane, in the scalar
     /// `Kernel::mismatch`'s fused steps: the real part's `−y.im·b.im` is
