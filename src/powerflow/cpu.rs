@@ -753,8 +753,18 @@ fn cis(t: f64) -> C64 {
 /// `Δθ_i`, a Q half-step scales it to `|V_i| + Δ|V_i|`. Returns with
 /// `st.v`/`st.cur` consistent with the final voltages.
 fn solve_copy(k: &Kernel, st: &mut CopyState) {
-    // In pulp's instruction set, as the lanes: `mul_add` is one instruction.
-    k.arch.dispatch(|| solve_copy_with(k, st));
+    // In pulp's instruction set, as the lanes: `mul_add` is one instruction
+    // (a `WithSimd` whose `with_simd` is inlined, so the kernel is compiled
+    // with the target features; a closure's body was not).
+    struct Solve<'a>(&'a Kernel, &'a mut CopyState);
+    impl pulp::WithSimd for Solve<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            solve_copy_with(self.0, self.1);
+        }
+    }
+    k.arch.dispatch(Solve(k, st));
 }
 
 #[inline(always)]
