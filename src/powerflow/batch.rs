@@ -498,6 +498,16 @@ pub trait PowerFlow: Send {
     fn defer_results(&mut self, va_buses: &[usize]) {
         let _ = va_buses;
     }
+    /// [`defer_results`](PowerFlow::defer_results) where the caller reads
+    /// `vm_pu` only at `vm_buses` too: until
+    /// [`finish_results`](PowerFlow::finish_results) the other voltage
+    /// magnitudes of the copies solved may be stale as well. The default is
+    /// `defer_results(va_buses)` (`vm_pu` at every bus); the GPU backend reads
+    /// back only the buses asked for.
+    fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
+        let _ = vm_buses;
+        self.defer_results(va_buses);
+    }
     /// Complete the result tables of every copy solved since
     /// [`defer_results`](PowerFlow::defer_results), and compute complete tables
     /// again from the next solve on.

@@ -399,8 +399,9 @@ pub struct GpuBatch {
     setpoints: bool,
     /// Shunt step of every copy's shunts at the last prepare (NaN: never).
     shunt_step: Vec<f64>,
-    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
-    deferred: Option<Vec<usize>>,
+    /// `Some((vm_buses, va_buses))` while results are deferred
+    /// ([`PowerFlow::defer_results`]; `vm_buses` `None`: every bus).
+    deferred: Option<(Option<Vec<usize>>, Vec<usize>)>,
     /// The copies the next unpack reads (`solve_active`; `None`: all).
     active: Option<Vec<bool>>,
     /// `enforce_q_lims` state of every copy.
@@ -714,6 +715,18 @@ impl GpuBatch {
         self.gpu_ns.map(|ns| ns * 1e-9)
     }
 
+    /// Defer results ([`PowerFlow::defer_results_at`]; `vm_buses` `None`:
+    /// every bus), unless the Q-limit rounds need every copy's gen Q.
+    fn defer_at(&mut self, vm_buses: Option<&[usize]>, va_buses: &[usize]) {
+        if self.plan.options.enforce_q_lims {
+            // The Q-limit rounds read every copy's gen Q after each solve.
+            return;
+        }
+        let nb = self.plan.net.buses.len();
+        let buses = |b: &[usize]| b.iter().copied().filter(|&b| b < nb).collect::<Vec<_>>();
+        self.deferred = Some((vm_buses.map(buses), buses(va_buses)));
+    }
+
     /// Per-copy inputs of `chunk` into its host mirrors (f64 → f32), B'' refactored
     /// for copies whose taps changed.
     fn prepare(&mut self, ci: usize) {
@@ -844,7 +857,8 @@ impl GpuBatch {
                 let what = match &self.deferred {
                     // Voltages now, the rest at `finish_results` (this readback
                     // stays mapped until then).
-                    Some(va_buses) => Unpack::Voltages {
+                    Some((vm_buses, va_buses)) => Unpack::Voltages {
+                        vm_buses: vm_buses.as_deref(),
                         va_buses,
                         active: active.as_deref(),
                     },
@@ -909,6 +923,8 @@ pub(crate) struct TapCache {
     /// Position bits of every tap-changing trafo → the B'' factor values (L,
     /// U, D of the PQ rows; `None`: the network's own factors).
     bpp: std::collections::HashMap<Vec<u64>, Option<Arc<[f64]>>>,
+    /// The network's own B'' factor values (L, U, D of the PQ rows).
+    base: Option<Arc<[f64]>>,
 }
 
 impl TapCache {
@@ -937,18 +953,33 @@ fn prepare_copies(
     let zn = if p.has_zip { n } else { 0 };
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
     let n_shunt = net.shunts.len();
+    // Copies whose B'' factor values are written, with those values.
+    let mut bpp_new: Vec<(usize, Arc<[f64]>)> = vec![];
+    // Once a chunk is primed, injections and shunts are written again only
+    // at the nodes whose values can change (the others keep the plan's
+    // constants): nodes with loads, sgens, storage or gens, and with shunts.
+    let all: Vec<usize> = (0..nn).collect();
+    let (s_nodes, y_nodes) = if primed {
+        let elements = [&p.load_node, &p.sgen_node, &p.storage_node, &p.gen_node];
+        (
+            sorted_nodes(elements.into_iter().flatten().flatten().copied()),
+            sorted_nodes(p.shunt_node.iter().flatten().copied()),
+        )
+    } else {
+        (all.clone(), all)
+    };
     for lc in 0..len {
         let c = c0 + lc;
         if host.setpoints {
             super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
-            for (i, x) in s.iter().enumerate() {
-                pc.put(i, lc, x.re);
-                pc.put(nn + i, lc, x.im);
+            for &i in &s_nodes {
+                pc.put(i, lc, s[i].re);
+                pc.put(nn + i, lc, s[i].im);
             }
         }
-        // Node shunts: only where a step moved (or the set-points are new).
+        // Node shunts: only where a step moved (every node the first time).
         let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
-        let mut moved = host.setpoints;
+        let mut moved = !primed;
         for (k, slot) in steps.iter_mut().enumerate() {
             let v = inp.shunt_step[(c, k)];
             if v.to_bits() != slot.to_bits() {
@@ -958,9 +989,9 @@ fn prepare_copies(
         }
         if moved {
             super::injections::copy_shunts(p, inp, c, &mut y);
-            for (i, x) in y.iter().enumerate() {
-                pc.put(2 * nn + i, lc, x.re);
-                pc.put(3 * nn + i, lc, x.im);
+            for &i in &y_nodes {
+                pc.put(2 * nn + i, lc, y[i].re);
+                pc.put(3 * nn + i, lc, y[i].im);
             }
         }
         let mut changed = false;
@@ -1006,7 +1037,7 @@ fn prepare_copies(
         }
         if p.has_zip && host.setpoints {
             let r0 = 4 * nn + 10 * n_tap;
-            for i in 0..n {
+            for i in s_nodes.iter().copied().take_while(|&i| i < n) {
                 pc.put(r0 + i, lc, si[i].re);
                 pc.put(r0 + n + i, lc, si[i].im);
                 pc.put(r0 + 2 * n + i, lc, sz[i].re);
@@ -1037,21 +1068,37 @@ fn prepare_copies(
                     f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
                 })
             });
-            match own {
-                Some(v) => {
-                    for (k, &v) in v.iter().enumerate() {
-                        bppv.put(k, lc, v);
-                    }
-                }
-                None => {
-                    let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
-                    for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                        bppv.put(k, lc, v);
-                    }
-                }
+            let values = match own {
+                Some(v) => v.clone(),
+                None => host
+                    .taps
+                    .base
+                    .get_or_insert_with(|| {
+                        let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
+                        l.iter().chain(u).chain(&d[..n]).copied().collect()
+                    })
+                    .clone(),
+            };
+            bpp_new.push((lc, values));
+        }
+    }
+    // The B'' values of the copies whose taps moved, row by row (the mirror's
+    // rows are batch-interleaved: one row's copies are neighbours in memory).
+    if let Some((_, first)) = bpp_new.first() {
+        for k in 0..first.len() {
+            for (lc, v) in &bpp_new {
+                bppv.put(k, *lc, v[k]);
             }
         }
     }
+}
+
+/// The distinct nodes of `nodes`, ascending.
+fn sorted_nodes(nodes: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = nodes.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// CPU time of the calling thread in seconds (the host phases of
@@ -1107,10 +1154,11 @@ fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
 enum Unpack<'a> {
     /// Every table of every copy.
     All,
-    /// The convergence columns, `vm_pu` and `va_degree` at `va_buses`, of the
-    /// copies `active` marks (`None`: all): a deferred solve
-    /// ([`PowerFlow::defer_results`]).
+    /// The convergence columns, `vm_pu` at `vm_buses` (`None`: every bus)
+    /// and `va_degree` at `va_buses`, of the copies `active` marks (`None`:
+    /// all): a deferred solve ([`PowerFlow::defer_results_at`]).
     Voltages {
+        vm_buses: Option<&'a [usize]>,
         va_buses: &'a [usize],
         active: Option<&'a [bool]>,
     },
@@ -1138,9 +1186,13 @@ fn unpack_bytes(to: Tables, bytes: &[u8], esize: usize, (c0, b): (usize, usize),
 fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what: Unpack) {
     let (nb, nl, nt, ne) = to.plan.sizes();
     let r = to.results;
-    let (va_cols, active) = match what {
-        Unpack::All => (None, None),
-        Unpack::Voltages { va_buses, active } => (Some(va_buses), active),
+    let (vm_cols, va_cols, active) = match what {
+        Unpack::All => (None, None, None),
+        Unpack::Voltages {
+            vm_buses,
+            va_buses,
+            active,
+        } => (vm_buses, Some(va_buses), active),
     };
     let keep = |c: usize| active.is_none_or(|a| a[c]);
     let row = |k: usize| &out[k * b..(k + 1) * b];
@@ -1152,7 +1204,7 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
     }
     let mut o = 3;
     let span = (out, c0, b, active);
-    fill_table(&mut r.vm_pu, span, o, None);
+    fill_table(&mut r.vm_pu, span, o, vm_cols);
     o += nb;
     fill_table(&mut r.va_degree, span, o, va_cols);
     o += nb;
@@ -1238,6 +1290,9 @@ fn fill_table<T: Copy + Into<f64>>(
     for l0 in (0..b).step_by(UNPACK_BLOCK) {
         let l1 = (l0 + UNPACK_BLOCK).min(b);
         let every = (l0..l1).all(|lc| keep(c0 + lc));
+        if !every && !(l0..l1).any(|lc| keep(c0 + lc)) {
+            continue;
+        }
         for &j in cols {
             let src = &out[(o + j) * b + l0..(o + j) * b + l1];
             let dst = &mut t[(c0 + l0) * n + j..];
@@ -1791,12 +1846,10 @@ impl PowerFlow for GpuBatch {
         r
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
-        if self.plan.options.enforce_q_lims {
-            // The Q-limit rounds read every copy's gen Q after each solve.
-            return;
-        }
-        let nb = self.plan.net.buses.len();
-        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+        self.defer_at(None, va_buses);
+    }
+    fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
+        self.defer_at(Some(vm_buses), va_buses);
     }
     fn finish_results(&mut self) {
         self.deferred = None;
