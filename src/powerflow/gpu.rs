@@ -213,7 +213,13 @@ pub(crate) struct Params {
     /// [`branch_order`]) and each branch's result slot (line `l`, trafo `nl + t`).
     i_order: u32,
     i_slot: u32,
+    /// Row in `pc` of each copy's B'' value set (its number) and values per
+    /// set in `bppv` ([`BppSets`]).
+    p_bset: u32,
+    n_bpp: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -357,7 +363,9 @@ struct Chunk {
     c0: usize,
     len: usize,
     pc: Mirror,
+    /// The B'' value sets (`sets`), set-major.
     bpp: Mirror,
+    sets: BppSets,
     pc_buf: wgpu::Buffer,
     bpp_buf: wgpu::Buffer,
     work_buf: wgpu::Buffer,
@@ -746,6 +754,7 @@ impl GpuBatch {
             &self.layout,
             &mut host,
             (chunk.c0, chunk.len, chunk.primed),
+            &mut chunk.sets,
             &mut chunk.pc,
             &mut chunk.bpp,
         );
@@ -933,15 +942,117 @@ impl TapCache {
     const MAX: usize = 4096;
 }
 
+/// The B'' factor values of a chunk's copies as numbered value sets in `bppv`
+/// (`n_bpp` values each, set `s` from `s·n_bpp`): copies whose taps stand
+/// alike share one set, a copy's `pc` row `p_bset` holds its number, and a
+/// tap move writes only that number unless the combination is new to the
+/// chunk. At most one set per copy is in use, so `len` sets always suffice:
+/// a copy that needs new values and is alone on its set rewrites it in place.
+#[derive(Debug)]
+pub(crate) struct BppSets {
+    /// Set of each copy (`NONE`: none yet).
+    of_copy: Vec<u32>,
+    /// Copies on each set.
+    users: Vec<u32>,
+    /// Tap-position bits each set holds the factors for (`None`: a copy's
+    /// own values, the Q-limit rounds').
+    key: Vec<Option<Vec<u64>>>,
+    by_key: std::collections::HashMap<Vec<u64>, u32>,
+    free: Vec<u32>,
+}
+
+impl BppSets {
+    /// Sets for `len` copies.
+    pub(crate) fn new(len: usize) -> Self {
+        BppSets {
+            of_copy: vec![NONE; len],
+            users: vec![0; len],
+            key: vec![None; len],
+            by_key: Default::default(),
+            free: (0..len as u32).rev().collect(),
+        }
+    }
+
+    /// Put copy `lc` on the set for the tap-position bits `key` (`None`: values
+    /// of its own): `(set, whether the set's values must be written)`.
+    fn assign(&mut self, lc: usize, key: Option<Vec<u64>>) -> (u32, bool) {
+        let cur = self.of_copy[lc];
+        if let Some(&s) = key.as_ref().and_then(|k| self.by_key.get(k)) {
+            if s != cur {
+                self.users[s as usize] += 1;
+                self.leave(lc);
+                self.of_copy[lc] = s;
+            }
+            return (s, false);
+        }
+        let s = if cur != NONE && self.users[cur as usize] == 1 {
+            // Alone on its set: rewrite it in place.
+            if let Some(k) = self.key[cur as usize].take() {
+                self.by_key.remove(&k);
+            }
+            cur
+        } else {
+            self.leave(lc);
+            // At most len − 1 sets are in use by the other copies.
+            let s = self.free.pop().expect("a free B'' set");
+            self.users[s as usize] = 1;
+            self.of_copy[lc] = s;
+            s
+        };
+        if let Some(k) = key {
+            self.by_key.insert(k.clone(), s);
+            self.key[s as usize] = Some(k);
+        }
+        (s, true)
+    }
+
+    /// Copy `lc` leaves its set (freed when no copy is left on it).
+    fn leave(&mut self, lc: usize) {
+        let cur = std::mem::replace(&mut self.of_copy[lc], NONE);
+        if cur == NONE {
+            return;
+        }
+        let u = &mut self.users[cur as usize];
+        *u -= 1;
+        if *u == 0 {
+            if let Some(k) = self.key[cur as usize].take() {
+                self.by_key.remove(&k);
+            }
+            self.free.push(cur);
+        }
+    }
+}
+
+/// Copy `lc`'s B'' factor values `v()`: its set number into `pc` (row
+/// `p_bset`), the values into `bppv` (set-major, [`BppSets`]) when its set is
+/// new or rewritten.
+fn put_bpp(
+    layout: &Layout,
+    sets: &mut BppSets,
+    (lc, key): (usize, Option<Vec<u64>>),
+    v: impl FnOnce() -> Arc<[f64]>,
+    pc: &mut impl Put,
+    bppv: &mut impl Put,
+) {
+    let (set, write) = sets.assign(lc, key);
+    pc.put(layout.params.p_bset as usize, lc, set as f64);
+    if write {
+        for (k, &x) in v().iter().enumerate() {
+            bppv.put(set as usize, k, x);
+        }
+    }
+}
+
 /// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
 /// or the shader port's buffers), B'' refactored for copies whose taps changed (all
-/// of them unless `primed`).
+/// of them unless `primed`) and put on the chunk's value `sets`.
 fn prepare_copies(
     p: &Plan,
     inp: &BatchInputs,
     layout: &Layout,
     host: &mut HostState,
     (c0, len, primed): (usize, usize, bool),
+    sets: &mut BppSets,
     pc: &mut impl Put,
     bppv: &mut impl Put,
 ) {
@@ -953,8 +1064,6 @@ fn prepare_copies(
     let zn = if p.has_zip { n } else { 0 };
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
     let n_shunt = net.shunts.len();
-    // Copies whose B'' factor values are written, with those values.
-    let mut bpp_new: Vec<(usize, Arc<[f64]>)> = vec![];
     // Once a chunk is primed, injections and shunts are written again only
     // at the nodes whose values can change (the others keep the plan's
     // constants): nodes with loads, sgens, storage or gens, and with shunts.
@@ -1054,41 +1163,36 @@ fn prepare_copies(
         if changed || !primed {
             let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
             let key: Vec<u64> = taps.iter().map(|x| x.to_bits()).collect();
-            if host.taps.bpp.len() >= TapCache::MAX {
-                host.taps.bpp.clear();
-            }
-            let own = host.taps.bpp.entry(key).or_insert_with(|| {
-                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
-                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
-                });
-                let own =
-                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
-                own.then(|| {
-                    let f = &*host.bpp_f;
-                    f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
-                })
-            });
-            let values = match own {
-                Some(v) => v.clone(),
-                None => host
-                    .taps
-                    .base
-                    .get_or_insert_with(|| {
-                        let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
-                        l.iter().chain(u).chain(&d[..n]).copied().collect()
+            // The factors are formed (or found in the cache) only for a
+            // combination of taps new to the chunk's sets.
+            let values = || {
+                if host.taps.bpp.len() >= TapCache::MAX {
+                    host.taps.bpp.clear();
+                }
+                let own = host.taps.bpp.entry(key.clone()).or_insert_with(|| {
+                    let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+                        net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+                    });
+                    let own =
+                        !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+                    own.then(|| {
+                        let f = &*host.bpp_f;
+                        f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
                     })
-                    .clone(),
+                });
+                match own {
+                    Some(v) => v.clone(),
+                    None => host
+                        .taps
+                        .base
+                        .get_or_insert_with(|| {
+                            let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
+                            l.iter().chain(u).chain(&d[..n]).copied().collect()
+                        })
+                        .clone(),
+                }
             };
-            bpp_new.push((lc, values));
-        }
-    }
-    // The B'' values of the copies whose taps moved, row by row (the mirror's
-    // rows are batch-interleaved: one row's copies are neighbours in memory).
-    if let Some((_, first)) = bpp_new.first() {
-        for k in 0..first.len() {
-            for (lc, v) in &bpp_new {
-                bppv.put(k, *lc, v[k]);
-            }
+            put_bpp(layout, sets, (lc, Some(key.clone())), values, pc, bppv);
         }
     }
 }
@@ -1434,7 +1538,9 @@ fn make_chunk(
         c0,
         len,
         pc: Mirror::new(layout.rows_pc, len, precision),
-        bpp: Mirror::new(layout.rows_bpp, len, precision),
+        // Set-major: `len` value sets of `rows_bpp` values.
+        bpp: Mirror::new(len, layout.rows_bpp, precision),
+        sets: BppSets::new(len),
         pc_buf,
         bpp_buf,
         work_buf,
@@ -1785,12 +1891,16 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         NONE
     };
     let n_site = prm.n_site as usize;
+    let rows_pc = 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len();
+    let rows_bpp = p.bpp.l_col.len() + p.bpp.u_col.len() + n;
+    prm.p_bset = rows_pc as u32;
+    prm.n_bpp = rows_bpp as u32;
     let layout = Layout {
         params: prm,
         // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP
-        // parts, PV set-points.
-        rows_pc: 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len(),
-        rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
+        // parts, PV set-points, the B'' value set.
+        rows_pc: rows_pc + 1,
+        rows_bpp,
         rows_work: 6 * nn + n + 7,
         rows_out: 3 + 2 * nb + 4 * nl + 5 * nt + 2 * ne + n_site,
         row_cold: 6 * nn + n,
