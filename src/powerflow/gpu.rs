@@ -2150,10 +2150,18 @@ mod tests {
     /// same inputs and the tables the same values as full solves: taps and
     /// shunt steps moved through `controls_mut` (set-points not prepared again,
     /// taps from the cache), a deferred `solve_active` (voltages of the active
-    /// copies only), then `finish_results` (every table from the readback kept
-    /// mapped), against a second batch solving the same inputs with every table.
+    /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
+    /// then `finish_results` (every table from the readback kept mapped),
+    /// against a second batch solving the same inputs with every table.
     #[test]
     fn control_resolves_and_deferred_results_match_full_solves() {
+        deferred_results_match_full_solves(None);
+        deferred_results_match_full_solves(Some(&[0, 3, 17]));
+    }
+
+    /// [`control_resolves_and_deferred_results_match_full_solves`], deferred by
+    /// `defer_results_at(vm_buses, ..)` (`None`: `defer_results`).
+    fn deferred_results_match_full_solves(vm_buses: Option<&[usize]>) {
         let ctx = match GpuContext::shared() {
             Ok(ctx) => ctx,
             Err(e) => {
@@ -2179,7 +2187,10 @@ mod tests {
             pf.solve().expect("solve");
         }
         let va_buses = [0, 3];
-        fast.defer_results(&va_buses);
+        match vm_buses {
+            Some(vm_buses) => fast.defer_results_at(vm_buses, &va_buses),
+            None => fast.defer_results(&va_buses),
+        }
         // Two rounds of control moves: taps up, then steps of some shunts.
         for round in 0..2 {
             let moved: Vec<bool> = (0..b).map(|c| (c + round) % 3 != 0).collect();
@@ -2203,7 +2214,18 @@ mod tests {
             full.solve().expect("solve");
             let (rf, rr) = (fast.results(), full.results());
             for c in (0..b).filter(|&c| moved[c]) {
-                assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}");
+                match vm_buses {
+                    Some(vm_buses) => {
+                        for &k in vm_buses {
+                            assert_eq!(
+                                rf.vm_pu[(c, k)],
+                                rr.vm_pu[(c, k)],
+                                "round {round} copy {c}"
+                            );
+                        }
+                    }
+                    None => assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}"),
+                }
                 for &k in &va_buses {
                     assert_eq!(rf.va_degree[(c, k)], rr.va_degree[(c, k)], "copy {c}");
                 }
@@ -2213,6 +2235,64 @@ mod tests {
         }
         fast.finish_results();
         assert_eq!(fast.results(), full.results());
+    }
+
+    /// `BppSets` under a random walk of copies asking for tap combinations
+    /// and values of their own: every copy's set holds the values it asked
+    /// for last (a set is rewritten only while it is the copy's alone), copies
+    /// asking for the same combination share a set written once, users are
+    /// counted right and `len` sets never run out.
+    #[test]
+    fn bpp_sets_keep_every_copys_values() {
+        let len = 7;
+        let mut sets = BppSets::new(len);
+        // The value each set holds on the "device", and each copy's due value.
+        let mut table = vec![f64::NAN; len];
+        let mut due = vec![f64::NAN; len];
+        let value = |key: &Option<Vec<u64>>, own: f64| key.as_ref().map_or(own, |k| k[0] as f64);
+        // Every copy at the same taps: one set, written once.
+        let writes: Vec<bool> = (0..len)
+            .map(|lc| sets.assign(lc, Some(vec![0])).1)
+            .collect();
+        assert_eq!(writes.iter().filter(|&&w| w).count(), 1);
+        assert_eq!(sets.free.len(), len - 1);
+        table[sets.of_copy[0] as usize] = 0.0;
+        due.fill(0.0);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut shared = 0;
+        for step in 0..20_000 {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let lc = (rng >> 33) as usize % len;
+            let k = (rng >> 45) % 6;
+            let key = (k < 5).then(|| vec![k]);
+            let own = 100.0 + step as f64;
+            let (set, write) = sets.assign(lc, key.clone());
+            if write {
+                table[set as usize] = value(&key, own);
+            } else {
+                shared += 1;
+            }
+            due[lc] = value(&key, own);
+            assert_eq!(sets.of_copy[lc], set);
+            for c in 0..len {
+                let s = sets.of_copy[c] as usize;
+                assert_eq!(table[s], due[c], "step {step}: copy {c} on set {s}");
+                assert_eq!(
+                    sets.users[s] as usize,
+                    sets.of_copy.iter().filter(|&&x| x as usize == s).count()
+                );
+                assert!(!sets.free.contains(&(s as u32)));
+            }
+            for (k, &s) in &sets.by_key {
+                assert_eq!(sets.key[s as usize].as_ref(), Some(k));
+                assert_eq!(table[s as usize], k[0] as f64);
+            }
+            let used = (0..len).filter(|&s| sets.users[s] > 0).count();
+            assert_eq!(used + sets.free.len(), len);
+        }
+        assert!(shared > 1000, "copies share sets ({shared} assignments)");
     }
 
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).
