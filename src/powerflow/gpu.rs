@@ -410,6 +410,15 @@ pub struct GpuBatch {
     /// `Some((vm_buses, va_buses))` while results are deferred
     /// ([`PowerFlow::defer_results`]; `vm_buses` `None`: every bus).
     deferred: Option<(Option<Vec<usize>>, Vec<usize>)>,
+    /// The result columns asked for ([`PowerFlow::limit_results`]: table
+    /// index in [`BatchResults::tables`] order, columns; `None`: all).
+    limit: Option<Vec<(usize, Vec<usize>)>>,
+    /// Whether `results` holds only the limited columns of the last solve (the
+    /// rest is in the readback kept mapped).
+    lazy: bool,
+    /// The last solve's complete tables, formed on the first call to `results`
+    /// while `lazy`.
+    full: std::sync::OnceLock<BatchResults>,
     /// The copies the next unpack reads (`solve_active`; `None`: all).
     active: Option<Vec<bool>>,
     /// `enforce_q_lims` state of every copy.
@@ -699,6 +708,9 @@ impl GpuBatch {
             setpoints: true,
             shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
             deferred: None,
+            limit: None,
+            lazy: false,
+            full: std::sync::OnceLock::new(),
             active: None,
             q: Default::default(),
             _shared: (idx_buf, sh_buf),
@@ -721,6 +733,27 @@ impl GpuBatch {
     /// where the adapter supports them.
     pub fn last_gpu_seconds(&self) -> Option<f64> {
         self.gpu_ns.map(|ns| ns * 1e-9)
+    }
+
+    /// The last solve's tables complete: the limited ones
+    /// ([`PowerFlow::limit_results`]) with every table unpacked from the
+    /// readback still mapped.
+    fn completed(&self) -> BatchResults {
+        let mut r = self.results.clone();
+        let esize = precision_bytes(self.plan.options.gpu_precision);
+        for ch in &self.chunks {
+            let Some(h) = ch.held else { continue };
+            if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut r,
+                };
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
+            }
+        }
+        r
     }
 
     /// Defer results ([`PowerFlow::defer_results_at`]; `vm_buses` `None`:
@@ -754,15 +787,17 @@ impl GpuBatch {
             &self.layout,
             &mut host,
             (chunk.c0, chunk.len, chunk.primed),
-            &mut chunk.sets,
             &mut chunk.pc,
-            &mut chunk.bpp,
+            (&mut chunk.sets, &mut chunk.bpp),
         );
         chunk.primed = true;
     }
 
     fn run(&mut self) -> Result<()> {
         let t = thread_cpu_s();
+        // The last solve's tables, completed on request, are no longer current.
+        self.full = std::sync::OnceLock::new();
+        self.lazy = false;
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
@@ -871,7 +906,12 @@ impl GpuBatch {
                         va_buses,
                         active: active.as_deref(),
                     },
-                    None => Unpack::All,
+                    // The asked columns now, the rest when `results` is called
+                    // (this readback stays mapped until the next solve).
+                    None => match self.limit.as_deref() {
+                        Some(limit) => Unpack::Columns(limit),
+                        None => Unpack::All,
+                    },
                 };
                 let to = Tables {
                     plan: &self.plan,
@@ -881,7 +921,7 @@ impl GpuBatch {
                 };
                 unpack_bytes(to, &view, esize, (ch.c0, ch.len), what);
             }
-            if self.deferred.is_some() {
+            if self.deferred.is_some() || self.limit.is_some() {
                 ch.held = Some(now);
             } else {
                 ch.staging[now].unmap();
@@ -900,6 +940,7 @@ impl GpuBatch {
             }
         }
         self.gpu_ns = gpu_ns;
+        self.lazy = self.deferred.is_none() && self.limit.is_some();
         self.host.unpack_s += thread_cpu_s() - t_ready;
         self.host.solves += 1;
         self.host.copy_solves += self.results.batch() as u64;
@@ -1052,9 +1093,8 @@ fn prepare_copies(
     layout: &Layout,
     host: &mut HostState,
     (c0, len, primed): (usize, usize, bool),
-    sets: &mut BppSets,
     pc: &mut impl Put,
-    bppv: &mut impl Put,
+    (sets, bppv): (&mut BppSets, &mut impl Put),
 ) {
     let net = &p.net;
     let (n, nn) = (p.n_pq, p.n_node);
@@ -1258,6 +1298,10 @@ fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
 enum Unpack<'a> {
     /// Every table of every copy.
     All,
+    /// The convergence columns and, of every copy, the columns of the tables
+    /// named (index in [`BatchResults::tables`] order, columns), ext_grid Q
+    /// and the gen tables whole ([`PowerFlow::limit_results`]).
+    Columns(&'a [(usize, Vec<usize>)]),
     /// The convergence columns, `vm_pu` at `vm_buses` (`None`: every bus)
     /// and `va_degree` at `va_buses`, of the copies `active` marks (`None`:
     /// all): a deferred solve ([`PowerFlow::defer_results_at`]).
@@ -1290,13 +1334,14 @@ fn unpack_bytes(to: Tables, bytes: &[u8], esize: usize, (c0, b): (usize, usize),
 fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what: Unpack) {
     let (nb, nl, nt, ne) = to.plan.sizes();
     let r = to.results;
-    let (vm_cols, va_cols, active) = match what {
-        Unpack::All => (None, None, None),
+    let (vm_cols, va_cols, active, limit) = match what {
+        Unpack::All => (None, None, None, None),
         Unpack::Voltages {
             vm_buses,
             va_buses,
             active,
-        } => (vm_buses, Some(va_buses), active),
+        } => (vm_buses, Some(va_buses), active, None),
+        Unpack::Columns(limit) => (None, None, None, Some(limit)),
     };
     let keep = |c: usize| active.is_none_or(|a| a[c]);
     let row = |k: usize| &out[k * b..(k + 1) * b];
@@ -1308,6 +1353,27 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
     }
     let mut o = 3;
     let span = (out, c0, b, active);
+    if let Some(limit) = limit {
+        // The device's tables in `BatchResults::tables` order and their rows.
+        let rows = [nb, nb, nl, nl, nl, nl, nt, nt, nt, nt, nt, ne, ne];
+        let mut gens = false;
+        for (i, cols) in limit {
+            if *i >= rows.len() - 1 {
+                // ext_grid Q and the gen tables: whole, as `All` forms them.
+                gens = true;
+                continue;
+            }
+            let at = 3 + rows[..*i].iter().sum::<usize>();
+            fill_table(table_mut(r, *i), span, at, Some(cols));
+        }
+        if !gens {
+            return;
+        }
+        o += rows[..rows.len() - 2].iter().sum::<usize>();
+        fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
+        split_gens(to.plan, to.inputs, to.sites, r, (out, c0, b), o + 2 * ne);
+        return;
+    }
     fill_table(&mut r.vm_pu, span, o, vm_cols);
     o += nb;
     fill_table(&mut r.va_degree, span, o, va_cols);
@@ -1336,10 +1402,47 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
     }
     fill_table(&mut r.ext_grid_p_mw, span, o, None);
     fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
-    // Gen nodes' Q balance (MVar), split among their gens and ext_grids on the
-    // host as the CPU does; gen P is the set-point.
-    let o = o + 2 * ne;
-    let plan = to.plan;
+    split_gens(to.plan, to.inputs, to.sites, r, (out, c0, b), o + 2 * ne);
+}
+
+/// Result table `i` in [`BatchResults::tables`] order.
+fn table_mut(r: &mut BatchResults, i: usize) -> &mut ndarray::Array2<f64> {
+    match i {
+        0 => &mut r.vm_pu,
+        1 => &mut r.va_degree,
+        2 => &mut r.line_p_from_mw,
+        3 => &mut r.line_q_from_mvar,
+        4 => &mut r.line_i_ka,
+        5 => &mut r.line_loading_percent,
+        6 => &mut r.trafo_loading_percent,
+        7 => &mut r.trafo_p_hv_mw,
+        8 => &mut r.trafo_q_hv_mvar,
+        9 => &mut r.trafo_p_lv_mw,
+        10 => &mut r.trafo_q_lv_mvar,
+        11 => &mut r.ext_grid_p_mw,
+        12 => &mut r.ext_grid_q_mvar,
+        13 => &mut r.gen_p_mw,
+        _ => &mut r.gen_q_mvar,
+    }
+}
+
+/// Gen nodes' Q balance (MVar, output rows from `o`), split among their gens
+/// and ext_grids on the host as the CPU does; gen P is the set-point.
+fn split_gens<T: Copy + Into<f64>>(
+    plan: &Plan,
+    inputs: &BatchInputs,
+    sites: &super::injections::GenSites,
+    r: &mut BatchResults,
+    (out, c0, b): (&[T], usize, usize),
+    o: usize,
+) {
+    let to = Tables {
+        plan,
+        inputs,
+        sites,
+        results: r,
+    };
+    let r = to.results;
     if plan.net.gens.is_empty() && to.sites.sites.is_empty() {
         return;
     }
@@ -1962,7 +2065,9 @@ impl PowerFlow for GpuBatch {
         self.defer_at(Some(vm_buses), va_buses);
     }
     fn finish_results(&mut self) {
-        self.deferred = None;
+        if self.deferred.take().is_none() {
+            return;
+        }
         let t = thread_cpu_s();
         for ch in &mut self.chunks {
             let Some(h) = ch.held.take() else {
@@ -1977,11 +2082,41 @@ impl PowerFlow for GpuBatch {
                     results: &mut self.results,
                 };
                 let esize = precision_bytes(self.plan.options.gpu_precision);
-                unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
+                let what = match self.limit.as_deref() {
+                    Some(limit) => Unpack::Columns(limit),
+                    None => Unpack::All,
+                };
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), what);
             }
-            ch.staging[h].unmap();
+            if self.limit.is_some() {
+                // The rest when `results` is called.
+                ch.held = Some(h);
+            } else {
+                ch.staging[h].unmap();
+            }
         }
+        self.full = std::sync::OnceLock::new();
+        self.lazy = self.limit.is_some();
         self.host.unpack_s += thread_cpu_s() - t;
+    }
+    fn limit_results(&mut self, columns: Option<super::batch::ResultColumns>) {
+        if self.plan.options.enforce_q_lims {
+            // The Q-limit rounds read every copy's gen Q after each solve.
+            return;
+        }
+        let names = self.results.tables().map(|(name, _)| name);
+        self.limit = columns.map(|cols| {
+            (cols.tables.into_iter())
+                .filter_map(|(name, c)| {
+                    let i = names.iter().position(|&n| n == name)?;
+                    let n = table_mut(&mut self.results, i).ncols();
+                    Some((i, c.into_iter().filter(|&j| j < n).collect()))
+                })
+                .collect()
+        });
+    }
+    fn limited_results(&self) -> &BatchResults {
+        &self.results
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         let t = thread_cpu_s();
@@ -2014,7 +2149,11 @@ impl PowerFlow for GpuBatch {
         Some(self.host)
     }
     fn results(&self) -> &BatchResults {
-        &self.results
+        if self.lazy {
+            self.full.get_or_init(|| self.completed())
+        } else {
+            &self.results
+        }
     }
     fn reset_start(&mut self, copies: &[usize]) {
         self.pending_cold
@@ -2237,6 +2376,72 @@ mod tests {
         assert_eq!(fast.results(), full.results());
     }
 
+    /// `limit_results`: after each solve (plain, and deferred through
+    /// `finish_results`) the limited tables hold the asked columns as full
+    /// solves give them, and `results` is complete all the same (formed from
+    /// the readback on request, again after the next solve).
+    #[test]
+    fn limited_results_hold_the_asked_columns_and_results_stay_complete() {
+        let ctx = match GpuContext::shared() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                assert!(
+                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+                    "POWERGRID_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let net = crate::network::load("ieee34").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let b = 8;
+        let mut lim = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan.clone(), b, usize::MAX).expect("batch");
+        let asked = vec![
+            ("vm_pu", vec![1, 4, 9]),
+            ("line_loading_percent", vec![0, 2, 30]),
+            ("trafo_p_hv_mw", vec![0]),
+            ("ext_grid_q_mvar", vec![0]),
+            ("no_such_table", vec![0]),
+        ];
+        lim.limit_results(Some(super::super::batch::ResultColumns {
+            tables: asked.clone(),
+        }));
+        for round in 0..3 {
+            for pf in [&mut lim, &mut full] {
+                let inp = pf.inputs_mut();
+                inp.load_scaling
+                    .indexed_iter_mut()
+                    .for_each(|((c, j), v)| *v = 0.7 + 0.05 * ((c + j + round) % 9) as f64);
+            }
+            if round == 2 {
+                // Deferred: voltages between solves, the asked columns at the end.
+                lim.defer_results_at(&[0], &[0]);
+                lim.solve().expect("solve");
+                lim.finish_results();
+            } else {
+                lim.solve().expect("solve");
+            }
+            full.solve().expect("solve");
+            let (rl, rf) = (lim.limited_results(), full.results());
+            assert_eq!(rl.converged, rf.converged);
+            assert_eq!(rl.iterations, rf.iterations);
+            for (name, cols) in &asked {
+                let Some((_, tl)) = rl.tables().into_iter().find(|(n, _)| n == name) else {
+                    continue;
+                };
+                let tf = rf.tables().into_iter().find(|(n, _)| n == name).unwrap().1;
+                for c in 0..b {
+                    for &j in cols.iter().filter(|&&j| j < tl.ncols()) {
+                        assert_eq!(tl[(c, j)], tf[(c, j)], "round {round} {name}[{c}][{j}]");
+                    }
+                }
+            }
+            assert_eq!(lim.results(), full.results(), "round {round}");
+        }
+    }
+
     /// `BppSets` under a random walk of copies asking for tap combinations
     /// and values of their own: every copy's set holds the values it asked
     /// for last (a set is rewritten only while it is the copy's alone), copies
@@ -2276,9 +2481,9 @@ mod tests {
             }
             due[lc] = value(&key, own);
             assert_eq!(sets.of_copy[lc], set);
-            for c in 0..len {
+            for (c, &d) in due.iter().enumerate() {
                 let s = sets.of_copy[c] as usize;
-                assert_eq!(table[s], due[c], "step {step}: copy {c} on set {s}");
+                assert_eq!(table[s], d, "step {step}: copy {c} on set {s}");
                 assert_eq!(
                     sets.users[s] as usize,
                     sets.of_copy.iter().filter(|&&x| x as usize == s).count()

@@ -1083,9 +1083,8 @@ impl<T: Real> PortBatch<T> {
             &self.layout,
             &mut host,
             (0, batch, self.primed),
-            &mut self.sets,
             &mut pc,
-            &mut bppv,
+            (&mut self.sets, &mut bppv),
         );
         self.primed = true;
         self.port.pc = pc.data;
