@@ -4,7 +4,10 @@
 //! Data path: the shared matrices, factors and element maps are uploaded once per
 //! batch; per-copy set-points, node shunts, tap-dependent branches and B'' factor
 //! values are prepared on the host in f64, rounded to f32 and uploaded only where
-//! they changed (host mirrors of the device buffers tell what changed). The voltage
+//! they changed (host mirrors of the device buffers tell what changed); B'' values
+//! as value sets shared by the copies whose taps stand alike (`BppSets`).
+//! Results are unpacked only where asked ([`PowerFlow::defer_results_at`],
+//! [`PowerFlow::limit_results`]); the rest from the readback on request. The voltage
 //! state stays on the device, so a warm start costs no upload. A batch larger than
 //! the device's storage-binding limit is split into chunks, each with its own
 //! buffers, all dispatched in one submission.
