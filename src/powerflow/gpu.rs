@@ -756,6 +756,9 @@ impl GpuBatch {
                 unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
             }
         }
+        // Gen P as solved (the unpack took it from the inputs, which may have
+        // changed since).
+        r.gen_p_mw.assign(&self.results.gen_p_mw);
         r
     }
 
@@ -1369,6 +1372,9 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
             let at = 3 + rows[..*i].iter().sum::<usize>();
             fill_table(table_mut(r, *i), span, at, Some(cols));
         }
+        // Gen P now (the set-points as solved): `results` completes the
+        // other tables later, when the inputs may have changed.
+        fill_gen_p(to.plan, to.inputs, r, (c0, b));
         if !gens {
             return;
         }
@@ -1439,33 +1445,34 @@ fn split_gens<T: Copy + Into<f64>>(
     (out, c0, b): (&[T], usize, usize),
     o: usize,
 ) {
-    let to = Tables {
-        plan,
-        inputs,
-        sites,
-        results: r,
-    };
-    let r = to.results;
-    if plan.net.gens.is_empty() && to.sites.sites.is_empty() {
+    if plan.net.gens.is_empty() && sites.sites.is_empty() {
         return;
     }
+    fill_gen_p(plan, inputs, r, (c0, b));
     for lc in 0..b {
         let c = c0 + lc;
-        for (k, n) in plan.gen_node.iter().enumerate() {
-            r.gen_p_mw[(c, k)] = if n.is_some() {
-                to.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
-            } else {
-                0.0
-            };
-            r.gen_q_mvar[(c, k)] = 0.0;
-        }
+        r.gen_q_mvar.row_mut(c).fill(0.0);
         let mut eq = r.ext_grid_q_mvar.row_mut(c);
         let eq = eq.as_slice_mut().expect("standard layout");
         let mut gq = r.gen_q_mvar.row_mut(c);
         let gq = gq.as_slice_mut().expect("standard layout");
-        for (j, site) in to.sites.sites.iter().enumerate() {
+        for (j, site) in sites.sites.iter().enumerate() {
             let q_bus = out[(o + j) * b + lc].into();
-            to.sites.split_q(plan, site, q_bus, eq, gq);
+            sites.split_q(plan, site, q_bus, eq, gq);
+        }
+    }
+}
+
+/// Gen P of copies `c0 .. c0 + b`: the set-point `p_mw · scaling` (0 where
+/// not solved).
+fn fill_gen_p(plan: &Plan, inputs: &BatchInputs, r: &mut BatchResults, (c0, b): (usize, usize)) {
+    for c in c0..c0 + b {
+        for (k, n) in plan.gen_node.iter().enumerate() {
+            r.gen_p_mw[(c, k)] = if n.is_some() {
+                inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+            } else {
+                0.0
+            };
         }
     }
 }
@@ -2443,6 +2450,25 @@ mod tests {
             }
             assert_eq!(lim.results(), full.results(), "round {round}");
         }
+        // With gens: results formed on request after the inputs changed are
+        // still those of the solve (gen P is the solved set-point).
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/pandapower_gen/gens.json"
+        );
+        let net = crate::network::load(path).expect("test network");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let ctx = lim.ctx.clone();
+        let mut lim = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan, b, usize::MAX).expect("batch");
+        lim.limit_results(Some(super::super::batch::ResultColumns {
+            tables: vec![("vm_pu", vec![0])],
+        }));
+        lim.solve().expect("solve");
+        full.solve().expect("solve");
+        assert!(full.results().gen_p_mw.iter().any(|&p| p != 0.0));
+        lim.inputs_mut().gen_p_mw.mapv_inplace(|p| 2.0 * p + 1.0);
+        assert_eq!(lim.results(), full.results());
     }
 
     /// `BppSets` under a random walk of copies asking for tap combinations
