@@ -83,7 +83,13 @@ struct Params {
     // nl + t, NONE otherwise).
     i_order: u32,
     i_slot: u32,
+    // Row in `pc` of each copy's B'' value set (its number, a whole float) and
+    // values per set in `bppv` (L, U, 1/diag of the PQ rows).
+    p_bset: u32,
+    n_bpp: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -93,7 +99,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> sh: array<f32>;
 // Per-copy inputs: S_spec, node shunts, tap-changing branches, warm-start factors.
 @group(0) @binding(3) var<storage, read> pc: array<f32>;
-// Per-copy B'' factor values (L, U, 1/diag).
+// B'' factor values (L, U, 1/diag) by value set, `n_bpp` each: copies whose
+// taps stand alike share one (see `bpp_set`).
 @group(0) @binding(4) var<storage, read> bppv: array<f32>;
 // Per-copy state and scratch: u, θ, dW, J, x, cold flag, loop state.
 @group(0) @binding(5) var<storage, read_write> work: array<f32>;
@@ -345,13 +352,20 @@ fn solve_bpp(c: u32) {
     solve_bpp_upper(c);
 }
 
+// Offset in `bppv` of this copy's B'' factor values: the value set numbered
+// in its `pc` row `p_bset`.
+fn bpp_set(c: u32) -> u32 {
+    return u32(pc[at(P.p_bset, c)]) * P.n_bpp;
+}
+
 // The forward and backward halves of `solve_bpp`.
 fn solve_bpp_lower(c: u32) {
     let n = P.n_pq;
+    let b0 = bpp_set(c);
     for (var i = 0u; i < n; i++) {
         var s = work[at(r_x(i), c)];
         for (var k = idx[P.i_bpp_lptr + i]; k < idx[P.i_bpp_lptr + i + 1u]; k++) {
-            s -= bppv[at(k, c)] * work[at(r_x(idx[P.i_bpp_lcol + k]), c)];
+            s -= bppv[b0 + k] * work[at(r_x(idx[P.i_bpp_lcol + k]), c)];
         }
         work[at(r_x(i), c)] = s;
     }
@@ -361,13 +375,14 @@ fn solve_bpp_upper(c: u32) {
     let n = P.n_pq;
     let ou = P.nnz_bpp_l;
     let od = P.nnz_bpp_l + P.nnz_bpp_u;
+    let b0 = bpp_set(c);
     for (var ii = 0u; ii < n; ii++) {
         let i = n - 1u - ii;
         var s = work[at(r_x(i), c)];
         for (var k = idx[P.i_bpp_uptr + i]; k < idx[P.i_bpp_uptr + i + 1u]; k++) {
-            s -= bppv[at(ou + k, c)] * work[at(r_x(idx[P.i_bpp_ucol + k]), c)];
+            s -= bppv[b0 + ou + k] * work[at(r_x(idx[P.i_bpp_ucol + k]), c)];
         }
-        work[at(r_x(i), c)] = s * bppv[at(od + i, c)];
+        work[at(r_x(i), c)] = s * bppv[b0 + od + i];
     }
 }
 

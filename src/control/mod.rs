@@ -178,6 +178,9 @@ pub struct ControlLoop {
     /// Buses whose voltage angle the loop reads (both ends of every
     /// line-drop compensated trafo).
     va_buses: Vec<usize>,
+    /// Buses whose voltage magnitude the loop reads (every controlled bus and
+    /// the `va_buses`).
+    vm_buses: Vec<usize>,
     moves: Array2<u32>,
     /// Measured (or compensated) voltage per copy and controller, NaN where the bus is dead.
     vm: Array2<f64>,
@@ -279,7 +282,19 @@ impl ControlLoop {
             .collect();
         va_buses.sort_unstable();
         va_buses.dedup();
+        // `measure` reads |V| at the controlled buses and both ends of the
+        // line-drop compensated trafos.
+        let mut vm_buses: Vec<usize> = ctrls
+            .iter()
+            .map(|c| match c {
+                Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. } => *bus,
+            })
+            .chain(va_buses.iter().copied())
+            .collect();
+        vm_buses.sort_unstable();
+        vm_buses.dedup();
         Ok(ControlLoop {
+            vm_buses,
             va_buses,
             net: net.clone(),
             ctrls,
@@ -338,7 +353,7 @@ impl ControlLoop {
         // Between solves the loop reads only voltages (magnitudes, and angles
         // at the line-drop compensated trafos): the backend may leave the
         // branch tables for the end.
-        pf.defer_results(&self.va_buses);
+        pf.defer_results_at(&self.vm_buses, &self.va_buses);
         let out = self.iterate(pf);
         pf.finish_results();
         out

@@ -55,7 +55,7 @@
 //! except through [`VecEnv::power_flow`], the raw solver output.
 
 use crate::agents::hierarchy::{Driver, Unit};
-use crate::agents::{GridAgent, SystemOperator};
+use crate::agents::{GridAgent, Pcc, SystemOperator};
 use crate::control::ControlOptions;
 use crate::devices::Devices;
 use crate::env::control_glue::EnvControl;
@@ -67,7 +67,9 @@ use crate::env::world::World;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
-use crate::powerflow::{new_backend, BackendKind, BatchResults, Plan, PowerFlow, SolverOptions};
+use crate::powerflow::{
+    new_backend, BackendKind, BatchResults, Plan, PowerFlow, ResultColumns, SolverOptions,
+};
 use crate::setup::agents::{DevicePolicy, Message, Quantity, Role, Timing};
 use crate::setup::config::ObservationMode;
 use crate::setup::{Setup, TimeSeries};
@@ -364,7 +366,8 @@ impl VecEnv {
                 predict_margin_pu: cfg.control_prediction_margin_pu,
             },
         )?;
-        let (pf, backend) = new_backend(options.backend, plan.clone(), b)?;
+        let (mut pf, backend) = new_backend(options.backend, plan.clone(), b)?;
+        pf.limit_results(Some(step_columns(&agents, &operator, net.buses.len())));
         let hours = match options.split {
             Split::Train => setup.train.hours,
             Split::Test => setup.test.hours,
@@ -1013,4 +1016,40 @@ fn roster(
         base_layouts,
         operator_agent,
     })
+}
+
+/// The result columns a step reads (`step::Ctx::evaluate`, through
+/// [`PowerFlow::limited_results`]): every bus voltage, the loading of the
+/// agents' and the operator's lines and of the agents' trafos, the agents'
+/// PCC flows.
+fn step_columns(agents: &[GridAgent], operator: &SystemOperator, n_bus: usize) -> ResultColumns {
+    let sorted = |v: Vec<usize>| {
+        let mut v = v;
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let lines = agents
+        .iter()
+        .flat_map(|a| a.lines.iter())
+        .chain(&operator.lines);
+    let trafos = agents.iter().flat_map(|a| a.trafos.iter());
+    let mut tables = vec![
+        ("vm_pu", (0..n_bus).collect()),
+        ("line_loading_percent", sorted(lines.copied().collect())),
+        ("trafo_loading_percent", sorted(trafos.copied().collect())),
+    ];
+    let (mut pcc_t, mut pcc_l, mut pcc_e) = (vec![], vec![], vec![]);
+    for a in agents {
+        match a.pcc {
+            Some(Pcc::Trafo(t)) => pcc_t.push(t),
+            Some(Pcc::Line(l)) => pcc_l.push(l),
+            Some(Pcc::ExtGrid(e)) => pcc_e.push(e),
+            None => {}
+        }
+    }
+    tables.push(("trafo_p_hv_mw", sorted(pcc_t)));
+    tables.push(("line_p_from_mw", sorted(pcc_l)));
+    tables.push(("ext_grid_p_mw", sorted(pcc_e)));
+    ResultColumns { tables }
 }

@@ -368,6 +368,15 @@ impl BatchResults {
     }
 }
 
+/// The result columns a caller reads ([`PowerFlow::limit_results`]): per
+/// table, by its [`BatchResults::tables`] name, the columns. Tables not named
+/// (and unknown names) are not read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultColumns {
+    /// `(table name, columns)`.
+    pub tables: Vec<(&'static str, Vec<usize>)>,
+}
+
 /// What one `solve` call did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SolveSummary {
@@ -498,10 +507,37 @@ pub trait PowerFlow: Send {
     fn defer_results(&mut self, va_buses: &[usize]) {
         let _ = va_buses;
     }
+    /// [`defer_results`](PowerFlow::defer_results) where the caller reads
+    /// `vm_pu` only at `vm_buses` too: until
+    /// [`finish_results`](PowerFlow::finish_results) the other voltage
+    /// magnitudes of the copies solved may be stale as well. The default is
+    /// `defer_results(va_buses)` (`vm_pu` at every bus); the GPU backend reads
+    /// back only the buses asked for.
+    fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
+        let _ = vm_buses;
+        self.defer_results(va_buses);
+    }
     /// Complete the result tables of every copy solved since
     /// [`defer_results`](PowerFlow::defer_results), and compute complete tables
     /// again from the next solve on.
     fn finish_results(&mut self) {}
+    /// Name the result columns the caller reads through
+    /// [`limited_results`](PowerFlow::limited_results) (`None`: every
+    /// table): a backend may then fill only those after each solve (the GPU
+    /// backend unpacks only them from its readback) and complete the rest
+    /// when [`results`](PowerFlow::results) is called, which stays complete.
+    /// The default ignores it.
+    fn limit_results(&mut self, columns: Option<ResultColumns>) {
+        let _ = columns;
+    }
+    /// The results of the last solve with at least the convergence columns
+    /// and the columns of [`limit_results`](PowerFlow::limit_results)
+    /// current; other values may be stale. For loops that read a few columns
+    /// per solve (the environment's step). The default is
+    /// [`results`](PowerFlow::results).
+    fn limited_results(&self) -> &BatchResults {
+        self.results()
+    }
     /// Start the given copies from the no-load voltages at the next solve.
     fn reset_start(&mut self, copies: &[usize]);
     /// Work counted since the backend was made (`None` where it is not counted).

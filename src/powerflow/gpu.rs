@@ -4,7 +4,10 @@
 //! Data path: the shared matrices, factors and element maps are uploaded once per
 //! batch; per-copy set-points, node shunts, tap-dependent branches and B'' factor
 //! values are prepared on the host in f64, rounded to f32 and uploaded only where
-//! they changed (host mirrors of the device buffers tell what changed). The voltage
+//! they changed (host mirrors of the device buffers tell what changed); B'' values
+//! as value sets shared by the copies whose taps stand alike (`BppSets`).
+//! Results are unpacked only where asked ([`PowerFlow::defer_results_at`],
+//! [`PowerFlow::limit_results`]); the rest from the readback on request. The voltage
 //! state stays on the device, so a warm start costs no upload. A batch larger than
 //! the device's storage-binding limit is split into chunks, each with its own
 //! buffers, all dispatched in one submission.
@@ -213,7 +216,13 @@ pub(crate) struct Params {
     /// [`branch_order`]) and each branch's result slot (line `l`, trafo `nl + t`).
     i_order: u32,
     i_slot: u32,
+    /// Row in `pc` of each copy's B'' value set (its number) and values per
+    /// set in `bppv` ([`BppSets`]).
+    p_bset: u32,
+    n_bpp: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -357,7 +366,9 @@ struct Chunk {
     c0: usize,
     len: usize,
     pc: Mirror,
+    /// The B'' value sets (`sets`), set-major.
     bpp: Mirror,
+    sets: BppSets,
     pc_buf: wgpu::Buffer,
     bpp_buf: wgpu::Buffer,
     work_buf: wgpu::Buffer,
@@ -399,8 +410,18 @@ pub struct GpuBatch {
     setpoints: bool,
     /// Shunt step of every copy's shunts at the last prepare (NaN: never).
     shunt_step: Vec<f64>,
-    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
-    deferred: Option<Vec<usize>>,
+    /// `Some((vm_buses, va_buses))` while results are deferred
+    /// ([`PowerFlow::defer_results`]; `vm_buses` `None`: every bus).
+    deferred: Option<(Option<Vec<usize>>, Vec<usize>)>,
+    /// The result columns asked for ([`PowerFlow::limit_results`]: table
+    /// index in [`BatchResults::tables`] order, columns; `None`: all).
+    limit: Option<Vec<(usize, Vec<usize>)>>,
+    /// Whether `results` holds only the limited columns of the last solve (the
+    /// rest is in the readback kept mapped).
+    lazy: bool,
+    /// The last solve's complete tables, formed on the first call to `results`
+    /// while `lazy`.
+    full: std::sync::OnceLock<BatchResults>,
     /// The copies the next unpack reads (`solve_active`; `None`: all).
     active: Option<Vec<bool>>,
     /// `enforce_q_lims` state of every copy.
@@ -690,6 +711,9 @@ impl GpuBatch {
             setpoints: true,
             shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
             deferred: None,
+            limit: None,
+            lazy: false,
+            full: std::sync::OnceLock::new(),
             active: None,
             q: Default::default(),
             _shared: (idx_buf, sh_buf),
@@ -714,6 +738,42 @@ impl GpuBatch {
         self.gpu_ns.map(|ns| ns * 1e-9)
     }
 
+    /// The last solve's tables complete: the limited ones
+    /// ([`PowerFlow::limit_results`]) with every table unpacked from the
+    /// readback still mapped.
+    fn completed(&self) -> BatchResults {
+        let mut r = self.results.clone();
+        let esize = precision_bytes(self.plan.options.gpu_precision);
+        for ch in &self.chunks {
+            let Some(h) = ch.held else { continue };
+            if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
+                let to = Tables {
+                    plan: &self.plan,
+                    inputs: &self.inputs,
+                    sites: &self.gen_sites,
+                    results: &mut r,
+                };
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
+            }
+        }
+        // Gen P as solved (the unpack took it from the inputs, which may have
+        // changed since).
+        r.gen_p_mw.assign(&self.results.gen_p_mw);
+        r
+    }
+
+    /// Defer results ([`PowerFlow::defer_results_at`]; `vm_buses` `None`:
+    /// every bus), unless the Q-limit rounds need every copy's gen Q.
+    fn defer_at(&mut self, vm_buses: Option<&[usize]>, va_buses: &[usize]) {
+        if self.plan.options.enforce_q_lims {
+            // The Q-limit rounds read every copy's gen Q after each solve.
+            return;
+        }
+        let nb = self.plan.net.buses.len();
+        let buses = |b: &[usize]| b.iter().copied().filter(|&b| b < nb).collect::<Vec<_>>();
+        self.deferred = Some((vm_buses.map(buses), buses(va_buses)));
+    }
+
     /// Per-copy inputs of `chunk` into its host mirrors (f64 → f32), B'' refactored
     /// for copies whose taps changed.
     fn prepare(&mut self, ci: usize) {
@@ -734,13 +794,16 @@ impl GpuBatch {
             &mut host,
             (chunk.c0, chunk.len, chunk.primed),
             &mut chunk.pc,
-            &mut chunk.bpp,
+            (&mut chunk.sets, &mut chunk.bpp),
         );
         chunk.primed = true;
     }
 
     fn run(&mut self) -> Result<()> {
         let t = thread_cpu_s();
+        // The last solve's tables, completed on request, are no longer current.
+        self.full = std::sync::OnceLock::new();
+        self.lazy = false;
         for ci in 0..self.chunks.len() {
             self.prepare(ci);
         }
@@ -844,11 +907,17 @@ impl GpuBatch {
                 let what = match &self.deferred {
                     // Voltages now, the rest at `finish_results` (this readback
                     // stays mapped until then).
-                    Some(va_buses) => Unpack::Voltages {
+                    Some((vm_buses, va_buses)) => Unpack::Voltages {
+                        vm_buses: vm_buses.as_deref(),
                         va_buses,
                         active: active.as_deref(),
                     },
-                    None => Unpack::All,
+                    // The asked columns now, the rest when `results` is called
+                    // (this readback stays mapped until the next solve).
+                    None => match self.limit.as_deref() {
+                        Some(limit) => Unpack::Columns(limit),
+                        None => Unpack::All,
+                    },
                 };
                 let to = Tables {
                     plan: &self.plan,
@@ -858,7 +927,7 @@ impl GpuBatch {
                 };
                 unpack_bytes(to, &view, esize, (ch.c0, ch.len), what);
             }
-            if self.deferred.is_some() {
+            if self.deferred.is_some() || self.limit.is_some() {
                 ch.held = Some(now);
             } else {
                 ch.staging[now].unmap();
@@ -877,6 +946,7 @@ impl GpuBatch {
             }
         }
         self.gpu_ns = gpu_ns;
+        self.lazy = self.deferred.is_none() && self.limit.is_some();
         self.host.unpack_s += thread_cpu_s() - t_ready;
         self.host.solves += 1;
         self.host.copy_solves += self.results.batch() as u64;
@@ -909,6 +979,8 @@ pub(crate) struct TapCache {
     /// Position bits of every tap-changing trafo → the B'' factor values (L,
     /// U, D of the PQ rows; `None`: the network's own factors).
     bpp: std::collections::HashMap<Vec<u64>, Option<Arc<[f64]>>>,
+    /// The network's own B'' factor values (L, U, D of the PQ rows).
+    base: Option<Arc<[f64]>>,
 }
 
 impl TapCache {
@@ -917,9 +989,110 @@ impl TapCache {
     const MAX: usize = 4096;
 }
 
+/// The B'' factor values of a chunk's copies as numbered value sets in `bppv`
+/// (`n_bpp` values each, set `s` from `s·n_bpp`): copies whose taps stand
+/// alike share one set, a copy's `pc` row `p_bset` holds its number, and a
+/// tap move writes only that number unless the combination is new to the
+/// chunk. At most one set per copy is in use, so `len` sets always suffice:
+/// a copy that needs new values and is alone on its set rewrites it in place.
+#[derive(Debug)]
+pub(crate) struct BppSets {
+    /// Set of each copy (`NONE`: none yet).
+    of_copy: Vec<u32>,
+    /// Copies on each set.
+    users: Vec<u32>,
+    /// Tap-position bits each set holds the factors for (`None`: a copy's
+    /// own values, the Q-limit rounds').
+    key: Vec<Option<Vec<u64>>>,
+    by_key: std::collections::HashMap<Vec<u64>, u32>,
+    free: Vec<u32>,
+}
+
+impl BppSets {
+    /// Sets for `len` copies.
+    pub(crate) fn new(len: usize) -> Self {
+        BppSets {
+            of_copy: vec![NONE; len],
+            users: vec![0; len],
+            key: vec![None; len],
+            by_key: Default::default(),
+            free: (0..len as u32).rev().collect(),
+        }
+    }
+
+    /// Put copy `lc` on the set for the tap-position bits `key` (`None`: values
+    /// of its own): `(set, whether the set's values must be written)`.
+    fn assign(&mut self, lc: usize, key: Option<Vec<u64>>) -> (u32, bool) {
+        let cur = self.of_copy[lc];
+        if let Some(&s) = key.as_ref().and_then(|k| self.by_key.get(k)) {
+            if s != cur {
+                self.users[s as usize] += 1;
+                self.leave(lc);
+                self.of_copy[lc] = s;
+            }
+            return (s, false);
+        }
+        let s = if cur != NONE && self.users[cur as usize] == 1 {
+            // Alone on its set: rewrite it in place.
+            if let Some(k) = self.key[cur as usize].take() {
+                self.by_key.remove(&k);
+            }
+            cur
+        } else {
+            self.leave(lc);
+            // At most len − 1 sets are in use by the other copies.
+            let s = self.free.pop().expect("a free B'' set");
+            self.users[s as usize] = 1;
+            self.of_copy[lc] = s;
+            s
+        };
+        if let Some(k) = key {
+            self.by_key.insert(k.clone(), s);
+            self.key[s as usize] = Some(k);
+        }
+        (s, true)
+    }
+
+    /// Copy `lc` leaves its set (freed when no copy is left on it).
+    fn leave(&mut self, lc: usize) {
+        let cur = std::mem::replace(&mut self.of_copy[lc], NONE);
+        if cur == NONE {
+            return;
+        }
+        let u = &mut self.users[cur as usize];
+        *u -= 1;
+        if *u == 0 {
+            if let Some(k) = self.key[cur as usize].take() {
+                self.by_key.remove(&k);
+            }
+            self.free.push(cur);
+        }
+    }
+}
+
+/// Copy `lc`'s B'' factor values `v()`: its set number into `pc` (row
+/// `p_bset`), the values into `bppv` (set-major, [`BppSets`]) when its set is
+/// new or rewritten.
+fn put_bpp(
+    layout: &Layout,
+    sets: &mut BppSets,
+    (lc, key): (usize, Option<Vec<u64>>),
+    v: impl FnOnce() -> Arc<[f64]>,
+    pc: &mut impl Put,
+    bppv: &mut impl Put,
+) {
+    let (set, write) = sets.assign(lc, key);
+    pc.put(layout.params.p_bset as usize, lc, set as f64);
+    if write {
+        for (k, &x) in v().iter().enumerate() {
+            bppv.put(set as usize, k, x);
+        }
+    }
+}
+
 /// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
 /// or the shader port's buffers), B'' refactored for copies whose taps changed (all
-/// of them unless `primed`).
+/// of them unless `primed`) and put on the chunk's value `sets`.
 fn prepare_copies(
     p: &Plan,
     inp: &BatchInputs,
@@ -927,7 +1100,7 @@ fn prepare_copies(
     host: &mut HostState,
     (c0, len, primed): (usize, usize, bool),
     pc: &mut impl Put,
-    bppv: &mut impl Put,
+    (sets, bppv): (&mut BppSets, &mut impl Put),
 ) {
     let net = &p.net;
     let (n, nn) = (p.n_pq, p.n_node);
@@ -937,18 +1110,31 @@ fn prepare_copies(
     let zn = if p.has_zip { n } else { 0 };
     let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
     let n_shunt = net.shunts.len();
+    // Once a chunk is primed, injections and shunts are written again only
+    // at the nodes whose values can change (the others keep the plan's
+    // constants): nodes with loads, sgens, storage or gens, and with shunts.
+    let all: Vec<usize> = (0..nn).collect();
+    let (s_nodes, y_nodes) = if primed {
+        let elements = [&p.load_node, &p.sgen_node, &p.storage_node, &p.gen_node];
+        (
+            sorted_nodes(elements.into_iter().flatten().flatten().copied()),
+            sorted_nodes(p.shunt_node.iter().flatten().copied()),
+        )
+    } else {
+        (all.clone(), all)
+    };
     for lc in 0..len {
         let c = c0 + lc;
         if host.setpoints {
             super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
-            for (i, x) in s.iter().enumerate() {
-                pc.put(i, lc, x.re);
-                pc.put(nn + i, lc, x.im);
+            for &i in &s_nodes {
+                pc.put(i, lc, s[i].re);
+                pc.put(nn + i, lc, s[i].im);
             }
         }
-        // Node shunts: only where a step moved (or the set-points are new).
+        // Node shunts: only where a step moved (every node the first time).
         let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
-        let mut moved = host.setpoints;
+        let mut moved = !primed;
         for (k, slot) in steps.iter_mut().enumerate() {
             let v = inp.shunt_step[(c, k)];
             if v.to_bits() != slot.to_bits() {
@@ -958,9 +1144,9 @@ fn prepare_copies(
         }
         if moved {
             super::injections::copy_shunts(p, inp, c, &mut y);
-            for (i, x) in y.iter().enumerate() {
-                pc.put(2 * nn + i, lc, x.re);
-                pc.put(3 * nn + i, lc, x.im);
+            for &i in &y_nodes {
+                pc.put(2 * nn + i, lc, y[i].re);
+                pc.put(3 * nn + i, lc, y[i].im);
             }
         }
         let mut changed = false;
@@ -1006,7 +1192,7 @@ fn prepare_copies(
         }
         if p.has_zip && host.setpoints {
             let r0 = 4 * nn + 10 * n_tap;
-            for i in 0..n {
+            for i in s_nodes.iter().copied().take_while(|&i| i < n) {
                 pc.put(r0 + i, lc, si[i].re);
                 pc.put(r0 + n + i, lc, si[i].im);
                 pc.put(r0 + 2 * n + i, lc, sz[i].re);
@@ -1023,35 +1209,46 @@ fn prepare_copies(
         if changed || !primed {
             let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
             let key: Vec<u64> = taps.iter().map(|x| x.to_bits()).collect();
-            if host.taps.bpp.len() >= TapCache::MAX {
-                host.taps.bpp.clear();
-            }
-            let own = host.taps.bpp.entry(key).or_insert_with(|| {
-                let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
-                    net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+            // The factors are formed (or found in the cache) only for a
+            // combination of taps new to the chunk's sets.
+            let values = || {
+                if host.taps.bpp.len() >= TapCache::MAX {
+                    host.taps.bpp.clear();
+                }
+                let own = host.taps.bpp.entry(key.clone()).or_insert_with(|| {
+                    let base = p.tap_trafos.iter().zip(taps).all(|(&(k, _), &pos)| {
+                        net.trafos[k].tap.as_ref().is_some_and(|t| t.pos == pos)
+                    });
+                    let own =
+                        !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
+                    own.then(|| {
+                        let f = &*host.bpp_f;
+                        f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
+                    })
                 });
-                let own =
-                    !base && p.bpp_factor_for_taps(taps, host.bpp_a, host.bpp_f, host.bpp_work);
-                own.then(|| {
-                    let f = &*host.bpp_f;
-                    f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect()
-                })
-            });
-            match own {
-                Some(v) => {
-                    for (k, &v) in v.iter().enumerate() {
-                        bppv.put(k, lc, v);
-                    }
+                match own {
+                    Some(v) => v.clone(),
+                    None => host
+                        .taps
+                        .base
+                        .get_or_insert_with(|| {
+                            let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
+                            l.iter().chain(u).chain(&d[..n]).copied().collect()
+                        })
+                        .clone(),
                 }
-                None => {
-                    let (l, u, d) = (&p.bpp.l_val, &p.bpp.u_val, &p.bpp.u_diag_inv);
-                    for (k, &v) in l.iter().chain(u).chain(&d[..n]).enumerate() {
-                        bppv.put(k, lc, v);
-                    }
-                }
-            }
+            };
+            put_bpp(layout, sets, (lc, Some(key.clone())), values, pc, bppv);
         }
     }
+}
+
+/// The distinct nodes of `nodes`, ascending.
+fn sorted_nodes(nodes: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = nodes.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// CPU time of the calling thread in seconds (the host phases of
@@ -1107,10 +1304,15 @@ fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
 enum Unpack<'a> {
     /// Every table of every copy.
     All,
-    /// The convergence columns, `vm_pu` and `va_degree` at `va_buses`, of the
-    /// copies `active` marks (`None`: all): a deferred solve
-    /// ([`PowerFlow::defer_results`]).
+    /// The convergence columns and, of every copy, the columns of the tables
+    /// named (index in [`BatchResults::tables`] order, columns), ext_grid Q
+    /// and the gen tables whole ([`PowerFlow::limit_results`]).
+    Columns(&'a [(usize, Vec<usize>)]),
+    /// The convergence columns, `vm_pu` at `vm_buses` (`None`: every bus)
+    /// and `va_degree` at `va_buses`, of the copies `active` marks (`None`:
+    /// all): a deferred solve ([`PowerFlow::defer_results_at`]).
     Voltages {
+        vm_buses: Option<&'a [usize]>,
         va_buses: &'a [usize],
         active: Option<&'a [bool]>,
     },
@@ -1138,9 +1340,14 @@ fn unpack_bytes(to: Tables, bytes: &[u8], esize: usize, (c0, b): (usize, usize),
 fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what: Unpack) {
     let (nb, nl, nt, ne) = to.plan.sizes();
     let r = to.results;
-    let (va_cols, active) = match what {
-        Unpack::All => (None, None),
-        Unpack::Voltages { va_buses, active } => (Some(va_buses), active),
+    let (vm_cols, va_cols, active, limit) = match what {
+        Unpack::All => (None, None, None, None),
+        Unpack::Voltages {
+            vm_buses,
+            va_buses,
+            active,
+        } => (vm_buses, Some(va_buses), active, None),
+        Unpack::Columns(limit) => (None, None, None, Some(limit)),
     };
     let keep = |c: usize| active.is_none_or(|a| a[c]);
     let row = |k: usize| &out[k * b..(k + 1) * b];
@@ -1152,7 +1359,31 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
     }
     let mut o = 3;
     let span = (out, c0, b, active);
-    fill_table(&mut r.vm_pu, span, o, None);
+    if let Some(limit) = limit {
+        // The device's tables in `BatchResults::tables` order and their rows.
+        let rows = [nb, nb, nl, nl, nl, nl, nt, nt, nt, nt, nt, ne, ne];
+        let mut gens = false;
+        for (i, cols) in limit {
+            if *i >= rows.len() - 1 {
+                // ext_grid Q and the gen tables: whole, as `All` forms them.
+                gens = true;
+                continue;
+            }
+            let at = 3 + rows[..*i].iter().sum::<usize>();
+            fill_table(table_mut(r, *i), span, at, Some(cols));
+        }
+        // Gen P now (the set-points as solved): `results` completes the
+        // other tables later, when the inputs may have changed.
+        fill_gen_p(to.plan, to.inputs, r, (c0, b));
+        if !gens {
+            return;
+        }
+        o += rows[..rows.len() - 2].iter().sum::<usize>();
+        fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
+        split_gens(to.plan, to.inputs, to.sites, r, (out, c0, b), o + 2 * ne);
+        return;
+    }
+    fill_table(&mut r.vm_pu, span, o, vm_cols);
     o += nb;
     fill_table(&mut r.va_degree, span, o, va_cols);
     o += nb;
@@ -1180,30 +1411,68 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
     }
     fill_table(&mut r.ext_grid_p_mw, span, o, None);
     fill_table(&mut r.ext_grid_q_mvar, span, o + ne, None);
-    // Gen nodes' Q balance (MVar), split among their gens and ext_grids on the
-    // host as the CPU does; gen P is the set-point.
-    let o = o + 2 * ne;
-    let plan = to.plan;
-    if plan.net.gens.is_empty() && to.sites.sites.is_empty() {
+    split_gens(to.plan, to.inputs, to.sites, r, (out, c0, b), o + 2 * ne);
+}
+
+/// Result table `i` in [`BatchResults::tables`] order.
+fn table_mut(r: &mut BatchResults, i: usize) -> &mut ndarray::Array2<f64> {
+    match i {
+        0 => &mut r.vm_pu,
+        1 => &mut r.va_degree,
+        2 => &mut r.line_p_from_mw,
+        3 => &mut r.line_q_from_mvar,
+        4 => &mut r.line_i_ka,
+        5 => &mut r.line_loading_percent,
+        6 => &mut r.trafo_loading_percent,
+        7 => &mut r.trafo_p_hv_mw,
+        8 => &mut r.trafo_q_hv_mvar,
+        9 => &mut r.trafo_p_lv_mw,
+        10 => &mut r.trafo_q_lv_mvar,
+        11 => &mut r.ext_grid_p_mw,
+        12 => &mut r.ext_grid_q_mvar,
+        13 => &mut r.gen_p_mw,
+        _ => &mut r.gen_q_mvar,
+    }
+}
+
+/// Gen nodes' Q balance (MVar, output rows from `o`), split among their gens
+/// and ext_grids on the host as the CPU does; gen P is the set-point.
+fn split_gens<T: Copy + Into<f64>>(
+    plan: &Plan,
+    inputs: &BatchInputs,
+    sites: &super::injections::GenSites,
+    r: &mut BatchResults,
+    (out, c0, b): (&[T], usize, usize),
+    o: usize,
+) {
+    if plan.net.gens.is_empty() && sites.sites.is_empty() {
         return;
     }
+    fill_gen_p(plan, inputs, r, (c0, b));
     for lc in 0..b {
         let c = c0 + lc;
-        for (k, n) in plan.gen_node.iter().enumerate() {
-            r.gen_p_mw[(c, k)] = if n.is_some() {
-                to.inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
-            } else {
-                0.0
-            };
-            r.gen_q_mvar[(c, k)] = 0.0;
-        }
+        r.gen_q_mvar.row_mut(c).fill(0.0);
         let mut eq = r.ext_grid_q_mvar.row_mut(c);
         let eq = eq.as_slice_mut().expect("standard layout");
         let mut gq = r.gen_q_mvar.row_mut(c);
         let gq = gq.as_slice_mut().expect("standard layout");
-        for (j, site) in to.sites.sites.iter().enumerate() {
+        for (j, site) in sites.sites.iter().enumerate() {
             let q_bus = out[(o + j) * b + lc].into();
-            to.sites.split_q(plan, site, q_bus, eq, gq);
+            sites.split_q(plan, site, q_bus, eq, gq);
+        }
+    }
+}
+
+/// Gen P of copies `c0 .. c0 + b`: the set-point `p_mw · scaling` (0 where
+/// not solved).
+fn fill_gen_p(plan: &Plan, inputs: &BatchInputs, r: &mut BatchResults, (c0, b): (usize, usize)) {
+    for c in c0..c0 + b {
+        for (k, n) in plan.gen_node.iter().enumerate() {
+            r.gen_p_mw[(c, k)] = if n.is_some() {
+                inputs.gen_p_mw[(c, k)] * plan.net.gens[k].scaling
+            } else {
+                0.0
+            };
         }
     }
 }
@@ -1238,6 +1507,9 @@ fn fill_table<T: Copy + Into<f64>>(
     for l0 in (0..b).step_by(UNPACK_BLOCK) {
         let l1 = (l0 + UNPACK_BLOCK).min(b);
         let every = (l0..l1).all(|lc| keep(c0 + lc));
+        if !every && !(l0..l1).any(|lc| keep(c0 + lc)) {
+            continue;
+        }
         for &j in cols {
             let src = &out[(o + j) * b + l0..(o + j) * b + l1];
             let dst = &mut t[(c0 + l0) * n + j..];
@@ -1379,7 +1651,9 @@ fn make_chunk(
         c0,
         len,
         pc: Mirror::new(layout.rows_pc, len, precision),
-        bpp: Mirror::new(layout.rows_bpp, len, precision),
+        // Set-major: `len` value sets of `rows_bpp` values.
+        bpp: Mirror::new(len, layout.rows_bpp, precision),
+        sets: BppSets::new(len),
         pc_buf,
         bpp_buf,
         work_buf,
@@ -1730,12 +2004,16 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         NONE
     };
     let n_site = prm.n_site as usize;
+    let rows_pc = 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len();
+    let rows_bpp = p.bpp.l_col.len() + p.bpp.u_col.len() + n;
+    prm.p_bset = rows_pc as u32;
+    prm.n_bpp = rows_bpp as u32;
     let layout = Layout {
         params: prm,
         // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP
-        // parts, PV set-points.
-        rows_pc: 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len(),
-        rows_bpp: p.bpp.l_col.len() + p.bpp.u_col.len() + n,
+        // parts, PV set-points, the B'' value set.
+        rows_pc: rows_pc + 1,
+        rows_bpp,
         rows_work: 6 * nn + n + 7,
         rows_out: 3 + 2 * nb + 4 * nl + 5 * nt + 2 * ne + n_site,
         row_cold: 6 * nn + n,
@@ -1791,15 +2069,15 @@ impl PowerFlow for GpuBatch {
         r
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
-        if self.plan.options.enforce_q_lims {
-            // The Q-limit rounds read every copy's gen Q after each solve.
-            return;
-        }
-        let nb = self.plan.net.buses.len();
-        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+        self.defer_at(None, va_buses);
+    }
+    fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
+        self.defer_at(Some(vm_buses), va_buses);
     }
     fn finish_results(&mut self) {
-        self.deferred = None;
+        if self.deferred.take().is_none() {
+            return;
+        }
         let t = thread_cpu_s();
         for ch in &mut self.chunks {
             let Some(h) = ch.held.take() else {
@@ -1814,11 +2092,41 @@ impl PowerFlow for GpuBatch {
                     results: &mut self.results,
                 };
                 let esize = precision_bytes(self.plan.options.gpu_precision);
-                unpack_bytes(to, &view, esize, (ch.c0, ch.len), Unpack::All);
+                let what = match self.limit.as_deref() {
+                    Some(limit) => Unpack::Columns(limit),
+                    None => Unpack::All,
+                };
+                unpack_bytes(to, &view, esize, (ch.c0, ch.len), what);
             }
-            ch.staging[h].unmap();
+            if self.limit.is_some() {
+                // The rest when `results` is called.
+                ch.held = Some(h);
+            } else {
+                ch.staging[h].unmap();
+            }
         }
+        self.full = std::sync::OnceLock::new();
+        self.lazy = self.limit.is_some();
         self.host.unpack_s += thread_cpu_s() - t;
+    }
+    fn limit_results(&mut self, columns: Option<super::batch::ResultColumns>) {
+        if self.plan.options.enforce_q_lims {
+            // The Q-limit rounds read every copy's gen Q after each solve.
+            return;
+        }
+        let names = self.results.tables().map(|(name, _)| name);
+        self.limit = columns.map(|cols| {
+            (cols.tables.into_iter())
+                .filter_map(|(name, c)| {
+                    let i = names.iter().position(|&n| n == name)?;
+                    let n = table_mut(&mut self.results, i).ncols();
+                    Some((i, c.into_iter().filter(|&j| j < n).collect()))
+                })
+                .collect()
+        });
+    }
+    fn limited_results(&self) -> &BatchResults {
+        &self.results
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         let t = thread_cpu_s();
@@ -1851,7 +2159,11 @@ impl PowerFlow for GpuBatch {
         Some(self.host)
     }
     fn results(&self) -> &BatchResults {
-        &self.results
+        if self.lazy {
+            self.full.get_or_init(|| self.completed())
+        } else {
+            &self.results
+        }
     }
     fn reset_start(&mut self, copies: &[usize]) {
         self.pending_cold
@@ -1987,10 +2299,18 @@ mod tests {
     /// same inputs and the tables the same values as full solves: taps and
     /// shunt steps moved through `controls_mut` (set-points not prepared again,
     /// taps from the cache), a deferred `solve_active` (voltages of the active
-    /// copies only), then `finish_results` (every table from the readback kept
-    /// mapped), against a second batch solving the same inputs with every table.
+    /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
+    /// then `finish_results` (every table from the readback kept mapped),
+    /// against a second batch solving the same inputs with every table.
     #[test]
     fn control_resolves_and_deferred_results_match_full_solves() {
+        deferred_results_match_full_solves(None);
+        deferred_results_match_full_solves(Some(&[0, 3, 17]));
+    }
+
+    /// [`control_resolves_and_deferred_results_match_full_solves`], deferred by
+    /// `defer_results_at(vm_buses, ..)` (`None`: `defer_results`).
+    fn deferred_results_match_full_solves(vm_buses: Option<&[usize]>) {
         let ctx = match GpuContext::shared() {
             Ok(ctx) => ctx,
             Err(e) => {
@@ -2016,7 +2336,10 @@ mod tests {
             pf.solve().expect("solve");
         }
         let va_buses = [0, 3];
-        fast.defer_results(&va_buses);
+        match vm_buses {
+            Some(vm_buses) => fast.defer_results_at(vm_buses, &va_buses),
+            None => fast.defer_results(&va_buses),
+        }
         // Two rounds of control moves: taps up, then steps of some shunts.
         for round in 0..2 {
             let moved: Vec<bool> = (0..b).map(|c| (c + round) % 3 != 0).collect();
@@ -2040,7 +2363,18 @@ mod tests {
             full.solve().expect("solve");
             let (rf, rr) = (fast.results(), full.results());
             for c in (0..b).filter(|&c| moved[c]) {
-                assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}");
+                match vm_buses {
+                    Some(vm_buses) => {
+                        for &k in vm_buses {
+                            assert_eq!(
+                                rf.vm_pu[(c, k)],
+                                rr.vm_pu[(c, k)],
+                                "round {round} copy {c}"
+                            );
+                        }
+                    }
+                    None => assert_eq!(rf.vm_pu.row(c), rr.vm_pu.row(c), "round {round} copy {c}"),
+                }
                 for &k in &va_buses {
                     assert_eq!(rf.va_degree[(c, k)], rr.va_degree[(c, k)], "copy {c}");
                 }
@@ -2050,6 +2384,149 @@ mod tests {
         }
         fast.finish_results();
         assert_eq!(fast.results(), full.results());
+    }
+
+    /// `limit_results`: after each solve (plain, and deferred through
+    /// `finish_results`) the limited tables hold the asked columns as full
+    /// solves give them, and `results` is complete all the same (formed from
+    /// the readback on request, again after the next solve).
+    #[test]
+    fn limited_results_hold_the_asked_columns_and_results_stay_complete() {
+        let ctx = match GpuContext::shared() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                assert!(
+                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
+                    "POWERGRID_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let net = crate::network::load("ieee34").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let b = 8;
+        let mut lim = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan.clone(), b, usize::MAX).expect("batch");
+        let asked = vec![
+            ("vm_pu", vec![1, 4, 9]),
+            ("line_loading_percent", vec![0, 2, 30]),
+            ("trafo_p_hv_mw", vec![0]),
+            ("ext_grid_q_mvar", vec![0]),
+            ("no_such_table", vec![0]),
+        ];
+        lim.limit_results(Some(super::super::batch::ResultColumns {
+            tables: asked.clone(),
+        }));
+        for round in 0..3 {
+            for pf in [&mut lim, &mut full] {
+                let inp = pf.inputs_mut();
+                inp.load_scaling
+                    .indexed_iter_mut()
+                    .for_each(|((c, j), v)| *v = 0.7 + 0.05 * ((c + j + round) % 9) as f64);
+            }
+            if round == 2 {
+                // Deferred: voltages between solves, the asked columns at the end.
+                lim.defer_results_at(&[0], &[0]);
+                lim.solve().expect("solve");
+                lim.finish_results();
+            } else {
+                lim.solve().expect("solve");
+            }
+            full.solve().expect("solve");
+            let (rl, rf) = (lim.limited_results(), full.results());
+            assert_eq!(rl.converged, rf.converged);
+            assert_eq!(rl.iterations, rf.iterations);
+            for (name, cols) in &asked {
+                let Some((_, tl)) = rl.tables().into_iter().find(|(n, _)| n == name) else {
+                    continue;
+                };
+                let tf = rf.tables().into_iter().find(|(n, _)| n == name).unwrap().1;
+                for c in 0..b {
+                    for &j in cols.iter().filter(|&&j| j < tl.ncols()) {
+                        assert_eq!(tl[(c, j)], tf[(c, j)], "round {round} {name}[{c}][{j}]");
+                    }
+                }
+            }
+            assert_eq!(lim.results(), full.results(), "round {round}");
+        }
+        // With gens: results formed on request after the inputs changed are
+        // still those of the solve (gen P is the solved set-point).
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/pandapower_gen/gens.json"
+        );
+        let net = crate::network::load(path).expect("test network");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let ctx = lim.ctx.clone();
+        let mut lim = GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let mut full = GpuBatch::on(ctx, plan, b, usize::MAX).expect("batch");
+        lim.limit_results(Some(super::super::batch::ResultColumns {
+            tables: vec![("vm_pu", vec![0])],
+        }));
+        lim.solve().expect("solve");
+        full.solve().expect("solve");
+        assert!(full.results().gen_p_mw.iter().any(|&p| p != 0.0));
+        lim.inputs_mut().gen_p_mw.mapv_inplace(|p| 2.0 * p + 1.0);
+        assert_eq!(lim.results(), full.results());
+    }
+
+    /// `BppSets` under a random walk of copies asking for tap combinations
+    /// and values of their own: every copy's set holds the values it asked
+    /// for last (a set is rewritten only while it is the copy's alone), copies
+    /// asking for the same combination share a set written once, users are
+    /// counted right and `len` sets never run out.
+    #[test]
+    fn bpp_sets_keep_every_copys_values() {
+        let len = 7;
+        let mut sets = BppSets::new(len);
+        // The value each set holds on the "device", and each copy's due value.
+        let mut table = vec![f64::NAN; len];
+        let mut due = vec![f64::NAN; len];
+        let value = |key: &Option<Vec<u64>>, own: f64| key.as_ref().map_or(own, |k| k[0] as f64);
+        // Every copy at the same taps: one set, written once.
+        let writes: Vec<bool> = (0..len)
+            .map(|lc| sets.assign(lc, Some(vec![0])).1)
+            .collect();
+        assert_eq!(writes.iter().filter(|&&w| w).count(), 1);
+        assert_eq!(sets.free.len(), len - 1);
+        table[sets.of_copy[0] as usize] = 0.0;
+        due.fill(0.0);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut shared = 0;
+        for step in 0..20_000 {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let lc = (rng >> 33) as usize % len;
+            let k = (rng >> 45) % 6;
+            let key = (k < 5).then(|| vec![k]);
+            let own = 100.0 + step as f64;
+            let (set, write) = sets.assign(lc, key.clone());
+            if write {
+                table[set as usize] = value(&key, own);
+            } else {
+                shared += 1;
+            }
+            due[lc] = value(&key, own);
+            assert_eq!(sets.of_copy[lc], set);
+            for (c, &d) in due.iter().enumerate() {
+                let s = sets.of_copy[c] as usize;
+                assert_eq!(table[s], d, "step {step}: copy {c} on set {s}");
+                assert_eq!(
+                    sets.users[s] as usize,
+                    sets.of_copy.iter().filter(|&&x| x as usize == s).count()
+                );
+                assert!(!sets.free.contains(&(s as u32)));
+            }
+            for (k, &s) in &sets.by_key {
+                assert_eq!(sets.key[s as usize].as_ref(), Some(k));
+                assert_eq!(table[s as usize], k[0] as f64);
+            }
+            let used = (0..len).filter(|&s| sets.users[s] > 0).count();
+            assert_eq!(used + sets.free.len(), len);
+        }
+        assert!(shared > 1000, "copies share sets ({shared} assignments)");
     }
 
     /// The shader's branch-current form equals `Y·V` of the branch (f64 mirror).

@@ -14,7 +14,9 @@ pub(crate) mod sparse_lu;
 pub(crate) mod tap_warm;
 pub mod trafo3w;
 
-pub use batch::{BatchInputs, BatchResults, HostTime, PowerFlow, SolveSummary, SolveWork};
+pub use batch::{
+    BatchInputs, BatchResults, HostTime, PowerFlow, ResultColumns, SolveSummary, SolveWork,
+};
 pub use cpu::{CpuBatch, CpuKernel};
 pub use plan::{Plan, SolverOptions, Variant};
 pub use precision::GpuPrecision;

@@ -126,7 +126,7 @@ impl VecEnv {
                 Split::Train => &self.p.setup.train,
                 Split::Test => &self.p.setup.test,
             },
-            res: self.pf.results(),
+            res: self.pf.limited_results(),
             inp: self.pf.inputs(),
             control: &self.control,
             devices: &self.st.devices,

@@ -491,10 +491,15 @@ impl<T: Real> Port<T> {
         self.solve_bpp_upper(c);
     }
 
+    pub fn bpp_set(&self, c: u32) -> u32 {
+        self.pcv(self.p.p_bset, c).to64() as u32 * self.p.n_bpp
+    }
+
     pub fn solve_bpp_lower(&mut self, c: u32) {
         let p = self.p;
         let n = p.n_pq;
-        let b = |s: &Self, r: u32| s.bppv[s.at(r, c)];
+        let b0 = self.bpp_set(c);
+        let b = |s: &Self, r: u32| s.bppv[(b0 + r) as usize];
         for i in 0..n {
             let mut s = self.w(self.r_x(i), c);
             for k in self.ix(p.i_bpp_lptr + i)..self.ix(p.i_bpp_lptr + i + 1) {
@@ -509,7 +514,8 @@ impl<T: Real> Port<T> {
         let n = p.n_pq;
         let ou = p.nnz_bpp_l;
         let od = p.nnz_bpp_l + p.nnz_bpp_u;
-        let b = |s: &Self, r: u32| s.bppv[s.at(r, c)];
+        let b0 = self.bpp_set(c);
+        let b = |s: &Self, r: u32| s.bppv[(b0 + r) as usize];
         for ii in 0..n {
             let i = n - 1 - ii;
             let mut s = self.w(self.r_x(i), c);
@@ -997,6 +1003,7 @@ pub(crate) struct PortBatch<T> {
     bpp_a: PatternValues,
     bpp_f: PatternValues,
     bpp_work: Vec<f64>,
+    sets: super::BppSets,
     primed: bool,
     /// Run `main_staged` (one stage per dispatch, as on llvmpipe for large
     /// networks) instead of `main`.
@@ -1010,6 +1017,7 @@ impl<T: Real> PortBatch<T> {
         let sh = sh.iter().map(|&x| T::of(x)).collect();
         let mut port = Port::new(layout.params, idx, sh, vec![], vec![]);
         port.pc = vec![T::of(0.0); layout.rows_pc * batch];
+        // `batch` value sets of `rows_bpp` values (`BppSets`).
         port.bppv = vec![T::of(0.0); layout.rows_bpp * batch];
         port.work = vec![T::of(0.0); layout.rows_work * batch];
         port.outp = vec![T::of(0.0); layout.rows_out * batch];
@@ -1023,6 +1031,7 @@ impl<T: Real> PortBatch<T> {
             bpp_a: zero.clone(),
             bpp_f: zero,
             bpp_work: vec![0.0; plan.n_pq],
+            sets: super::BppSets::new(batch),
             primed: false,
             staged: false,
             layout,
@@ -1066,7 +1075,7 @@ impl<T: Real> PortBatch<T> {
         };
         let mut bppv = Buf {
             data: std::mem::take(&mut self.port.bppv),
-            batch,
+            batch: self.layout.rows_bpp,
         };
         prepare_copies(
             &self.plan,
@@ -1075,7 +1084,7 @@ impl<T: Real> PortBatch<T> {
             &mut host,
             (0, batch, self.primed),
             &mut pc,
-            &mut bppv,
+            (&mut self.sets, &mut bppv),
         );
         self.primed = true;
         self.port.pc = pc.data;

@@ -9,7 +9,7 @@
 //! change converge at once) until no copy has a violator. The next solve
 //! starts from every gen PV again, as every `runpp` does.
 
-use super::{GpuBatch, Put, PV_RELEASED};
+use super::{put_bpp, GpuBatch, Put, PV_RELEASED};
 use crate::complex::C64;
 use crate::error::Result;
 use crate::powerflow::batch::PowerFlow;
@@ -240,9 +240,16 @@ impl GpuBatch {
                 &mut self.bpp_work,
             ) {
                 let f = &self.bpp_f;
-                for (k, &v) in f.l.iter().chain(&f.u).chain(&f.d[..n]).enumerate() {
-                    ch.bpp.put(k, lc, v);
-                }
+                let values = || f.l.iter().chain(&f.u).chain(&f.d[..n]).copied().collect();
+                // A set of its own (the released rows are the copy's).
+                put_bpp(
+                    &self.layout,
+                    &mut ch.sets,
+                    (lc, None),
+                    values,
+                    &mut ch.pc,
+                    &mut ch.bpp,
+                );
             }
         }
     }
