@@ -291,10 +291,61 @@ struct Kernel {
     pv_mask: Vec<bool>,
     /// Nodes with gens, for the gen and ext_grid Q results.
     gen_sites: GenSites,
+    /// Per tap-changing trafo: its admittances at each whole position of its
+    /// range (`TapTable`), so that a tap move is a look-up.
+    tap_table: Vec<TapTable>,
     /// Per line and per trafo: what turns its end currents into its rows
     /// (`None`: out of service or isolated, rows of zeros).
     line_rows: Vec<Option<BranchRow>>,
     trafo_rows: Vec<Option<BranchRow>>,
+}
+
+/// A tap-changing trafo's branch admittances at the whole positions
+/// `first, first + 1, …` of its range, formed once per network by the same
+/// `trafo_branch(…).admittance()` a move would call (so the same bits); other
+/// positions (fractional, or ranges past [`TapTable::MAX`]) are formed on the move.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TapTable {
+    first: f64,
+    adm: Vec<BranchAdm>,
+}
+
+impl TapTable {
+    const MAX: usize = 256;
+
+    fn new(p: &Plan) -> Vec<TapTable> {
+        let net = &p.net;
+        p.tap_trafos
+            .iter()
+            .map(|&(k, _)| {
+                let t = &net.trafos[k];
+                let Some(tap) = &t.tap else {
+                    return TapTable::default();
+                };
+                let (lo, hi) = (tap.min.ceil(), tap.max.floor());
+                // NaN bounds or an empty or long range: no table.
+                let fits = lo <= hi && hi - lo < Self::MAX as f64;
+                if !fits {
+                    return TapTable::default();
+                }
+                let adm = (0..=(hi - lo) as usize)
+                    .map(|i| trafo_branch(net, t, lo + i as f64).admittance())
+                    .collect();
+                TapTable { first: lo, adm }
+            })
+            .collect()
+    }
+
+    /// The admittances at position `pos` (trafo `k` of `net`).
+    #[inline]
+    fn at(&self, net: &crate::network::Network, k: usize, pos: f64) -> BranchAdm {
+        let i = pos - self.first;
+        if i >= 0.0 && i.fract() == 0.0 && (i as usize) < self.adm.len() {
+            self.adm[i as usize]
+        } else {
+            trafo_branch(net, &net.trafos[k], pos).admittance()
+        }
+    }
 }
 
 /// A branch's result-row factors, formed once per network: `k_f`, `k_t` turn
@@ -423,6 +474,7 @@ impl Kernel {
             })
             .collect();
         Kernel {
+            tap_table: TapTable::new(&plan),
             line_rows: BranchRow::lines(&plan),
             trafo_rows: BranchRow::trafos(&plan),
             pv_mask: plan.is_pv[..plan.n_pq].to_vec(),
@@ -481,7 +533,7 @@ impl Kernel {
                     }
                 }
                 st.tap_pos[j] = pos;
-                st.tap_adm[j] = trafo_branch(net, &net.trafos[k], pos).admittance();
+                st.tap_adm[j] = self.tap_table[j].at(net, k, pos);
                 taps_changed = true;
             }
         }
