@@ -2308,19 +2308,27 @@ mod tests {
         deferred_results_match_full_solves(Some(&[0, 3, 17]));
     }
 
-    /// [`control_resolves_and_deferred_results_match_full_solves`], deferred by
-    /// `defer_results_at(vm_buses, ..)` (`None`: `defer_results`).
-    fn deferred_results_match_full_solves(vm_buses: Option<&[usize]>) {
-        let ctx = match GpuContext::shared() {
-            Ok(ctx) => ctx,
+    /// The shared GPU context; `None` (the test skips, saying why) where there
+    /// is no adapter, a failure when `POWERGRID_REQUIRE_GPU=1`.
+    fn shared_context_or_skip() -> Option<Arc<GpuContext>> {
+        match GpuContext::shared() {
+            Ok(ctx) => Some(ctx),
             Err(e) => {
                 assert!(
                     !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
                     "POWERGRID_REQUIRE_GPU=1 but {e}"
                 );
                 eprintln!("skipped: {e}");
-                return;
+                None
             }
+        }
+    }
+
+    /// [`control_resolves_and_deferred_results_match_full_solves`], deferred by
+    /// `defer_results_at(vm_buses, ..)` (`None`: `defer_results`).
+    fn deferred_results_match_full_solves(vm_buses: Option<&[usize]>) {
+        let Some(ctx) = shared_context_or_skip() else {
+            return;
         };
         let net = crate::network::load("ieee34").expect("shipped");
         let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
@@ -2392,16 +2400,8 @@ mod tests {
     /// the readback on request, again after the next solve).
     #[test]
     fn limited_results_hold_the_asked_columns_and_results_stay_complete() {
-        let ctx = match GpuContext::shared() {
-            Ok(ctx) => ctx,
-            Err(e) => {
-                assert!(
-                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
-                    "POWERGRID_REQUIRE_GPU=1 but {e}"
-                );
-                eprintln!("skipped: {e}");
-                return;
-            }
+        let Some(ctx) = shared_context_or_skip() else {
+            return;
         };
         let net = crate::network::load("ieee34").expect("shipped");
         let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
