@@ -2171,6 +2171,23 @@ impl PowerFlow for GpuBatch {
     }
 }
 
+/// (Tests) The shared GPU context, or `None` where there is no adapter: the
+/// test `test` then skips, saying why, unless `POWERGRID_REQUIRE_GPU=1`, which
+/// makes it a failure.
+#[cfg(test)]
+pub(crate) fn context_or_skip(test: &str) -> Option<Arc<GpuContext>> {
+    match GpuContext::shared() {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("{test}: skipped, {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2308,26 +2325,10 @@ mod tests {
         deferred_results_match_full_solves(Some(&[0, 3, 17]));
     }
 
-    /// The shared GPU context; `None` (the test skips, saying why) where there
-    /// is no adapter, a failure when `POWERGRID_REQUIRE_GPU=1`.
-    fn shared_context_or_skip() -> Option<Arc<GpuContext>> {
-        match GpuContext::shared() {
-            Ok(ctx) => Some(ctx),
-            Err(e) => {
-                assert!(
-                    !std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1"),
-                    "POWERGRID_REQUIRE_GPU=1 but {e}"
-                );
-                eprintln!("skipped: {e}");
-                None
-            }
-        }
-    }
-
     /// [`control_resolves_and_deferred_results_match_full_solves`], deferred by
     /// `defer_results_at(vm_buses, ..)` (`None`: `defer_results`).
     fn deferred_results_match_full_solves(vm_buses: Option<&[usize]>) {
-        let Some(ctx) = shared_context_or_skip() else {
+        let Some(ctx) = context_or_skip("deferred_results_match_full_solves") else {
             return;
         };
         let net = crate::network::load("ieee34").expect("shipped");
@@ -2400,7 +2401,9 @@ mod tests {
     /// the readback on request, again after the next solve).
     #[test]
     fn limited_results_hold_the_asked_columns_and_results_stay_complete() {
-        let Some(ctx) = shared_context_or_skip() else {
+        let Some(ctx) =
+            context_or_skip("limited_results_hold_the_asked_columns_and_results_stay_complete")
+        else {
             return;
         };
         let net = crate::network::load("ieee34").expect("shipped");

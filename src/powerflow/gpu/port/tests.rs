@@ -12,19 +12,11 @@ use crate::powerflow::plan::SolverOptions;
 const B: usize = 6;
 
 fn gpu_or_skip(test: &str) -> bool {
-    match crate::gpu::GpuContext::shared() {
-        Ok(ctx) => {
-            eprintln!("{test}: running on {}", ctx.info);
-            true
-        }
-        Err(e) => {
-            if std::env::var("POWERGRID_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("{test}: POWERGRID_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("{test}: skipped, {e}");
-            false
-        }
+    let ctx = crate::powerflow::gpu::context_or_skip(test);
+    if let Some(ctx) = &ctx {
+        eprintln!("{test}: running on {}", ctx.info);
     }
+    ctx.is_some()
 }
 
 /// The networks: radial with tap trafos, LV, gens (PV nodes), ZIP loads.
