@@ -9,10 +9,11 @@
 //!
 //! Every lane does exactly the arithmetic of the scalar [`super::solve_copy`],
 //! operation for operation and in the same order (Rust never contracts `a·b+c`
-//! into a fused multiply-add; the mismatch's sums fuse where the scalar kernel
-//! calls `mul_add`, which is exactly rounded on every instruction set), so a
-//! lane's result is bit for bit the scalar kernel's. A lane that has converged (or given up) is masked: its voltages
-//! are no longer written while the other lanes iterate. Per-copy B'' factors
+//! into a fused multiply-add; the mismatch sums, the triangular solves and the
+//! `cis` series fuse exactly where the scalar kernel calls `mul_add`, which is
+//! exactly rounded on every instruction set), so a lane's result is bit for
+//! bit the scalar kernel's. A lane that has converged (or given up) is masked:
+//! its voltages are no longer written while the other lanes iterate. Per-copy B'' factors
 //! (copies whose taps differ from the network's) become per-lane factor values.
 //!
 //! A group is loaded from the copies' [`CopyState`]s before its solve and
@@ -608,6 +609,10 @@ fn write_rows<S: Simd>(
         return;
     };
     let sn8 = o.splat(sn);
+    // max(|I_f|·k_f, |I_t|·k_t), as the scalar `copy_results`.
+    let larger = |row: &super::BranchRow, i_f: F8, i_t: F8| {
+        o.max_of(o.mul(i_f, o.splat(row.k_f)), o.mul(i_t, o.splat(row.k_t)))
+    };
     // A line's or trafo's values for all lanes at once, then written into
     // each copy's row.
     for (li, row) in k.line_rows.iter().enumerate() {
@@ -619,7 +624,7 @@ fn write_rows<S: Simd>(
         };
         let br = &p.branches[row.branch];
         let (s, i_f, i_t, _) = flows(o, &splat_adm(&br.adm), g.v[br.f], g.v[br.t]);
-        let i_ka = o.max_of(o.mul(i_f, o.splat(row.k_f)), o.mul(i_t, o.splat(row.k_t)));
+        let i_ka = larger(row, i_f, i_t);
         r.put(col::LP, li, &o.mul(s.re, sn8).0);
         r.put(col::LQ, li, &o.mul(s.im, sn8).0);
         r.put(col::LI, li, &i_ka.0);
@@ -638,12 +643,12 @@ fn write_rows<S: Simd>(
             None => splat_adm(&br.adm),
         };
         let (s_hv, i_f, i_t, s_lv) = flows(o, &adm, g.v[br.f], g.v[br.t]);
-        let larger = o.max_of(o.mul(i_f, o.splat(row.k_f)), o.mul(i_t, o.splat(row.k_t)));
+        let tl = larger(row, i_f, i_t);
         r.put(col::TP, ti, &o.mul(s_hv.re, sn8).0);
         r.put(col::TQ, ti, &o.mul(s_hv.im, sn8).0);
         r.put(col::TPL, ti, &o.mul(s_lv.re, sn8).0);
         r.put(col::TQL, ti, &o.mul(s_lv.im, sn8).0);
-        r.put(col::TL, ti, &o.mul(larger, o.splat(row.pct)).0);
+        r.put(col::TL, ti, &o.mul(tl, o.splat(row.pct)).0);
     }
 }
 
