@@ -1184,31 +1184,44 @@ impl ResultTables {
     /// `c` is a copy of the batch the tables were made from, the tables are
     /// alive and not otherwise borrowed, and no other task uses copy `c`'s rows.
     pub(crate) unsafe fn rows(&self, c: usize) -> ResultRows<'_> {
-        let row = |i: usize, n: usize| unsafe {
+        let row = |i: usize| unsafe {
+            let n = self.row_len(i);
             std::slice::from_raw_parts_mut((self.ptrs[i] as *mut f64).add(c * n), n)
         };
         ResultRows {
-            vm: row(0, self.nb),
-            va: row(1, self.nb),
-            lp: row(2, self.nl),
-            lq: row(3, self.nl),
-            li: row(4, self.nl),
-            ll: row(5, self.nl),
-            tl: row(6, self.nt),
-            tp: row(7, self.nt),
-            tq: row(8, self.nt),
-            tpl: row(9, self.nt),
-            tql: row(10, self.nt),
-            ep: row(11, self.ne),
-            eq: row(12, self.ne),
-            gp: row(13, self.ng),
-            gq: row(14, self.ng),
+            vm: row(col::VM),
+            va: row(col::VA),
+            lp: row(col::LP),
+            lq: row(col::LQ),
+            li: row(col::LI),
+            ll: row(col::LL),
+            tl: row(col::TL),
+            tp: row(col::TP),
+            tq: row(col::TQ),
+            tpl: row(col::TPL),
+            tql: row(col::TQL),
+            ep: row(col::EP),
+            eq: row(col::EQ),
+            gp: row(col::GP),
+            gq: row(col::GQ),
+        }
+    }
+
+    /// The row length (values per copy) of table `i` (the order of `ptrs`).
+    fn row_len(&self, i: usize) -> usize {
+        match i {
+            col::VM | col::VA => self.nb,
+            col::LP..=col::LL => self.nl,
+            col::TL..=col::TQL => self.nt,
+            col::EP | col::EQ => self.ne,
+            _ => self.ng,
         }
     }
 }
 
-/// Columns of [`ResultTables`] that a lane group writes from its lanes (the
-/// bus, line and trafo tables; the ext_grid and gen rows are per copy).
+/// The tables of [`ResultTables`], in the order of its pointers. A lane
+/// group writes the first [`col::COUNT`] (bus, line and trafo tables) from its
+/// lanes; the ext_grid and gen rows are written per copy.
 pub(crate) mod col {
     pub(crate) const VM: usize = 0;
     pub(crate) const VA: usize = 1;
@@ -1222,6 +1235,10 @@ pub(crate) mod col {
     pub(crate) const TPL: usize = 9;
     pub(crate) const TQL: usize = 10;
     pub(crate) const COUNT: usize = 11;
+    pub(crate) const EP: usize = 11;
+    pub(crate) const EQ: usize = 12;
+    pub(crate) const GP: usize = 13;
+    pub(crate) const GQ: usize = 14;
 }
 
 /// The rows of a lane group's copies in the bus, line and trafo tables
@@ -1239,11 +1256,7 @@ impl LaneRows {
     /// As [`ResultTables::rows`], for every copy of `copies`, for as long as
     /// the value lives.
     pub(crate) unsafe fn new(t: &ResultTables, copies: &[usize]) -> LaneRows {
-        let len = std::array::from_fn(|i| match i {
-            col::VM | col::VA => t.nb,
-            col::LP..=col::LL => t.nl,
-            _ => t.nt,
-        });
+        let len: [usize; col::COUNT] = std::array::from_fn(|i| t.row_len(i));
         let ptrs = std::array::from_fn(|i| {
             std::array::from_fn(|l| match copies.get(l) {
                 // SAFETY: copy `c` is in the batch: its row is in the table.
