@@ -10,6 +10,11 @@
 //! 3. if none moved, the copy is settled; else power flow again and back to 2,
 //!    at most [`ControlOptions::max_iterations`] times.
 //!
+//! On the CPU backend the loop runs on shards of the batch, one per pool
+//! thread, each to the end on its own (`powerflow::cpu` `run_shards`);
+//! copies are independent, so the results are bit for bit those of the
+//! batch-wide loop that other backends run.
+//!
 //! A copy whose power flow fails stops controlling (it is reported in
 //! [`ControlLoop::failed`]); a copy that still moves after the cap is reported
 //! unsettled (pandapower raises `ControllerNotConverged` there, after one more
@@ -30,9 +35,11 @@ use crate::complex::C64;
 use crate::error::{Error, Result};
 use crate::network::{Controller, Network, TapSide};
 use crate::powerflow::admittance::trafo_branch;
+use crate::powerflow::batch::{CopyControl, CopyReadings};
 use crate::powerflow::tap_warm::{downstream_nodes, tap_move_factor};
 use crate::powerflow::{Plan, PowerFlow};
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
+use ndarray::{Array2, ArrayView2};
+use std::sync::Mutex;
 
 /// Options of the control loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,7 +95,8 @@ pub struct ControlSummary {
     pub mean_iterations: f64,
     /// Most control iterations of any copy.
     pub max_iterations: u32,
-    /// Power-flow calls (the first included).
+    /// Power-flow calls (the first included); on the CPU backend's shards,
+    /// the most of any shard.
     pub solves: u32,
 }
 
@@ -128,29 +136,37 @@ enum Compiled {
 }
 
 impl Compiled {
-    /// Whether the controller is settled at measured voltage `v`, its trafo's
-    /// tap or its shunt's step read from one copy's `taps` and `steps` (an
+    /// Its trafo's tap position or its shunt's step in copy `c` of `t` (0 for
+    /// an idle controller, which never reads it).
+    fn position<T: CopyControl + ?Sized>(&self, t: &T, c: usize) -> f64 {
+        match *self {
+            Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => 0.0,
+            Compiled::Tap { trafo, .. } => t.tap_pos(c, trafo),
+            Compiled::Shunt { shunt, .. } => t.shunt_step(c, shunt),
+        }
+    }
+
+    /// Whether the controller is settled at measured voltage `v`, with its
+    /// trafo's tap or its shunt's step at `pos` ([`Compiled::position`]; an
     /// idle controller always is).
-    fn settled(&self, v: f64, taps: ArrayView1<f64>, steps: ArrayView1<f64>) -> bool {
+    fn settled(&self, v: f64, pos: f64) -> bool {
         match *self {
             Compiled::Tap { idle: true, .. } | Compiled::Shunt { idle: true, .. } => true,
             Compiled::Tap {
-                trafo,
                 coeff,
                 lower,
                 upper,
                 min,
                 max,
                 ..
-            } => tap_settled(v, taps[trafo], coeff, lower, upper, min, max),
+            } => tap_settled(v, pos, coeff, lower, upper, min, max),
             Compiled::Shunt {
-                shunt,
                 set,
                 tol,
                 sign,
                 max_step,
                 ..
-            } => shunt_settled(v, steps[shunt], set, tol, sign, max_step),
+            } => shunt_settled(v, pos, set, tol, sign, max_step),
         }
     }
 
@@ -350,159 +366,62 @@ impl ControlLoop {
         self.failed.fill(false);
         self.active.fill(true);
         self.moves.fill(0);
-        // Between solves the loop reads only voltages (magnitudes, and angles
-        // at the line-drop compensated trafos): the backend may leave the
-        // branch tables for the end.
-        pf.defer_results_at(&self.vm_buses, &self.va_buses);
-        let out = self.iterate(pf);
-        pf.finish_results();
-        out
-    }
-
-    /// [`ControlLoop::run`] after the checks: the loop itself.
-    fn iterate(&mut self, pf: &mut dyn PowerFlow) -> Result<ControlSummary> {
-        let b = self.batch;
         if self.options.predict_margin_pu.is_some() && self.predictor.is_none() {
             self.predictor = pf
                 .plan()
                 .and_then(|p| Predictor::new(&self.net, &self.ctrls, p));
         }
-        let margin = self
-            .options
-            .predict_margin_pu
-            .filter(|_| self.predictor.is_some());
-        let mut factor = vec![1.0; self.ctrls.len()];
-        self.solved.fill(true);
-        self.predicted.fill(0);
-        let mut screening = self.options.screening_tolerance_pu.is_some();
-        if screening {
-            pf.set_tolerance(self.options.screening_tolerance_pu);
-        }
-        let first = pf.solve();
-        if first.is_err() {
-            pf.set_tolerance(None);
-        }
-        first?;
-        let mut solves = 1u32;
-        loop {
-            self.measure(pf);
-            let max_it = self.options.max_iterations;
-            let (taps, steps) = pf.controls_mut();
-            let mut any = false;
-            let mut any_solve = false;
-            for c in 0..b {
-                self.solved[c] = false;
-                if !self.active[c] {
-                    continue;
+        let rules = Rules {
+            net: &self.net,
+            ctrls: &self.ctrls,
+            options: self.options,
+            predictor: self.predictor.as_ref(),
+        };
+        let n = self.ctrls.len();
+        let copies = Copies {
+            iterations: &mut self.iterations,
+            settled: &mut self.settled,
+            failed: &mut self.failed,
+            active: &mut self.active,
+            solved: &mut self.solved,
+            predicted: &mut self.predicted,
+            moves: self.moves.as_slice_mut().expect("a standard-layout table"),
+            vm: self.vm.as_slice_mut().expect("a standard-layout table"),
+            n,
+        };
+        // The CPU backend runs the loop on shards of the batch, one per
+        // thread, each to the end on its own (copies are independent).
+        let (solves, skipped) = match pf.as_cpu_mut().and_then(|cpu| {
+            let ranges = cpu.shard_ranges()?;
+            Some((cpu, ranges))
+        }) {
+            Some((cpu, ranges)) => {
+                let parts: Vec<_> = copies.split(&ranges).into_iter().map(Mutex::new).collect();
+                let rows = (&self.vm_buses[..], &self.va_buses[..]);
+                let out = cpu.run_shards(&ranges, rows, |i, shard| {
+                    let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
+                    rules.iterate(&mut part, shard)
+                })?;
+                let mut total = (0, 0);
+                for r in out {
+                    let (solves, skipped) = r?;
+                    total = (total.0.max(solves), total.1 + skipped);
                 }
-                if self.failed[c] {
-                    self.active[c] = false;
-                    continue;
-                }
-                let may_move = self.iterations[c] < max_it;
-                let mut moved = false;
-                let mut shunt_moved = false;
-                factor.fill(1.0);
-                for (j, ctrl) in self.ctrls.iter().enumerate() {
-                    let v = self.vm[(c, j)];
-                    if ctrl.settled(v, taps.row(c), steps.row(c)) {
-                        continue;
-                    }
-                    moved = true;
-                    match *ctrl {
-                        Compiled::Tap {
-                            trafo,
-                            coeff,
-                            lower,
-                            upper,
-                            min,
-                            max,
-                            ..
-                        } => {
-                            let pos = taps[(c, trafo)];
-                            let d = tap_move(v, pos, coeff, lower, upper, min, max);
-                            if may_move && d != 0.0 {
-                                taps[(c, trafo)] = pos + d;
-                                self.moves[(c, j)] += 1;
-                                if let Some(p) = &self.predictor {
-                                    factor[j] = p.factor(&self.net, j, trafo, pos, pos + d);
-                                }
-                            }
-                        }
-                        Compiled::Shunt {
-                            shunt,
-                            set,
-                            tol,
-                            increment,
-                            sign,
-                            max_step,
-                            ..
-                        } => {
-                            let step = steps[(c, shunt)];
-                            if may_move {
-                                let new = shunt_move(v, step, set, tol, increment, sign, max_step);
-                                steps[(c, shunt)] = new;
-                                self.moves[(c, j)] += (new - step).abs() as u32;
-                                shunt_moved |= new != step;
-                            }
-                        }
-                    }
-                }
-                if !moved {
-                    self.settled[c] = true;
-                    self.active[c] = false;
-                } else if !may_move {
-                    self.active[c] = false;
-                } else {
-                    self.iterations[c] += 1;
-                    any = true;
-                    // Skip the power flow where the next decision is certain
-                    // (never after a shunt move, never for the capped move).
-                    let row = self.vm.row_mut(c);
-                    let certain = match (margin, &self.predictor) {
-                        (Some(m), Some(p)) if !shunt_moved && self.iterations[c] < max_it => {
-                            let m = m * (self.predicted[c] + 1) as f64;
-                            p.predict(&self.ctrls, &factor, row, taps.row(c), steps.row(c), m)
-                        }
-                        _ => false,
-                    };
-                    if certain {
-                        self.predicted[c] += 1;
-                        self.skipped += 1;
-                    } else {
-                        self.predicted[c] = 0;
-                        self.solved[c] = true;
-                        any_solve = true;
-                    }
-                }
+                total
             }
-            if !any {
-                if !screening {
-                    break;
-                }
-                // Settled on screening solves: solve every copy to the full
-                // tolerance and control on from those results.
-                screening = false;
-                pf.set_tolerance(None);
-                for c in 0..b {
-                    self.active[c] = !self.failed[c];
-                    self.solved[c] = self.active[c];
-                    self.predicted[c] = 0;
-                    self.settled[c] = false;
-                }
-                any_solve = true;
+            None => {
+                // Between solves the loop reads only voltages (magnitudes, and
+                // angles at the line-drop compensated trafos): the backend may
+                // leave the branch tables for the end.
+                pf.defer_results_at(&self.vm_buses, &self.va_buses);
+                let mut copies = copies;
+                let out = rules.iterate(&mut copies, &mut Whole(pf));
+                pf.finish_results();
+                out?
             }
-            if !any_solve {
-                // Every copy still controlling moves on a prediction.
-                continue;
-            }
-            let r = pf.solve_active(&self.solved);
-            if r.is_err() {
-                pf.set_tolerance(None);
-            }
-            r?;
-            solves += 1;
-        }
+        };
+        self.skipped = skipped;
+        let b = self.batch;
         let settled = self.settled.iter().filter(|&&s| s).count();
         let failed = self.failed.iter().filter(|&&s| s).count();
         Ok(ControlSummary {
@@ -514,38 +433,6 @@ impl ControlLoop {
             max_iterations: self.iterations.iter().copied().max().unwrap_or(0),
             solves,
         })
-    }
-
-    /// Read the measured voltages of the copies the last power flow solved
-    /// (marking failed copies); the line-drop compensated voltage where set.
-    /// Copies are independent: with many solved copies, in parallel on the
-    /// backend's pool.
-    fn measure(&mut self, pf: &dyn PowerFlow) {
-        let (res, inp) = (pf.results(), pf.inputs());
-        let n = self.ctrls.len();
-        let vm = self.vm.as_slice_mut().expect("a standard-layout table");
-        let reader = Measure {
-            net: &self.net,
-            ctrls: &self.ctrls,
-            res,
-            inp,
-        };
-        let solved = self.solved.iter().filter(|&&a| a).count();
-        match pf.pool() {
-            Some(pool) if solved >= PARALLEL_MEASURE && !self.ctrls.is_empty() => {
-                use rayon::prelude::*;
-                pool.install(|| {
-                    vm.par_chunks_mut(MEASURE_CHUNK * n)
-                        .zip(self.failed.par_chunks_mut(MEASURE_CHUNK))
-                        .zip(self.solved.par_chunks(MEASURE_CHUNK))
-                        .enumerate()
-                        .for_each(|(k, ((vm, failed), active))| {
-                            reader.copies(k * MEASURE_CHUNK, active, failed, vm)
-                        })
-                });
-            }
-            _ => reader.copies(0, &self.solved, &mut self.failed, vm),
-        }
     }
 
     /// Copy power flows the last run skipped because the decisions after them
@@ -648,9 +535,8 @@ impl Predictor {
         &self,
         ctrls: &[Compiled],
         factor: &[f64],
-        mut vm: ArrayViewMut1<f64>,
-        taps: ArrayView1<f64>,
-        steps: ArrayView1<f64>,
+        vm: &mut [f64],
+        pos: &[f64],
         margin: f64,
     ) -> bool {
         if factor.iter().any(|f| !f.is_finite()) {
@@ -665,36 +551,376 @@ impl Predictor {
             if !at[..n].iter().all(|&x| far(v, x)) {
                 return false;
             }
-            moves |= !ctrl.settled(v, taps, steps);
+            moves |= !ctrl.settled(v, pos[j]);
         }
         moves
     }
 }
 
-/// Active copies from which [`ControlLoop::measure`] runs on the backend's pool.
+/// Active copies from which [`Whole`] measures on the backend's pool.
 const PARALLEL_MEASURE: usize = 256;
-/// Copies per parallel task of [`ControlLoop::measure`].
+/// Copies per parallel task of [`Whole`]'s measuring.
 const MEASURE_CHUNK: usize = 64;
 
-/// What [`ControlLoop::measure`] reads.
-struct Measure<'a> {
-    net: &'a Network,
-    ctrls: &'a [Compiled],
+/// How a loop measures its copies: [`Measure::copies`] on this thread,
+/// except for a whole backend with a pool ([`Whole`]).
+trait Measured: CopyControl {
+    /// The measured voltages of the `solved` copies into `vm` (marking failed copies).
+    fn measure(&self, m: &Measure, solved: &[bool], failed: &mut [bool], vm: &mut [f64]) {
+        m.copies(self, 0, solved, failed, vm)
+    }
+}
+
+impl Measured for dyn CopyControl + '_ {}
+
+/// A whole backend as a [`CopyControl`].
+struct Whole<'a>(&'a mut dyn PowerFlow);
+
+/// A backend's result and input tables as [`CopyReadings`] (shared by the
+/// parallel tasks of [`Whole`]'s measuring).
+struct Tables<'a> {
     res: &'a crate::powerflow::BatchResults,
     inp: &'a crate::powerflow::BatchInputs,
 }
 
+impl CopyReadings for Tables<'_> {
+    fn converged(&self, c: usize) -> bool {
+        self.res.converged[c]
+    }
+    fn vm_pu(&self, c: usize, bus: usize) -> f64 {
+        self.res.vm_pu[(c, bus)]
+    }
+    fn va_degree(&self, c: usize, bus: usize) -> f64 {
+        self.res.va_degree[(c, bus)]
+    }
+    fn tap_pos(&self, c: usize, trafo: usize) -> f64 {
+        self.inp.trafo_tap_pos[(c, trafo)]
+    }
+}
+
+impl Whole<'_> {
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            res: self.0.results(),
+            inp: self.0.inputs(),
+        }
+    }
+}
+
+impl CopyReadings for Whole<'_> {
+    fn converged(&self, c: usize) -> bool {
+        self.tables().converged(c)
+    }
+    fn vm_pu(&self, c: usize, bus: usize) -> f64 {
+        self.tables().vm_pu(c, bus)
+    }
+    fn va_degree(&self, c: usize, bus: usize) -> f64 {
+        self.tables().va_degree(c, bus)
+    }
+    fn tap_pos(&self, c: usize, trafo: usize) -> f64 {
+        self.tables().tap_pos(c, trafo)
+    }
+}
+
+impl CopyControl for Whole<'_> {
+    fn solve(&mut self, active: Option<&[bool]>) -> Result<()> {
+        match active {
+            None => self.0.solve().map(drop),
+            Some(a) => self.0.solve_active(a).map(drop),
+        }
+    }
+    fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
+        self.0.set_tolerance(tolerance_pu);
+    }
+    fn set_tap_pos(&mut self, c: usize, trafo: usize, pos: f64) {
+        self.0.controls_mut().0[(c, trafo)] = pos;
+    }
+    fn shunt_step(&self, c: usize, shunt: usize) -> f64 {
+        self.0.inputs().shunt_step[(c, shunt)]
+    }
+    fn set_shunt_step(&mut self, c: usize, shunt: usize, step: f64) {
+        self.0.controls_mut().1[(c, shunt)] = step;
+    }
+}
+
+impl Measured for Whole<'_> {
+    /// With many solved copies, in parallel on the backend's pool.
+    fn measure(&self, m: &Measure, solved: &[bool], failed: &mut [bool], vm: &mut [f64]) {
+        let n = m.ctrls.len();
+        let count = solved.iter().filter(|&&a| a).count();
+        let tables = self.tables();
+        match self.0.pool() {
+            Some(pool) if count >= PARALLEL_MEASURE && n > 0 => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    vm.par_chunks_mut(MEASURE_CHUNK * n)
+                        .zip(failed.par_chunks_mut(MEASURE_CHUNK))
+                        .zip(solved.par_chunks(MEASURE_CHUNK))
+                        .enumerate()
+                        .for_each(|(k, ((vm, failed), active))| {
+                            m.copies(&tables, k * MEASURE_CHUNK, active, failed, vm)
+                        })
+                });
+            }
+            _ => m.copies(&tables, 0, solved, failed, vm),
+        }
+    }
+}
+
+/// The controllers and options of a loop (shared by its shards).
+struct Rules<'a> {
+    net: &'a Network,
+    ctrls: &'a [Compiled],
+    options: ControlOptions,
+    predictor: Option<&'a Predictor>,
+}
+
+/// The per-copy state of a loop over some copies (all of them, or a shard's).
+pub(crate) struct Copies<'a> {
+    iterations: &'a mut [u32],
+    settled: &'a mut [bool],
+    failed: &'a mut [bool],
+    active: &'a mut [bool],
+    solved: &'a mut [bool],
+    predicted: &'a mut [u32],
+    /// `n` per copy.
+    moves: &'a mut [u32],
+    /// `n` per copy.
+    vm: &'a mut [f64],
+    /// Controllers.
+    n: usize,
+}
+
+impl<'a> Copies<'a> {
+    /// Split into the copies of consecutive `ranges` (covering `0..len`).
+    fn split(self, ranges: &[std::ops::Range<usize>]) -> Vec<Copies<'a>> {
+        let mut rest = self;
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let (head, tail) = rest.split_at(r.len());
+            out.push(head);
+            rest = tail;
+        }
+        out
+    }
+
+    fn split_at(self, k: usize) -> (Copies<'a>, Copies<'a>) {
+        let n = self.n;
+        let (i0, i1) = self.iterations.split_at_mut(k);
+        let (s0, s1) = self.settled.split_at_mut(k);
+        let (f0, f1) = self.failed.split_at_mut(k);
+        let (a0, a1) = self.active.split_at_mut(k);
+        let (d0, d1) = self.solved.split_at_mut(k);
+        let (p0, p1) = self.predicted.split_at_mut(k);
+        let (m0, m1) = self.moves.split_at_mut(k * n);
+        let (v0, v1) = self.vm.split_at_mut(k * n);
+        (
+            Copies {
+                iterations: i0,
+                settled: s0,
+                failed: f0,
+                active: a0,
+                solved: d0,
+                predicted: p0,
+                moves: m0,
+                vm: v0,
+                n,
+            },
+            Copies {
+                iterations: i1,
+                settled: s1,
+                failed: f1,
+                active: a1,
+                solved: d1,
+                predicted: p1,
+                moves: m1,
+                vm: v1,
+                n,
+            },
+        )
+    }
+}
+
+impl Rules<'_> {
+    /// The loop itself over `cp`'s copies: (power-flow calls, copy power flows
+    /// skipped on a prediction).
+    fn iterate<T: Measured + ?Sized>(&self, cp: &mut Copies, t: &mut T) -> Result<(u32, u64)> {
+        let b = cp.iterations.len();
+        let n = cp.n;
+        let margin = self
+            .options
+            .predict_margin_pu
+            .filter(|_| self.predictor.is_some());
+        let mut factor = vec![1.0; n];
+        let mut pos = vec![0.0; n];
+        let mut skipped = 0u64;
+        cp.solved.fill(true);
+        cp.predicted.fill(0);
+        let mut screening = self.options.screening_tolerance_pu.is_some();
+        if screening {
+            t.set_tolerance(self.options.screening_tolerance_pu);
+        }
+        let first = t.solve(None);
+        if first.is_err() {
+            t.set_tolerance(None);
+        }
+        first?;
+        let mut solves = 1u32;
+        let measure = Measure {
+            net: self.net,
+            ctrls: self.ctrls,
+        };
+        let max_it = self.options.max_iterations;
+        loop {
+            t.measure(&measure, cp.solved, cp.failed, cp.vm);
+            let mut any = false;
+            let mut any_solve = false;
+            for c in 0..b {
+                cp.solved[c] = false;
+                if !cp.active[c] {
+                    continue;
+                }
+                if cp.failed[c] {
+                    cp.active[c] = false;
+                    continue;
+                }
+                let may_move = cp.iterations[c] < max_it;
+                let mut moved = false;
+                let mut shunt_moved = false;
+                factor.fill(1.0);
+                let vm = &mut cp.vm[c * n..(c + 1) * n];
+                let moves = &mut cp.moves[c * n..(c + 1) * n];
+                for (j, ctrl) in self.ctrls.iter().enumerate() {
+                    let v = vm[j];
+                    // Read now: an earlier controller of the copy may have moved it.
+                    if ctrl.settled(v, ctrl.position(t, c)) {
+                        continue;
+                    }
+                    moved = true;
+                    match *ctrl {
+                        Compiled::Tap {
+                            trafo,
+                            coeff,
+                            lower,
+                            upper,
+                            min,
+                            max,
+                            ..
+                        } => {
+                            let p = t.tap_pos(c, trafo);
+                            let d = tap_move(v, p, coeff, lower, upper, min, max);
+                            if may_move && d != 0.0 {
+                                t.set_tap_pos(c, trafo, p + d);
+                                moves[j] += 1;
+                                if let Some(pr) = self.predictor {
+                                    factor[j] = pr.factor(self.net, j, trafo, p, p + d);
+                                }
+                            }
+                        }
+                        Compiled::Shunt {
+                            shunt,
+                            set,
+                            tol,
+                            increment,
+                            sign,
+                            max_step,
+                            ..
+                        } => {
+                            let step = t.shunt_step(c, shunt);
+                            if may_move {
+                                let new = shunt_move(v, step, set, tol, increment, sign, max_step);
+                                t.set_shunt_step(c, shunt, new);
+                                moves[j] += (new - step).abs() as u32;
+                                shunt_moved |= new != step;
+                            }
+                        }
+                    }
+                }
+                if !moved {
+                    cp.settled[c] = true;
+                    cp.active[c] = false;
+                } else if !may_move {
+                    cp.active[c] = false;
+                } else {
+                    cp.iterations[c] += 1;
+                    any = true;
+                    // Skip the power flow where the next decision is certain
+                    // (never after a shunt move, never for the capped move).
+                    let certain = match (margin, self.predictor) {
+                        (Some(m), Some(pr)) if !shunt_moved && cp.iterations[c] < max_it => {
+                            let m = m * (cp.predicted[c] + 1) as f64;
+                            for (j, ctrl) in self.ctrls.iter().enumerate() {
+                                pos[j] = ctrl.position(t, c);
+                            }
+                            pr.predict(self.ctrls, &factor, vm, &pos, m)
+                        }
+                        _ => false,
+                    };
+                    if certain {
+                        cp.predicted[c] += 1;
+                        skipped += 1;
+                    } else {
+                        cp.predicted[c] = 0;
+                        cp.solved[c] = true;
+                        any_solve = true;
+                    }
+                }
+            }
+            if !any {
+                if !screening {
+                    break;
+                }
+                // Settled on screening solves: solve every copy to the full
+                // tolerance and control on from those results.
+                screening = false;
+                t.set_tolerance(None);
+                for c in 0..b {
+                    cp.active[c] = !cp.failed[c];
+                    cp.solved[c] = cp.active[c];
+                    cp.predicted[c] = 0;
+                    cp.settled[c] = false;
+                }
+                any_solve = true;
+            }
+            if !any_solve {
+                // Every copy still controlling moves on a prediction.
+                continue;
+            }
+            let r = t.solve(Some(cp.solved));
+            if r.is_err() {
+                t.set_tolerance(None);
+            }
+            r?;
+            solves += 1;
+        }
+        Ok((solves, skipped))
+    }
+}
+
+/// What measuring reads besides the copies' results.
+pub(crate) struct Measure<'a> {
+    net: &'a Network,
+    ctrls: &'a [Compiled],
+}
+
 impl Measure<'_> {
-    /// Copies `c0 ..` (`active[k]`, `failed[k]`, `vm[k·n ..]` of copy `c0 + k`).
-    fn copies(&self, c0: usize, active: &[bool], failed: &mut [bool], vm: &mut [f64]) {
-        let (net, res, inp) = (self.net, self.res, self.inp);
+    /// Copies `c0 ..` of `r` (`active[k]`, `failed[k]`, `vm[k·n ..]` of copy `c0 + k`).
+    fn copies<R: CopyReadings + ?Sized>(
+        &self,
+        r: &R,
+        c0: usize,
+        active: &[bool],
+        failed: &mut [bool],
+        vm: &mut [f64],
+    ) {
+        let net = self.net;
         let n = self.ctrls.len();
         for (k, &on) in active.iter().enumerate() {
             if !on {
                 continue;
             }
             let c = c0 + k;
-            if !res.converged[c] {
+            if !r.converged(c) {
                 failed[k] = true;
                 continue;
             }
@@ -702,7 +928,7 @@ impl Measure<'_> {
                 let bus = match ctrl {
                     Compiled::Tap { bus, .. } | Compiled::Shunt { bus, .. } => *bus,
                 };
-                let m = res.vm_pu[(c, bus)];
+                let m = r.vm_pu(c, bus);
                 // Isolated and out-of-service buses read 0: pandapower's NaN.
                 let mut v = if m > 0.0 && m.is_finite() {
                     m
@@ -720,10 +946,10 @@ impl Measure<'_> {
                     if v.is_finite() {
                         let t = &net.trafos[trafo];
                         let volt = |b: usize| {
-                            C64::from_polar(res.vm_pu[(c, b)], res.va_degree[(c, b)].to_radians())
+                            C64::from_polar(r.vm_pu(c, b), r.va_degree(c, b).to_radians())
                         };
                         let (vh, vl) = (volt(t.hv_bus), volt(t.lv_bus));
-                        let pos = inp.trafo_tap_pos[(c, trafo)];
+                        let pos = r.tap_pos(c, trafo);
                         let a = match adm_by_tap.get((pos - min) as usize) {
                             Some(a) if pos.fract() == 0.0 && pos >= min => *a,
                             _ => trafo_branch(net, t, pos).admittance(),

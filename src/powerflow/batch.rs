@@ -388,6 +388,28 @@ pub struct SolveSummary {
     pub mean_iterations: f64,
 }
 
+/// What a loop over copies (the control loop) reads of them, by local copy
+/// index `0..`.
+pub(crate) trait CopyReadings {
+    fn converged(&self, c: usize) -> bool;
+    fn vm_pu(&self, c: usize, bus: usize) -> f64;
+    fn va_degree(&self, c: usize, bus: usize) -> f64;
+    fn tap_pos(&self, c: usize, trafo: usize) -> f64;
+}
+
+/// Copies a loop solves and drives one by one (local indices `0..`): a whole
+/// backend, or a shard of the CPU backend's batch that one thread drives
+/// while others drive theirs (`CpuBatch::run_shards`).
+pub(crate) trait CopyControl: CopyReadings {
+    /// Solve the copies marked in `active` (`None`: every copy).
+    fn solve(&mut self, active: Option<&[bool]>) -> Result<()>;
+    /// Solve to `tolerance_pu` from now on (`None`: the plan's).
+    fn set_tolerance(&mut self, tolerance_pu: Option<f64>);
+    fn set_tap_pos(&mut self, c: usize, trafo: usize, pos: f64);
+    fn shunt_step(&self, c: usize, shunt: usize) -> f64;
+    fn set_shunt_step(&mut self, c: usize, shunt: usize, step: f64);
+}
+
 /// Power-flow work done so far by a backend (for diagnostics: where the time
 /// of a control loop or an environment step goes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -557,6 +579,15 @@ pub trait PowerFlow: Send {
     /// per-copy work around the solves (the environment's rewards and
     /// observations) runs on the same threads instead of a second pool.
     fn pool(&self) -> Option<&rayon::ThreadPool> {
+        None
+    }
+    /// The CPU backend itself, where this is it (the control loop then runs
+    /// on shards of its batch, one per thread).
+    fn as_cpu_mut(&mut self) -> Option<&mut super::CpuBatch> {
+        None
+    }
+    /// [`pool`](PowerFlow::pool), shared (the CPU backend's pool lives in an `Arc`).
+    fn shared_pool(&self) -> Option<std::sync::Arc<rayon::ThreadPool>> {
         None
     }
     /// The plan the backend solves, where it gives it (both backends do): the

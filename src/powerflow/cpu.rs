@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 mod lanes;
 mod qlims;
+mod shards;
 use lanes::{Group, SolveGroup, WriteRows, LANES};
 
 /// Which CPU kernel solves the copies of a [`CpuBatch`].
@@ -983,20 +984,42 @@ fn slack_currents(k: &Kernel, st: &mut CopyState) {
 pub(crate) enum Rows<'a> {
     /// Every table.
     All,
-    /// `vm_pu` of every bus and `va_degree` of these buses only
-    /// ([`PowerFlow::defer_results`]).
-    Buses(&'a [usize]),
+    /// `vm_pu` of the buses `vm` (`None`: every bus) and `va_degree` of the
+    /// buses `va` only ([`PowerFlow::defer_results_at`]).
+    Buses {
+        vm: Option<&'a [usize]>,
+        va: &'a [usize],
+    },
+}
+
+impl Rows<'_> {
+    /// The `vm_pu` entries these rows hold: `(bus, node)` pairs (a bus
+    /// without a node reads 0).
+    fn vm_buses<'p>(
+        &self,
+        p: &'p Plan,
+    ) -> impl Iterator<Item = (usize, Option<usize>)> + use<'_, 'p> {
+        let some = match *self {
+            Rows::Buses { vm: Some(b), .. } => Some(b),
+            _ => None,
+        };
+        let all = some
+            .is_none()
+            .then(|| p.bus_node.iter().copied().enumerate());
+        let some = some.map(|b| b.iter().map(|&b| (b, p.bus_node[b])));
+        all.into_iter().flatten().chain(some.into_iter().flatten())
+    }
 }
 
 fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
     let p = &*k.plan;
     let net = &p.net;
     let sn = net.sn_mva;
-    if let Rows::Buses(va_buses) = rows {
-        for (b, node) in p.bus_node.iter().enumerate() {
+    if let Rows::Buses { va, .. } = rows {
+        for (b, node) in rows.vm_buses(p) {
             r.vm[b] = node.map_or(0.0, |i| st.v[i].abs());
         }
-        for &b in va_buses {
+        for &b in va {
             r.va[b] = p.bus_node[b].map_or(0.0, |i| angle_deg(st.v[i]));
         }
         return;
@@ -1207,6 +1230,16 @@ impl ResultTables {
         }
     }
 
+    /// Value `i` of copy `c`'s row of table `t`.
+    ///
+    /// # Safety
+    /// As [`ResultTables::rows`] (for reading: no other task writes the row).
+    pub(crate) unsafe fn get(&self, t: usize, c: usize, i: usize) -> f64 {
+        let n = self.row_len(t);
+        assert!(i < n);
+        unsafe { *(self.ptrs[t] as *const f64).add(c * n + i) }
+    }
+
     /// The row length (values per copy) of table `i` (the order of `ptrs`).
     fn row_len(&self, i: usize) -> usize {
         match i {
@@ -1318,15 +1351,90 @@ fn for_each_group(
     });
 }
 
+/// Prepare, solve (to `tol`) and store the copies of one lane group, and
+/// write their `rows`; `st(c)` is batch copy `c`'s state.
+#[allow(clippy::too_many_arguments)]
+fn solve_lanes<'s>(
+    k: &Kernel,
+    inp: &BatchInputs,
+    g: &mut Group,
+    copies: &[usize],
+    st: &dyn Fn(usize) -> &'s mut CopyState,
+    tables: &ResultTables,
+    rows: Rows,
+    tol: f64,
+) {
+    for &c in copies {
+        k.prepare(inp, c, st(c));
+    }
+    g.begin(copies.len());
+    let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
+    g.load(k, std::array::from_fn(lane));
+    k.arch.dispatch(SolveGroup {
+        k,
+        g: &mut *g,
+        tol,
+        results: Some((copies, tables, rows)),
+    });
+    for (l, &c) in copies.iter().enumerate() {
+        let s = st(c);
+        g.store_lane(k, l, s);
+        // `enforce_q_lims`: the lanes solved the first round; a copy with gens
+        // to hold is solved on from there by the scalar kernel (bit for bit the
+        // scalar path) and its rows written again.
+        let again = k.plan.options.enforce_q_lims && qlims::enforce(k, s);
+        if let Rows::All = rows {
+            slack_currents(k, s);
+        }
+        // SAFETY: copy `c` belongs to this task only.
+        let r = unsafe { tables.rows(c) };
+        if again {
+            copy_results(k, s, r, rows);
+        } else if let Rows::All = rows {
+            ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
+        }
+    }
+}
+
+/// Every row of the copies of one lane group from their solved voltages
+/// (nothing solved); `st(c)` is batch copy `c`'s state.
+fn write_lanes<'s>(
+    k: &Kernel,
+    g: &mut Group,
+    copies: &[usize],
+    st: &dyn Fn(usize) -> &'s mut CopyState,
+    tables: &ResultTables,
+) {
+    let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
+    g.load_voltages(std::array::from_fn(lane));
+    k.arch.dispatch(WriteRows {
+        k,
+        g: &*g,
+        copies,
+        tables,
+    });
+    for &c in copies {
+        let s = st(c);
+        slack_currents(k, s);
+        // SAFETY: copy `c` belongs to this task only.
+        let r = unsafe { tables.rows(c) };
+        ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
+    }
+}
+
 /// The copies `on(c)` in the order the lane kernel groups them: cold copies
 /// first (their longer solves then share groups), then by tap positions, so
 /// that copies at the same taps share a group and its B'' factors
 /// ([`Group::load`]). The order changes only which copies share a group, never
 /// a result.
+///
+/// `states` are copies `lo ..` of the batch, `on` takes an index into them,
+/// and `order` receives batch indices.
 fn group_order(
     k: &Kernel,
     inp: &BatchInputs,
     states: &[CopyState],
+    lo: usize,
     on: &dyn Fn(usize) -> bool,
     keys: &mut Vec<(u64, usize)>,
     order: &mut Vec<usize>,
@@ -1335,9 +1443,9 @@ fn group_order(
     keys.extend((0..states.len()).filter(|&c| on(c)).map(|c| {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for &(t, _) in &k.plan.tap_trafos {
-            h = (h ^ inp.trafo_tap_pos[(c, t)].to_bits()).wrapping_mul(0x0100_0000_01b3);
+            h = (h ^ inp.trafo_tap_pos[(lo + c, t)].to_bits()).wrapping_mul(0x0100_0000_01b3);
         }
-        ((!states[c].cold as u64) << 63 | h >> 1, c)
+        ((!states[c].cold as u64) << 63 | h >> 1, lo + c)
     }));
     keys.sort_unstable();
     order.clear();
@@ -1383,7 +1491,7 @@ pub struct CpuBatch {
     inputs: BatchInputs,
     results: BatchResults,
     states: Vec<CopyState>,
-    pool: rayon::ThreadPool,
+    pool: std::sync::Arc<rayon::ThreadPool>,
     cpu_kernel: CpuKernel,
     /// Lane-group scratch, one per pool thread ([`for_each_group`]).
     groups: Vec<Mutex<Group>>,
@@ -1391,8 +1499,9 @@ pub struct CpuBatch {
     order: Vec<usize>,
     /// Scratch of [`group_order`].
     keys: Vec<(u64, usize)>,
-    /// `Some(va_buses)` while results are deferred ([`PowerFlow::defer_results`]).
-    deferred: Option<Vec<usize>>,
+    /// `Some((vm_buses, va_buses))` while results are deferred
+    /// ([`PowerFlow::defer_results_at`]; `vm_buses` `None`: every bus).
+    deferred: Option<(Option<Vec<usize>>, Vec<usize>)>,
     /// Copies whose result rows are incomplete (solved while deferred).
     stale: Vec<bool>,
     /// Work counted since the batch was made.
@@ -1418,7 +1527,7 @@ impl CpuBatch {
             inputs,
             results,
             states,
-            pool: Self::make_pool(threads),
+            pool: std::sync::Arc::new(Self::make_pool(threads)),
             cpu_kernel: CpuKernel::default(),
             groups,
             order: Vec::with_capacity(batch),
@@ -1468,10 +1577,12 @@ impl CpuBatch {
         } else {
             threads
         };
-        self.pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| crate::error::Error::InvalidInput(format!("thread pool: {e}")))?;
+        self.pool = std::sync::Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| crate::error::Error::InvalidInput(format!("thread pool: {e}")))?,
+        );
         self.groups = Self::make_groups(&self.kernel, n);
         Ok(self)
     }
@@ -1510,9 +1621,11 @@ impl CpuBatch {
         let groups = &self.groups;
         let order = &mut self.order;
         let keys = &mut self.keys;
-        let deferred = self.deferred.as_deref();
-        let rows = match deferred {
-            Some(b) => Rows::Buses(b),
+        let rows = match &self.deferred {
+            Some((vm, va)) => Rows::Buses {
+                vm: vm.as_deref(),
+                va,
+            },
             None => Rows::All,
         };
         let work = || -> Result<()> {
@@ -1537,42 +1650,13 @@ impl CpuBatch {
                     write_results(k, states, res, &on, rows);
                 }
                 CpuKernel::Lanes => {
-                    group_order(k, inp, states, &on, keys, order);
+                    group_order(k, inp, states, 0, &on, keys, order);
                     let tables = ResultTables::new(&k.plan, res);
                     for_each_group(groups, order, states, |g, copies, state| {
                         // SAFETY: `order` holds distinct copy indices < states.len(),
                         // and each chunk (one task) is the only user of its copies.
                         let st = |c: usize| unsafe { &mut *state(c) };
-                        for &c in copies {
-                            k.prepare(inp, c, st(c));
-                        }
-                        g.begin(copies.len());
-                        let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
-                        g.load(k, std::array::from_fn(lane));
-                        k.arch.dispatch(SolveGroup {
-                            k,
-                            g: &mut *g,
-                            results: Some((copies, &tables, rows)),
-                        });
-                        for (l, &c) in copies.iter().enumerate() {
-                            let s = st(c);
-                            g.store_lane(k, l, s);
-                            // `enforce_q_lims`: the lanes solved the first round;
-                            // a copy with gens to hold is solved on from there by
-                            // the scalar kernel (bit for bit the scalar path) and
-                            // its rows written again.
-                            let again = k.plan.options.enforce_q_lims && qlims::enforce(k, s);
-                            if let Rows::All = rows {
-                                slack_currents(k, s);
-                            }
-                            // SAFETY: copy `c` belongs to this task only.
-                            let r = unsafe { tables.rows(c) };
-                            if again {
-                                copy_results(k, s, r, rows);
-                            } else if let Rows::All = rows {
-                                ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
-                            }
-                        }
+                        solve_lanes(k, inp, g, copies, &st, &tables, rows, k.tol);
                     });
                 }
             }
@@ -1625,6 +1709,12 @@ impl PowerFlow for CpuBatch {
     fn pool(&self) -> Option<&rayon::ThreadPool> {
         Some(&self.pool)
     }
+    fn shared_pool(&self) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+        Some(self.pool.clone())
+    }
+    fn as_cpu_mut(&mut self) -> Option<&mut CpuBatch> {
+        Some(self)
+    }
     fn plan(&self) -> Option<&Plan> {
         Some(&self.kernel.plan)
     }
@@ -1656,7 +1746,12 @@ impl PowerFlow for CpuBatch {
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
         let nb = self.kernel.plan.net.buses.len();
-        self.deferred = Some(va_buses.iter().copied().filter(|&b| b < nb).collect());
+        self.deferred = Some((None, va_buses.iter().copied().filter(|&b| b < nb).collect()));
+    }
+    fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
+        let nb = self.kernel.plan.net.buses.len();
+        let known = |b: &[usize]| b.iter().copied().filter(|&b| b < nb).collect::<Vec<_>>();
+        self.deferred = Some((Some(known(vm_buses)), known(va_buses)));
     }
     fn finish_results(&mut self) {
         self.deferred = None;
@@ -1682,21 +1777,7 @@ impl PowerFlow for CpuBatch {
                         // SAFETY: `order` holds distinct copy indices < states.len(),
                         // and each chunk (one task) is the only user of its copies.
                         let st = |c: usize| unsafe { &mut *state(c) };
-                        let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
-                        g.load_voltages(std::array::from_fn(lane));
-                        k.arch.dispatch(WriteRows {
-                            k,
-                            g: &*g,
-                            copies,
-                            tables: &tables,
-                        });
-                        for &c in copies {
-                            let s = st(c);
-                            slack_currents(k, s);
-                            // SAFETY: copy `c` belongs to this task only.
-                            let r = unsafe { tables.rows(c) };
-                            ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
-                        }
+                        write_lanes(k, g, copies, &st, &tables);
                     });
                 });
             }

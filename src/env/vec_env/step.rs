@@ -50,6 +50,13 @@ impl VecEnv {
     /// Write set-points, solve with automatic control, then cost, safety,
     /// reward, observations, flags.
     pub(super) fn solve_and_evaluate(&mut self) -> Result<()> {
+        match self.pf.shared_pool() {
+            Some(pool) => pool.install(|| self.solve_and_evaluate_here()),
+            None => self.solve_and_evaluate_here(),
+        }
+    }
+
+    fn solve_and_evaluate_here(&mut self) -> Result<()> {
         self.write_inputs();
         if !self.reset_list.is_empty() {
             self.pf.reset_start(&self.reset_list);

@@ -494,6 +494,8 @@ impl Group {
 pub(crate) struct SolveGroup<'a> {
     pub(crate) k: &'a Kernel,
     pub(crate) g: &'a mut Group,
+    /// Mismatch tolerance (p.u.).
+    pub(crate) tol: f64,
     pub(crate) results: Option<(&'a [usize], &'a ResultTables, Rows<'a>)>,
 }
 
@@ -502,7 +504,7 @@ impl pulp::WithSimd for SolveGroup<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let o = Ops(simd);
-        solve_group(o, self.k, self.g);
+        solve_group(o, self.k, self.g, self.tol);
         if let Some((copies, tables, rows)) = self.results {
             write_rows(o, self.k, self.g, copies, tables, rows);
         }
@@ -579,8 +581,8 @@ fn write_rows<S: Simd>(
     let mut r = unsafe { LaneRows::new(tables, copies) };
     let all = matches!(rows, Rows::All);
     let zero = [0.0; LANES];
-    for (b, node) in p.bus_node.iter().enumerate() {
-        match *node {
+    for (b, node) in rows.vm_buses(p) {
+        match node {
             Some(i) => {
                 let v = g.v[i];
                 let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
@@ -598,8 +600,8 @@ fn write_rows<S: Simd>(
         }
     }
     let Rows::All = rows else {
-        if let Rows::Buses(va_buses) = rows {
-            for &b in va_buses {
+        if let Rows::Buses { va, .. } = rows {
+            for &b in va {
                 let a = p.bus_node[b].map_or(zero, |i| {
                     std::array::from_fn(|l| super::angle_deg(get(&g.v[i], l)))
                 });
@@ -836,7 +838,7 @@ impl LaneValue for F8 {
 /// [`super::solve_copy`] for the lanes of a loaded group; results in
 /// `g.converged`, `g.iterations`, `g.mismatch`.
 #[inline(always)]
-fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
+fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, tol: f64) {
     let p = &*k.plan;
     let n = p.n_pq;
     for ((v, vm), inv_vm) in g.v[..n].iter().zip(&mut g.vm[..n]).zip(&mut g.inv_vm[..n]) {
@@ -844,7 +846,6 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group) {
         *vm = m;
         *inv_vm = o.div(o.splat(1.0), m);
     }
-    let tol = k.tol;
     let max_it = p.options.max_iterations;
     let mut live = [false; LANES];
     for (l, x) in live.iter_mut().enumerate() {
