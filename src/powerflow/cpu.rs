@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 mod lanes;
 mod qlims;
 mod shards;
+mod transpose;
 use lanes::{Group, SolveGroup, WriteRows, LANES};
 
 /// Which CPU kernel solves the copies of a [`CpuBatch`].
@@ -1376,9 +1377,16 @@ fn solve_lanes<'s>(
         tol,
         results: Some((copies, tables, rows)),
     });
-    for (l, &c) in copies.iter().enumerate() {
+    if copies.len() == LANES {
+        let mut sts = std::array::from_fn(|l| st(copies[l]));
+        g.store_all(k, &mut sts);
+    } else {
+        for (l, &c) in copies.iter().enumerate() {
+            g.store_lane(k, l, st(c));
+        }
+    }
+    for &c in copies {
         let s = st(c);
-        g.store_lane(k, l, s);
         // `enforce_q_lims`: the lanes solved the first round; a copy with gens
         // to hold is solved on from there by the scalar kernel (bit for bit the
         // scalar path) and its rows written again.
@@ -1406,7 +1414,7 @@ fn write_lanes<'s>(
     tables: &ResultTables,
 ) {
     let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
-    g.load_voltages(std::array::from_fn(lane));
+    g.load_voltages(k, std::array::from_fn(lane));
     k.arch.dispatch(WriteRows {
         k,
         g: &*g,

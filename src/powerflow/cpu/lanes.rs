@@ -43,6 +43,14 @@ pub(crate) struct C8 {
     im: F8,
 }
 
+#[cfg(test)]
+impl C8 {
+    /// The real and imaginary lanes.
+    pub(crate) fn parts(&self) -> (F8, F8) {
+        (self.re, self.im)
+    }
+}
+
 const ZERO8: C8 = C8 {
     re: F8([0.0; LANES]),
     im: F8([0.0; LANES]),
@@ -284,13 +292,20 @@ fn set(z: &mut C8, l: usize, v: C64) {
     z.im.0[l] = v.im;
 }
 
-/// `dst[i]` lane `l` ← `src[l][i]` (the lanes' slices have `dst.len()` values).
+/// `dst[i]` lane `l` ← `src[l][i]` (the lanes' slices have `dst.len()`
+/// values): in blocks of four with AVX-512 (`blocked`), the rest lane by lane.
 #[inline(always)]
-fn gather(dst: &mut [C8], src: [&[C64]; LANES]) {
-    // Lane by lane: each copy's values read in order (no bounds checks).
+fn gather(dst: &mut [C8], src: [&[C64]; LANES], blocked: bool) {
     let len = dst.len();
+    // SAFETY: `blocked` only where the CPU has AVX-512 (`transpose::blocked`).
+    let done = if blocked {
+        unsafe { super::transpose::gather(dst, &src) }
+    } else {
+        0
+    };
+    // Lane by lane: each copy's values read in order (no bounds checks).
     for (l, s) in src.iter().enumerate() {
-        for (z, x) in dst.iter_mut().zip(&s[..len]) {
+        for (z, x) in dst[done..].iter_mut().zip(&s[done..len]) {
             set(z, l, *x);
         }
     }
@@ -409,11 +424,12 @@ impl Group {
                 &sts[l].v[..n]
             }
         });
-        gather(&mut self.v[..n], start);
-        gather(&mut self.v[n..nn], sts.map(|s| &s.v[n..nn]));
-        gather(&mut self.s_spec, sts.map(|s| &s.s_spec[..n]));
-        gather(&mut self.s_i, sts.map(|s| &s.s_i[..]));
-        gather(&mut self.s_z, sts.map(|s| &s.s_z[..]));
+        let blocked = super::transpose::blocked(k.arch);
+        gather(&mut self.v[..n], start, blocked);
+        gather(&mut self.v[n..nn], sts.map(|s| &s.v[n..nn]), blocked);
+        gather(&mut self.s_spec, sts.map(|s| &s.s_spec[..n]), blocked);
+        gather(&mut self.s_i, sts.map(|s| &s.s_i[..]), blocked);
+        gather(&mut self.s_z, sts.map(|s| &s.s_z[..]), blocked);
         let pq_shunts = k.shunt_nodes.iter().filter(|&&i| i < n);
         for (z, &i) in self.ysh.iter_mut().zip(pq_shunts) {
             for (l, st) in sts.iter().enumerate() {
@@ -466,19 +482,56 @@ impl Group {
 
     /// Load only what the result rows need (voltages, tap admittances) of
     /// solved copies, one per lane.
-    pub(crate) fn load_voltages(&mut self, sts: [&CopyState; LANES]) {
-        gather(&mut self.v, sts.map(|s| &s.v[..]));
+    pub(crate) fn load_voltages(&mut self, k: &Kernel, sts: [&CopyState; LANES]) {
+        gather(
+            &mut self.v,
+            sts.map(|s| &s.v[..]),
+            super::transpose::blocked(k.arch),
+        );
         self.load_taps(&sts);
     }
 
     /// Write lane `l`'s solve back into its copy.
     pub(crate) fn store_lane(&self, k: &Kernel, l: usize, st: &mut CopyState) {
+        self.store_from(k, l, st, 0, 0);
+    }
+
+    /// Write every lane's solve back into its copy (a full group): the
+    /// voltages in blocks with AVX-512, the rest as [`Group::store_lane`].
+    pub(crate) fn store_all(&self, k: &Kernel, sts: &mut [&mut CopyState; LANES]) {
+        let n = k.plan.n_pq;
+        let (mut dv, mut dm) = (0, 0);
+        if super::transpose::blocked(k.arch) {
+            let mut it = sts.iter_mut();
+            let mut v: [&mut [C64]; LANES] = std::array::from_fn(|_| {
+                let st = it.next().expect("LANES states");
+                &mut st.v[..n]
+            });
+            // SAFETY: `blocked`: the CPU has AVX-512.
+            dv = unsafe { super::transpose::scatter(&self.v[..n], &mut v) };
+            let mut it = sts.iter_mut();
+            let mut vm: [&mut [f64]; LANES] = std::array::from_fn(|_| {
+                let st = it.next().expect("LANES states");
+                &mut st.vm[..n]
+            });
+            // SAFETY: as above.
+            dm = unsafe { super::transpose::scatter_real(&self.vm[..n], &mut vm) };
+        }
+        for (l, st) in sts.iter_mut().enumerate() {
+            self.store_from(k, l, st, dv, dm);
+        }
+    }
+
+    /// [`Group::store_lane`] with `st.v[..dv]` and `st.vm[..dm]` already written.
+    #[inline(always)]
+    fn store_from(&self, k: &Kernel, l: usize, st: &mut CopyState, dv: usize, dm: usize) {
         let n = k.plan.n_pq;
         // Only what outlives the solve: the voltages (|V| is public state).
         // 1/|V| and the PQ currents are scratch, formed afresh by every solve.
-        let lanes = self.v[..n].iter().zip(&self.vm[..n]);
-        for ((v, vm), (z, m)) in st.v[..n].iter_mut().zip(&mut st.vm[..n]).zip(lanes) {
+        for (v, z) in st.v[dv..n].iter_mut().zip(&self.v[dv..n]) {
             *v = get(z, l);
+        }
+        for (vm, m) in st.vm[dm..n].iter_mut().zip(&self.vm[dm..n]) {
             *vm = m.0[l];
         }
         st.converged = self.converged[l];
