@@ -571,7 +571,7 @@ trait Measured: CopyControl {
     }
 }
 
-impl Measured for dyn CopyControl + '_ {}
+impl Measured for crate::powerflow::cpu::Shard<'_> {}
 
 /// A whole backend as a [`CopyControl`].
 struct Whole<'a>(&'a mut dyn PowerFlow);

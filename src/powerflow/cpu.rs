@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 mod lanes;
 mod qlims;
 mod shards;
+pub(crate) use shards::Shard;
 mod transpose;
 use lanes::{Group, SolveGroup, WriteRows, LANES};
 

@@ -210,7 +210,7 @@ impl CpuBatch {
         &mut self,
         ranges: &[Range<usize>],
         rows: (&[usize], &[usize]),
-        f: impl Fn(usize, &mut dyn CopyControl) -> R + Sync,
+        f: impl Fn(usize, &mut Shard<'_>) -> R + Sync,
     ) -> Result<Vec<R>> {
         let b = self.states.len();
         assert!(ranges.len() <= self.groups.len());
