@@ -270,8 +270,11 @@ struct Kernel {
     fixed: Vec<FixedBranch>,
     taps: Vec<(u32, u32)>,
     trafo_tap: Vec<Option<usize>>,
-    /// Nodes with a shunt element.
+    /// Nodes with a shunt element or a constant admittance.
     shunt_nodes: Vec<usize>,
+    /// The entries of a copy's `ysh` the kernels read: `shunt_nodes` and
+    /// the slack nodes.
+    ysh_nodes: Vec<usize>,
     /// PQ nodes with a copy-dependent current (a shunt, a tap-changing
     /// trafo's end): the only entries of the lanes' `cur` ever written.
     pub(crate) cur_nodes: Vec<usize>,
@@ -433,6 +436,13 @@ impl Kernel {
             trafo_tap[k] = Some(j);
         }
         let shunt_nodes = plan.shunt_nodes();
+        let mut ysh_nodes: Vec<usize> = shunt_nodes
+            .iter()
+            .copied()
+            .chain(plan.n_pq..plan.n_node)
+            .collect();
+        ysh_nodes.sort_unstable();
+        ysh_nodes.dedup();
         // Gather form of the fixed branches: one accumulation per PQ row, no
         // store-to-load chains through shared nodes.
         let n = plan.n_pq;
@@ -492,6 +502,7 @@ impl Kernel {
             taps,
             trafo_tap,
             shunt_nodes,
+            ysh_nodes,
             cur_nodes,
             y_ptr,
             y_col,
@@ -519,7 +530,9 @@ impl Kernel {
             }
             st.injections_fresh = true;
         }
-        super::injections::copy_shunts(p, inp, c, &mut st.ysh);
+        // Only shunt nodes and slack nodes are read (every other entry of the
+        // copy's `ysh` is zero from the start, as the network's).
+        super::injections::copy_shunts_at(p, inp, c, &mut st.ysh, &self.ysh_nodes);
         let mut taps_changed = false;
         for (j, &(k, _)) in p.tap_trafos.iter().enumerate() {
             let pos = inp.trafo_tap_pos[(c, k)];

@@ -71,6 +71,27 @@ pub(crate) fn copy_gen_p(p: &Plan, inp: &BatchInputs, c: usize, s: &mut [C64]) {
 /// shunts); `plan.n_node` entries.
 pub(crate) fn copy_shunts(p: &Plan, inp: &BatchInputs, c: usize, y: &mut [C64]) {
     y.copy_from_slice(&p.node_y_const);
+    add_shunt_steps(p, inp, c, y);
+}
+
+/// [`copy_shunts`] into a `y` that already holds the constant part
+/// everywhere but at `nodes` (every node with a shunt or a constant
+/// admittance among them): only `nodes` are written. The CPU kernel's copies
+/// keep their `y` between solves, and every other entry stays zero.
+pub(crate) fn copy_shunts_at(
+    p: &Plan,
+    inp: &BatchInputs,
+    c: usize,
+    y: &mut [C64],
+    nodes: &[usize],
+) {
+    for &i in nodes {
+        y[i] = p.node_y_const[i];
+    }
+    add_shunt_steps(p, inp, c, y);
+}
+
+fn add_shunt_steps(p: &Plan, inp: &BatchInputs, c: usize, y: &mut [C64]) {
     for (k, n) in p.shunt_node.iter().enumerate() {
         if let Some(n) = *n {
             y[n] += p.shunt_y[k].scale(inp.shunt_step[(c, k)]);
