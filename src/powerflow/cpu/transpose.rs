@@ -62,6 +62,62 @@ mod x86 {
     }
 }
 
+/// 8×8 blocks: `dst[64q + 8j + l] = src[l][8q + j]` for blocks `q < blocks`
+/// (eight copies' runs of eight `f64` into eight lane vectors).
+///
+/// # Safety
+/// The CPU has AVX-512F; `dst` holds `64·blocks` values, 64-byte aligned, and
+/// every `src[l]` at least `8·blocks`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_blocks(dst: &mut [f64], src: &[&[f64]; LANES], blocks: usize) {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= 64 * blocks && src.iter().all(|s| s.len() >= 8 * blocks));
+    for q in 0..blocks {
+        // SAFETY: in bounds (asserted).
+        let rows = std::array::from_fn(|l| unsafe { _mm512_loadu_pd(src[l].as_ptr().add(8 * q)) });
+        for (j, c) in x86::transpose(rows).into_iter().enumerate() {
+            // SAFETY: in bounds (asserted), aligned (the caller).
+            unsafe { _mm512_store_pd(dst.as_mut_ptr().add(64 * q + 8 * j), c) };
+        }
+    }
+}
+
+/// The inverse of [`gather_blocks`]: `dst[l][8q + j] = src[64q + 8j + l]`.
+///
+/// # Safety
+/// As [`gather_blocks`], with `src` and `dst` in each other's place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_blocks(src: &[f64], dst: &mut [&mut [f64]; LANES], blocks: usize) {
+    use std::arch::x86_64::*;
+    assert!(src.len() >= 64 * blocks && dst.iter().all(|d| d.len() >= 8 * blocks));
+    for q in 0..blocks {
+        // SAFETY: in bounds (asserted), aligned (the caller).
+        let cols =
+            std::array::from_fn(|j| unsafe { _mm512_load_pd(src.as_ptr().add(64 * q + 8 * j)) });
+        for (d, r) in dst.iter_mut().zip(x86::transpose(cols)) {
+            // SAFETY: in bounds (asserted).
+            unsafe { _mm512_storeu_pd(d.as_mut_ptr().add(8 * q), r) };
+        }
+    }
+}
+
+/// The lane vectors' values as one run of `f64` (both are `repr(C)` runs of f64).
+#[cfg(target_arch = "x86_64")]
+fn flat<T>(x: &[T], per: usize) -> &[f64] {
+    debug_assert_eq!(std::mem::size_of::<T>(), per * 8);
+    // SAFETY: `T` (C8 or F8) is `per` f64 and nothing else, 64-byte aligned.
+    unsafe { std::slice::from_raw_parts(x.as_ptr() as *const f64, x.len() * per) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn flat_mut<T>(x: &mut [T], per: usize) -> &mut [f64] {
+    debug_assert_eq!(std::mem::size_of::<T>(), per * 8);
+    // SAFETY: as `flat`.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f64, x.len() * per) }
+}
+
 /// `dst[i]` lane `l` ← `src[l][i]` for the whole blocks of four (every
 /// `src[l]` has at least `dst.len()` values); returns how many values were
 /// done (the rest is the caller's).
@@ -69,26 +125,12 @@ mod x86 {
 /// # Safety
 /// The CPU has AVX-512F ([`blocked`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn gather(dst: &mut [C8], src: &[&[C64]; LANES]) -> usize {
-    use std::arch::x86_64::*;
-    let whole = dst.len() / 4 * 4;
-    assert!(src.iter().all(|s| s.len() >= whole));
-    for b in (0..whole).step_by(4) {
-        // SAFETY: values b..b + 4 of every source (8 f64 each) are in bounds
-        // (asserted); C64 is two f64 (repr C).
-        let rows = std::array::from_fn(|l| unsafe {
-            _mm512_loadu_pd(src[l].as_ptr().add(b) as *const f64)
-        });
-        let cols = x86::transpose(rows);
-        // Four C8 = [re (8), im (8)] × 4: the columns in order.
-        let out = dst[b..b + 4].as_mut_ptr() as *mut f64;
-        for (j, c) in cols.into_iter().enumerate() {
-            // SAFETY: 64 f64 of dst[b..b + 4] (C8 is repr C, 64-byte aligned).
-            unsafe { _mm512_store_pd(out.add(8 * j), c) };
-        }
-    }
-    whole
+    let blocks = dst.len() / 4;
+    let src = src.map(bytemuck::cast_slice::<C64, f64>);
+    // SAFETY: AVX-512F (the caller); C8 is 16 aligned f64.
+    unsafe { gather_blocks(flat_mut(dst, 16), &src, blocks) };
+    4 * blocks
 }
 
 /// `dst[l][i]` ← `src[i]` lane `l` for the whole blocks of four (the inverse
@@ -97,22 +139,14 @@ pub(crate) unsafe fn gather(dst: &mut [C8], src: &[&[C64]; LANES]) -> usize {
 /// # Safety
 /// As [`gather`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn scatter(src: &[C8], dst: &mut [&mut [C64]; LANES]) -> usize {
-    use std::arch::x86_64::*;
-    let whole = src.len() / 4 * 4;
-    assert!(dst.iter().all(|d| d.len() >= whole));
-    for b in (0..whole).step_by(4) {
-        let inp = src[b..b + 4].as_ptr() as *const f64;
-        // SAFETY: 64 f64 of src[b..b + 4], aligned.
-        let cols = std::array::from_fn(|j| unsafe { _mm512_load_pd(inp.add(8 * j)) });
-        let rows = x86::transpose(cols);
-        for (d, r) in dst.iter_mut().zip(rows) {
-            // SAFETY: values b..b + 4 of every destination are in bounds (asserted).
-            unsafe { _mm512_storeu_pd(d.as_mut_ptr().add(b) as *mut f64, r) };
-        }
-    }
-    whole
+    let blocks = src.len() / 4;
+    let mut it = dst.iter_mut();
+    let mut d: [&mut [f64]; LANES] =
+        std::array::from_fn(|_| bytemuck::cast_slice_mut(it.next().expect("LANES")));
+    // SAFETY: as above.
+    unsafe { scatter_blocks(flat(src, 16), &mut d, blocks) };
+    4 * blocks
 }
 
 /// `dst[l][i]` ← `src[i]` lane `l` for whole blocks of eight real values;
@@ -121,21 +155,11 @@ pub(crate) unsafe fn scatter(src: &[C8], dst: &mut [&mut [C64]; LANES]) -> usize
 /// # Safety
 /// As [`gather`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn scatter_real(src: &[F8], dst: &mut [&mut [f64]; LANES]) -> usize {
-    use std::arch::x86_64::*;
-    let whole = src.len() / 8 * 8;
-    assert!(dst.iter().all(|d| d.len() >= whole));
-    for b in (0..whole).step_by(8) {
-        // SAFETY: src[b..b + 8] are 8 aligned F8.
-        let cols = std::array::from_fn(|j| unsafe { _mm512_load_pd(src[b + j].0.as_ptr()) });
-        let rows = x86::transpose(cols);
-        for (d, r) in dst.iter_mut().zip(rows) {
-            // SAFETY: values b..b + 8 of every destination are in bounds (asserted).
-            unsafe { _mm512_storeu_pd(d.as_mut_ptr().add(b), r) };
-        }
-    }
-    whole
+    let blocks = src.len() / 8;
+    // SAFETY: as above (F8 is 8 aligned f64).
+    unsafe { scatter_blocks(flat(src, 8), dst, blocks) };
+    8 * blocks
 }
 
 #[cfg(not(target_arch = "x86_64"))]
