@@ -182,18 +182,18 @@ impl CopyControl for Shard<'_> {
 }
 
 impl CpuBatch {
-    /// The shards the control loop runs on: one per pool thread, in whole lane
-    /// groups; `None` where the batch-wide loop is used instead (one thread,
-    /// a small batch, the scalar kernel, or `enforce_q_lims`, whose re-solves
-    /// the shards do not run).
+    /// The shards the control loop runs on: one per pool thread (fewer where
+    /// the batch has fewer than [`MIN_COPIES_PER_SHARD`] copies per thread), in
+    /// whole lane groups; `None` where the batch-wide loop is used instead
+    /// (one thread or shard, the scalar kernel, or `enforce_q_lims`, whose
+    /// re-solves the shards do not run).
     pub(crate) fn shard_ranges(&self) -> Option<Vec<Range<usize>>> {
         let b = self.states.len();
-        let n = self.pool.current_num_threads().min(self.groups.len());
-        if n < 2
-            || b < n * MIN_COPIES_PER_SHARD
-            || self.cpu_kernel != CpuKernel::Lanes
-            || self.kernel.plan.options.enforce_q_lims
-        {
+        // As many shards as threads, each of at least MIN_COPIES_PER_SHARD.
+        let n = (self.pool.current_num_threads())
+            .min(self.groups.len())
+            .min(b / MIN_COPIES_PER_SHARD);
+        if n < 2 || self.cpu_kernel != CpuKernel::Lanes || self.kernel.plan.options.enforce_q_lims {
             return None;
         }
         let groups = b.div_ceil(LANES);
@@ -321,6 +321,37 @@ mod tests {
     /// Bits of every float (NaN included), so that `assert_eq!` compares exactly.
     fn bits<'a>(a: impl IntoIterator<Item = &'a f64>) -> Vec<u64> {
         a.into_iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Shards cover the batch in whole lane groups, one per thread, at least
+    /// 64 copies each; too small a batch has none.
+    #[test]
+    fn shard_ranges_cover_the_batch() {
+        let net = network::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/control/ieee34.json"
+        )))
+        .unwrap();
+        for (threads, b, shards) in [
+            (2, 300, 2),
+            (4, 150, 2),
+            (4, 1024, 4),
+            (2, 127, 0),
+            (1, 1024, 0),
+        ] {
+            let plan = Arc::new(Plan::new(&net, SolverOptions::default()).unwrap());
+            let pf = CpuBatch::new(plan, b).with_threads(threads).unwrap();
+            let ranges = pf.shard_ranges().unwrap_or_default();
+            assert_eq!(ranges.len(), shards, "{threads} threads, {b} copies");
+            if shards > 0 {
+                assert_eq!((ranges[0].start, ranges[shards - 1].end), (0, b));
+                for w in ranges.windows(2) {
+                    assert_eq!(w[0].end, w[1].start);
+                    assert_eq!(w[0].end % LANES, 0);
+                    assert!(w[0].len() >= MIN_COPIES_PER_SHARD);
+                }
+            }
+        }
     }
 
     /// The control loop on shards (two threads) and batch-wide (one thread)
