@@ -48,7 +48,9 @@ impl VecEnv {
     }
 
     /// Write set-points, solve with automatic control, then cost, safety,
-    /// reward, observations, flags.
+    /// reward, observations, flags: all of it in one trip to the CPU
+    /// backend's pool (its parallel parts then start from a pool thread
+    /// instead of waking the pool from this one each time).
     pub(super) fn solve_and_evaluate(&mut self) -> Result<()> {
         match self.pf.shared_pool() {
             Some(pool) => pool.install(|| self.solve_and_evaluate_here()),
