@@ -190,7 +190,9 @@ impl CpuBatch {
     pub(crate) fn shard_ranges(&self) -> Option<Vec<Range<usize>>> {
         let b = self.states.len();
         // As many shards as threads, each of at least MIN_COPIES_PER_SHARD.
-        let n = (self.pool.current_num_threads())
+        let n = self
+            .pool
+            .current_num_threads()
             .min(self.groups.len())
             .min(b / MIN_COPIES_PER_SHARD);
         if n < 2 || self.cpu_kernel != CpuKernel::Lanes || self.kernel.plan.options.enforce_q_lims {
