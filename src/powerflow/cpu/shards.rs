@@ -356,6 +356,34 @@ mod tests {
         }
     }
 
+    /// Bad input stops the sharded loop with the batch-wide loop's error,
+    /// naming the value, before any shard solves.
+    #[test]
+    fn shards_reject_bad_input_like_the_batch_wide_loop() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/control/ieee34.json"
+        );
+        let net = network::load(std::path::Path::new(path)).unwrap();
+        let b = 256;
+        let mut errors = vec![];
+        for threads in [2, 1] {
+            let mut pf = batch(&net, b, threads);
+            assert_eq!(pf.shard_ranges().is_some(), threads == 2);
+            pf.inputs_mut().load_scaling[(200, 3)] = f64::NAN;
+            let mut lp =
+                ControlLoop::new(&net, &net.controllers, b, ControlOptions::default()).unwrap();
+            errors.push(lp.run(&mut pf).unwrap_err().to_string());
+            assert_eq!(pf.work().unwrap().copy_solves, 0);
+        }
+        assert!(
+            errors[0].contains("load_scaling[copy 200][3] is NaN"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(errors[0], errors[1]);
+    }
+
     /// The control loop on shards (two threads) and batch-wide (one thread)
     /// give the same moves, iterations, taps, steps and result tables, bit for
     /// bit, run after run, with and without screening and prediction.
