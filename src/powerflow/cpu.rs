@@ -968,11 +968,18 @@ pub(crate) struct ResultRows<'a> {
 
 pub(crate) const SQRT3: f64 = 1.732_050_807_568_877_2;
 
-/// Currents injected at the slack nodes (only needed for results).
+/// Currents injected at the slack nodes (only needed for results), into `st.cur`.
 fn slack_currents(k: &Kernel, st: &mut CopyState) {
+    let mut cur = std::mem::take(&mut st.cur);
+    slack_currents_into(k, st, &mut cur);
+    st.cur = cur;
+}
+
+/// [`slack_currents`] into `cur` (a node-long buffer).
+fn slack_currents_into(k: &Kernel, st: &CopyState, cur: &mut [C64]) {
     let n = k.plan.n_pq;
-    for i in n..st.cur.len() {
-        st.cur[i] = st.ysh[i] * st.v[i];
+    for ((c, y), v) in cur[n..].iter_mut().zip(&st.ysh[n..]).zip(&st.v[n..]) {
+        *c = *y * *v;
     }
     let add = |f: usize, t: usize, a: &BranchAdm, cur: &mut [C64]| {
         let (vf, vt) = (st.v[f], st.v[t]);
@@ -983,15 +990,13 @@ fn slack_currents(k: &Kernel, st: &mut CopyState) {
             cur[t] += a.ytf * vf + a.ytt * vt;
         }
     };
-    let mut cur = std::mem::take(&mut st.cur);
     for &i in &k.slack_fixed {
         let b = &k.fixed[i as usize];
-        add(b.f as usize, b.t as usize, &b.adm, &mut cur);
+        add(b.f as usize, b.t as usize, &b.adm, cur);
     }
     for (j, &(f, t)) in k.taps.iter().enumerate() {
-        add(f as usize, t as usize, &st.tap_adm[j], &mut cur);
+        add(f as usize, t as usize, &st.tap_adm[j], cur);
     }
-    st.cur = cur;
 }
 
 /// Which result rows a solve writes.
@@ -1090,7 +1095,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
         r.tql[ti] = s_lv.im * sn;
         r.tl[ti] = max_of(i_f * row.k_f, i_t * row.k_t) * row.pct;
     }
-    ext_grid_rows(k, st, r.ep, r.eq, r.gp, r.gq);
+    ext_grid_rows(k, st, &st.cur, r.ep, r.eq, r.gp, r.gq);
 }
 
 /// Ext-grid and gen P and Q of one copy (its slack currents formed). A node
@@ -1103,6 +1108,7 @@ fn copy_results(k: &Kernel, st: &CopyState, r: ResultRows, rows: Rows) {
 fn ext_grid_rows(
     k: &Kernel,
     st: &CopyState,
+    cur: &[C64],
     ep: &mut [f64],
     eq: &mut [f64],
     gp: &mut [f64],
@@ -1113,7 +1119,7 @@ fn ext_grid_rows(
     for (e, node) in p.ext_grid_node.iter().enumerate() {
         let (pe, qe) = match *node {
             Some((n, count)) => {
-                let s = (st.v[n] * st.cur[n].conj() - st.s_spec[n]).scale(sn / count as f64);
+                let s = (st.v[n] * cur[n].conj() - st.s_spec[n]).scale(sn / count as f64);
                 (s.re, s.im)
             }
             None => (0.0, 0.0),
@@ -1129,7 +1135,7 @@ fn ext_grid_rows(
     for site in &k.gen_sites.sites {
         let i = site.node;
         let cur = if i >= p.n_pq {
-            st.cur[i]
+            cur[i]
         } else {
             node_current(k, st, i)
         };
@@ -1413,19 +1419,22 @@ fn solve_lanes<'s>(
         if again {
             copy_results(k, s, r, rows);
         } else if let Rows::All = rows {
-            ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
+            ext_grid_rows(k, s, &s.cur, r.ep, r.eq, r.gp, r.gq);
         }
     }
 }
 
-/// Every row of the copies of one lane group from their solved voltages
-/// (nothing solved); `st(c)` is batch copy `c`'s state.
+/// The rows of the copies of one lane group from their solved voltages
+/// (nothing solved); `st(c)` is batch copy `c`'s state. Every row, except
+/// where `skip` leaves out the angles or the ext_grid and gen rows
+/// ([`CpuBatch::skip`]).
 fn write_lanes<'s>(
     k: &Kernel,
     g: &mut Group,
     copies: &[usize],
     st: &dyn Fn(usize) -> &'s mut CopyState,
     tables: &ResultTables,
+    skip: Skip,
 ) {
     let lane = |l: usize| &*st(copies[l.min(copies.len() - 1)]);
     g.load_voltages(k, std::array::from_fn(lane));
@@ -1434,13 +1443,17 @@ fn write_lanes<'s>(
         g: &*g,
         copies,
         tables,
+        angles: !skip.angles,
     });
+    if skip.slack {
+        return;
+    }
     for &c in copies {
         let s = st(c);
         slack_currents(k, s);
         // SAFETY: copy `c` belongs to this task only.
         let r = unsafe { tables.rows(c) };
-        ext_grid_rows(k, s, r.ep, r.eq, r.gp, r.gq);
+        ext_grid_rows(k, s, &s.cur, r.ep, r.eq, r.gp, r.gq);
     }
 }
 
@@ -1507,6 +1520,17 @@ fn write_results(
     });
 }
 
+/// Which rows the end of a control loop may leave out, because the caller
+/// reads only the columns of [`PowerFlow::limit_results`]: they are formed on
+/// demand by [`PowerFlow::results`] ([`CpuBatch::completed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Skip {
+    /// `va_degree`.
+    angles: bool,
+    /// The ext_grid and gen tables (the slack currents they need).
+    slack: bool,
+}
+
 /// B copies of one network on the CPU.
 pub struct CpuBatch {
     kernel: Kernel,
@@ -1528,9 +1552,57 @@ pub struct CpuBatch {
     stale: Vec<bool>,
     /// Work counted since the batch was made.
     work: SolveWork,
+    /// What the control loop's end may leave out ([`PowerFlow::limit_results`]).
+    skip: Skip,
+    /// Copies whose rows lack what `skip` left out.
+    partial: Vec<bool>,
+    /// Some copy is `partial`.
+    any_partial: bool,
+    /// [`PowerFlow::results`] completed, made on the first call after rows
+    /// were left out.
+    full: std::sync::OnceLock<BatchResults>,
 }
 
 impl CpuBatch {
+    /// What the end of a control loop leaves out now ([`Skip`]; nothing with
+    /// `enforce_q_lims`, whose rounds read the gens' rows).
+    pub(crate) fn skip(&self) -> Skip {
+        if self.kernel.plan.options.enforce_q_lims {
+            Skip::default()
+        } else {
+            self.skip
+        }
+    }
+
+    /// The result tables changed: the completed copy is out of date.
+    pub(crate) fn rows_changed(&mut self) {
+        self.any_partial = self.partial.iter().any(|&p| p);
+        self.full = std::sync::OnceLock::new();
+    }
+
+    /// The result tables with the rows [`Skip`] left out formed from the
+    /// copies' voltages, as the end of a control loop would have written them.
+    fn completed(&self) -> BatchResults {
+        let mut r = self.results.clone();
+        let k = &self.kernel;
+        let p = &*k.plan;
+        let tables = ResultTables::new(p, &mut r);
+        let mut cur = vec![C64::ZERO; p.n_node];
+        for (c, st) in self.states.iter().enumerate() {
+            if !self.partial[c] {
+                continue;
+            }
+            // SAFETY: `r` is this batch's size and only this loop writes it.
+            let rows = unsafe { tables.rows(c) };
+            for (b, node) in p.bus_node.iter().enumerate() {
+                rows.va[b] = node.map_or(0.0, |i| angle_deg(st.v[i]));
+            }
+            slack_currents_into(k, st, &mut cur);
+            ext_grid_rows(k, st, &cur, rows.ep, rows.eq, rows.gp, rows.gq);
+        }
+        r
+    }
+
     /// `batch` copies at the network's own set-points, on a pool of its own with
     /// as many threads as the current rayon pool (`RAYON_NUM_THREADS` honoured).
     ///
@@ -1556,6 +1628,10 @@ impl CpuBatch {
             keys: Vec::with_capacity(batch),
             deferred: None,
             stale: vec![false; batch],
+            skip: Skip::default(),
+            partial: vec![false; batch],
+            any_partial: false,
+            full: std::sync::OnceLock::new(),
             work: SolveWork::default(),
         }
     }
@@ -1690,8 +1766,10 @@ impl CpuBatch {
         for (c, x) in self.stale.iter_mut().enumerate() {
             if active.is_none_or(|a| a[c]) {
                 *x = deferred;
+                self.partial[c] &= deferred;
             }
         }
+        self.rows_changed();
         for (c, st) in self.states.iter().enumerate() {
             if active.is_none_or(|a| a[c]) {
                 self.work.copy_solves += 1;
@@ -1752,7 +1830,24 @@ impl PowerFlow for CpuBatch {
         self.run(Some(active))?;
         Ok(summary(&self.results))
     }
+    fn limit_results(&mut self, columns: Option<super::batch::ResultColumns>) {
+        self.skip = columns.map_or(Skip::default(), |cols| {
+            let asked = |name: &str| cols.tables.iter().any(|(n, c)| *n == name && !c.is_empty());
+            Skip {
+                angles: !asked("va_degree"),
+                slack: !["ext_grid_p_mw", "ext_grid_q_mvar", "gen_p_mw", "gen_q_mvar"]
+                    .iter()
+                    .any(|n| asked(n)),
+            }
+        });
+    }
+    fn limited_results(&self) -> &BatchResults {
+        &self.results
+    }
     fn results(&self) -> &BatchResults {
+        if self.any_partial {
+            return self.full.get_or_init(|| self.completed());
+        }
         &self.results
     }
     fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
@@ -1780,6 +1875,7 @@ impl PowerFlow for CpuBatch {
         if !self.stale.iter().any(|&x| x) {
             return;
         }
+        let skip = self.skip();
         let k = &self.kernel;
         let (states, res, stale) = (&mut self.states, &mut self.results, &self.stale);
         match self.cpu_kernel {
@@ -1799,12 +1895,19 @@ impl PowerFlow for CpuBatch {
                         // SAFETY: `order` holds distinct copy indices < states.len(),
                         // and each chunk (one task) is the only user of its copies.
                         let st = |c: usize| unsafe { &mut *state(c) };
-                        write_lanes(k, g, copies, &st, &tables);
+                        write_lanes(k, g, copies, &st, &tables, skip);
                     });
                 });
             }
         }
+        let left_out = skip != Skip::default() && self.cpu_kernel == CpuKernel::Lanes;
+        for (p, s) in self.partial.iter_mut().zip(&self.stale) {
+            if *s {
+                *p = left_out;
+            }
+        }
         self.stale.fill(false);
+        self.rows_changed();
     }
     fn reset_start(&mut self, copies: &[usize]) {
         for &c in copies {

@@ -559,7 +559,7 @@ impl pulp::WithSimd for SolveGroup<'_> {
         let o = Ops(simd);
         solve_group(o, self.k, self.g, self.tol);
         if let Some((copies, tables, rows)) = self.results {
-            write_rows(o, self.k, self.g, copies, tables, rows);
+            write_rows(o, self.k, self.g, copies, tables, rows, true);
         }
     }
 }
@@ -571,6 +571,8 @@ pub(crate) struct WriteRows<'a> {
     pub(crate) g: &'a Group,
     pub(crate) copies: &'a [usize],
     pub(crate) tables: &'a ResultTables,
+    /// Write `va_degree` too (else left as it was).
+    pub(crate) angles: bool,
 }
 
 impl pulp::WithSimd for WriteRows<'_> {
@@ -584,6 +586,7 @@ impl pulp::WithSimd for WriteRows<'_> {
             self.copies,
             self.tables,
             Rows::All,
+            self.angles,
         );
     }
 }
@@ -627,12 +630,14 @@ fn write_rows<S: Simd>(
     copies: &[usize],
     tables: &ResultTables,
     rows: Rows,
+    angles: bool,
 ) {
     let p = &*k.plan;
     let sn = p.net.sn_mva;
     // SAFETY: the group's copies are distinct and this task's only.
     let mut r = unsafe { LaneRows::new(tables, copies) };
     let all = matches!(rows, Rows::All);
+    let angles = all && angles;
     let zero = [0.0; LANES];
     for (b, node) in rows.vm_buses(p) {
         match node {
@@ -640,13 +645,13 @@ fn write_rows<S: Simd>(
                 let v = g.v[i];
                 let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
                 r.put(col::VM, b, &m.0);
-                if all {
+                if angles {
                     r.put(col::VA, b, &o.angle_deg(v).0);
                 }
             }
             None => {
                 r.put(col::VM, b, &zero);
-                if all {
+                if angles {
                     r.put(col::VA, b, &zero);
                 }
             }

@@ -90,7 +90,7 @@ pub(super) fn enforce(k: &Kernel, st: &mut CopyState) -> bool {
         let mut eq = std::mem::take(&mut st.q.eq);
         // The split reads the held gens' limits from `st.q.gen_q`.
         let mut gq = st.q.gen_q.clone();
-        ext_grid_rows(k, st, &mut ep, &mut eq, &mut gp, &mut gq);
+        ext_grid_rows(k, st, &st.cur, &mut ep, &mut eq, &mut gp, &mut gq);
         st.q.eq = eq;
         st.q.gen_q = gq;
         // Violators: all of them at once (pandapower's enforce_q_lims=True).

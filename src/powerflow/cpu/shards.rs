@@ -14,7 +14,7 @@
 use super::lanes::Group;
 use super::{
     group_order, solve_lanes, write_lanes, CopyState, CpuBatch, CpuKernel, Kernel, ResultTables,
-    Rows, LANES,
+    Rows, Skip, LANES,
 };
 use crate::error::Result;
 use crate::powerflow::batch::{BatchInputs, CopyControl, CopyReadings, SolveWork};
@@ -77,6 +77,8 @@ pub(crate) struct Shard<'a> {
     vm_buses: &'a [usize],
     va_buses: &'a [usize],
     tol: f64,
+    /// What the shard's end leaves out ([`CpuBatch::skip`]).
+    skip: Skip,
     order: Vec<usize>,
     keys: Vec<(u64, usize)>,
     work: SolveWork,
@@ -92,7 +94,7 @@ impl Shard<'_> {
         for copies in all.chunks(LANES) {
             // SAFETY: the copies of a chunk are distinct states of this shard.
             let st = |c: usize| unsafe { &mut *base.0.add(c - lo) };
-            write_lanes(k, self.group, copies, &st, tables);
+            write_lanes(k, self.group, copies, &st, tables, self.skip);
         }
     }
 }
@@ -230,6 +232,7 @@ impl CpuBatch {
         let nb = k.plan.net.buses.len();
         let known = |b: &[usize]| b.iter().copied().filter(|&x| x < nb).collect::<Vec<_>>();
         let (vm_buses, va_buses) = (known(rows.0), known(rows.1));
+        let skip = self.skip();
         let tables = ResultTables::new(&k.plan, &mut self.results);
         let taps = RawRows::of(&mut self.inputs.trafo_tap_pos);
         let steps = RawRows::of(&mut self.inputs.shunt_step);
@@ -273,6 +276,7 @@ impl CpuBatch {
                         vm_buses,
                         va_buses,
                         tol,
+                        skip,
                         order: Vec::new(),
                         keys: Vec::new(),
                         work: SolveWork::default(),
@@ -284,6 +288,9 @@ impl CpuBatch {
                 .collect()
         });
         self.stale.fill(false);
+        // Every copy was finished, with `skip` left out.
+        self.partial.fill(skip != Skip::default());
+        self.rows_changed();
         let mut results = Vec::with_capacity(out.len());
         for (r, w) in out {
             self.work.copy_solves += w.copy_solves;
@@ -352,6 +359,64 @@ mod tests {
                     assert_eq!(w[0].end % LANES, 0);
                     assert!(w[0].len() >= MIN_COPIES_PER_SHARD);
                 }
+            }
+        }
+    }
+
+    /// With the environment's columns named (`limit_results`), the loop's
+    /// end leaves out the angles and the ext_grid and gen rows; the named
+    /// columns are current at once, and `results()` forms the rest on demand,
+    /// bit for bit as the loop would have written it, sharded or batch-wide.
+    #[test]
+    fn limited_rows_complete_on_demand() {
+        use crate::powerflow::batch::ResultColumns;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/control/ieee34.json"
+        );
+        let net = network::load(std::path::Path::new(path)).unwrap();
+        let b = 200;
+        let asked = || ResultColumns {
+            tables: vec![
+                ("vm_pu", (0..net.buses.len()).collect()),
+                ("line_loading_percent", vec![0, 3]),
+                ("trafo_p_hv_mw", vec![0]),
+            ],
+        };
+        for threads in [2, 1] {
+            let mut full = batch(&net, b, threads);
+            let mut lim = batch(&net, b, threads);
+            lim.limit_results(Some(asked()));
+            let mut lf =
+                ControlLoop::new(&net, &net.controllers, b, ControlOptions::default()).unwrap();
+            let mut ll =
+                ControlLoop::new(&net, &net.controllers, b, ControlOptions::default()).unwrap();
+            lf.run(&mut full).unwrap();
+            ll.run(&mut lim).unwrap();
+            let (rf, rl) = (full.results(), lim.limited_results());
+            assert_eq!(bits(&rf.vm_pu), bits(&rl.vm_pu));
+            assert_eq!(
+                bits(&rf.line_loading_percent),
+                bits(&rl.line_loading_percent)
+            );
+            assert_eq!(bits(&rf.trafo_p_hv_mw), bits(&rl.trafo_p_hv_mw));
+            // Left out: the angles were not written (zeros from the start).
+            assert!(rl.va_degree.iter().all(|&x| x == 0.0));
+            assert!(rf.va_degree.iter().any(|&x| x != 0.0));
+            for ((name, a), (_, w)) in lim.results().tables().into_iter().zip(rf.tables()) {
+                assert_eq!(bits(a), bits(w), "{name}, {threads} threads");
+            }
+            // A plain solve writes every row again: complete without forming.
+            full.solve().unwrap();
+            lim.solve().unwrap();
+            assert!(!lim.any_partial);
+            for ((name, a), (_, w)) in lim
+                .results()
+                .tables()
+                .into_iter()
+                .zip(full.results().tables())
+            {
+                assert_eq!(bits(a), bits(w), "{name} after a plain solve");
             }
         }
     }
