@@ -327,6 +327,15 @@ mod tests {
         pf
     }
 
+    /// The IEEE 34 feeder with its regulators and capacitors (the control tests' network).
+    fn ieee34() -> Network {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/control/ieee34.json"
+        );
+        network::load(std::path::Path::new(path)).unwrap()
+    }
+
     /// Bits of every float (NaN included), so that `assert_eq!` compares exactly.
     fn bits<'a>(a: impl IntoIterator<Item = &'a f64>) -> Vec<u64> {
         a.into_iter().map(|x| x.to_bits()).collect()
@@ -336,11 +345,7 @@ mod tests {
     /// 64 copies each; too small a batch has none.
     #[test]
     fn shard_ranges_cover_the_batch() {
-        let net = network::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/control/ieee34.json"
-        )))
-        .unwrap();
+        let net = ieee34();
         for (threads, b, shards) in [
             (2, 300, 2),
             (4, 150, 2),
@@ -370,11 +375,7 @@ mod tests {
     #[test]
     fn limited_rows_complete_on_demand() {
         use crate::powerflow::batch::ResultColumns;
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/control/ieee34.json"
-        );
-        let net = network::load(std::path::Path::new(path)).unwrap();
+        let net = ieee34();
         let b = 200;
         let asked = || ResultColumns {
             tables: vec![
@@ -425,11 +426,7 @@ mod tests {
     /// naming the value, before any shard solves.
     #[test]
     fn shards_reject_bad_input_like_the_batch_wide_loop() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/control/ieee34.json"
-        );
-        let net = network::load(std::path::Path::new(path)).unwrap();
+        let net = ieee34();
         let b = 256;
         let mut errors = vec![];
         for threads in [2, 1] {
@@ -454,11 +451,7 @@ mod tests {
     /// bit, run after run, with and without screening and prediction.
     #[test]
     fn shards_match_the_batch_wide_loop() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/control/ieee34.json"
-        );
-        let net = network::load(std::path::Path::new(path)).unwrap();
+        let net = ieee34();
         let b = 300;
         for options in [
             ControlOptions::default(),
