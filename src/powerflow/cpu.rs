@@ -510,6 +510,21 @@ impl Kernel {
         }
     }
 
+    /// The tolerance a solve uses for a caller's `tolerance_pu`
+    /// ([`PowerFlow::set_tolerance`]; `None` or not a positive number: the plan's).
+    fn tolerance(&self, tolerance_pu: Option<f64>) -> f64 {
+        tolerance_pu
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .unwrap_or(self.plan.options.tolerance_pu)
+    }
+
+    /// The buses of `buses` that are in the network (result rows are kept
+    /// for those only).
+    fn known_buses(&self, buses: &[usize]) -> Vec<usize> {
+        let nb = self.plan.net.buses.len();
+        buses.iter().copied().filter(|&b| b < nb).collect()
+    }
+
     /// Per-copy injections, shunts and tap-dependent admittances from row `c` of `inp`.
     fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
         let p = &*self.plan;
@@ -1851,9 +1866,7 @@ impl PowerFlow for CpuBatch {
         &self.results
     }
     fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
-        self.kernel.tol = tolerance_pu
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .unwrap_or(self.kernel.plan.options.tolerance_pu);
+        self.kernel.tol = self.kernel.tolerance(tolerance_pu);
     }
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
@@ -1862,13 +1875,11 @@ impl PowerFlow for CpuBatch {
         Some(self.work)
     }
     fn defer_results(&mut self, va_buses: &[usize]) {
-        let nb = self.kernel.plan.net.buses.len();
-        self.deferred = Some((None, va_buses.iter().copied().filter(|&b| b < nb).collect()));
+        self.deferred = Some((None, self.kernel.known_buses(va_buses)));
     }
     fn defer_results_at(&mut self, vm_buses: &[usize], va_buses: &[usize]) {
-        let nb = self.kernel.plan.net.buses.len();
-        let known = |b: &[usize]| b.iter().copied().filter(|&b| b < nb).collect::<Vec<_>>();
-        self.deferred = Some((Some(known(vm_buses)), known(va_buses)));
+        let k = &self.kernel;
+        self.deferred = Some((Some(k.known_buses(vm_buses)), k.known_buses(va_buses)));
     }
     fn finish_results(&mut self) {
         self.deferred = None;

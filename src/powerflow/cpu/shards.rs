@@ -162,9 +162,7 @@ impl CopyControl for Shard<'_> {
         Ok(())
     }
     fn set_tolerance(&mut self, tolerance_pu: Option<f64>) {
-        self.tol = tolerance_pu
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .unwrap_or(self.k.plan.options.tolerance_pu);
+        self.tol = self.k.tolerance(tolerance_pu);
     }
     fn set_tap_pos(&mut self, c: usize, trafo: usize, pos: f64) {
         assert!(c < self.states.len());
@@ -229,9 +227,7 @@ impl CpuBatch {
             self.inputs.validate_unchecked(&k.plan.net, None, &fresh)?;
             k.plan.check_gen_setpoints(&self.inputs, None)?;
         }
-        let nb = k.plan.net.buses.len();
-        let known = |b: &[usize]| b.iter().copied().filter(|&x| x < nb).collect::<Vec<_>>();
-        let (vm_buses, va_buses) = (known(rows.0), known(rows.1));
+        let (vm_buses, va_buses) = (k.known_buses(rows.0), k.known_buses(rows.1));
         let skip = self.skip();
         let tables = ResultTables::new(&k.plan, &mut self.results);
         let taps = RawRows::of(&mut self.inputs.trafo_tap_pos);
