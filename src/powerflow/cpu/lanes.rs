@@ -565,7 +565,7 @@ impl pulp::WithSimd for SolveGroup<'_> {
 }
 
 /// Runs [`write_rows`] (every table but the ext_grids') inside pulp's best
-/// instruction set, for a group loaded by [`Group::load_lane_voltages`].
+/// instruction set, for a group loaded by [`Group::load_voltages`].
 pub(crate) struct WriteRows<'a> {
     pub(crate) k: &'a Kernel,
     pub(crate) g: &'a Group,
