@@ -59,8 +59,9 @@ const ZERO8: C8 = C8 {
 /// Lane arithmetic with pulp's vectors of the instruction set in use: each
 /// operation on an [`F8`] is one AVX-512 instruction, two AVX2 ones or eight
 /// scalar ones, whatever the compiler's vectoriser would make of the loops.
-/// Only IEEE operations (add, sub, mul, div, sqrt, compare/select, and the
-/// exactly rounded fused multiply-add where the scalar kernel has `mul_add`),
+/// Only IEEE operations (add, sub, mul, div, sqrt, compare/select, f32
+/// conversions, and the exactly rounded fused multiply-add where the scalar
+/// kernel has `mul_add`),
 /// so every lane rounds exactly as the scalar kernel.
 #[derive(Clone, Copy)]
 struct Ops<S: Simd>(S);
@@ -129,6 +130,21 @@ impl<S: Simd> Ops<S> {
         self.map3(m, a, b, |s, m, a, b| {
             s.select_f64s(s.greater_than_f64s(m, zero), a, b)
         })
+    }
+    /// `1/a` as the scalar [`super::recip`]: the f32 reciprocal of each lane
+    /// (the compiler makes one vector division of eight f32s of the loop),
+    /// then two fused Newton steps.
+    #[inline(always)]
+    fn recip(self, a: F8) -> F8 {
+        let mut r0 = F8::default();
+        for (r, x) in r0.0.iter_mut().zip(a.0) {
+            *r = (1.0f32 / x as f32) as f64;
+        }
+        let one = self.splat(1.0);
+        let e = self.fnma(a, r0, one);
+        let r1 = self.fma(r0, e, r0);
+        let e = self.fnma(a, r1, one);
+        self.fma(r1, e, r1)
     }
     #[inline(always)]
     fn abs(self, a: F8) -> F8 {
@@ -902,7 +918,7 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, tol: f64) {
     for ((v, vm), inv_vm) in g.v[..n].iter().zip(&mut g.vm[..n]).zip(&mut g.inv_vm[..n]) {
         let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
         *vm = m;
-        *inv_vm = o.div(o.splat(1.0), m);
+        *inv_vm = o.recip(m);
     }
     let max_it = p.options.max_iterations;
     let mut live = [false; LANES];
@@ -1002,7 +1018,7 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, tol: f64) {
                 im: o.select(m, o.mul(v.im, f), v.im),
             };
             *vm = o.select(m, new_vm, *vm);
-            *inv_vm = o.select(m, o.div(o.splat(1.0), new_vm), *inv_vm);
+            *inv_vm = o.select(m, o.recip(new_vm), *inv_vm);
         }
         norm = mismatch(o, k, g, true);
     }
