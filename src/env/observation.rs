@@ -153,8 +153,14 @@ pub fn finite(x: f64) -> f32 {
 /// `[sin, cos]` of the hour of day.
 #[inline]
 pub fn time_features(hour_of_day: usize) -> [f32; 2] {
-    let a = 2.0 * std::f64::consts::PI * (hour_of_day % 24) as f64 / 24.0;
-    [a.sin() as f32, a.cos() as f32]
+    // Formed once: every copy observes it every step.
+    static HOURS: std::sync::OnceLock<[[f32; 2]; 24]> = std::sync::OnceLock::new();
+    HOURS.get_or_init(|| {
+        std::array::from_fn(|h| {
+            let a = 2.0 * std::f64::consts::PI * h as f64 / 24.0;
+            [a.sin() as f32, a.cos() as f32]
+        })
+    })[hour_of_day % 24]
 }
 
 /// The buses of `buses` worth observing: one per solved node (the lowest
