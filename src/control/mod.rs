@@ -192,7 +192,8 @@ pub struct ControlLoop {
     failed: Vec<bool>,
     active: Vec<bool>,
     /// Buses whose voltage angle the loop reads (both ends of every
-    /// line-drop compensated trafo).
+    /// line-drop compensated trafo), through the result tables on backends
+    /// other than the CPU's ([`CopyReadings::voltage`]).
     va_buses: Vec<usize>,
     /// Buses whose voltage magnitude the loop reads (every controlled bus and
     /// the `va_buses`).
@@ -397,8 +398,7 @@ impl ControlLoop {
         }) {
             Some((cpu, ranges)) => {
                 let parts: Vec<_> = copies.split(&ranges).into_iter().map(Mutex::new).collect();
-                let rows = (&self.vm_buses[..], &self.va_buses[..]);
-                let out = cpu.run_shards(&ranges, rows, |i, shard| {
+                let out = cpu.run_shards(&ranges, &self.vm_buses, |i, shard| {
                     let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
                     rules.iterate(&mut part, shard)
                 })?;
@@ -411,9 +411,15 @@ impl ControlLoop {
             }
             None => {
                 // Between solves the loop reads only voltages (magnitudes, and
-                // angles at the line-drop compensated trafos): the backend may
-                // leave the branch tables for the end.
-                pf.defer_results_at(&self.vm_buses, &self.va_buses);
+                // angles at the line-drop compensated trafos, which the CPU
+                // backend gives from its states): the backend may leave the
+                // branch tables for the end.
+                let va = if pf.as_cpu().is_some() {
+                    &[][..]
+                } else {
+                    &self.va_buses[..]
+                };
+                pf.defer_results_at(&self.vm_buses, va);
                 let mut copies = copies;
                 let out = rules.iterate(&mut copies, &mut Whole(pf));
                 pf.finish_results();
@@ -577,10 +583,12 @@ impl Measured for crate::powerflow::cpu::Shard<'_> {}
 struct Whole<'a>(&'a mut dyn PowerFlow);
 
 /// A backend's result and input tables as [`CopyReadings`] (shared by the
-/// parallel tasks of [`Whole`]'s measuring).
+/// parallel tasks of [`Whole`]'s measuring); the CPU backend's complex
+/// voltages from its copies' states.
 struct Tables<'a> {
     res: &'a crate::powerflow::BatchResults,
     inp: &'a crate::powerflow::BatchInputs,
+    cpu: Option<&'a crate::powerflow::CpuBatch>,
 }
 
 impl CopyReadings for Tables<'_> {
@@ -590,8 +598,14 @@ impl CopyReadings for Tables<'_> {
     fn vm_pu(&self, c: usize, bus: usize) -> f64 {
         self.res.vm_pu[(c, bus)]
     }
-    fn va_degree(&self, c: usize, bus: usize) -> f64 {
-        self.res.va_degree[(c, bus)]
+    fn voltage(&self, c: usize, bus: usize) -> C64 {
+        match self.cpu {
+            Some(cpu) => cpu.voltage(c, bus),
+            None => C64::from_polar(
+                self.res.vm_pu[(c, bus)],
+                self.res.va_degree[(c, bus)].to_radians(),
+            ),
+        }
     }
     fn tap_pos(&self, c: usize, trafo: usize) -> f64 {
         self.inp.trafo_tap_pos[(c, trafo)]
@@ -603,6 +617,7 @@ impl Whole<'_> {
         Tables {
             res: self.0.results(),
             inp: self.0.inputs(),
+            cpu: self.0.as_cpu(),
         }
     }
 }
@@ -614,8 +629,8 @@ impl CopyReadings for Whole<'_> {
     fn vm_pu(&self, c: usize, bus: usize) -> f64 {
         self.tables().vm_pu(c, bus)
     }
-    fn va_degree(&self, c: usize, bus: usize) -> f64 {
-        self.tables().va_degree(c, bus)
+    fn voltage(&self, c: usize, bus: usize) -> C64 {
+        self.tables().voltage(c, bus)
     }
     fn tap_pos(&self, c: usize, trafo: usize) -> f64 {
         self.tables().tap_pos(c, trafo)
@@ -945,10 +960,7 @@ impl Measure<'_> {
                 {
                     if v.is_finite() {
                         let t = &net.trafos[trafo];
-                        let volt = |b: usize| {
-                            C64::from_polar(r.vm_pu(c, b), r.va_degree(c, b).to_radians())
-                        };
-                        let (vh, vl) = (volt(t.hv_bus), volt(t.lv_bus));
+                        let (vh, vl) = (r.voltage(c, t.hv_bus), r.voltage(c, t.lv_bus));
                         let pos = r.tap_pos(c, trafo);
                         let a = match adm_by_tap.get((pos - min) as usize) {
                             Some(a) if pos.fract() == 0.0 && pos >= min => *a,

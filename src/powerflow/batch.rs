@@ -393,7 +393,8 @@ pub struct SolveSummary {
 pub(crate) trait CopyReadings {
     fn converged(&self, c: usize) -> bool;
     fn vm_pu(&self, c: usize, bus: usize) -> f64;
-    fn va_degree(&self, c: usize, bus: usize) -> f64;
+    /// Complex voltage (p.u.) of `bus` in copy `c` (0 where it is not solved).
+    fn voltage(&self, c: usize, bus: usize) -> crate::complex::C64;
     fn tap_pos(&self, c: usize, trafo: usize) -> f64;
 }
 
@@ -584,6 +585,10 @@ pub trait PowerFlow: Send {
     /// The CPU backend itself, where this is it (the control loop then runs
     /// on shards of its batch, one per thread).
     fn as_cpu_mut(&mut self) -> Option<&mut super::CpuBatch> {
+        None
+    }
+    /// [`as_cpu_mut`](PowerFlow::as_cpu_mut), shared.
+    fn as_cpu(&self) -> Option<&super::CpuBatch> {
         None
     }
     /// [`pool`](PowerFlow::pool), shared (the CPU backend's pool lives in an `Arc`).

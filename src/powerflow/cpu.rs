@@ -525,6 +525,17 @@ impl Kernel {
         buses.iter().copied().filter(|&b| b < nb).collect()
     }
 
+    /// Copy `st`'s complex voltage (p.u.) at `bus`, as its last solve left
+    /// it (0 at a bus that is not solved). The control loop reads line-drop
+    /// compensated voltages here rather than through `vm_pu` and `va_degree`
+    /// (an arctangent to write, a sine and cosine to read back).
+    pub(crate) fn voltage(&self, st: &CopyState, bus: usize) -> C64 {
+        match self.plan.bus_node.get(bus).copied().flatten() {
+            Some(i) if !st.cold => st.v[i],
+            _ => C64::ZERO,
+        }
+    }
+
     /// Per-copy injections, shunts and tap-dependent admittances from row `c` of `inp`.
     fn prepare(&self, inp: &BatchInputs, c: usize, st: &mut CopyState) {
         let p = &*self.plan;
@@ -1615,6 +1626,11 @@ pub struct CpuBatch {
 }
 
 impl CpuBatch {
+    /// Copy `c`'s complex voltage (p.u.) at `bus` ([`Kernel::voltage`]).
+    pub(crate) fn voltage(&self, c: usize, bus: usize) -> C64 {
+        self.kernel.voltage(&self.states[c], bus)
+    }
+
     /// What the end of a control loop leaves out now ([`Skip`]; nothing with
     /// `enforce_q_lims`, whose rounds read the gens' rows).
     pub(crate) fn skip(&self) -> Skip {
@@ -1864,6 +1880,9 @@ impl PowerFlow for CpuBatch {
         Some(self.pool.clone())
     }
     fn as_cpu_mut(&mut self) -> Option<&mut CpuBatch> {
+        Some(self)
+    }
+    fn as_cpu(&self) -> Option<&CpuBatch> {
         Some(self)
     }
     fn plan(&self) -> Option<&Plan> {

@@ -16,6 +16,7 @@ use super::{
     group_order, solve_lanes, write_lanes, CopyState, CpuBatch, CpuKernel, Kernel, ResultTables,
     Rows, Skip, LANES,
 };
+use crate::complex::C64;
 use crate::error::Result;
 use crate::powerflow::batch::{BatchInputs, CopyControl, CopyReadings, SolveWork};
 use rayon::prelude::*;
@@ -75,7 +76,6 @@ pub(crate) struct Shard<'a> {
     mismatch: &'a mut [f64],
     group: &'a mut Group,
     vm_buses: &'a [usize],
-    va_buses: &'a [usize],
     tol: f64,
     /// What the shard's end leaves out ([`CpuBatch::skip`]).
     skip: Skip,
@@ -107,9 +107,8 @@ impl CopyReadings for Shard<'_> {
         // SAFETY: copy `lo + c` belongs to this shard.
         unsafe { self.tables.get(super::col::VM, self.lo + c, bus) }
     }
-    fn va_degree(&self, c: usize, bus: usize) -> f64 {
-        // SAFETY: as above.
-        unsafe { self.tables.get(super::col::VA, self.lo + c, bus) }
+    fn voltage(&self, c: usize, bus: usize) -> C64 {
+        self.k.voltage(&self.states[c], bus)
     }
     fn tap_pos(&self, c: usize, trafo: usize) -> f64 {
         assert!(c < self.states.len());
@@ -133,7 +132,7 @@ impl CopyControl for Shard<'_> {
         );
         let rows = Rows::Buses {
             vm: Some(self.vm_buses),
-            va: self.va_buses,
+            va: &[],
         };
         let base = super::SendPtr(self.states.as_mut_ptr());
         for copies in self.order.chunks(LANES) {
@@ -205,13 +204,14 @@ impl CpuBatch {
 
     /// Run `f(i, shard)` for each of `ranges` ([`CpuBatch::shard_ranges`]) in
     /// parallel on the pool; between solves a shard keeps only `vm_pu` at
-    /// `rows.0` and `va_degree` at `rows.1` current, and at its end every row
-    /// of its copies is written. The inputs are validated once, first: the
+    /// `vm_buses` current (its complex voltages are read from the copies'
+    /// states, [`CopyReadings::voltage`]), and at its end every row of its
+    /// copies is written. The inputs are validated once, first: the
     /// loop then changes only taps and steps, within their ranges.
     pub(crate) fn run_shards<R: Send>(
         &mut self,
         ranges: &[Range<usize>],
-        rows: (&[usize], &[usize]),
+        vm_buses: &[usize],
         f: impl Fn(usize, &mut Shard<'_>) -> R + Sync,
     ) -> Result<Vec<R>> {
         let b = self.states.len();
@@ -227,7 +227,7 @@ impl CpuBatch {
             self.inputs.validate_unchecked(&k.plan.net, None, &fresh)?;
             k.plan.check_gen_setpoints(&self.inputs, None)?;
         }
-        let (vm_buses, va_buses) = (k.known_buses(rows.0), k.known_buses(rows.1));
+        let vm_buses = k.known_buses(vm_buses);
         let skip = self.skip();
         let tables = ResultTables::new(&k.plan, &mut self.results);
         let taps = RawRows::of(&mut self.inputs.trafo_tap_pos);
@@ -250,7 +250,7 @@ impl CpuBatch {
             (states, conv, iters, mism) = (s1, c1, i1, m1);
         }
         let (inp, groups, tol) = (&self.inputs, &self.groups, k.tol);
-        let (vm_buses, va_buses, tables) = (&vm_buses[..], &va_buses[..], &tables);
+        let (vm_buses, tables) = (&vm_buses[..], &tables);
         let out: Vec<(R, SolveWork)> = self.pool.install(|| {
             parts
                 .into_par_iter()
@@ -270,7 +270,6 @@ impl CpuBatch {
                         mismatch,
                         group: &mut g,
                         vm_buses,
-                        va_buses,
                         tol,
                         skip,
                         order: Vec::new(),
