@@ -187,28 +187,110 @@ pub(crate) struct BppFactors {
 /// Copies whose taps differ from the network's need B'' at their own taps
 /// (FDPF diverges on ieee34 otherwise). Every copy at the same positions has
 /// the same factors, and a feeder's regulators visit few combinations, so
-/// they are factored once and shared: a tap move costs a hash look-up instead
+/// they are factored once and shared: a tap move costs a look-up instead
 /// of an O(nnz) refactor (and the lane kernel skips reloading unchanged lanes).
 /// Bounded: past [`BppCache::MAX`] combinations, misses are factored per copy
 /// and not kept. The factors are a pure function of the taps, so results do
 /// not depend on hits or misses.
+///
+/// Whole positions inside the trafos' ranges, when their combinations are
+/// few ([`BppCache::DENSE_MAX`]; ieee34_ieee13 has 33²·5³), have a slot each
+/// that every thread reads without a lock ([`DenseSlots`]); other positions,
+/// and released PV nodes, go through a map behind a lock.
 #[derive(Debug, Default)]
 struct BppCache {
+    dense: Option<DenseSlots>,
     /// Tap positions (f64 bits, per `plan.tap_trafos`) → factors (`None`: a
     /// zero pivot at those taps; the network's own factors are used).
     map: std::sync::RwLock<std::collections::HashMap<Vec<u64>, Option<Arc<BppFactors>>>>,
+    /// Factor sets kept (in `dense` and `map` together).
+    kept: std::sync::atomic::AtomicUsize,
     next_id: std::sync::atomic::AtomicU64,
 }
 
+/// One slot per combination of whole tap positions (mixed radix over
+/// `plan.tap_trafos`), filled once, on first use.
+#[derive(Debug)]
+struct DenseSlots {
+    /// Per tap-changing trafo: its lowest position, its number of positions
+    /// and its stride in `slots`.
+    axes: Vec<(f64, usize, usize)>,
+    slots: Box<[std::sync::OnceLock<Option<Arc<BppFactors>>>]>,
+}
+
+impl DenseSlots {
+    fn new(p: &Plan) -> Option<DenseSlots> {
+        let mut axes = Vec::with_capacity(p.tap_trafos.len());
+        let mut len = 1usize;
+        for &(k, _) in &p.tap_trafos {
+            let tap = p.net.trafos[k].tap.as_ref()?;
+            let span = tap.max - tap.min;
+            if !(span >= 0.0 && span < BppCache::DENSE_MAX as f64 && tap.min.fract() == 0.0) {
+                return None;
+            }
+            let count = span as usize + 1;
+            axes.push((tap.min, count, len));
+            len = len
+                .checked_mul(count)
+                .filter(|&l| l <= BppCache::DENSE_MAX)?;
+        }
+        let slots = (0..len).map(|_| std::sync::OnceLock::new()).collect();
+        Some(DenseSlots { axes, slots })
+    }
+
+    /// The slot of `taps` (`None`: a position that is not whole or out of range).
+    fn slot(&self, taps: &[f64]) -> Option<&std::sync::OnceLock<Option<Arc<BppFactors>>>> {
+        let mut i = 0;
+        for (&(min, count, stride), &pos) in self.axes.iter().zip(taps) {
+            let x = pos - min;
+            if !(x >= 0.0 && x.fract() == 0.0 && (x as usize) < count) {
+                return None;
+            }
+            i += x as usize * stride;
+        }
+        self.slots.get(i)
+    }
+}
+
 impl BppCache {
+    /// Most factor sets kept.
     const MAX: usize = 4096;
+    /// Most slots of [`DenseSlots`] (16 bytes each).
+    const DENSE_MAX: usize = 1 << 18;
+
+    fn new(p: &Plan) -> BppCache {
+        BppCache {
+            dense: DenseSlots::new(p),
+            ..BppCache::default()
+        }
+    }
 
     /// The factors for `st.tap_pos` (looked up, or factored with `st`'s scratch).
     fn factors(&self, p: &Plan, st: &mut CopyState) -> Option<Arc<BppFactors>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let released = st.q.released();
+        let slot = self
+            .dense
+            .as_ref()
+            .filter(|_| !released)
+            .and_then(|d| d.slot(&st.tap_pos));
+        if let Some(slot) = slot {
+            if let Some(f) = slot.get() {
+                return f.clone();
+            }
+            if self.kept.load(Relaxed) < Self::MAX {
+                return slot
+                    .get_or_init(|| {
+                        self.kept.fetch_add(1, Relaxed);
+                        self.factor(p, st, false)
+                    })
+                    .clone();
+            }
+            return self.factor(p, st, false);
+        }
         st.bpp_key.clear();
         st.bpp_key.extend(st.tap_pos.iter().map(|x| x.to_bits()));
         // Released PV nodes (`enforce_q_lims`) after a marker no tap's bits can be.
-        let released = st.q.released();
         if released {
             let from = st.bpp_key.len() + 1;
             st.bpp_key.push(u64::MAX);
@@ -226,6 +308,21 @@ impl BppCache {
         if let Some(f) = hit {
             return f;
         }
+        let f = self.factor(p, st, released);
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = map.get(&st.bpp_key[..]) {
+            return existing.clone();
+        }
+        if self.kept.load(Relaxed) < Self::MAX {
+            self.kept.fetch_add(1, Relaxed);
+            map.insert(st.bpp_key.clone(), f.clone());
+        }
+        f
+    }
+
+    /// Factor B'' at `st.tap_pos` (with `st`'s released PV nodes where
+    /// `released`), with `st`'s scratch.
+    fn factor(&self, p: &Plan, st: &mut CopyState, released: bool) -> Option<Arc<BppFactors>> {
         let ok = if released {
             super::qlims::bpp_factor(
                 p,
@@ -238,29 +335,20 @@ impl BppCache {
         } else {
             p.bpp_factor_for_taps(&st.tap_pos, &mut st.bpp_a, &mut st.bpp_f, &mut st.tmp)
         };
-        let f = if ok {
-            let mut us = vec![0.0; p.bpp.u_col.len()];
-            scale_upper(&p.bpp, &st.bpp_f, &mut us);
-            Some(Arc::new(BppFactors {
-                id: self
-                    .next_id
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1,
-                l: st.bpp_f.l.clone(),
-                us,
-                d: st.bpp_f.d.clone(),
-            }))
-        } else {
-            None
-        };
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = map.get(&st.bpp_key[..]) {
-            return existing.clone();
+        if !ok {
+            return None;
         }
-        if map.len() < Self::MAX {
-            map.insert(st.bpp_key.clone(), f.clone());
-        }
-        f
+        let mut us = vec![0.0; p.bpp.u_col.len()];
+        scale_upper(&p.bpp, &st.bpp_f, &mut us);
+        Some(Arc::new(BppFactors {
+            id: self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+            l: st.bpp_f.l.clone(),
+            us,
+            d: st.bpp_f.d.clone(),
+        }))
     }
 }
 
@@ -494,7 +582,7 @@ impl Kernel {
             gen_sites: GenSites::new(&plan),
             slack_fixed,
             arch: pulp::Arch::new(),
-            bpp_cache: BppCache::default(),
+            bpp_cache: BppCache::new(&plan),
             tol: plan.options.tolerance_pu,
             tap_down: downstream_nodes(&plan),
             plan,
@@ -993,6 +1081,50 @@ mod tests {
 
     /// The variant search changes loads in place between solves: every solve
     /// must see the loads it was given, not the injections of the last one.
+    #[test]
+    fn dense_bpp_slots_are_one_per_tap_combination() {
+        let net = crate::network::load("ieee34_ieee13").expect("ieee34_ieee13 ships");
+        let plan = Plan::new(&net, Default::default()).expect("plan");
+        let d = DenseSlots::new(&plan).expect("33² · 5³ combinations fit");
+        let ranges: Vec<(f64, f64)> = plan
+            .tap_trafos
+            .iter()
+            .map(|&(k, _)| {
+                let t = net.trafos[k].tap.as_ref().expect("a tap changer");
+                (t.min, t.max)
+            })
+            .collect();
+        assert_eq!(ranges.len(), 5);
+        assert_eq!(d.slots.len(), 33 * 33 * 5 * 5 * 5);
+        // Every combination has its own slot.
+        let mut seen = vec![false; d.slots.len()];
+        let mut taps: Vec<f64> = ranges.iter().map(|r| r.0).collect();
+        'all: loop {
+            let slot = d.slot(&taps).expect("a whole position in range");
+            let i = (slot as *const _ as usize - d.slots.as_ptr() as usize)
+                / std::mem::size_of_val(slot);
+            assert!(!seen[i], "{taps:?} shares slot {i}");
+            seen[i] = true;
+            for (t, r) in taps.iter_mut().zip(&ranges) {
+                if *t < r.1 {
+                    *t += 1.0;
+                    continue 'all;
+                }
+                *t = r.0;
+            }
+            break;
+        }
+        assert!(seen.iter().all(|&x| x));
+        // Out of range or between positions: no slot (the locked map).
+        let mut t: Vec<f64> = ranges.iter().map(|r| r.0).collect();
+        t[0] = ranges[0].1 + 1.0;
+        assert!(d.slot(&t).is_none());
+        t[0] = ranges[0].0 + 0.5;
+        assert!(d.slot(&t).is_none());
+        t[0] = f64::NAN;
+        assert!(d.slot(&t).is_none());
+    }
+
     #[test]
     fn variant_scoring_solves_the_loads_it_is_given() {
         let net = crate::network::load("ieee13").expect("ieee13 ships");
