@@ -72,36 +72,70 @@ impl VecEnv {
         Ok(())
     }
 
+    /// The set-points of every copy into the power-flow inputs: in parts of
+    /// the batch in parallel on the backend's pool (as [`VecEnv::evaluate`]).
     fn write_inputs(&mut self) {
         let ts = match self.p.split {
             Split::Train => &self.p.setup.train,
             Split::Test => &self.p.setup.test,
         };
         let d = &self.st.devices;
+        let (start_row, step_in_episode) = (&self.st.start_row, &self.st.step_in_episode);
+        let b = self.p.batch;
+        let n_parts = self.n_parts();
         let inp = self.pf.inputs_mut();
-        for c in 0..self.p.batch {
-            let row = self.st.start_row[c] + self.st.step_in_episode[c];
-            for &(l, col, scale) in &d.loads.members {
-                inp.load_scaling[[c, l]] = scale * ts.at(col, row);
+        let rows = b.div_ceil(n_parts).max(1);
+        let mut load = inp.load_scaling.axis_chunks_iter_mut(Axis(0), rows);
+        let mut sgen_p = inp.sgen_p_mw.axis_chunks_iter_mut(Axis(0), rows);
+        let mut sgen_q = inp.sgen_q_mvar.axis_chunks_iter_mut(Axis(0), rows);
+        let mut storage = inp.storage_p_mw.axis_chunks_iter_mut(Axis(0), rows);
+        let mut tap = inp.trafo_tap_pos.axis_chunks_iter_mut(Axis(0), rows);
+        let mut shunt = inp.shunt_step.axis_chunks_iter_mut(Axis(0), rows);
+        let parts: Vec<InputRows> = (0..b.div_ceil(rows))
+            .map(|i| InputRows {
+                c0: i * rows,
+                load: load.next().expect("a chunk per part"),
+                sgen_p: sgen_p.next().expect("a chunk per part"),
+                sgen_q: sgen_q.next().expect("a chunk per part"),
+                storage: storage.next().expect("a chunk per part"),
+                tap: tap.next().expect("a chunk per part"),
+                shunt: shunt.next().expect("a chunk per part"),
+            })
+            .collect();
+        let write = |mut r: InputRows| {
+            for lc in 0..r.load.nrows() {
+                let c = r.c0 + lc;
+                let row = start_row[c] + step_in_episode[c];
+                for &(l, col, scale) in &d.loads.members {
+                    r.load[[lc, l]] = scale * ts.at(col, row);
+                }
+                for (k, &s) in d.generators.sgen.iter().enumerate() {
+                    r.sgen_p[[lc, s]] = d.generators.p_mw[[c, k]];
+                    r.sgen_q[[lc, s]] = d.generators.q_mvar[[c, k]];
+                }
+                for (k, &s) in d.renewables.sgen.iter().enumerate() {
+                    r.sgen_p[[lc, s]] = d.renewables.p_mw[[c, k]];
+                    r.sgen_q[[lc, s]] = d.renewables.q_mvar[[c, k]];
+                }
+                for (k, &s) in d.storages.element.iter().enumerate() {
+                    r.storage[[lc, s]] = d.storages.p_mw[[c, k]];
+                }
+                for (k, &t) in d.taps.trafo.iter().enumerate() {
+                    r.tap[[lc, t]] = d.taps.pos[[c, k]];
+                }
+                for (k, &s) in d.capacitors.shunt.iter().enumerate() {
+                    r.shunt[[lc, s]] = d.capacitors.step[[c, k]];
+                }
             }
-            for (k, &s) in d.generators.sgen.iter().enumerate() {
-                inp.sgen_p_mw[[c, s]] = d.generators.p_mw[[c, k]];
-                inp.sgen_q_mvar[[c, s]] = d.generators.q_mvar[[c, k]];
-            }
-            for (k, &s) in d.renewables.sgen.iter().enumerate() {
-                inp.sgen_p_mw[[c, s]] = d.renewables.p_mw[[c, k]];
-                inp.sgen_q_mvar[[c, s]] = d.renewables.q_mvar[[c, k]];
-            }
-            for (k, &s) in d.storages.element.iter().enumerate() {
-                inp.storage_p_mw[[c, s]] = d.storages.p_mw[[c, k]];
-            }
-            for (k, &t) in d.taps.trafo.iter().enumerate() {
-                inp.trafo_tap_pos[[c, t]] = d.taps.pos[[c, k]];
-            }
-            for (k, &s) in d.capacitors.shunt.iter().enumerate() {
-                inp.shunt_step[[c, s]] = d.capacitors.step[[c, k]];
-            }
+        };
+        if parts.len() > 1 {
+            // Called from inside the backend's pool (`solve_and_evaluate`).
+            use rayon::prelude::*;
+            parts.into_par_iter().for_each(write);
+        } else {
+            parts.into_iter().for_each(write);
         }
+        let inp = self.pf.inputs_mut();
         // Automatic controllers keep their settled positions from step to
         // step (they live in the inputs); a reset puts them back to the network's.
         for &c in &self.reset_list {
@@ -119,11 +153,7 @@ impl VecEnv {
     /// independent; each part owns its rows of every output and a scratch).
     fn evaluate(&mut self) {
         let b = self.p.batch;
-        let n_parts = if self.pf.pool().is_some() && b >= MIN_COPIES_PER_PART * 2 {
-            self.pf.threads().clamp(1, b / MIN_COPIES_PER_PART)
-        } else {
-            1
-        };
+        let n_parts = self.n_parts();
         while self.scratch.len() < n_parts {
             let s = Scratch::like(&self.scratch[0]);
             self.scratch.push(s);
@@ -198,6 +228,30 @@ impl VecEnv {
 
 /// Fewest copies a part of [`VecEnv::evaluate`] is worth a thread for.
 const MIN_COPIES_PER_PART: usize = 64;
+
+/// One part's rows (copies `c0..`) of the inputs [`VecEnv::write_inputs`] writes.
+struct InputRows<'a> {
+    c0: usize,
+    load: ArrayViewMut2<'a, f64>,
+    sgen_p: ArrayViewMut2<'a, f64>,
+    sgen_q: ArrayViewMut2<'a, f64>,
+    storage: ArrayViewMut2<'a, f64>,
+    tap: ArrayViewMut2<'a, f64>,
+    shunt: ArrayViewMut2<'a, f64>,
+}
+
+impl VecEnv {
+    /// Parts of the batch worked on in parallel: one per pool thread, at
+    /// least [`MIN_COPIES_PER_PART`] copies each (one without a pool).
+    fn n_parts(&self) -> usize {
+        let b = self.p.batch;
+        if self.pf.pool().is_some() && b >= MIN_COPIES_PER_PART * 2 {
+            self.pf.threads().clamp(1, b / MIN_COPIES_PER_PART)
+        } else {
+            1
+        }
+    }
+}
 
 /// What evaluating a copy reads (shared by the parts).
 struct Ctx<'a> {
