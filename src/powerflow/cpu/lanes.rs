@@ -327,6 +327,23 @@ fn gather(dst: &mut [C8], src: [&[C64]; LANES], blocked: bool) {
     }
 }
 
+/// `dst[i]` lane `l` ← `src[l][i]` for real values, as [`gather`].
+#[inline(always)]
+fn gather_real(dst: &mut [F8], src: [&[f64]; LANES], blocked: bool) {
+    let len = dst.len();
+    // SAFETY: `blocked` only where the CPU has AVX-512 (`transpose::blocked`).
+    let done = if blocked {
+        unsafe { super::transpose::gather_real(dst, &src) }
+    } else {
+        0
+    };
+    for (l, s) in src.iter().enumerate() {
+        for (z, x) in dst[done..].iter_mut().zip(&s[done..len]) {
+            z.0[l] = *x;
+        }
+    }
+}
+
 /// Scratch of one lane group: the copies' state in lane-interleaved form.
 /// Made once per batch (one per group slot), so a solve allocates nothing.
 #[derive(Debug, Clone)]
@@ -462,14 +479,31 @@ impl Group {
         if !self.own_bpp {
             return;
         }
+        /// A copy's B'' factor values (`l`, `us`, `d`).
+        fn factors<'a>(p: &'a crate::powerflow::Plan, st: &'a CopyState) -> [&'a [f64]; 3] {
+            match &st.bpp {
+                Some(f) => [&f.l, &f.us, &f.d],
+                None => [&p.bpp.l_val, &p.bpp.u_scaled, &p.bpp.u_diag_inv],
+            }
+        }
+        let changed = (0..LANES)
+            .filter(|&l| self.lane_bpp[l] != id(sts[l]))
+            .count();
+        if changed >= 2 && blocked {
+            // Every lane's values at once, in 8×8 blocks (unchanged lanes
+            // rewritten with what they hold).
+            let f = sts.map(|st| factors(p, st));
+            gather_real(&mut self.bpp_l, f.map(|f| f[0]), true);
+            gather_real(&mut self.bpp_us, f.map(|f| f[1]), true);
+            gather_real(&mut self.bpp_d, f.map(|f| f[2]), true);
+            self.lane_bpp = sts.map(id);
+            return;
+        }
         for (l, st) in sts.iter().enumerate() {
             if self.lane_bpp[l] == id(st) {
                 continue;
             }
-            let (lv, us, d) = match &st.bpp {
-                Some(f) => (&f.l[..], &f.us[..], &f.d[..]),
-                None => (&p.bpp.l_val[..], &p.bpp.u_scaled[..], &p.bpp.u_diag_inv[..]),
-            };
+            let [lv, us, d] = factors(p, st);
             for (z, x) in self.bpp_l.iter_mut().zip(lv) {
                 z.0[l] = *x;
             }

@@ -162,8 +162,25 @@ pub(crate) unsafe fn scatter_real(src: &[F8], dst: &mut [&mut [f64]; LANES]) -> 
     8 * blocks
 }
 
+/// `dst[i]` lane `l` ← `src[l][i]` for whole blocks of eight real values
+/// (the inverse of [`scatter_real`]); returns how many were done.
+///
+/// # Safety
+/// As [`gather`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn gather_real(dst: &mut [F8], src: &[&[f64]; LANES]) -> usize {
+    let blocks = dst.len() / 8;
+    // SAFETY: as above (F8 is 8 aligned f64).
+    unsafe { gather_blocks(flat_mut(dst, 8), src, blocks) };
+    8 * blocks
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn gather(_: &mut [C8], _: &[&[C64]; LANES]) -> usize {
+    0
+}
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn gather_real(_: &mut [F8], _: &[&[f64]; LANES]) -> usize {
     0
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -238,6 +255,20 @@ mod tests {
                 for (i, x) in row[..done].iter().enumerate() {
                     assert_eq!(*x, (10 * i + l) as f64);
                 }
+            }
+            let src: Vec<Vec<f64>> = (0..LANES)
+                .map(|l| (0..len + 2).map(|i| (10 * i + l) as f64).collect())
+                .collect();
+            let refs: [&[f64]; LANES] = std::array::from_fn(|l| &src[l][..]);
+            let mut lanes = vec![F8::default(); len];
+            let done = if on {
+                unsafe { gather_real(&mut lanes, &refs) }
+            } else {
+                0
+            };
+            assert_eq!(done, if on { len / 8 * 8 } else { 0 });
+            for (i, z) in lanes[..done].iter().enumerate() {
+                assert_eq!(z.0, std::array::from_fn(|l| (10 * i + l) as f64));
             }
         }
         eprintln!("blocked transposes on this CPU: {on}");
