@@ -46,8 +46,9 @@ struct FixedBranch {
 /// One copy's state and scratch.
 #[derive(Debug, Clone)]
 pub struct CopyState {
-    /// |V| of the PQ nodes.
-    pub vm: Vec<f64>,
+    /// |V| of the PQ nodes: scratch of a solve, formed from `v` at its start
+    /// (the lane kernel does not write it back).
+    vm: Vec<f64>,
     /// 1/|V| of the PQ nodes.
     inv_vm: Vec<f64>,
     /// Voltages of every node (PQ nodes first, then slack nodes).

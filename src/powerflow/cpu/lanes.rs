@@ -543,14 +543,14 @@ impl Group {
 
     /// Write lane `l`'s solve back into its copy.
     pub(crate) fn store_lane(&self, k: &Kernel, l: usize, st: &mut CopyState) {
-        self.store_from(k, l, st, 0, 0);
+        self.store_from(k, l, st, 0);
     }
 
     /// Write every lane's solve back into its copy (a full group): the
     /// voltages in blocks with AVX-512, the rest as [`Group::store_lane`].
     pub(crate) fn store_all(&self, k: &Kernel, sts: &mut [&mut CopyState; LANES]) {
         let n = k.plan.n_pq;
-        let (mut dv, mut dm) = (0, 0);
+        let mut dv = 0;
         if super::transpose::blocked(k.arch) {
             let mut it = sts.iter_mut();
             let mut v: [&mut [C64]; LANES] = std::array::from_fn(|_| {
@@ -559,30 +559,20 @@ impl Group {
             });
             // SAFETY: `blocked`: the CPU has AVX-512.
             dv = unsafe { super::transpose::scatter(&self.v[..n], &mut v) };
-            let mut it = sts.iter_mut();
-            let mut vm: [&mut [f64]; LANES] = std::array::from_fn(|_| {
-                let st = it.next().expect("LANES states");
-                &mut st.vm[..n]
-            });
-            // SAFETY: as above.
-            dm = unsafe { super::transpose::scatter_real(&self.vm[..n], &mut vm) };
         }
         for (l, st) in sts.iter_mut().enumerate() {
-            self.store_from(k, l, st, dv, dm);
+            self.store_from(k, l, st, dv);
         }
     }
 
-    /// [`Group::store_lane`] with `st.v[..dv]` and `st.vm[..dm]` already written.
+    /// [`Group::store_lane`] with `st.v[..dv]` already written.
     #[inline(always)]
-    fn store_from(&self, k: &Kernel, l: usize, st: &mut CopyState, dv: usize, dm: usize) {
+    fn store_from(&self, k: &Kernel, l: usize, st: &mut CopyState, dv: usize) {
         let n = k.plan.n_pq;
-        // Only what outlives the solve: the voltages (|V| is public state).
-        // 1/|V| and the PQ currents are scratch, formed afresh by every solve.
+        // Only what outlives the solve: the voltages. |V|, 1/|V| and the PQ
+        // currents are scratch, formed afresh from them by every solve.
         for (v, z) in st.v[dv..n].iter_mut().zip(&self.v[dv..n]) {
             *v = get(z, l);
-        }
-        for (vm, m) in st.vm[dm..n].iter_mut().zip(&self.vm[dm..n]) {
-            *vm = m.0[l];
         }
         st.converged = self.converged[l];
         st.iterations = self.iterations[l];

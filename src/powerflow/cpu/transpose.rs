@@ -149,21 +149,8 @@ pub(crate) unsafe fn scatter(src: &[C8], dst: &mut [&mut [C64]; LANES]) -> usize
     4 * blocks
 }
 
-/// `dst[l][i]` ← `src[i]` lane `l` for whole blocks of eight real values;
+/// `dst[i]` lane `l` ← `src[l][i]` for whole blocks of eight real values;
 /// returns how many were done.
-///
-/// # Safety
-/// As [`gather`].
-#[cfg(target_arch = "x86_64")]
-pub(crate) unsafe fn scatter_real(src: &[F8], dst: &mut [&mut [f64]; LANES]) -> usize {
-    let blocks = src.len() / 8;
-    // SAFETY: as above (F8 is 8 aligned f64).
-    unsafe { scatter_blocks(flat(src, 8), dst, blocks) };
-    8 * blocks
-}
-
-/// `dst[i]` lane `l` ← `src[l][i]` for whole blocks of eight real values
-/// (the inverse of [`scatter_real`]); returns how many were done.
 ///
 /// # Safety
 /// As [`gather`].
@@ -185,10 +172,6 @@ pub(crate) unsafe fn gather_real(_: &mut [F8], _: &[&[f64]; LANES]) -> usize {
 }
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn scatter(_: &[C8], _: &mut [&mut [C64]; LANES]) -> usize {
-    0
-}
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) unsafe fn scatter_real(_: &[F8], _: &mut [&mut [f64]; LANES]) -> usize {
     0
 }
 
@@ -237,23 +220,6 @@ mod tests {
             for (l, row) in back.iter().enumerate() {
                 for (i, x) in row[..done].iter().enumerate() {
                     assert_eq!(*x, val(l, i), "len {len} lane {l} value {i}");
-                }
-            }
-            let reals: Vec<F8> = (0..len)
-                .map(|i| F8(std::array::from_fn(|l| (10 * i + l) as f64)))
-                .collect();
-            let mut back: Vec<Vec<f64>> = vec![vec![0.0; len]; LANES];
-            let mut it = back.iter_mut();
-            let mut dst: [&mut [f64]; LANES] = std::array::from_fn(|_| &mut it.next().unwrap()[..]);
-            let done = if on {
-                unsafe { scatter_real(&reals, &mut dst) }
-            } else {
-                0
-            };
-            assert_eq!(done, if on { len / 8 * 8 } else { 0 });
-            for (l, row) in back.iter().enumerate() {
-                for (i, x) in row[..done].iter().enumerate() {
-                    assert_eq!(*x, (10 * i + l) as f64);
                 }
             }
             let src: Vec<Vec<f64>> = (0..LANES)
