@@ -630,8 +630,11 @@ mod rollout {
                     sum_reward[i] += r[[c, i]] as f64;
                     sum_cost[i] += info.cost[[c, i]];
                     sum_safety[i] += info.safety[[c, i]];
-                    for (t, x) in info.terms.slice(ndarray::s![c, i, ..]).iter().enumerate() {
-                        sum_terms[i * TERMS.len() + t] += x;
+                    for (t, sum) in sum_terms[i * TERMS.len()..][..TERMS.len()]
+                        .iter_mut()
+                        .enumerate()
+                    {
+                        *sum += info.terms[[c, i, t]];
                     }
                 }
             }
