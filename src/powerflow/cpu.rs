@@ -936,6 +936,22 @@ pub(crate) fn recip(a: f64) -> f64 {
     r1.mul_add(e, r1)
 }
 
+/// `1/√a` (for 1/|V| at a solve's start, |V| then `a·rsqrt(a)`) without an
+/// f64 square root or division: the f32 square root and reciprocal, then two
+/// Newton steps `y + (y/2)·(1 − a·y·y)`, each rounded once. Within 2 ulps of
+/// `1/√a`, and `a·rsqrt(a)` within 2 ulps of `√a`, where `a`'s f32 is normal
+/// and finite (measured on 200,000 values); not finite for 0 or a non-finite
+/// `a`. The lanes' `Ops::rsqrt` does the same operations.
+#[inline(always)]
+pub(crate) fn rsqrt(a: f64) -> f64 {
+    let mut y = (1.0f32 / (a as f32).sqrt()) as f64;
+    for _ in 0..2 {
+        let e = (-(a * y)).mul_add(y, 1.0);
+        y = (0.5 * y).mul_add(e, y);
+    }
+    y
+}
+
 /// `e^{jθ}`; a Taylor series for the small angle steps of an iteration
 /// (exact to rounding for |θ| < 0.05), libm otherwise.
 #[inline(always)]
@@ -975,8 +991,12 @@ fn solve_copy_with(k: &Kernel, st: &mut CopyState) {
         st.v[..n].copy_from_slice(&p.v_noload);
     }
     for i in 0..n {
-        st.vm[i] = st.v[i].norm_sqr().sqrt();
-        st.inv_vm[i] = recip(st.vm[i]);
+        // |V| and 1/|V| from one reciprocal square root (no f64 square
+        // root and division: as the lanes).
+        let x = st.v[i].norm_sqr();
+        let r = rsqrt(x);
+        st.vm[i] = x * r;
+        st.inv_vm[i] = r;
     }
     let tol = k.tol;
     let mut iters = 0;
@@ -1077,6 +1097,34 @@ mod tests {
         }
         for x in [0.0, f64::NAN, f64::INFINITY] {
             assert!(!recip(x).is_finite(), "recip({x}) = {}", recip(x));
+        }
+    }
+
+    #[test]
+    fn rsqrt_is_within_two_ulps_of_the_square_root() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let ulps = |a: f64, b: f64| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut xs: Vec<f64> = (0..200_000)
+            .map(|_| rng.random_range(0.0025..9.0))
+            .collect();
+        xs.extend([1.0, 0.25, 4.0, 1e-30, 1e30, 2.0]);
+        let mut worst = (0, 0);
+        for x in xs {
+            let r = rsqrt(x);
+            let (inv, vm) = (ulps(r, 1.0 / x.sqrt()), ulps(x * r, x.sqrt()));
+            assert!(
+                inv <= 2 && vm <= 2,
+                "rsqrt({x:e}) = {r:e}: {inv} and {vm} ulps"
+            );
+            worst = (worst.0.max(inv), worst.1.max(vm));
+        }
+        eprintln!(
+            "rsqrt: at most {} ulps (1/√x), {} ulps (x·rsqrt(x) = √x)",
+            worst.0, worst.1
+        );
+        for x in [0.0, f64::NAN, f64::INFINITY] {
+            assert!(!rsqrt(x).is_finite(), "rsqrt({x}) = {}", rsqrt(x));
         }
     }
 

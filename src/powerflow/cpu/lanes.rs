@@ -146,6 +146,21 @@ impl<S: Simd> Ops<S> {
         let e = self.fnma(a, r1, one);
         self.fma(r1, e, r1)
     }
+    /// `1/√a` as the scalar [`super::rsqrt`]: the f32 square root and
+    /// reciprocal of each lane, then two fused Newton steps.
+    #[inline(always)]
+    fn rsqrt(self, a: F8) -> F8 {
+        let mut y = F8::default();
+        for (r, x) in y.0.iter_mut().zip(a.0) {
+            *r = (1.0f32 / (x as f32).sqrt()) as f64;
+        }
+        let (one, half) = (self.splat(1.0), self.splat(0.5));
+        for _ in 0..2 {
+            let e = self.fnma(self.mul(a, y), y, one);
+            y = self.fma(self.mul(half, y), e, y);
+        }
+        y
+    }
     #[inline(always)]
     fn abs(self, a: F8) -> F8 {
         self.map1(a, |s, a| s.abs_f64s(a))
@@ -940,9 +955,11 @@ fn solve_group<S: Simd>(o: Ops<S>, k: &Kernel, g: &mut Group, tol: f64) {
     let p = &*k.plan;
     let n = p.n_pq;
     for ((v, vm), inv_vm) in g.v[..n].iter().zip(&mut g.vm[..n]).zip(&mut g.inv_vm[..n]) {
-        let m = o.sqrt(o.add(o.mul(v.re, v.re), o.mul(v.im, v.im)));
-        *vm = m;
-        *inv_vm = o.recip(m);
+        // |V| and 1/|V| from one reciprocal square root (as `solve_copy`).
+        let x = o.add(o.mul(v.re, v.re), o.mul(v.im, v.im));
+        let r = o.rsqrt(x);
+        *vm = o.mul(x, r);
+        *inv_vm = r;
     }
     let max_it = p.options.max_iterations;
     let mut live = [false; LANES];
