@@ -323,38 +323,59 @@ fn set(z: &mut C8, l: usize, v: C64) {
     z.im.0[l] = v.im;
 }
 
+/// A lane vector ([`C8`], [`F8`]) and its per-copy value.
+trait Lanes: Sized {
+    type Value: Copy;
+    /// Lane `l` ← `x`.
+    fn set_lane(&mut self, l: usize, x: Self::Value);
+    /// The blocked part of [`gather`]: how many values it did.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 ([`super::transpose::blocked`]).
+    unsafe fn gather_blocks(dst: &mut [Self], src: &[&[Self::Value]; LANES]) -> usize;
+}
+
+impl Lanes for C8 {
+    type Value = C64;
+    #[inline(always)]
+    fn set_lane(&mut self, l: usize, x: C64) {
+        set(self, l, x);
+    }
+    #[inline(always)]
+    unsafe fn gather_blocks(dst: &mut [C8], src: &[&[C64]; LANES]) -> usize {
+        // SAFETY: as the trait's.
+        unsafe { super::transpose::gather(dst, src) }
+    }
+}
+
+impl Lanes for F8 {
+    type Value = f64;
+    #[inline(always)]
+    fn set_lane(&mut self, l: usize, x: f64) {
+        self.0[l] = x;
+    }
+    #[inline(always)]
+    unsafe fn gather_blocks(dst: &mut [F8], src: &[&[f64]; LANES]) -> usize {
+        // SAFETY: as the trait's.
+        unsafe { super::transpose::gather_real(dst, src) }
+    }
+}
+
 /// `dst[i]` lane `l` ← `src[l][i]` (the lanes' slices have `dst.len()`
-/// values): in blocks of four with AVX-512 (`blocked`), the rest lane by lane.
+/// values): in 8×8 blocks with AVX-512 (`blocked`), the rest lane by lane.
 #[inline(always)]
-fn gather(dst: &mut [C8], src: [&[C64]; LANES], blocked: bool) {
+fn gather<T: Lanes>(dst: &mut [T], src: [&[T::Value]; LANES], blocked: bool) {
     let len = dst.len();
     // SAFETY: `blocked` only where the CPU has AVX-512 (`transpose::blocked`).
     let done = if blocked {
-        unsafe { super::transpose::gather(dst, &src) }
+        unsafe { T::gather_blocks(dst, &src) }
     } else {
         0
     };
     // Lane by lane: each copy's values read in order (no bounds checks).
     for (l, s) in src.iter().enumerate() {
         for (z, x) in dst[done..].iter_mut().zip(&s[done..len]) {
-            set(z, l, *x);
-        }
-    }
-}
-
-/// `dst[i]` lane `l` ← `src[l][i]` for real values, as [`gather`].
-#[inline(always)]
-fn gather_real(dst: &mut [F8], src: [&[f64]; LANES], blocked: bool) {
-    let len = dst.len();
-    // SAFETY: `blocked` only where the CPU has AVX-512 (`transpose::blocked`).
-    let done = if blocked {
-        unsafe { super::transpose::gather_real(dst, &src) }
-    } else {
-        0
-    };
-    for (l, s) in src.iter().enumerate() {
-        for (z, x) in dst[done..].iter_mut().zip(&s[done..len]) {
-            z.0[l] = *x;
+            z.set_lane(l, *x);
         }
     }
 }
@@ -508,9 +529,9 @@ impl Group {
             // Every lane's values at once, in 8×8 blocks (unchanged lanes
             // rewritten with what they hold).
             let f = sts.map(|st| factors(p, st));
-            gather_real(&mut self.bpp_l, f.map(|f| f[0]), true);
-            gather_real(&mut self.bpp_us, f.map(|f| f[1]), true);
-            gather_real(&mut self.bpp_d, f.map(|f| f[2]), true);
+            gather(&mut self.bpp_l, f.map(|f| f[0]), true);
+            gather(&mut self.bpp_us, f.map(|f| f[1]), true);
+            gather(&mut self.bpp_d, f.map(|f| f[2]), true);
             self.lane_bpp = sts.map(id);
             return;
         }
