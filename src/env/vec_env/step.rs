@@ -83,6 +83,7 @@ impl VecEnv {
         let (start_row, step_in_episode) = (&self.st.start_row, &self.st.step_in_episode);
         let b = self.p.batch;
         let n_parts = self.n_parts();
+        let pool = self.pf.shared_pool();
         let inp = self.pf.inputs_mut();
         let rows = b.div_ceil(n_parts).max(1);
         let mut load = inp.load_scaling.axis_chunks_iter_mut(Axis(0), rows);
@@ -128,12 +129,13 @@ impl VecEnv {
                 }
             }
         };
-        if parts.len() > 1 {
-            // Called from inside the backend's pool (`solve_and_evaluate`).
-            use rayon::prelude::*;
-            parts.into_par_iter().for_each(write);
-        } else {
-            parts.into_iter().for_each(write);
+        match pool {
+            // Called from inside the pool (`solve_and_evaluate`): no wake-up.
+            Some(pool) if parts.len() > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| parts.into_par_iter().for_each(write));
+            }
+            _ => parts.into_iter().for_each(write),
         }
         let inp = self.pf.inputs_mut();
         // Automatic controllers keep their settled positions from step to
