@@ -137,7 +137,6 @@ impl VecEnv {
             }
             _ => parts.into_iter().for_each(write),
         }
-        let inp = self.pf.inputs_mut();
         // Automatic controllers keep their settled positions from step to
         // step (they live in the inputs); a reset puts them back to the network's.
         for &c in &self.reset_list {
