@@ -69,8 +69,8 @@ struct Params {
     // (CSR: n_tap + 1 pointers, then the nodes).
     i_down_ptr: u32,
     i_down: u32,
-    // Row in `pc` of the PQ nodes' ZIP parts (S_i re, im, S_z re, im; NONE: no ZIP loads).
-    p_zip: u32,
+    // Row in `work` of the PQ nodes' ZIP parts (S_i re, im, S_z re, im; NONE: no ZIP loads).
+    w_zip: u32,
     // Offset into `idx` of each PQ-numbered node's row among the PV set-points
     // (NONE: a PQ node); row in `pc` of the PV set-points (|V| − 1; NONE: no PV nodes).
     i_pv: u32,
@@ -87,9 +87,20 @@ struct Params {
     // values per set in `bppv` (L, U, 1/diag of the PQ rows).
     p_bset: u32,
     n_bpp: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Node injections from the set-points (`injections`): per node two segments of
+    // terms (loads, sgens, storage; then gens) as 2·n_node + 1 pointers at
+    // `i_inj_ptr`, each term three `pc` rows at `i_inj` (P, Q or NONE, scaling or
+    // NONE) and its factor at `s_inj`; the constant part of every node at `s_sbase`
+    // (re, then im); the PQ nodes' ZIP shares at `s_zip` (4 each); the row in
+    // `work` of S_spec (re, then im); the row in `pc` of a released PV node's held
+    // gens' Q (per PV set-point row).
+    i_inj_ptr: u32,
+    i_inj: u32,
+    s_inj: u32,
+    s_sbase: u32,
+    s_zip: u32,
+    w_s: u32,
+    p_pvq: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -97,12 +108,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 // Shared f32 data: fixed branches, B' factors, reference frame, result scales.
 @group(0) @binding(2) var<storage, read> sh: array<f32>;
-// Per-copy inputs: S_spec, node shunts, tap-changing branches, warm-start factors.
+// Per-copy inputs: node shunts, tap-changing branches, warm-start factors, PV
+// set-points, the set-points of loads, sgens, storage and gens.
 @group(0) @binding(3) var<storage, read> pc: array<f32>;
 // B'' factor values (L, U, 1/diag) by value set, `n_bpp` each: copies whose
 // taps stand alike share one (see `bpp_set`).
 @group(0) @binding(4) var<storage, read> bppv: array<f32>;
-// Per-copy state and scratch: u, θ, dW, J, x, cold flag, loop state.
+// Per-copy state and scratch: u, θ, dW, J, x, cold flag, loop state, S_spec and
+// its ZIP parts.
 @group(0) @binding(5) var<storage, read_write> work: array<f32>;
 // Per-copy status and result tables.
 @group(0) @binding(6) var<storage, read_write> outp: array<f32>;
@@ -165,7 +178,7 @@ fn branch(k: u32, c: u32) -> Branch {
         let o = P.s_br + F9 * k;
         return Branch(vec2<f32>(sh[o], sh[o + 1u]), vec2<f32>(sh[o + 2u], sh[o + 3u]), sh[o + 4u], vec2<f32>(sh[o + 5u], sh[o + 6u]), vec2<f32>(sh[o + 7u], sh[o + 8u]));
     }
-    let r = 4u * P.n_node + F9 * (k - P.n_fixed);
+    let r = 2u * P.n_node + F9 * (k - P.n_fixed);
     return Branch(
         vec2<f32>(pc[at(r, c)], pc[at(r + 1u, c)]),
         vec2<f32>(pc[at(r + 2u, c)], pc[at(r + 3u, c)]),
@@ -211,7 +224,7 @@ fn branch_flow(k: u32, c: u32) -> Flow {
 // u ← u·f + (f − 1) = u + g·(1 + u), without rounding f near 1. Angles stay.
 fn tap_warm_start(c: u32) {
     let n_tap = P.n_br - P.n_fixed;
-    let r0 = 4u * P.n_node + F9 * n_tap;
+    let r0 = 2u * P.n_node + F9 * n_tap;
     for (var j = 0u; j < n_tap; j++) {
         let g = pc[at(r0 + j, c)];
         if g != 0.0 {
@@ -224,8 +237,55 @@ fn tap_warm_start(c: u32) {
     }
 }
 
+// Term t of the node injections for copy c: its factor times (P, Q) times the
+// scaling, from the copy's set-point rows.
+fn inj_term(t: u32, c: u32) -> vec2<f32> {
+    let o = P.i_inj + 3u * t;
+    var v = vec2<f32>(pc[at(idx[o], c)], 0.0);
+    if idx[o + 1u] != NONE {
+        v.y = pc[at(idx[o + 1u], c)];
+    }
+    if idx[o + 2u] != NONE {
+        v *= pc[at(idx[o + 2u], c)];
+    }
+    return v * sh[P.s_inj + t];
+}
+
+// Copy c's specified injections in p.u. from its set-points (injections.rs
+// `copy_specified`): the constant part, loads, sgens and storage; from these the
+// PQ nodes' ZIP parts; then the gens' P, and at a released PV node its held gens'
+// Q. Every solve starts with it, so the host uploads set-points only.
+fn injections(c: u32) {
+    let nn = P.n_node;
+    for (var i = 0u; i < nn; i++) {
+        var s = vec2<f32>(sh[P.s_sbase + i], sh[P.s_sbase + nn + i]);
+        let o = P.i_inj_ptr + 2u * i;
+        let mid = idx[o + 1u];
+        for (var t = idx[o]; t < mid; t++) {
+            s += inj_term(t, c);
+        }
+        if P.w_zip != NONE && i < P.n_pq {
+            let n = P.n_pq;
+            let z = P.s_zip + 4u * i;
+            work[at(P.w_zip + i, c)] = s.x * sh[z];
+            work[at(P.w_zip + n + i, c)] = s.y * sh[z + 2u];
+            work[at(P.w_zip + 2u * n + i, c)] = s.x * sh[z + 1u];
+            work[at(P.w_zip + 3u * n + i, c)] = s.y * sh[z + 3u];
+        }
+        for (var t = mid; t < idx[o + 2u]; t++) {
+            s += inj_term(t, c);
+        }
+        let j = pv_row(i);
+        if j != NONE && !pv_held(i, c) {
+            s.y += pc[at(P.p_pvq + j, c)];
+        }
+        work[at(P.w_s + i, c)] = s.x;
+        work[at(P.w_s + nn + i, c)] = s.y;
+    }
+}
+
 fn s_spec(i: u32, c: u32) -> vec2<f32> {
-    return vec2<f32>(pc[at(i, c)], pc[at(P.n_node + i, c)]);
+    return vec2<f32>(work[at(P.w_s + i, c)], work[at(P.w_s + P.n_node + i, c)]);
 }
 
 // S_spec at PQ node i: with ZIP loads S_p + S_i·|V| + S_z·|V|², formed from
@@ -233,11 +293,11 @@ fn s_spec(i: u32, c: u32) -> vec2<f32> {
 // cancels. Slack nodes keep s (pandapower's ext_grid results use the nominal load).
 fn s_spec_v(i: u32, c: u32) -> vec2<f32> {
     var s = s_spec(i, c);
-    if P.p_zip != NONE && i < P.n_pq {
+    if P.w_zip != NONE && i < P.n_pq {
         let n = P.n_pq;
         let u = work[at(r_u(i), c)];
-        let si = vec2<f32>(pc[at(P.p_zip + i, c)], pc[at(P.p_zip + n + i, c)]);
-        let sz = vec2<f32>(pc[at(P.p_zip + 2u * n + i, c)], pc[at(P.p_zip + 3u * n + i, c)]);
+        let si = vec2<f32>(work[at(P.w_zip + i, c)], work[at(P.w_zip + n + i, c)]);
+        let sz = vec2<f32>(work[at(P.w_zip + 2u * n + i, c)], work[at(P.w_zip + 3u * n + i, c)]);
         s += u * (si + sz * (2.0 + u));
     }
     return s;
@@ -282,7 +342,7 @@ fn mismatch_currents(c: u32) {
         let d = vec2<f32>(u * (1.0 + cs.x) + cs.x, (1.0 + u) * cs.y);
         work[at(r_dwr(i), c)] = d.x;
         work[at(r_dwi(i), c)] = d.y;
-        let y = vec2<f32>(pc[at(2u * n_node + i, c)], pc[at(3u * n_node + i, c)]);
+        let y = vec2<f32>(pc[at(i, c)], pc[at(n_node + i, c)]);
         let j = cmul(y, vec2<f32>(1.0, 0.0) + d);
         work[at(r_jr(i), c)] = j.x;
         work[at(r_ji(i), c)] = j.y;
@@ -455,7 +515,7 @@ fn injected(i: u32, c: u32) -> vec2<f32> {
 fn branch_currents(c: u32) {
     let nn = P.n_node;
     for (var i = 0u; i < nn; i++) {
-        let y = vec2<f32>(pc[at(2u * nn + i, c)], pc[at(3u * nn + i, c)]);
+        let y = vec2<f32>(pc[at(i, c)], pc[at(nn + i, c)]);
         let j = cmul(y, vec2<f32>(1.0, 0.0) + dw(i, c));
         work[at(r_jr(i), c)] = j.x;
         work[at(r_ji(i), c)] = j.y;
@@ -606,9 +666,10 @@ fn write_tables(c: u32) {
     }
 }
 
-// A new solve: slack voltages, the cold start or the tap-move warm start, PV
-// set-points.
+// A new solve: the injections, slack voltages, the cold start or the tap-move
+// warm start, PV set-points.
 fn start(c: u32) {
+    injections(c);
     // Slack nodes: fixed voltage (θ is relative to the slack's own angle).
     for (var i = P.n_pq; i < P.n_node; i++) {
         work[at(r_u(i), c)] = sh[P.s_u0 + i];
@@ -861,6 +922,13 @@ fn test_solve_bpp(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn test_tap_warm_start(@builtin(global_invocation_id) gid: vec3<u32>) {
     if gid.x < P.batch {
         tap_warm_start(gid.x);
+    }
+}
+
+@compute @workgroup_size(64)
+fn test_injections(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < P.batch {
+        injections(gid.x);
     }
 }
 

@@ -205,9 +205,9 @@ pub(crate) struct Params {
     pass_iters: u32,
     i_down_ptr: u32,
     i_down: u32,
-    /// Row in `pc` of the PQ nodes' ZIP parts (`S_i` re, im, `S_z` re, im;
-    /// `NONE` without ZIP loads).
-    p_zip: u32,
+    /// Row in `work` of the PQ nodes' ZIP parts (`S_i` re, im, `S_z` re, im;
+    /// `NONE` without ZIP loads), formed by the shader's `injections`.
+    w_zip: u32,
     i_pv: u32,
     p_pv: u32,
     n_site: u32,
@@ -220,9 +220,17 @@ pub(crate) struct Params {
     /// set in `bppv` ([`BppSets`]).
     p_bset: u32,
     n_bpp: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    /// The node injections' terms ([`InjectionTerms`]): pointers (two
+    /// segments per node) and terms in `idx` (each of them the `pc` rows of
+    /// [`SetPoint`]s), factors and the constant part in `sh`, ZIP shares in `sh` (4 per PQ node), S_spec's row in `work`, the
+    /// released PV nodes' held Q row in `pc`.
+    i_inj_ptr: u32,
+    i_inj: u32,
+    s_inj: u32,
+    s_sbase: u32,
+    s_zip: u32,
+    w_s: u32,
+    p_pvq: u32,
 }
 
 /// Branch data in the shader's local-frame form (9 values):
@@ -238,6 +246,35 @@ fn branch_values(z: C64, y_sh: C64, ratio: f64, shift: f64, phi_f: f64, phi_t: f
     let h = (0.5 * delta).sin();
     let c0 = C64::new((rho - 1.0) + 2.0 * h * h, delta.sin());
     [ys.re, ys.im, yh.re, yh.im, rho, c0.re, c0.im, e.re, e.im]
+}
+
+/// An input table whose values the host uploads as they are, one `pc` row per
+/// in-service element ([`Layout::setpoints`]), for the shader's `injections`
+/// to turn into node injections.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SetPoint {
+    LoadP,
+    LoadQ,
+    LoadScaling,
+    SgenP,
+    SgenQ,
+    StorageP,
+    GenP,
+}
+
+impl SetPoint {
+    /// The table in `inp` (copies × elements).
+    fn of(self, inp: &BatchInputs) -> &ndarray::Array2<f64> {
+        match self {
+            SetPoint::LoadP => &inp.load_p_mw,
+            SetPoint::LoadQ => &inp.load_q_mvar,
+            SetPoint::LoadScaling => &inp.load_scaling,
+            SetPoint::SgenP => &inp.sgen_p_mw,
+            SetPoint::SgenQ => &inp.sgen_q_mvar,
+            SetPoint::StorageP => &inp.storage_p_mw,
+            SetPoint::GenP => &inp.gen_p_mw,
+        }
+    }
 }
 
 /// Offsets and sizes shared by every chunk.
@@ -262,6 +299,11 @@ struct Layout {
     /// Nodes each tap-changing trafo's moves warm-start (the CPU's lists; uploaded
     /// as CSR at `i_down_ptr`/`i_down`).
     tap_down: TapDown,
+    /// The set-point tables in `pc`: table, its in-service elements (one row
+    /// each, in this order), first row.
+    setpoints: Vec<(SetPoint, Vec<usize>, usize)>,
+    /// Terms of the node injections (loop trips of the shader's `injections`).
+    n_terms: usize,
 }
 
 /// Per-row dirty ranges of a host mirror (copy indices, inclusive). The values
@@ -303,6 +345,17 @@ impl Mirror {
 /// f32 upload mirrors, or the shader port's buffers.
 trait Put {
     fn put(&mut self, row: usize, c: usize, v: f64);
+
+    /// Rows `row..row + elements.len()` of every copy from one input table
+    /// (`copies`: the chunk's copies × the table's elements): row `row + j`
+    /// holds element `elements[j]`.
+    fn put_columns(&mut self, row: usize, copies: ndarray::ArrayView2<f64>, elements: &[usize]) {
+        for (lc, values) in copies.outer_iter().enumerate() {
+            for (j, &k) in elements.iter().enumerate() {
+                self.put(row + j, lc, values[k]);
+            }
+        }
+    }
 }
 
 impl Put for Mirror {
@@ -324,6 +377,59 @@ impl Put for Mirror {
             self.hi[row] = self.hi[row].max(c);
         }
     }
+
+    /// Column by column in blocks of 64 copies (the table's rows of a block
+    /// stay in L1), a row's values compared and stored in one loop.
+    fn put_columns(&mut self, row: usize, copies: ndarray::ArrayView2<f64>, elements: &[usize]) {
+        const BLOCK: usize = 64;
+        let len = copies.nrows();
+        for b0 in (0..len).step_by(BLOCK) {
+            let b1 = (b0 + BLOCK).min(len);
+            for (j, &k) in elements.iter().enumerate() {
+                let r = row + j;
+                let values = copies.slice(ndarray::s![b0..b1, k]);
+                let o = r * self.batch;
+                let changed = if self.data64.is_empty() {
+                    store(&mut self.data[o + b0..o + b1], values, |v| v as f32)
+                } else {
+                    store(&mut self.data64[o + b0..o + b1], values, |v| v)
+                };
+                if changed {
+                    self.lo[r] = self.lo[r].min(b0);
+                    self.hi[r] = self.hi[r].max(b1 - 1);
+                }
+            }
+        }
+    }
+}
+
+/// A mirror's value type, compared by its bits (a NaN or a signed zero that
+/// differs is a change).
+trait Bits: Copy {
+    fn bits(self) -> u64;
+}
+
+impl Bits for f32 {
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
+}
+
+impl Bits for f64 {
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+/// `to[i] = of(values[i])`; whether any bits changed.
+fn store<T: Bits>(to: &mut [T], values: ndarray::ArrayView1<f64>, of: impl Fn(f64) -> T) -> bool {
+    let mut changed = false;
+    for (d, &v) in to.iter_mut().zip(&values) {
+        let v = of(v);
+        changed |= d.bits() != v.bits();
+        *d = v;
+    }
+    changed
 }
 
 impl Mirror {
@@ -495,7 +601,7 @@ impl LoopTrips {
             + (4 * n + plan.bpp.l_col.len() + plan.bpp.u_col.len())
             + 4;
         let down: usize = layout.tap_down.iter().flatten().map(|(_, v)| v.len()).sum();
-        let start = nn + n + plan.tap_trafos.len() + down + 8;
+        let start = 2 * nn + layout.n_terms + n + plan.tap_trafos.len() + down + 8;
         let results = [
             currents + 8,
             nb + nl + nt + ne + layout.params.n_site as usize + 8,
@@ -1105,33 +1211,25 @@ fn prepare_copies(
     let net = &p.net;
     let (n, nn) = (p.n_pq, p.n_node);
     let n_tap = p.tap_trafos.len();
-    let mut s = vec![C64::ZERO; nn];
     let mut y = vec![C64::ZERO; nn];
-    let zn = if p.has_zip { n } else { 0 };
-    let (mut si, mut sz) = (vec![C64::ZERO; zn], vec![C64::ZERO; zn]);
     let n_shunt = net.shunts.len();
-    // Once a chunk is primed, injections and shunts are written again only
-    // at the nodes whose values can change (the others keep the plan's
-    // constants): nodes with loads, sgens, storage or gens, and with shunts.
-    let all: Vec<usize> = (0..nn).collect();
-    let (s_nodes, y_nodes) = if primed {
-        let elements = [&p.load_node, &p.sgen_node, &p.storage_node, &p.gen_node];
-        (
-            sorted_nodes(elements.into_iter().flatten().flatten().copied()),
-            sorted_nodes(p.shunt_node.iter().flatten().copied()),
-        )
+    // Once a chunk is primed, shunts are written again only at the nodes whose
+    // values can change (the others keep the plan's constants).
+    let y_nodes = if primed {
+        sorted_nodes(p.shunt_node.iter().flatten().copied())
     } else {
-        (all.clone(), all)
+        (0..nn).collect()
     };
+    // The set-points as they are (the shader forms the injections), table by
+    // table.
+    if host.setpoints {
+        for (table, elements, row) in &layout.setpoints {
+            let copies = table.of(inp).slice(ndarray::s![c0..c0 + len, ..]);
+            pc.put_columns(*row, copies, elements);
+        }
+    }
     for lc in 0..len {
         let c = c0 + lc;
-        if host.setpoints {
-            super::injections::copy_specified(p, inp, c, &mut s, &mut si, &mut sz);
-            for &i in &s_nodes {
-                pc.put(i, lc, s[i].re);
-                pc.put(nn + i, lc, s[i].im);
-            }
-        }
         // Node shunts: only where a step moved (every node the first time).
         let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
         let mut moved = !primed;
@@ -1145,8 +1243,8 @@ fn prepare_copies(
         if moved {
             super::injections::copy_shunts(p, inp, c, &mut y);
             for &i in &y_nodes {
-                pc.put(2 * nn + i, lc, y[i].re);
-                pc.put(3 * nn + i, lc, y[i].im);
+                pc.put(i, lc, y[i].re);
+                pc.put(nn + i, lc, y[i].im);
             }
         }
         let mut changed = false;
@@ -1185,19 +1283,10 @@ fn prepare_copies(
                         )
                     });
                 for (q, x) in v.iter().enumerate() {
-                    pc.put(4 * nn + 9 * j + q, lc, *x);
+                    pc.put(2 * nn + 9 * j + q, lc, *x);
                 }
             }
-            pc.put(4 * nn + 9 * n_tap + j, lc, g);
-        }
-        if p.has_zip && host.setpoints {
-            let r0 = 4 * nn + 10 * n_tap;
-            for i in s_nodes.iter().copied().take_while(|&i| i < n) {
-                pc.put(r0 + i, lc, si[i].re);
-                pc.put(r0 + n + i, lc, si[i].im);
-                pc.put(r0 + 2 * n + i, lc, sz[i].re);
-                pc.put(r0 + 3 * n + i, lc, sz[i].im);
-            }
+            pc.put(2 * nn + 9 * n_tap + j, lc, g);
         }
         // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
         if host.setpoints {
@@ -1991,30 +2080,103 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
     prm.tol = p.options.tolerance_pu.max(floor) as f32;
     prm.polish = polish;
 
+    // Per-copy rows of `pc`: node shunts (re, im), tap-changing branches,
+    // warm-start factors, PV set-points, the released PV nodes' held Q, the
+    // set-points of loads, sgens, storage and gens, the B'' value set.
     let n_tap = p.tap_trafos.len();
-    prm.p_zip = if p.has_zip {
-        (4 * nn + 10 * n_tap) as u32
+    let n_pv = p.pv_nodes.len();
+    let r_pv = 2 * nn + 10 * n_tap;
+    (prm.p_pv, prm.p_pvq) = if p.has_pv() {
+        ((r_pv) as u32, (r_pv + n_pv) as u32)
+    } else {
+        (NONE, NONE)
+    };
+    let p_set = r_pv + 2 * n_pv;
+    // The node injections as terms over the set-point rows, two segments per
+    // node (loads, sgens and storage; gens, added after the ZIP parts), each
+    // term `(P row, Q row or NONE, scaling row or NONE)` with its factor, in
+    // `copy_specified`'s terms; a storage unit's constant Q joins the node's
+    // constant part.
+    let inv_sn = 1.0 / sn;
+    let in_service = |nodes: &[Option<usize>]| -> Vec<(usize, usize)> {
+        (nodes.iter().enumerate())
+            .filter_map(|(k, n)| n.map(|i| (k, i)))
+            .collect()
+    };
+    let (loads, sgens) = (in_service(&p.load_node), in_service(&p.sgen_node));
+    let (storages, gens) = (in_service(&p.storage_node), in_service(&p.gen_node));
+    let mut setpoints = vec![];
+    let mut next = p_set;
+    // The rows of `table` for `elements` (the k-th element's row: first + k).
+    let mut block = |table: SetPoint, elements: &[(usize, usize)]| {
+        let first = next;
+        next += elements.len();
+        setpoints.push((table, elements.iter().map(|e| e.0).collect(), first));
+        first as u32
+    };
+    let r_lp = block(SetPoint::LoadP, &loads);
+    let r_lq = block(SetPoint::LoadQ, &loads);
+    let r_ls = block(SetPoint::LoadScaling, &loads);
+    let r_sp = block(SetPoint::SgenP, &sgens);
+    let r_sq = block(SetPoint::SgenQ, &sgens);
+    let r_st = block(SetPoint::StorageP, &storages);
+    let r_gp = block(SetPoint::GenP, &gens);
+    // A term: its `pc` rows and factor.
+    type Term = ([u32; 3], f64);
+    let mut segs: Vec<[Vec<Term>; 2]> = vec![Default::default(); nn];
+    let mut sbase = p.node_s_const.clone();
+    for (j, &(_, i)) in loads.iter().enumerate() {
+        let j = j as u32;
+        segs[i][0].push(([r_lp + j, r_lq + j, r_ls + j], -inv_sn));
+    }
+    for (j, &(k, i)) in sgens.iter().enumerate() {
+        let j = j as u32;
+        segs[i][0].push(([r_sp + j, r_sq + j, NONE], net.sgens[k].scaling * inv_sn));
+    }
+    for (j, &(k, i)) in storages.iter().enumerate() {
+        let f = net.storages[k].scaling * inv_sn;
+        segs[i][0].push(([r_st + j as u32, NONE, NONE], -f));
+        sbase[i].im -= net.storages[k].q_mvar * f;
+    }
+    for (j, &(k, i)) in gens.iter().enumerate() {
+        segs[i][1].push(([r_gp + j as u32, NONE, NONE], net.gens[k].scaling * inv_sn));
+    }
+    let mut inj_ptr = vec![0u32];
+    let (mut terms, mut factors) = (vec![], vec![]);
+    for seg in segs.iter().flatten() {
+        for (rows, f) in seg {
+            terms.extend_from_slice(rows);
+            factors.push(*f);
+        }
+        inj_ptr.push(factors.len() as u32);
+    }
+    prm.i_inj_ptr = put(&inj_ptr, &mut idx);
+    prm.i_inj = put(&terms, &mut idx);
+    prm.s_inj = putf(&factors, &mut sh);
+    let sbase: Vec<f64> = (sbase.iter().map(|x| x.re))
+        .chain(sbase.iter().map(|x| x.im))
+        .collect();
+    prm.s_sbase = putf(&sbase, &mut sh);
+    let zip: Vec<f64> = p.node_zip[..n].iter().flatten().copied().collect();
+    prm.s_zip = putf(&zip, &mut sh);
+    // `work`: u, θ, dW, J, x, the cold flag and six loop rows, S_spec, ZIP parts.
+    prm.w_s = (6 * nn + n + 7) as u32;
+    prm.w_zip = if p.has_zip {
+        prm.w_s + 2 * nn as u32
     } else {
         NONE
     };
     let rows_zip = if p.has_zip { 4 * n } else { 0 };
-    prm.p_pv = if p.has_pv() {
-        (4 * nn + 10 * n_tap + rows_zip) as u32
-    } else {
-        NONE
-    };
     let n_site = prm.n_site as usize;
-    let rows_pc = 4 * nn + 10 * n_tap + rows_zip + p.pv_nodes.len();
+    let rows_pc = next;
     let rows_bpp = p.bpp.l_col.len() + p.bpp.u_col.len() + n;
     prm.p_bset = rows_pc as u32;
     prm.n_bpp = rows_bpp as u32;
     let layout = Layout {
         params: prm,
-        // S_spec, node shunts, tap-changing branches, warm-start factors, ZIP
-        // parts, PV set-points, the B'' value set.
         rows_pc: rows_pc + 1,
         rows_bpp,
-        rows_work: 6 * nn + n + 7,
+        rows_work: 6 * nn + n + 7 + 2 * nn + rows_zip,
         rows_out: 3 + 2 * nb + 4 * nl + 5 * nt + 2 * ne + n_site,
         row_cold: 6 * nn + n,
         passes: 1,
@@ -2025,6 +2187,8 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
             .map(|&(k, _)| net.trafos[k].shift_degree.to_radians())
             .collect(),
         tap_down,
+        n_terms: factors.len(),
+        setpoints,
     };
     (idx, sh, layout)
 }

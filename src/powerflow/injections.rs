@@ -1,5 +1,8 @@
 //! Each copy's node injections and node shunts from its set-points, in one
-//! place for both backends (`cpu::Kernel::prepare`, `gpu::GpuBatch::prepare`).
+//! place: the CPU kernels' `prepare` calls both, the GPU backend's
+//! `prepare_copies` the shunts; the GPU's injections are formed by the
+//! shader's `injections` from the uploaded set-points, and its port is
+//! tested against [`copy_specified`].
 
 use super::batch::BatchInputs;
 use super::plan::Plan;

@@ -314,7 +314,7 @@ impl<T: Real> Port<T> {
                 e: v2(s(7), s(8)),
             };
         }
-        let r = 4 * p.n_node + F9 * (k - p.n_fixed);
+        let r = 2 * p.n_node + F9 * (k - p.n_fixed);
         let s = |j: u32| self.pcv(r + j, c);
         Branch {
             ys: v2(s(0), s(1)),
@@ -350,7 +350,7 @@ impl<T: Real> Port<T> {
     pub fn tap_warm_start(&mut self, c: u32) {
         let p = self.p;
         let n_tap = p.n_br - p.n_fixed;
-        let r0 = 4 * p.n_node + F9 * n_tap;
+        let r0 = 2 * p.n_node + F9 * n_tap;
         for j in 0..n_tap {
             let g = self.pcv(r0 + j, c);
             if g != T::of(0.0) {
@@ -363,20 +363,65 @@ impl<T: Real> Port<T> {
         }
     }
 
+    pub fn inj_term(&self, t: u32, c: u32) -> V2<T> {
+        let o = self.p.i_inj + 3 * t;
+        let mut v = v2(self.pcv(self.ix(o), c), Self::k(0.0));
+        if self.ix(o + 1) != NONE {
+            v.y = self.pcv(self.ix(o + 1), c);
+        }
+        if self.ix(o + 2) != NONE {
+            v = v * self.pcv(self.ix(o + 2), c);
+        }
+        v * self.shv(self.p.s_inj + t)
+    }
+
+    pub fn injections(&mut self, c: u32) {
+        let p = self.p;
+        let nn = p.n_node;
+        for i in 0..nn {
+            let mut s = v2(self.shv(p.s_sbase + i), self.shv(p.s_sbase + nn + i));
+            let o = p.i_inj_ptr + 2 * i;
+            let mid = self.ix(o + 1);
+            for t in self.ix(o)..mid {
+                s += self.inj_term(t, c);
+            }
+            if p.w_zip != NONE && i < p.n_pq {
+                let n = p.n_pq;
+                let z = p.s_zip + 4 * i;
+                self.set_w(p.w_zip + i, c, s.x * self.shv(z));
+                self.set_w(p.w_zip + n + i, c, s.y * self.shv(z + 2));
+                self.set_w(p.w_zip + 2 * n + i, c, s.x * self.shv(z + 1));
+                self.set_w(p.w_zip + 3 * n + i, c, s.y * self.shv(z + 3));
+            }
+            for t in mid..self.ix(o + 2) {
+                s += self.inj_term(t, c);
+            }
+            let j = self.pv_row(i);
+            if j != NONE && !self.pv_held(i, c) {
+                s.y += self.pcv(p.p_pvq + j, c);
+            }
+            self.set_w(p.w_s + i, c, s.x);
+            self.set_w(p.w_s + nn + i, c, s.y);
+        }
+    }
+
     pub fn s_spec(&self, i: u32, c: u32) -> V2<T> {
-        v2(self.pcv(i, c), self.pcv(self.p.n_node + i, c))
+        v2(
+            self.w(self.p.w_s + i, c),
+            self.w(self.p.w_s + self.p.n_node + i, c),
+        )
     }
 
     pub fn s_spec_v(&self, i: u32, c: u32) -> V2<T> {
         let p = &self.p;
         let mut s = self.s_spec(i, c);
-        if p.p_zip != NONE && i < p.n_pq {
+        if p.w_zip != NONE && i < p.n_pq {
             let n = p.n_pq;
             let u = self.w(self.r_u(i), c);
-            let si = v2(self.pcv(p.p_zip + i, c), self.pcv(p.p_zip + n + i, c));
+            let si = v2(self.w(p.w_zip + i, c), self.w(p.w_zip + n + i, c));
             let sz = v2(
-                self.pcv(p.p_zip + 2 * n + i, c),
-                self.pcv(p.p_zip + 3 * n + i, c),
+                self.w(p.w_zip + 2 * n + i, c),
+                self.w(p.w_zip + 3 * n + i, c),
             );
             s += sv(u, si + sz * (Self::k(2.0) + u));
         }
@@ -414,7 +459,7 @@ impl<T: Real> Port<T> {
             let d = v2(u * (one + cs.x) + cs.x, (one + u) * cs.y);
             self.set_w(self.r_dwr(i), c, d.x);
             self.set_w(self.r_dwi(i), c, d.y);
-            let y = v2(self.pcv(2 * n_node + i, c), self.pcv(3 * n_node + i, c));
+            let y = v2(self.pcv(i, c), self.pcv(n_node + i, c));
             let j = cmul(y, Self::one() + d);
             self.set_w(self.r_jr(i), c, j.x);
             self.set_w(self.r_ji(i), c, j.y);
@@ -589,7 +634,7 @@ impl<T: Real> Port<T> {
         let p = self.p;
         let nn = p.n_node;
         for i in 0..nn {
-            let y = v2(self.pcv(2 * nn + i, c), self.pcv(3 * nn + i, c));
+            let y = v2(self.pcv(i, c), self.pcv(nn + i, c));
             let j = cmul(y, Self::one() + self.dw(i, c));
             self.set_w(self.r_jr(i), c, j.x);
             self.set_w(self.r_ji(i), c, j.y);
@@ -745,11 +790,12 @@ impl<T: Real> Port<T> {
         }
     }
 
-    /// A new solve: slack voltages, cold start or tap-move warm start, PV
-    /// set-points.
+    /// A new solve: the injections, slack voltages, cold start or tap-move
+    /// warm start, PV set-points.
     pub fn start(&mut self, c: u32) {
         let p = self.p;
         let k = Self::k;
+        self.injections(c);
         for i in p.n_pq..p.n_node {
             self.set_w(self.r_u(i), c, self.shv(p.s_u0 + i));
             self.set_w(self.r_th(i), c, k(0.0));
@@ -973,6 +1019,7 @@ impl<T: Real> Port<T> {
                 "test_solve_bp" => self.solve_bp(c),
                 "test_solve_bpp" => self.solve_bpp(c),
                 "test_tap_warm_start" => self.tap_warm_start(c),
+                "test_injections" => self.injections(c),
                 "test_write_results" => self.write_results(c),
                 _ => panic!("no test entry point {entry}"),
             }

@@ -4,16 +4,15 @@
 //! does with the held gens at their limits; the violators of every copy are
 //! held at once; a copy that holds new gens gets, in its own rows, its
 //! released PV nodes marked (`PV_RELEASED` in the PV set-point row: the shader
-//! treats the node as PQ), the gens' Q in the node's injection and B'' with
-//! the released rows real; then the whole batch solves again (copies with no
+//! treats the node as PQ), the gens' Q in their `p_pvq` rows (the shader's
+//! `injections` adds it to the node's injection) and B'' with the released
+//! rows real; then the whole batch solves again (copies with no
 //! change converge at once) until no copy has a violator. The next solve
 //! starts from every gen PV again, as every `runpp` does.
 
 use super::{put_bpp, GpuBatch, Put, PV_RELEASED};
-use crate::complex::C64;
 use crate::error::Result;
 use crate::powerflow::batch::PowerFlow;
-use crate::powerflow::injections::copy_specified;
 use crate::powerflow::qlims::{bpp_factor, split_q_limited};
 
 /// Per-copy `enforce_q_lims` state of a GPU batch.
@@ -178,16 +177,10 @@ impl GpuBatch {
             return;
         }
         let p = self.plan.clone();
-        let (nn, n) = (p.n_node, p.n_pq);
+        let n = p.n_pq;
         let n_gen = p.gen_node.len();
         let n_tap = p.tap_trafos.len();
         let sn = p.net.sn_mva;
-        let zn = if p.has_zip { n } else { 0 };
-        let (mut s, mut si, mut sz) = (
-            vec![C64::ZERO; nn],
-            vec![C64::ZERO; zn],
-            vec![C64::ZERO; zn],
-        );
         let mut pending = std::mem::take(&mut self.q.pending);
         pending.sort_unstable();
         pending.dedup();
@@ -201,27 +194,25 @@ impl GpuBatch {
             };
             let lc = c - ch.c0;
             let released = &self.q.released[c];
-            copy_specified(&p, &self.inputs, c, &mut s, &mut si, &mut sz);
-            for &i in released {
-                let q: f64 = (self.gen_sites.sites.iter())
-                    .filter(|site| site.node == i)
-                    .flat_map(|site| site.gens.iter())
-                    .map(|&g| self.q.gen_q[c * n_gen + g])
-                    .sum();
-                s[i] += C64::new(0.0, q / sn);
-            }
-            for (i, x) in s.iter().enumerate() {
-                ch.pc.put(i, lc, x.re);
-                ch.pc.put(nn + i, lc, x.im);
-            }
-            let r0 = self.layout.params.p_pv as usize;
+            // A released node: PQ, with its held gens' Q in the injection
+            // (the shader's `injections` adds the `p_pvq` row there).
+            let (r_pv, r_q) = (
+                self.layout.params.p_pv as usize,
+                self.layout.params.p_pvq as usize,
+            );
             for (j, &i) in p.pv_nodes.iter().enumerate() {
-                let v = if released.contains(&i) {
-                    PV_RELEASED
+                let (v, q) = if released.contains(&i) {
+                    let q: f64 = (self.gen_sites.sites.iter())
+                        .filter(|site| site.node == i)
+                        .flat_map(|site| site.gens.iter())
+                        .map(|&g| self.q.gen_q[c * n_gen + g])
+                        .sum();
+                    (PV_RELEASED, q / sn)
                 } else {
-                    p.pv_vm(j, &self.inputs, c) - 1.0
+                    (p.pv_vm(j, &self.inputs, c) - 1.0, 0.0)
                 };
-                ch.pc.put(r0 + j, lc, v);
+                ch.pc.put(r_pv + j, lc, v);
+                ch.pc.put(r_q + j, lc, q);
             }
             let mut pv = p.is_pv.clone();
             for &i in released {

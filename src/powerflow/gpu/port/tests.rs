@@ -4,6 +4,7 @@
 //! `POWERGRID_REQUIRE_GPU=1`.
 
 use super::*;
+use crate::complex::C64;
 use crate::network::Network;
 use crate::powerflow::cpu::CpuBatch;
 use crate::powerflow::plan::SolverOptions;
@@ -98,7 +99,8 @@ fn to64(p: &Port<f32>) -> Port<f64> {
 /// relative to its largest magnitude.
 fn work_groups(p: &Params) -> Vec<(&'static str, usize, usize)> {
     let (nn, n) = (p.n_node as usize, p.n_pq as usize);
-    vec![
+    let w_s = p.w_s as usize;
+    let mut g = vec![
         ("u", 0, nn),
         ("theta", nn, nn),
         ("dW.re", 2 * nn, nn),
@@ -112,7 +114,13 @@ fn work_groups(p: &Params) -> Vec<(&'static str, usize, usize)> {
         ("loop converged", 6 * nn + n + 4, 1),
         ("norm raw", 6 * nn + n + 5, 1),
         ("norm scaled", 6 * nn + n + 6, 1),
-    ]
+        ("S_spec.re", w_s, nn),
+        ("S_spec.im", w_s + nn, nn),
+    ];
+    if p.w_zip != NONE {
+        g.push(("ZIP parts", p.w_zip as usize, 4 * n));
+    }
+    g
 }
 
 fn out_groups(p: &Params) -> Vec<(&'static str, usize, usize)> {
@@ -286,6 +294,7 @@ fn solve_kernels_match_shader() {
         let mut gpu = GpuBatch::new(plan(&net, 100), B).unwrap();
         gpu.inputs = inputs(&net, B);
         gpu.stage().unwrap();
+        worst_all = worst_all.max(check(&gpu, &format!("{name} cold"), "test_injections"));
         start_state(&gpu);
         for e in SOLVE_SEQ.iter().chain(&["test_solve_bp", "test_solve_bpp"]) {
             worst_all = worst_all.max(check(&gpu, &format!("{name} cold"), e));
@@ -355,6 +364,58 @@ fn result_kernel_matches_shader() {
         }
     }
     eprintln!("worst: {worst_all:.2} ε·scale (tolerance {KERNEL_TOL_EPS})");
+}
+
+/// The shader's `injections` (the port in f64, on the buffers the host
+/// uploads: set-points, not injections) gives `copy_specified`'s node
+/// injections and ZIP parts to 1e-12 of the largest: every load, sgen,
+/// storage unit and gen reaches its node with its factor and scaling.
+#[test]
+fn port_injections_match_copy_specified() {
+    use crate::powerflow::injections::copy_specified;
+    for name in NETS {
+        let net = load(name);
+        let plan = plan(&net, 100);
+        let mut inp = inputs(&net, B);
+        for c in 0..B {
+            let f = 0.8 + 0.07 * c as f64;
+            inp.load_scaling.row_mut(c).fill(f);
+            inp.sgen_q_mvar.row_mut(c).fill(0.01 * c as f64);
+            inp.storage_p_mw.row_mut(c).fill(0.02 * c as f64 - 0.05);
+            inp.gen_p_mw.row_mut(c).mapv_inplace(|v| v * f);
+        }
+        let mut b = PortBatch::<f64>::new(plan.clone(), B);
+        b.inputs = inp.clone();
+        b.solve().unwrap();
+        let (nn, n) = (plan.n_node, plan.n_pq);
+        let zn = if plan.has_zip { n } else { 0 };
+        let (mut s, mut si, mut sz) = (
+            vec![C64::ZERO; nn],
+            vec![C64::ZERO; zn],
+            vec![C64::ZERO; zn],
+        );
+        let p = &b.port;
+        let w = |row: u32, c: usize| p.work[row as usize * B + c];
+        let mut worst = 0.0f64;
+        for c in 0..B {
+            copy_specified(&plan, &inp, c, &mut s, &mut si, &mut sz);
+            let scale = s.iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+            for (i, want) in s.iter().enumerate() {
+                let got = C64::new(w(p.p.w_s + i as u32, c), w(p.p.w_s + (nn + i) as u32, c));
+                worst = worst.max((got - *want).abs() / scale);
+            }
+            for i in 0..zn {
+                let r = |k: usize| w(p.p.w_zip + (k * n + i) as u32, c);
+                let (gi, gz) = (C64::new(r(0), r(1)), C64::new(r(2), r(3)));
+                worst = worst.max((gi - si[i]).abs().max((gz - sz[i]).abs()) / scale);
+            }
+        }
+        eprintln!("{name}: injections within {worst:.1e} of the largest");
+        assert!(
+            worst <= 1e-12,
+            "{name}: injections off by {worst:e} of the largest"
+        );
+    }
 }
 
 /// The port's `main` in f64 gives the CPU backend's answer; in f64 and f32 the
@@ -503,10 +564,11 @@ fn staged_main_is_main_bit_for_bit() {
             );
             // The state (the loop rows after the phase aside: main keeps its
             // counters in registers when it finishes in one dispatch).
-            let w = one.port.work.len() - 5 * B;
+            let r = one.port.r_loop(1) as usize;
+            let state = |w: &[T]| [bits(&w[..r * B]), bits(&w[(r + 5) * B..])];
             assert_eq!(
-                bits(&one.port.work[..w]),
-                bits(&staged.port.work[..w]),
+                state(&one.port.work),
+                state(&staged.port.work),
                 "{name} solve {step}: state"
             );
             let converged = one.port.outp[..B]
