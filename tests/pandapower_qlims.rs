@@ -347,6 +347,28 @@ fn gpu_matches_pandapower_enforce_q_lims() {
                 &|c| gpu.gens_at_q_limit(c),
                 tol,
             );
+            // In two chunks (each prepared, with its copies' Q-limit rows,
+            // submitted and unpacked on its own): the same bits and held gens.
+            let chunked = Arc::new(
+                Plan::new(
+                    &net,
+                    SolverOptions {
+                        gpu_chunks: 2,
+                        ..gpu.plan().unwrap().options.clone()
+                    },
+                )
+                .unwrap(),
+            );
+            let mut two = GpuBatch::new(chunked, reference.scenarios.len()).unwrap();
+            assert_eq!(two.chunks(), 2.min(reference.scenarios.len()));
+            assert_eq!(
+                &solve_scenarios(&mut two, &net, &reference),
+                &r,
+                "{name} {what} in two chunks"
+            );
+            for c in 0..reference.scenarios.len() {
+                assert_eq!(two.gens_at_q_limit(c), gpu.gens_at_q_limit(c), "{name} {c}");
+            }
             gpu.solve().unwrap();
             let again = gpu.results().clone();
             let what = format!("{what}, again");

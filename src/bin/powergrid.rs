@@ -209,6 +209,11 @@ enum BenchCmd {
         /// meshed transmission networks; adapters with f64 shaders).
         #[arg(long, default_value = "f32")]
         gpu_precision: GpuPrecision,
+        /// GPU: split the batch into this many chunks, each prepared, uploaded,
+        /// submitted and unpacked on its own, so that the host's work on one
+        /// overlaps the device's work on another.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        gpu_chunks: u32,
     },
 }
 
@@ -362,6 +367,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     verbose,
                     cpu_kernel,
                     gpu_precision,
+                    gpu_chunks,
                 },
         } => {
             if cpu_kernel.is_some() && backend != BackendKind::Cpu {
@@ -373,6 +379,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let t0 = std::time::Instant::now();
             let options = SolverOptions {
                 gpu_precision,
+                gpu_chunks: gpu_chunks as usize,
                 ..SolverOptions::default()
             };
             let plan = Arc::new(Plan::new(&net, options)?);

@@ -785,7 +785,10 @@ impl GpuBatch {
             .max(layout.rows_out)
             .max(1);
         let fit = (ctx.max_binding_bytes() / (max_rows * esize) as u64) as usize;
-        let per = max_chunk.min(fit).min(65535 * WORKGROUP as usize).max(1);
+        let asked = batch.div_ceil(plan.options.gpu_chunks.max(1));
+        let per = (max_chunk.min(fit).min(asked))
+            .min(65535 * WORKGROUP as usize)
+            .max(1);
         let mut chunks = vec![];
         let mut c0 = 0;
         while c0 < batch {
@@ -905,102 +908,35 @@ impl GpuBatch {
         chunk.primed = true;
     }
 
+    /// One solve, chunk by chunk: each chunk is prepared, uploaded and
+    /// submitted on its own, then each is waited for and unpacked in turn, so
+    /// with several chunks the host's work on one (prepare and upload of the
+    /// next, unpack of the last) overlaps the device's work on the others.
     fn run(&mut self) -> Result<()> {
-        let t = thread_cpu_s();
         // The last solve's tables, completed on request, are no longer current.
         self.full = std::sync::OnceLock::new();
         self.lazy = false;
+        let mut submitted = Vec::with_capacity(self.chunks.len());
         for ci in 0..self.chunks.len() {
-            self.prepare(ci);
+            submitted.push(self.submit(ci));
         }
-        self.q_write();
         self.setpoints = false;
-        let t_prepared = thread_cpu_s();
-        self.host.prepare_s += t_prepared - t;
+        self.pending_cold.clear();
         let ctx = self.ctx.clone();
-        let (device, queue) = (&ctx.device, &ctx.queue);
-        for ch in &mut self.chunks {
-            ch.pc.upload(queue, &ch.pc_buf);
-            ch.bpp.upload(queue, &ch.bpp_buf);
-        }
+        let period = ctx.queue.get_timestamp_period() as f64;
         let esize = precision_bytes(self.plan.options.gpu_precision);
-        let one_f32 = 1.0f32.to_ne_bytes();
-        let one_f64 = 1.0f64.to_ne_bytes();
-        let one: &[u8] = if esize == 8 { &one_f64 } else { &one_f32 };
-        for c in self.pending_cold.drain(..) {
-            if let Some(ch) = self
-                .chunks
-                .iter()
-                .find(|ch| c >= ch.c0 && c < ch.c0 + ch.len)
-            {
-                queue.write_buffer(
-                    &ch.work_buf,
-                    ((self.layout.row_cold * ch.len + c - ch.c0) * esize) as u64,
-                    one,
-                );
-            }
-        }
-        let t_uploaded = thread_cpu_s();
-        self.host.upload_s += t_uploaded - t_prepared;
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("fdpf"),
-        });
-        for ch in &self.chunks {
-            // Every copy starts a new solve (loop phase 0).
-            let phase = ((self.layout.row_cold + 1) * ch.len * esize) as u64;
-            enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64));
-            {
-                let tw = ch
-                    .queries
-                    .as_ref()
-                    .map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
-                        query_set: q,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    });
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("fdpf"),
-                    timestamp_writes: tw,
-                });
-                pass.set_pipeline(&self.pipeline);
-                pass.set_bind_group(0, &ch.bind_group, &[]);
-                let groups = (ch.len as u32).div_ceil(WORKGROUP);
-                for _ in 0..self.layout.passes {
-                    pass.dispatch_workgroups(groups, 1, 1);
-                }
-                if let Some(results) = &self.results_pipeline {
-                    pass.set_pipeline(results);
-                    pass.dispatch_workgroups(groups, 1, 1);
-                    pass.dispatch_workgroups(groups, 1, 1);
-                }
-            }
-            if let Some((q, resolve, read)) = &ch.queries {
-                enc.resolve_query_set(q, 0..2, resolve, 0);
-                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
-            }
-            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
-            enc.copy_buffer_to_buffer(&ch.out_buf, 0, st, 0, ch.out_buf.size());
-        }
-        queue.submit([enc.finish()]);
-        for ch in &self.chunks {
-            let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
-            st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-            if let Some((_, _, read)) = &ch.queries {
-                read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-            }
-        }
-        let t_submitted = thread_cpu_s();
-        self.host.submit_s += t_submitted - t_uploaded;
-        let wall = Instant::now();
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
-        self.host.wait_s += wall.elapsed().as_secs_f64();
-        let t_ready = thread_cpu_s();
-        let period = queue.get_timestamp_period() as f64;
         let mut gpu_ns = None;
         let active = self.active.take();
-        for ch in &mut self.chunks {
+        for (ch, index) in self.chunks.iter_mut().zip(submitted) {
+            let wall = Instant::now();
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
+            self.host.wait_s += wall.elapsed().as_secs_f64();
+            let t_ready = thread_cpu_s();
             let now = ch.held.map_or(0, |h| 1 - h);
             if let Some(h) = ch.held.take() {
                 ch.staging[h].unmap();
@@ -1050,13 +986,85 @@ impl GpuBatch {
                 }
                 read.unmap();
             }
+            self.host.unpack_s += thread_cpu_s() - t_ready;
         }
         self.gpu_ns = gpu_ns;
         self.lazy = self.deferred.is_none() && self.limit.is_some();
-        self.host.unpack_s += thread_cpu_s() - t_ready;
         self.host.solves += 1;
         self.host.copy_solves += self.results.batch() as u64;
         Ok(())
+    }
+
+    /// Chunk `ci`'s part of a solve up to its submission: its inputs prepared
+    /// and uploaded, its cold starts marked, its passes and readback recorded
+    /// and submitted, its readback mapped when done.
+    fn submit(&mut self, ci: usize) -> wgpu::SubmissionIndex {
+        let t = thread_cpu_s();
+        self.prepare(ci);
+        self.q_write(ci);
+        let t_prepared = thread_cpu_s();
+        self.host.prepare_s += t_prepared - t;
+        let ctx = self.ctx.clone();
+        let (device, queue) = (&ctx.device, &ctx.queue);
+        let esize = precision_bytes(self.plan.options.gpu_precision);
+        let ch = &mut self.chunks[ci];
+        ch.pc.upload(queue, &ch.pc_buf);
+        ch.bpp.upload(queue, &ch.bpp_buf);
+        let one_f32 = 1.0f32.to_ne_bytes();
+        let one_f64 = 1.0f64.to_ne_bytes();
+        let one: &[u8] = if esize == 8 { &one_f64 } else { &one_f32 };
+        for &c in &self.pending_cold {
+            if c >= ch.c0 && c < ch.c0 + ch.len {
+                let at = (self.layout.row_cold * ch.len + c - ch.c0) * esize;
+                queue.write_buffer(&ch.work_buf, at as u64, one);
+            }
+        }
+        let t_uploaded = thread_cpu_s();
+        self.host.upload_s += t_uploaded - t_prepared;
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("fdpf"),
+        });
+        // Every copy starts a new solve (loop phase 0).
+        let phase = ((self.layout.row_cold + 1) * ch.len * esize) as u64;
+        enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64));
+        {
+            let tw = ch
+                .queries
+                .as_ref()
+                .map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: q,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("fdpf"),
+                timestamp_writes: tw,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &ch.bind_group, &[]);
+            let groups = (ch.len as u32).div_ceil(WORKGROUP);
+            for _ in 0..self.layout.passes {
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+            if let Some(results) = &self.results_pipeline {
+                pass.set_pipeline(results);
+                pass.dispatch_workgroups(groups, 1, 1);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+        }
+        if let Some((q, resolve, read)) = &ch.queries {
+            enc.resolve_query_set(q, 0..2, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+        }
+        let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
+        enc.copy_buffer_to_buffer(&ch.out_buf, 0, st, 0, ch.out_buf.size());
+        let index = queue.submit([enc.finish()]);
+        st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        if let Some((_, _, read)) = &ch.queries {
+            read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        }
+        self.host.submit_s += thread_cpu_s() - t_uploaded;
+        index
     }
 }
 
@@ -2483,6 +2491,50 @@ mod tests {
     /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
     /// then `finish_results` (every table from the readback kept mapped),
     /// against a second batch solving the same inputs with every table.
+    /// A batch in three chunks (each prepared, submitted and unpacked on its
+    /// own) gives one chunk's results bit for bit: a cold solve, then a warm
+    /// one after load changes and tap moves.
+    #[test]
+    fn chunks_solve_as_one_chunk_bit_for_bit() {
+        let Some(ctx) = context_or_skip("chunks_solve_as_one_chunk_bit_for_bit") else {
+            return;
+        };
+        let net = crate::network::load("ieee34_ieee13").expect("shipped");
+        let b = 10;
+        let batch = |chunks: usize| {
+            let options = crate::powerflow::SolverOptions {
+                gpu_chunks: chunks,
+                ..Default::default()
+            };
+            let plan = Arc::new(Plan::new(&net, options).expect("plan"));
+            GpuBatch::on(ctx.clone(), plan, b, usize::MAX).expect("batch")
+        };
+        let (mut one, mut three) = (batch(1), batch(3));
+        assert_eq!((one.chunks(), three.chunks()), (1, 3));
+        for step in 0..2 {
+            for pf in [&mut one, &mut three] {
+                let inp = pf.inputs_mut();
+                inp.load_scaling
+                    .indexed_iter_mut()
+                    .for_each(|((c, j), v)| *v *= 0.9 + 0.05 * ((c + j + step) % 5) as f64);
+                inp.storage_p_mw
+                    .indexed_iter_mut()
+                    .for_each(|((c, _), v)| *v = 0.01 * c as f64 - 0.02);
+                for (k, t) in net.trafos.iter().enumerate() {
+                    if let Some(tap) = &t.tap {
+                        for c in 0..b {
+                            let d = ((c + step) % 3) as f64 - 1.0;
+                            inp.trafo_tap_pos[(c, k)] = (tap.pos + d).clamp(tap.min, tap.max);
+                        }
+                    }
+                }
+                pf.solve().expect("solve");
+            }
+            assert!(one.results().converged.iter().all(|&x| x), "step {step}");
+            assert_eq!(one.results(), three.results(), "step {step}");
+        }
+    }
+
     #[test]
     fn control_resolves_and_deferred_results_match_full_solves() {
         deferred_results_match_full_solves(None);

@@ -169,10 +169,10 @@ impl GpuBatch {
         }
     }
 
-    /// The pending copies' rows in the upload mirrors: injections (released
-    /// nodes with their gens' Q), PV set-points (released: `PV_RELEASED`) and
+    /// The rows of chunk `ci`'s pending copies in its upload mirrors: PV
+    /// set-points (released: `PV_RELEASED`), the released nodes' held Q and
     /// B'' values (released rows real).
-    pub(super) fn q_write(&mut self) {
+    pub(super) fn q_write(&mut self, ci: usize) {
         if self.q.pending.is_empty() {
             return;
         }
@@ -181,17 +181,14 @@ impl GpuBatch {
         let n_gen = p.gen_node.len();
         let n_tap = p.tap_trafos.len();
         let sn = p.net.sn_mva;
-        let mut pending = std::mem::take(&mut self.q.pending);
+        // This chunk's pending copies (the others wait for their chunk).
+        let ch = &mut self.chunks[ci];
+        let (mut pending, rest): (Vec<usize>, Vec<usize>) =
+            (self.q.pending.iter()).partition(|&&c| c >= ch.c0 && c < ch.c0 + ch.len);
+        self.q.pending = rest;
         pending.sort_unstable();
         pending.dedup();
         for c in pending {
-            let Some(ch) = self
-                .chunks
-                .iter_mut()
-                .find(|ch| c >= ch.c0 && c < ch.c0 + ch.len)
-            else {
-                continue;
-            };
             let lc = c - ch.c0;
             let released = &self.q.released[c];
             // A released node: PQ, with its held gens' Q in the injection

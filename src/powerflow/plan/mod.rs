@@ -40,6 +40,12 @@ pub struct SolverOptions {
     pub enforce_q_lims: bool,
     /// Arithmetic of the GPU backend (the CPU solver is f64 whatever this says).
     pub gpu_precision: super::GpuPrecision,
+    /// Chunks the GPU backend splits a batch into, at least (more where one
+    /// buffer binding cannot hold the batch). With two or more, each chunk is
+    /// prepared, uploaded and submitted on its own and unpacked when it is
+    /// done, so the host's work on one chunk overlaps the device's work on
+    /// another; each chunk's dispatch has fewer copies. Default 1.
+    pub gpu_chunks: usize,
 }
 
 impl Default for SolverOptions {
@@ -50,6 +56,7 @@ impl Default for SolverOptions {
             variant: None,
             enforce_q_lims: false,
             gpu_precision: super::GpuPrecision::F32,
+            gpu_chunks: 1,
         }
     }
 }
