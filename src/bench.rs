@@ -34,6 +34,9 @@ pub struct PfBench {
     /// own work (`host`) first and the wait on the device last; `None` where the
     /// backend does not count it (the GPU backend does).
     pub host_us_per_copy: Option<std::collections::BTreeMap<String, f64>>,
+    /// Bytes of results read back from the device per copy and solve (the
+    /// GPU backend; `None` elsewhere).
+    pub readback_bytes_per_copy: Option<f64>,
 }
 
 /// Every injection of the network's own set-points times `1 + u`, `u` uniform in ±`spread`.
@@ -116,6 +119,9 @@ pub fn bench_plan_with(
     }
     let dt = start.elapsed().as_secs_f64();
     let threads = pf.threads();
+    let readback_bytes_per_copy = (pf.host_time().zip(host0))
+        .map(|(h, h0)| h.since(&h0))
+        .map(|h| h.read_bytes as f64 / h.copy_solves.max(1) as f64);
     let host_us_per_copy = pf.host_time().zip(host0).map(|(h, h0)| {
         h.since(&h0)
             .per_copy_us()
@@ -135,5 +141,6 @@ pub fn bench_plan_with(
         mean_iterations: iters / steps as f64,
         converged_fraction: conv as f64 / (batch * steps) as f64,
         host_us_per_copy,
+        readback_bytes_per_copy,
     })
 }

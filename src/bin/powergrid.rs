@@ -433,6 +433,9 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                         parts.join(", ")
                     );
                 }
+                if let Some(b) = r.readback_bytes_per_copy {
+                    text += &format!("\nread back          {b:.0} bytes per copy per solve");
+                }
                 emit(&text)?;
             }
             Ok(())
@@ -670,6 +673,11 @@ mod rollout {
                 ("unpack", per_step(h.unpack_s)),
                 ("wait", per_step(h.wait_s)),
                 ("step_host", per_step(secs - h.wait_s)),
+                // Not µs: bytes read back from the device per copy and env-step.
+                (
+                    "readback_bytes",
+                    h.read_bytes as f64 / (b * opts.steps).max(1) as f64,
+                ),
             ] {
                 m.insert(k.to_string(), json!(v));
             }

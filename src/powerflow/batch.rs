@@ -443,6 +443,9 @@ pub struct HostTime {
     pub wait_s: f64,
     /// Reading the results back into the result tables (s).
     pub unpack_s: f64,
+    /// Bytes of results read back from the device (complete tables formed
+    /// on request by `results` not counted).
+    pub read_bytes: u64,
 }
 
 impl HostTime {
@@ -461,6 +464,7 @@ impl HostTime {
             submit_s: self.submit_s - earlier.submit_s,
             wait_s: self.wait_s - earlier.wait_s,
             unpack_s: self.unpack_s - earlier.unpack_s,
+            read_bytes: self.read_bytes - earlier.read_bytes,
         }
     }
     /// Microseconds per copy solve of each phase: `(name, µs)`, the host total

@@ -853,9 +853,20 @@ impl GpuBatch {
     fn completed(&self) -> BatchResults {
         let mut r = self.results.clone();
         let esize = precision_bytes(self.plan.options.gpu_precision);
+        let all = 0..self.layout.rows_out;
         for ch in &self.chunks {
-            let Some(h) = ch.held else { continue };
-            if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
+            // The solve's readback held only the asked rows: every row now,
+            // from the output buffer (the last solve's until the next one).
+            let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("fdpf results on request"),
+                size: ch.out_buf.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            if (self.read_rows(ch, &staging, std::slice::from_ref(&all), esize)).is_err() {
+                continue;
+            }
+            if let Ok(view) = staging.slice(..).get_mapped_range() {
                 let to = Tables {
                     plan: &self.plan,
                     inputs: &self.inputs,
@@ -906,6 +917,68 @@ impl GpuBatch {
             (&mut chunk.sets, &mut chunk.bpp),
         );
         chunk.primed = true;
+    }
+
+    /// The rows of the output buffer a readback needs (ascending ranges): what
+    /// [`unpack`] reads for a deferred solve (`deferred`), for the asked
+    /// columns (`limit`), or every row. A solve's readback holds only these;
+    /// `finish_results` and `results` read what else they need afterwards.
+    fn readback_rows(
+        &self,
+        deferred: Option<&(Option<Vec<usize>>, Vec<usize>)>,
+        limit: Option<&[(usize, Vec<usize>)]>,
+    ) -> Vec<std::ops::Range<usize>> {
+        let (nb, nl, nt, ne) = self.plan.sizes();
+        // The status rows (converged, iterations, mismatch), then the asked.
+        let mut rows = Vec::from_iter(std::iter::once(0..3));
+        match (deferred, limit) {
+            (Some((vm_buses, va_buses)), _) => {
+                match vm_buses {
+                    Some(buses) => rows.extend(buses.iter().map(|&b| 3 + b..4 + b)),
+                    None => rows.push(3..3 + nb),
+                }
+                rows.extend(va_buses.iter().map(|&b| 3 + nb + b..4 + nb + b));
+            }
+            (None, Some(limit)) => {
+                // The device's tables in `BatchResults::tables` order (as `unpack`).
+                let sizes = [nb, nb, nl, nl, nl, nl, nt, nt, nt, nt, nt, ne, ne];
+                for (i, cols) in limit {
+                    if *i >= sizes.len() - 1 {
+                        // ext_grid Q and the gens' Q balance, whole.
+                        let o = 3 + sizes[..sizes.len() - 2].iter().sum::<usize>();
+                        rows.push(o + ne..self.layout.rows_out);
+                    } else {
+                        let at = 3 + sizes[..*i].iter().sum::<usize>();
+                        rows.extend(cols.iter().map(|&j| at + j..at + j + 1));
+                    }
+                }
+            }
+            (None, None) => return std::iter::once(0..self.layout.rows_out).collect(),
+        }
+        merge_ranges(rows)
+    }
+
+    /// Copies `rows` of chunk `ch`'s output buffer into `to` (at the same
+    /// offsets), maps `to` and waits for it; the bytes copied.
+    fn read_rows(
+        &self,
+        ch: &Chunk,
+        to: &wgpu::Buffer,
+        rows: &[std::ops::Range<usize>],
+        esize: usize,
+    ) -> Result<u64> {
+        let ctx = &self.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let bytes = copy_rows(&mut enc, ch, to, rows, esize);
+        let index = ctx.queue.submit([enc.finish()]);
+        to.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("{}: {e}", ctx.info)))?;
+        Ok(bytes)
     }
 
     /// One solve, chunk by chunk: each chunk is prepared, uploaded and
@@ -1000,6 +1073,7 @@ impl GpuBatch {
     /// and submitted, its readback mapped when done.
     fn submit(&mut self, ci: usize) -> wgpu::SubmissionIndex {
         let t = thread_cpu_s();
+        let rows = self.readback_rows(self.deferred.as_ref(), self.limit.as_deref());
         self.prepare(ci);
         self.q_write(ci);
         let t_prepared = thread_cpu_s();
@@ -1057,7 +1131,7 @@ impl GpuBatch {
             enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
         }
         let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
-        enc.copy_buffer_to_buffer(&ch.out_buf, 0, st, 0, ch.out_buf.size());
+        self.host.read_bytes += copy_rows(&mut enc, ch, st, &rows, esize);
         let index = queue.submit([enc.finish()]);
         st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         if let Some((_, _, read)) = &ch.queries {
@@ -1066,6 +1140,38 @@ impl GpuBatch {
         self.host.submit_s += thread_cpu_s() - t_uploaded;
         index
     }
+}
+
+/// Records copies of `rows` of chunk `ch`'s output buffer into `to` (the same
+/// offsets: row `k` of the chunk's `len` copies at `k·len` values); the bytes.
+fn copy_rows(
+    enc: &mut wgpu::CommandEncoder,
+    ch: &Chunk,
+    to: &wgpu::Buffer,
+    rows: &[std::ops::Range<usize>],
+    esize: usize,
+) -> u64 {
+    let bytes = |row: usize| (row * ch.len * esize) as u64;
+    let mut total = 0;
+    for r in rows {
+        let size = bytes(r.end) - bytes(r.start);
+        enc.copy_buffer_to_buffer(&ch.out_buf, bytes(r.start), to, bytes(r.start), size);
+        total += size;
+    }
+    total
+}
+
+/// `ranges` sorted, with overlapping and adjacent ones joined.
+fn merge_ranges(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<std::ops::Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// The host's per-copy state between solves (tap positions, B'' refactoring scratch).
@@ -2251,11 +2357,25 @@ impl PowerFlow for GpuBatch {
             return;
         }
         let t = thread_cpu_s();
-        for ch in &mut self.chunks {
-            let Some(h) = ch.held.take() else {
+        let esize = precision_bytes(self.plan.options.gpu_precision);
+        // The deferred solve's readback held only voltages: the rows the
+        // tables need now, from the output buffer (the last solve's).
+        let rows = self.readback_rows(None, self.limit.as_deref());
+        for ci in 0..self.chunks.len() {
+            let Some(h) = self.chunks[ci].held else {
                 continue;
             };
-            // Mapped since the last solve, so the view is there.
+            let ch = &self.chunks[ci];
+            ch.staging[h].unmap();
+            let wall = Instant::now();
+            let read = self.read_rows(ch, &ch.staging[h], &rows, esize);
+            self.host.wait_s += wall.elapsed().as_secs_f64();
+            let ch = &mut self.chunks[ci];
+            ch.held = None;
+            let Ok(bytes) = read else {
+                continue;
+            };
+            self.host.read_bytes += bytes;
             if let Ok(view) = ch.staging[h].slice(..).get_mapped_range() {
                 let to = Tables {
                     plan: &self.plan,
@@ -2263,7 +2383,6 @@ impl PowerFlow for GpuBatch {
                     sites: &self.gen_sites,
                     results: &mut self.results,
                 };
-                let esize = precision_bytes(self.plan.options.gpu_precision);
                 let what = match self.limit.as_deref() {
                     Some(limit) => Unpack::Columns(limit),
                     None => Unpack::All,
@@ -2584,7 +2703,12 @@ mod tests {
             set(taps, steps);
             let inp = full.inputs_mut();
             set(&mut inp.trafo_tap_pos, &mut inp.shunt_step);
+            let before = fast.host.read_bytes;
             fast.solve_active(&moved).expect("solve");
+            // Only the status rows and the asked voltages crossed.
+            let nb = plan.net.buses.len();
+            let rows = 3 + vm_buses.map_or(nb, <[usize]>::len) + va_buses.len();
+            assert_eq!(fast.host.read_bytes - before, (rows * b * 4) as u64);
             full.solve().expect("solve");
             let (rf, rr) = (fast.results(), full.results());
             for c in (0..b).filter(|&c| moved[c]) {
