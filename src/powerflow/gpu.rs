@@ -220,10 +220,10 @@ pub(crate) struct Params {
     /// set in `bppv` ([`BppSets`]).
     p_bset: u32,
     n_bpp: u32,
-    /// The node injections' terms ([`InjectionTerms`]): pointers (two
-    /// segments per node) and terms in `idx` (each of them the `pc` rows of
-    /// [`SetPoint`]s), factors and the constant part in `sh`, ZIP shares in `sh` (4 per PQ node), S_spec's row in `work`, the
-    /// released PV nodes' held Q row in `pc`.
+    /// The shader's `injections`: pointers (two segments per node) and
+    /// terms in `idx` (each term the `pc` rows of its [`SetPoint`] values),
+    /// factors, the constant part and the ZIP shares (4 per PQ node) in `sh`,
+    /// S_spec's row in `work`, the released PV nodes' held Q row in `pc`.
     i_inj_ptr: u32,
     i_inj: u32,
     s_inj: u32,
@@ -2201,7 +2201,7 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
     let n_pv = p.pv_nodes.len();
     let r_pv = 2 * nn + 10 * n_tap;
     (prm.p_pv, prm.p_pvq) = if p.has_pv() {
-        ((r_pv) as u32, (r_pv + n_pv) as u32)
+        (r_pv as u32, (r_pv + n_pv) as u32)
     } else {
         (NONE, NONE)
     };
@@ -2603,13 +2603,6 @@ mod tests {
         }
     }
 
-    /// The host shortcuts of the control loop's re-solves give the device the
-    /// same inputs and the tables the same values as full solves: taps and
-    /// shunt steps moved through `controls_mut` (set-points not prepared again,
-    /// taps from the cache), a deferred `solve_active` (voltages of the active
-    /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
-    /// then `finish_results` (every table from the readback kept mapped),
-    /// against a second batch solving the same inputs with every table.
     /// A batch in three chunks (each prepared, submitted and unpacked on its
     /// own) gives one chunk's results bit for bit: a cold solve, then a warm
     /// one after load changes and tap moves.
@@ -2654,6 +2647,14 @@ mod tests {
         }
     }
 
+    /// The host shortcuts of the control loop's re-solves give the device the
+    /// same inputs and the tables the same values as full solves: taps and
+    /// shunt steps moved through `controls_mut` (set-points not prepared again,
+    /// taps from the cache), a deferred `solve_active` (voltages of the active
+    /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
+    /// only those rows read back, then `finish_results` (every table from the
+    /// output buffer), against a second batch solving the same inputs with
+    /// every table.
     #[test]
     fn control_resolves_and_deferred_results_match_full_solves() {
         deferred_results_match_full_solves(None);
