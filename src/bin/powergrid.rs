@@ -132,6 +132,11 @@ enum Cmd {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        /// GPU: split the batch into this many chunks, each prepared, uploaded,
+        /// submitted and unpacked on its own, so that the host's work on one
+        /// overlaps the device's work on another.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        gpu_chunks: u32,
     },
     /// Optimal schedule of a setup with perfect foresight (multi-period SOCP OPF, branch and bound).
     Optimize {
@@ -449,6 +454,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             backend,
             seed,
             json,
+            gpu_chunks,
         } => {
             if policy == "opf" {
                 // One whole episode per copy, on the CPU (see --policy).
@@ -478,6 +484,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 backend,
                 seed,
                 progress: !json,
+                gpu_chunks: gpu_chunks as usize,
             };
             let (summary, text) = rollout::run(&opts)?;
             emit(&if json { summary.to_string() } else { text })
@@ -551,6 +558,7 @@ mod rollout {
         pub backend: BackendKind,
         pub seed: u64,
         pub progress: bool,
+        pub gpu_chunks: usize,
     }
 
     /// Run a rollout; returns the summary as JSON and as text.
@@ -581,6 +589,7 @@ mod rollout {
                 batch: opts.envs,
                 backend: opts.backend,
                 split: opts.split,
+                gpu_chunks: opts.gpu_chunks,
                 ..Default::default()
             },
         )?;

@@ -144,6 +144,9 @@ pub struct EnvOptions {
     pub observation: Option<ObservationMode>,
     /// Override the setup's power-flow tolerance (p.u. mismatch).
     pub solver_tolerance_pu: Option<f64>,
+    /// GPU backend: chunks the batch is split into
+    /// ([`SolverOptions::gpu_chunks`]; 1 by default).
+    pub gpu_chunks: usize,
 }
 
 impl Default for EnvOptions {
@@ -154,6 +157,7 @@ impl Default for EnvOptions {
             split: Split::Train,
             observation: None,
             solver_tolerance_pu: None,
+            gpu_chunks: 1,
         }
     }
 }
@@ -308,6 +312,7 @@ impl VecEnv {
                     .solver_tolerance_pu
                     .unwrap_or(cfg.solver_tolerance_pu),
                 enforce_q_lims: cfg.solver_enforce_q_lims,
+                gpu_chunks: options.gpu_chunks,
                 ..SolverOptions::default()
             },
         )?);
