@@ -424,7 +424,9 @@ pub struct SolveWork {
 /// Host time a backend spent in its solves, by phase, summed over every solve
 /// since it was made (the GPU backend counts it). Every phase but `wait_s` is
 /// the host's own work, in CPU time of the solving thread (on unix; time it was
-/// descheduled does not count); `wait_s` is wall time blocked on the device.
+/// descheduled does not count); `wait_s` is wall time blocked on the device
+/// (waiting for results, and inside a submission that waits for the device's
+/// earlier work: wall less CPU time there).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct HostTime {
     /// Solves counted.
@@ -439,7 +441,9 @@ pub struct HostTime {
     pub upload_s: f64,
     /// Recording and submitting the commands (s).
     pub submit_s: f64,
-    /// Blocked waiting on the device (s): not host work.
+    /// Blocked waiting on the device (s): not host work. Includes the wall time
+    /// a submission spends blocked (beyond its CPU time), as lavapipe's does
+    /// while the device works on the previous chunk.
     pub wait_s: f64,
     /// Reading the results back into the result tables (s).
     pub unpack_s: f64,

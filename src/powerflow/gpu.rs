@@ -1072,6 +1072,7 @@ impl GpuBatch {
     /// and uploaded, its cold starts marked, its passes and readback recorded
     /// and submitted, its readback mapped when done.
     fn submit(&mut self, ci: usize) -> wgpu::SubmissionIndex {
+        let wall = Instant::now();
         let t = thread_cpu_s();
         let rows = self.readback_rows(self.deferred.as_ref(), self.limit.as_deref());
         self.prepare(ci);
@@ -1137,7 +1138,11 @@ impl GpuBatch {
         if let Some((_, _, read)) = &ch.queries {
             read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         }
-        self.host.submit_s += thread_cpu_s() - t_uploaded;
+        let t_submitted = thread_cpu_s();
+        self.host.submit_s += t_submitted - t_uploaded;
+        // Time blocked in here (a queue that waits for the device's earlier
+        // work) is a wait on the device, not host work.
+        self.host.wait_s += (wall.elapsed().as_secs_f64() - (t_submitted - t)).max(0.0);
         index
     }
 }
