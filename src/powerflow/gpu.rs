@@ -2608,6 +2608,28 @@ mod tests {
         }
     }
 
+    /// The uniform `Params` has the shader's fields, in the shader's order
+    /// (names from the Rust struct's `Debug`, the WGSL struct's text), all
+    /// 4 bytes: a field added to one side only fails here, not on a device.
+    #[test]
+    fn params_match_the_shaders_struct() {
+        let src = FDPF_WGSL;
+        let body = &src[src.find("struct Params {").expect("Params") + 15..];
+        let body = &body[..body.find('}').expect("end of Params")];
+        let wgsl: Vec<&str> = (body.lines())
+            .map(|l| l.split("//").next().unwrap_or("").trim())
+            .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim()))
+            .collect();
+        let debug = format!("{:?}", Params::default());
+        let inner = &debug[debug.find('{').expect("{") + 1..debug.rfind('}').expect("}")];
+        let rust: Vec<&str> = (inner.split(','))
+            .filter_map(|f| f.split_once(':').map(|(name, _)| name.trim()))
+            .collect();
+        assert_eq!(rust, wgsl);
+        assert_eq!(std::mem::size_of::<Params>(), 4 * wgsl.len());
+        assert_eq!(std::mem::size_of::<Params>() % 16, 0, "a uniform's size");
+    }
+
     /// A batch in three chunks (each prepared, submitted and unpacked on its
     /// own) gives one chunk's results bit for bit: a cold solve, then a warm
     /// one after load changes and tap moves.
