@@ -57,7 +57,9 @@ class VecEnv:
     ``split="train"`` starts episodes on random days of the training year
     (seeded per copy); ``split="test"`` walks the test year's days in order.
     ``seed`` is used by ``reset()`` when it gets none (then the next seeds
-    follow from it).
+    follow from it). ``gpu_chunks=N`` (GPU backend) splits the batch into N
+    chunks solved one after another, so the host's work on one overlaps the
+    device's on another; the results are the same.
     """
 
     def __init__(
@@ -68,10 +70,11 @@ class VecEnv:
         split: str = "train",
         seed: Optional[int] = None,
         copy: bool = False,
+        gpu_chunks: int = 1,
     ):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self._core = _powergrid.Env(str(setup), int(num_envs), backend, split)
+        self._core = _powergrid.Env(str(setup), int(num_envs), backend, split, int(gpu_chunks))
         self.setup = self._core.setup_name
         self.num_envs = self._core.num_envs
         self.split = split

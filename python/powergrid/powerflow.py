@@ -18,7 +18,9 @@ class PowerFlow:
     element order of its tables is kept). ``backend`` is ``"cpu"``, ``"gpu"``
     or ``"auto"``; ``gpu_precision="f64"`` runs the GPU solver in f64 (meshed
     transmission networks, where f32 angles cost about 1e-2 pp of line
-    loading; needs an adapter with f64 shaders).
+    loading; needs an adapter with f64 shaders); ``gpu_chunks=N`` splits
+    the batch into N chunks solved one after another on the GPU, so the
+    host's work on one overlaps the device's on another (the same results).
 
     ``inputs`` is a dict of writable ``float64 [num_copies, n]`` numpy views
     of the solver's set-points (``load_p_mw``, ``load_q_mvar``,
@@ -50,6 +52,7 @@ class PowerFlow:
         tolerance_pu: Optional[float] = None,
         gpu_precision: str = "f32",
         enforce_q_lims: bool = False,
+        gpu_chunks: int = 1,
     ):
         if isinstance(network, (str, os.PathLike)):
             self._core = _powergrid.PowerFlowCore(
@@ -60,6 +63,7 @@ class PowerFlow:
                 tolerance_pu,
                 gpu_precision,
                 bool(enforce_q_lims),
+                int(gpu_chunks),
             )
         else:
             try:
@@ -70,7 +74,14 @@ class PowerFlow:
                 ) from None
             text = pandapower.to_json(network)
             self._core = _powergrid.PowerFlowCore(
-                text, int(num_copies), backend, True, tolerance_pu, gpu_precision, bool(enforce_q_lims)
+                text,
+                int(num_copies),
+                backend,
+                True,
+                tolerance_pu,
+                gpu_precision,
+                bool(enforce_q_lims),
+                int(gpu_chunks),
             )
         self.backend = self._core.description
         self.num_copies = self._core.num_copies

@@ -39,6 +39,14 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
+/// `gpu_chunks` as given, refused below 1.
+fn chunks(n: usize) -> PyResult<usize> {
+    if n == 0 {
+        return Err(PyValueError::new_err("gpu_chunks must be at least 1"));
+    }
+    Ok(n)
+}
+
 fn backend_kind(s: &str) -> PyResult<BackendKind> {
     match s {
         "cpu" => Ok(BackendKind::Cpu),
@@ -102,12 +110,19 @@ pub struct Env {
 #[pymethods]
 impl Env {
     #[new]
-    #[pyo3(signature = (setup, num_envs, backend="cpu", split="train"))]
-    fn new(setup: &str, num_envs: usize, backend: &str, split: &str) -> PyResult<Self> {
+    #[pyo3(signature = (setup, num_envs, backend="cpu", split="train", gpu_chunks=1))]
+    fn new(
+        setup: &str,
+        num_envs: usize,
+        backend: &str,
+        split: &str,
+        gpu_chunks: usize,
+    ) -> PyResult<Self> {
         let options = EnvOptions {
             batch: num_envs,
             backend: backend_kind(backend)?,
             split: split_kind(split)?,
+            gpu_chunks: chunks(gpu_chunks)?,
             ..Default::default()
         };
         let env = VecEnv::from_name(setup, &options).map_err(to_py)?;
@@ -385,7 +400,7 @@ impl PowerFlowCore {
     /// `source` is a path (`.yml` project format or `.json` pandapower) or,
     /// with `is_json=True`, the text of a pandapower JSON network.
     #[new]
-    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32", enforce_q_lims=false))]
+    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32", enforce_q_lims=false, gpu_chunks=1))]
     // Python's keyword arguments, one parameter each.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -397,7 +412,9 @@ impl PowerFlowCore {
         tolerance_pu: Option<f64>,
         gpu_precision: &str,
         enforce_q_lims: bool,
+        gpu_chunks: usize,
     ) -> PyResult<Self> {
+        let gpu_chunks = chunks(gpu_chunks)?;
         if num_copies == 0 {
             return Err(PyValueError::new_err("num_copies must be at least 1"));
         }
@@ -413,6 +430,7 @@ impl PowerFlowCore {
             };
             let mut opts = SolverOptions {
                 gpu_precision,
+                gpu_chunks,
                 ..SolverOptions::default()
             };
             if let Some(t) = tolerance_pu {
