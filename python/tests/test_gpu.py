@@ -21,17 +21,22 @@ def gpu_env(n):
         raise
 
 
+def side_by_side(envs, seed, steps):
+    """Each step's rewards of `envs`, reset with `seed` and stepped with their
+    own random policies of that seed."""
+    pols = []
+    for e in envs:
+        e.reset(seed=seed)
+        pols.append(powergrid.Policy("random", e, seed=seed))
+    for _ in range(steps):
+        yield [e.step(p(e))[1] for e, p in zip(envs, pols)]
+
+
 def test_gpu_backend_matches_cpu():
     gpu = gpu_env(32)
     assert gpu.backend.startswith("gpu")
     cpu = powergrid.VecEnv("ieee34_ieee13", 32, backend="cpu")
-    pols = []
-    for e in (gpu, cpu):
-        e.reset(seed=2)
-        pols.append(powergrid.Policy("random", e, seed=2))
-    for _ in range(4):
-        _, rg, *_ = gpu.step(pols[0](gpu))
-        _, rc, *_ = cpu.step(pols[1](cpu))
+    for rg, rc in side_by_side((gpu, cpu), seed=2, steps=4):
         for a in gpu.agents:
             # f32 voltages on the GPU: rewards agree to well below a cent
             np.testing.assert_allclose(rg[a], rc[a], rtol=0, atol=1e-3)
@@ -71,13 +76,7 @@ def test_gpu_chunks_give_one_chunks_rewards():
     one = gpu_env(16)
     two = powergrid.VecEnv("ieee34_ieee13", 16, backend="gpu", gpu_chunks=2)
     assert "2 dispatches" in two.backend and "dispatches" not in one.backend
-    pols = []
-    for e in (one, two):
-        e.reset(seed=3)
-        pols.append(powergrid.Policy("random", e, seed=3))
-    for _ in range(3):
-        _, r1, *_ = one.step(pols[0](one))
-        _, r2, *_ = two.step(pols[1](two))
+    for r1, r2 in side_by_side((one, two), seed=3, steps=3):
         for a in one.agents:
             np.testing.assert_array_equal(r1[a], r2[a])
 

@@ -304,6 +304,9 @@ struct Layout {
     setpoints: Vec<(SetPoint, Vec<usize>, usize)>,
     /// Terms of the node injections (loop trips of the shader's `injections`).
     n_terms: usize,
+    /// The nodes with shunts, ascending, distinct (the only node shunts a
+    /// primed chunk writes again).
+    shunt_nodes: Vec<usize>,
 }
 
 /// Per-row dirty ranges of a host mirror (copy indices, inclusive). The values
@@ -363,14 +366,9 @@ impl Put for Mirror {
     fn put(&mut self, row: usize, c: usize, v: f64) {
         let i = row * self.batch + c;
         let changed = if self.data64.is_empty() {
-            let v = v as f32;
-            let changed = self.data[i].to_bits() != v.to_bits();
-            self.data[i] = v;
-            changed
+            set(&mut self.data[i], v as f32)
         } else {
-            let changed = self.data64[i].to_bits() != v.to_bits();
-            self.data64[i] = v;
-            changed
+            set(&mut self.data64[i], v)
         };
         if changed {
             self.lo[row] = self.lo[row].min(c);
@@ -421,13 +419,19 @@ impl Bits for f64 {
     }
 }
 
+/// `*d = v`; whether its bits changed.
+#[inline]
+fn set<T: Bits>(d: &mut T, v: T) -> bool {
+    let changed = d.bits() != v.bits();
+    *d = v;
+    changed
+}
+
 /// `to[i] = of(values[i])`; whether any bits changed.
 fn store<T: Bits>(to: &mut [T], values: ndarray::ArrayView1<f64>, of: impl Fn(f64) -> T) -> bool {
     let mut changed = false;
     for (d, &v) in to.iter_mut().zip(&values) {
-        let v = of(v);
-        changed |= d.bits() != v.bits();
-        *d = v;
+        changed |= set(d, of(v));
     }
     changed
 }
@@ -989,9 +993,10 @@ impl GpuBatch {
         // The last solve's tables, completed on request, are no longer current.
         self.full = std::sync::OnceLock::new();
         self.lazy = false;
+        let rows = self.readback_rows(self.deferred.as_ref(), self.limit.as_deref());
         let mut submitted = Vec::with_capacity(self.chunks.len());
         for ci in 0..self.chunks.len() {
-            submitted.push(self.submit(ci));
+            submitted.push(self.submit(ci, &rows));
         }
         self.setpoints = false;
         self.pending_cold.clear();
@@ -1070,11 +1075,11 @@ impl GpuBatch {
 
     /// Chunk `ci`'s part of a solve up to its submission: its inputs prepared
     /// and uploaded, its cold starts marked, its passes and readback recorded
-    /// and submitted, its readback mapped when done.
-    fn submit(&mut self, ci: usize) -> wgpu::SubmissionIndex {
+    /// and submitted (the readback: output `rows`), its readback mapped when
+    /// done.
+    fn submit(&mut self, ci: usize, rows: &[std::ops::Range<usize>]) -> wgpu::SubmissionIndex {
         let wall = Instant::now();
         let t = thread_cpu_s();
-        let rows = self.readback_rows(self.deferred.as_ref(), self.limit.as_deref());
         self.prepare(ci);
         self.q_write(ci);
         let t_prepared = thread_cpu_s();
@@ -1132,7 +1137,7 @@ impl GpuBatch {
             enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
         }
         let st = &ch.staging[ch.held.map_or(0, |h| 1 - h)];
-        self.host.read_bytes += copy_rows(&mut enc, ch, st, &rows, esize);
+        self.host.read_bytes += copy_rows(&mut enc, ch, st, rows, esize);
         let index = queue.submit([enc.finish()]);
         st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         if let Some((_, _, read)) = &ch.queries {
@@ -1334,10 +1339,12 @@ fn prepare_copies(
     let n_shunt = net.shunts.len();
     // Once a chunk is primed, shunts are written again only at the nodes whose
     // values can change (the others keep the plan's constants).
+    let all: Vec<usize>;
     let y_nodes = if primed {
-        sorted_nodes(p.shunt_node.iter().flatten().copied())
+        &layout.shunt_nodes[..]
     } else {
-        (0..nn).collect()
+        all = (0..nn).collect();
+        &all[..]
     };
     // The set-points as they are (the shader forms the injections), table by
     // table.
@@ -1361,7 +1368,7 @@ fn prepare_copies(
         }
         if moved {
             super::injections::copy_shunts(p, inp, c, &mut y);
-            for &i in &y_nodes {
+            for &i in y_nodes {
                 pc.put(i, lc, y[i].re);
                 pc.put(nn + i, lc, y[i].im);
             }
@@ -2308,6 +2315,7 @@ fn build_shared64(p: &Plan) -> (Vec<u32>, Vec<f64>, Layout) {
         tap_down,
         n_terms: factors.len(),
         setpoints,
+        shunt_nodes: sorted_nodes(p.shunt_node.iter().flatten().copied()),
     };
     (idx, sh, layout)
 }
