@@ -274,8 +274,7 @@ fn volt_var_agent_moves_taps_and_capacitors() {
 /// The GPU backend (f32 WGSL; lavapipe/llvmpipe where there is no GPU) steps
 /// the same environment; it agrees with the CPU backend to f32 accuracy.
 /// Skipped where no wgpu adapter exists (a failure under `POWERGRID_REQUIRE_GPU`).
-/// Automatic control runs on both (the GPU re-solves the whole batch per
-/// control iteration; the CPU only the unsettled copies).
+/// Automatic control runs on both (each re-solves only the unsettled copies).
 #[test]
 fn gpu_backend_steps_the_same_environment() {
     use powergrid::powerflow::BackendKind;
@@ -324,6 +323,71 @@ fn gpu_backend_steps_the_same_environment() {
             assert_abs_diff_eq!(*g, *c, epsilon = 0.05 + 1e-3 * c.abs());
         }
     }
+}
+
+/// `gpu_threads`: the batch in parts driven by three host threads (each part
+/// its own device buffers and control loop) steps the environment exactly as
+/// one thread does: the same observations, rewards, results and control
+/// iterations, bit for bit.
+#[test]
+fn gpu_threads_step_the_same_environment_bit_for_bit() {
+    use powergrid::powerflow::BackendKind;
+    let make = |threads| {
+        VecEnv::from_name(
+            "ieee34_ieee13",
+            &EnvOptions {
+                batch: 10,
+                backend: BackendKind::Gpu,
+                gpu_threads: threads,
+                ..Default::default()
+            },
+        )
+    };
+    let mut one = match make(1) {
+        Ok(e) => e,
+        Err(e) => {
+            assert!(
+                std::env::var_os("POWERGRID_REQUIRE_GPU").is_none(),
+                "POWERGRID_REQUIRE_GPU is set but there is no GPU backend: {e}"
+            );
+            eprintln!("skipped: no GPU backend here ({e})");
+            return;
+        }
+    };
+    let mut three = make(3).unwrap();
+    assert!(
+        three.backend().ends_with("3 host threads)"),
+        "{}",
+        three.backend()
+    );
+    one.reset(3).unwrap();
+    three.reset(3).unwrap();
+    let mut rng = copy_rng(4, 0);
+    let mut moved = 0;
+    for t in 0..4 {
+        let mut a = const_actions(&one, 0.0);
+        for x in a.iter_mut() {
+            x.iter_mut()
+                .for_each(|v| *v = rng.random_range(-1.0f32..=1.0));
+        }
+        step(&mut one, &a).unwrap();
+        step(&mut three, &a).unwrap();
+        assert_eq!(one.observations(), three.observations(), "step {t}");
+        assert_eq!(one.rewards(), three.rewards(), "step {t}");
+        assert_eq!(one.power_flow(), three.power_flow(), "step {t}");
+        assert_eq!(
+            one.info().control_iterations,
+            three.info().control_iterations,
+            "step {t}"
+        );
+        moved += one
+            .info()
+            .control_iterations
+            .iter()
+            .filter(|&&i| i > 0)
+            .count();
+    }
+    assert!(moved > 0, "the controllers moved in some copy");
 }
 
 #[test]

@@ -59,7 +59,10 @@ class VecEnv:
     ``seed`` is used by ``reset()`` when it gets none (then the next seeds
     follow from it). ``gpu_chunks=N`` (GPU backend) splits the batch into N
     chunks solved one after another, so the host's work on one overlaps the
-    device's on another; the results are the same.
+    device's on another; ``gpu_threads=N`` drives the GPU from N host
+    threads, each with its part of the batch (its own device buffers and
+    control loop), so the host's work runs on N cores and overlaps the
+    device's work on the other parts. The results are the same either way.
     """
 
     def __init__(
@@ -71,10 +74,13 @@ class VecEnv:
         seed: Optional[int] = None,
         copy: bool = False,
         gpu_chunks: int = 1,
+        gpu_threads: int = 1,
     ):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self._core = _powergrid.Env(str(setup), int(num_envs), backend, split, int(gpu_chunks))
+        self._core = _powergrid.Env(
+            str(setup), int(num_envs), backend, split, int(gpu_chunks), int(gpu_threads)
+        )
         self.setup = self._core.setup_name
         self.num_envs = self._core.num_envs
         self.split = split

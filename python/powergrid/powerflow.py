@@ -20,7 +20,9 @@ class PowerFlow:
     transmission networks, where f32 angles cost about 1e-2 pp of line
     loading; needs an adapter with f64 shaders); ``gpu_chunks=N`` splits
     the batch into N chunks solved one after another on the GPU, so the
-    host's work on one overlaps the device's on another (the same results).
+    host's work on one overlaps the device's on another, and
+    ``gpu_threads=N`` drives the GPU from N host threads, each with its part
+    of the batch (the same results either way).
 
     ``inputs`` is a dict of writable ``float64 [num_copies, n]`` numpy views
     of the solver's set-points (``load_p_mw``, ``load_q_mvar``,
@@ -53,6 +55,7 @@ class PowerFlow:
         gpu_precision: str = "f32",
         enforce_q_lims: bool = False,
         gpu_chunks: int = 1,
+        gpu_threads: int = 1,
     ):
         if isinstance(network, (str, os.PathLike)):
             self._core = _powergrid.PowerFlowCore(
@@ -64,6 +67,7 @@ class PowerFlow:
                 gpu_precision,
                 bool(enforce_q_lims),
                 int(gpu_chunks),
+                int(gpu_threads),
             )
         else:
             try:
@@ -82,6 +86,7 @@ class PowerFlow:
                 gpu_precision,
                 bool(enforce_q_lims),
                 int(gpu_chunks),
+                int(gpu_threads),
             )
         self.backend = self._core.description
         self.num_copies = self._core.num_copies

@@ -39,10 +39,10 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
-/// `gpu_chunks` as given, refused below 1.
-fn chunks(n: usize) -> PyResult<usize> {
+/// A count argument (`gpu_chunks`, `gpu_threads`) as given, refused below 1.
+fn at_least_one(name: &str, n: usize) -> PyResult<usize> {
     if n == 0 {
-        return Err(PyValueError::new_err("gpu_chunks must be at least 1"));
+        return Err(PyValueError::new_err(format!("{name} must be at least 1")));
     }
     Ok(n)
 }
@@ -110,19 +110,21 @@ pub struct Env {
 #[pymethods]
 impl Env {
     #[new]
-    #[pyo3(signature = (setup, num_envs, backend="cpu", split="train", gpu_chunks=1))]
+    #[pyo3(signature = (setup, num_envs, backend="cpu", split="train", gpu_chunks=1, gpu_threads=1))]
     fn new(
         setup: &str,
         num_envs: usize,
         backend: &str,
         split: &str,
         gpu_chunks: usize,
+        gpu_threads: usize,
     ) -> PyResult<Self> {
         let options = EnvOptions {
             batch: num_envs,
             backend: backend_kind(backend)?,
             split: split_kind(split)?,
-            gpu_chunks: chunks(gpu_chunks)?,
+            gpu_chunks: at_least_one("gpu_chunks", gpu_chunks)?,
+            gpu_threads: at_least_one("gpu_threads", gpu_threads)?,
             ..Default::default()
         };
         let env = VecEnv::from_name(setup, &options).map_err(to_py)?;
@@ -400,7 +402,7 @@ impl PowerFlowCore {
     /// `source` is a path (`.yml` project format or `.json` pandapower) or,
     /// with `is_json=True`, the text of a pandapower JSON network.
     #[new]
-    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32", enforce_q_lims=false, gpu_chunks=1))]
+    #[pyo3(signature = (source, num_copies, backend="cpu", is_json=false, tolerance_pu=None, gpu_precision="f32", enforce_q_lims=false, gpu_chunks=1, gpu_threads=1))]
     // Python's keyword arguments, one parameter each.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -413,8 +415,10 @@ impl PowerFlowCore {
         gpu_precision: &str,
         enforce_q_lims: bool,
         gpu_chunks: usize,
+        gpu_threads: usize,
     ) -> PyResult<Self> {
-        let gpu_chunks = chunks(gpu_chunks)?;
+        let gpu_chunks = at_least_one("gpu_chunks", gpu_chunks)?;
+        let gpu_threads = at_least_one("gpu_threads", gpu_threads)?;
         if num_copies == 0 {
             return Err(PyValueError::new_err("num_copies must be at least 1"));
         }
@@ -431,6 +435,7 @@ impl PowerFlowCore {
             let mut opts = SolverOptions {
                 gpu_precision,
                 gpu_chunks,
+                gpu_threads,
                 ..SolverOptions::default()
             };
             if let Some(t) = tolerance_pu {

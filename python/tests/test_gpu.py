@@ -81,8 +81,29 @@ def test_gpu_chunks_give_one_chunks_rewards():
             np.testing.assert_array_equal(r1[a], r2[a])
 
 
-def test_gpu_chunks_is_checked():
-    with pytest.raises(ValueError, match="gpu_chunks"):
-        powergrid.VecEnv("ieee34_ieee13", 2, gpu_chunks=0)
-    with pytest.raises(ValueError, match="gpu_chunks"):
-        powergrid.PowerFlow("networks/ieee13.yml", 1, gpu_chunks=0)
+def test_gpu_threads_give_one_threads_rewards():
+    """gpu_threads=2: the batch in two parts, each driven by its own host
+    thread (its own device buffers and control loop), gives one thread's
+    rewards exactly; so do PowerFlow's results."""
+    one = gpu_env(16)
+    two = powergrid.VecEnv("ieee34_ieee13", 16, backend="gpu", gpu_threads=2)
+    assert two.backend.endswith("2 host threads)") and "host threads" not in one.backend
+    for r1, r2 in side_by_side((one, two), seed=3, steps=3):
+        for a in one.agents:
+            np.testing.assert_array_equal(r1[a], r2[a])
+    pfs = [
+        powergrid.PowerFlow("networks/ieee123.yml", 5, backend="gpu", gpu_threads=t) for t in (1, 2)
+    ]
+    for pf in pfs:
+        pf.inputs["load_scaling"][:] = np.linspace(0.7, 1.1, 5)[:, None]
+        assert pf.solve().all()
+    for k in ("vm_pu", "line_loading_percent"):
+        np.testing.assert_array_equal(pfs[0].results[k], pfs[1].results[k])
+
+
+@pytest.mark.parametrize("name", ["gpu_chunks", "gpu_threads"])
+def test_gpu_counts_are_checked(name):
+    with pytest.raises(ValueError, match=name):
+        powergrid.VecEnv("ieee34_ieee13", 2, **{name: 0})
+    with pytest.raises(ValueError, match=name):
+        powergrid.PowerFlow("networks/ieee13.yml", 1, **{name: 0})

@@ -132,11 +132,8 @@ enum Cmd {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
-        /// GPU: split the batch into this many chunks, each prepared, uploaded,
-        /// submitted and unpacked on its own, so that the host's work on one
-        /// overlaps the device's work on another.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        gpu_chunks: u32,
+        #[command(flatten)]
+        gpu: GpuArgs,
     },
     /// Optimal schedule of a setup with perfect foresight (multi-period SOCP OPF, branch and bound).
     Optimize {
@@ -214,12 +211,24 @@ enum BenchCmd {
         /// meshed transmission networks; adapters with f64 shaders).
         #[arg(long, default_value = "f32")]
         gpu_precision: GpuPrecision,
-        /// GPU: split the batch into this many chunks, each prepared, uploaded,
-        /// submitted and unpacked on its own, so that the host's work on one
-        /// overlaps the device's work on another.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        gpu_chunks: u32,
+        #[command(flatten)]
+        gpu: GpuArgs,
     },
+}
+
+/// How the GPU backend splits its batch (`bench pf` and `rollout`).
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct GpuArgs {
+    /// GPU: split the batch into this many chunks, each prepared, uploaded,
+    /// submitted and unpacked on its own, so that the host's work on one
+    /// overlaps the device's work on another.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    gpu_chunks: u32,
+    /// GPU: drive the batch from this many host threads, each with its own
+    /// part of the copies and its own device buffers (preparing, submitting,
+    /// waiting and unpacking, and the control loop, side by side).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    gpu_threads: u32,
 }
 
 fn cpu_kernel(s: &str) -> Result<CpuKernel, String> {
@@ -372,7 +381,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     verbose,
                     cpu_kernel,
                     gpu_precision,
-                    gpu_chunks,
+                    gpu,
                 },
         } => {
             if cpu_kernel.is_some() && backend != BackendKind::Cpu {
@@ -384,7 +393,8 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             let t0 = std::time::Instant::now();
             let options = SolverOptions {
                 gpu_precision,
-                gpu_chunks: gpu_chunks as usize,
+                gpu_chunks: gpu.gpu_chunks as usize,
+                gpu_threads: gpu.gpu_threads as usize,
                 ..SolverOptions::default()
             };
             let plan = Arc::new(Plan::new(&net, options)?);
@@ -454,7 +464,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             backend,
             seed,
             json,
-            gpu_chunks,
+            gpu,
         } => {
             if policy == "opf" {
                 // One whole episode per copy, on the CPU (see --policy).
@@ -484,7 +494,8 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 backend,
                 seed,
                 progress: !json,
-                gpu_chunks: gpu_chunks as usize,
+                gpu_chunks: gpu.gpu_chunks as usize,
+                gpu_threads: gpu.gpu_threads as usize,
             };
             let (summary, text) = rollout::run(&opts)?;
             emit(&if json { summary.to_string() } else { text })
@@ -559,6 +570,7 @@ mod rollout {
         pub seed: u64,
         pub progress: bool,
         pub gpu_chunks: usize,
+        pub gpu_threads: usize,
     }
 
     /// Run a rollout; returns the summary as JSON and as text.
@@ -590,6 +602,7 @@ mod rollout {
                 backend: opts.backend,
                 split: opts.split,
                 gpu_chunks: opts.gpu_chunks,
+                gpu_threads: opts.gpu_threads,
                 ..Default::default()
             },
         )?;

@@ -390,47 +390,62 @@ impl ControlLoop {
             vm: self.vm.as_slice_mut().expect("a standard-layout table"),
             n,
         };
-        // The CPU backend runs the loop on shards of the batch, one per
-        // thread, each to the end on its own (copies are independent).
-        let (solves, skipped) = match pf.as_cpu_mut().and_then(|cpu| {
-            let ranges = cpu.shard_ranges()?;
-            Some((cpu, ranges))
-        }) {
-            Some((cpu, ranges)) => {
-                let parts: Vec<_> = copies.split(&ranges).into_iter().map(Mutex::new).collect();
-                let out = cpu.run_shards(&ranges, &self.vm_buses, |i, shard| {
-                    let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
-                    rules.iterate(&mut part, shard)
-                })?;
-                let mut total = (0, 0);
-                for r in out {
-                    let (solves, skipped) = r?;
-                    total = (total.0.max(solves), total.1 + skipped);
+        let (solves, skipped) = if let Some(gpu) = pf.as_gpu_parts_mut() {
+            // The GPU backend in parts runs the loop on each part, on its
+            // own thread, to the end (copies are independent).
+            let parts: Vec<_> = (copies.split(gpu.ranges()).into_iter())
+                .map(Mutex::new)
+                .collect();
+            let (vm_buses, va_buses) = (&self.vm_buses, &self.va_buses);
+            shards_total(gpu.run_parts(|i, part| {
+                let mut copies = parts[i].lock().unwrap_or_else(|e| e.into_inner());
+                part.defer_results_at(vm_buses, va_buses);
+                let out = rules.iterate(&mut copies, &mut Whole(part));
+                part.finish_results();
+                out
+            })?)?
+        } else {
+            // The CPU backend runs the loop on shards of the batch, one per
+            // thread, each to the end on its own (copies are independent).
+            match pf.as_cpu_mut().and_then(|cpu| {
+                let ranges = cpu.shard_ranges()?;
+                Some((cpu, ranges))
+            }) {
+                Some((cpu, ranges)) => {
+                    let parts: Vec<_> = copies.split(&ranges).into_iter().map(Mutex::new).collect();
+                    shards_total(cpu.run_shards(&ranges, &self.vm_buses, |i, shard| {
+                        let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
+                        rules.iterate(&mut part, shard)
+                    })?)?
                 }
-                total
-            }
-            None => {
-                // Between solves the loop reads only voltages (magnitudes, and
-                // angles at the line-drop compensated trafos, which the CPU
-                // backend gives from its states): the backend may leave the
-                // branch tables for the end.
-                let va = if pf.as_cpu().is_some() {
-                    &[][..]
-                } else {
-                    &self.va_buses[..]
-                };
-                pf.defer_results_at(&self.vm_buses, va);
-                let mut copies = copies;
-                let out = rules.iterate(&mut copies, &mut Whole(pf));
-                pf.finish_results();
-                out?
+                None => {
+                    // Between solves the loop reads only voltages (magnitudes, and
+                    // angles at the line-drop compensated trafos, which the CPU
+                    // backend gives from its states): the backend may leave the
+                    // branch tables for the end.
+                    let va = if pf.as_cpu().is_some() {
+                        &[][..]
+                    } else {
+                        &self.va_buses[..]
+                    };
+                    pf.defer_results_at(&self.vm_buses, va);
+                    let mut copies = copies;
+                    let out = rules.iterate(&mut copies, &mut Whole(pf));
+                    pf.finish_results();
+                    out?
+                }
             }
         };
         self.skipped = skipped;
+        Ok(self.summary(solves))
+    }
+
+    /// The last run's summary, with its `solves`.
+    fn summary(&self, solves: u32) -> ControlSummary {
         let b = self.batch;
         let settled = self.settled.iter().filter(|&&s| s).count();
         let failed = self.failed.iter().filter(|&&s| s).count();
-        Ok(ControlSummary {
+        ControlSummary {
             batch: b,
             settled,
             failed,
@@ -438,7 +453,7 @@ impl ControlLoop {
                 / b.max(1) as f64,
             max_iterations: self.iterations.iter().copied().max().unwrap_or(0),
             solves,
-        })
+        }
     }
 
     /// Copy power flows the last run skipped because the decisions after them
@@ -474,6 +489,17 @@ impl ControlLoop {
     pub fn measured_vm(&self) -> ArrayView2<'_, f64> {
         self.vm.view()
     }
+}
+
+/// The loop's solves (the most of any shard) and skipped power flows (their
+/// sum) over shards run side by side; the first shard's error.
+fn shards_total(out: Vec<Result<(u32, u64)>>) -> Result<(u32, u64)> {
+    let mut total = (0, 0);
+    for r in out {
+        let (solves, skipped) = r?;
+        total = (total.0.max(solves), total.1 + skipped);
+    }
+    Ok(total)
 }
 
 /// First-order prediction of a copy's measured voltages after tap moves, for

@@ -4,6 +4,8 @@
 //! a reset of the copy clears them. Made once per batch; nothing allocates
 //! while stepping.
 
+use crate::powerflow::batch::split_slice;
+
 /// A delay of `d` whole steps for rows of `dim` values, per copy.
 ///
 /// On step `t` (1-based within the episode) [`DelayLine::shift`] returns the
@@ -130,23 +132,6 @@ impl HistRows<'_> {
                 .copy_from_slice(&self.ring[base + s * self.dim..base + (s + 1) * self.dim]);
         }
     }
-}
-
-/// `s` (rows of `row_len` values) cut at the row `bounds`.
-pub(crate) fn split_slice<'a, T>(
-    mut s: &'a mut [T],
-    row_len: usize,
-    bounds: &[usize],
-) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(bounds.len());
-    let mut at = 0;
-    for w in bounds.windows(2) {
-        let (head, tail) = std::mem::take(&mut s).split_at_mut((w[1] - at) * row_len);
-        out.push(head);
-        s = tail;
-        at = w[1];
-    }
-    out
 }
 
 #[cfg(test)]

@@ -147,6 +147,11 @@ pub struct EnvOptions {
     /// GPU backend: chunks the batch is split into
     /// ([`SolverOptions::gpu_chunks`]; 1 by default).
     pub gpu_chunks: usize,
+    /// GPU backend: host threads driving it, each with its part of the batch
+    /// ([`SolverOptions::gpu_threads`]; 1 by default). The environment's own
+    /// per-copy work (set-points, rewards, observations) runs on the same
+    /// threads.
+    pub gpu_threads: usize,
 }
 
 impl Default for EnvOptions {
@@ -158,6 +163,7 @@ impl Default for EnvOptions {
             observation: None,
             solver_tolerance_pu: None,
             gpu_chunks: 1,
+            gpu_threads: 1,
         }
     }
 }
@@ -313,6 +319,7 @@ impl VecEnv {
                     .unwrap_or(cfg.solver_tolerance_pu),
                 enforce_q_lims: cfg.solver_enforce_q_lims,
                 gpu_chunks: options.gpu_chunks,
+                gpu_threads: options.gpu_threads,
                 ..SolverOptions::default()
             },
         )?);

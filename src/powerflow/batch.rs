@@ -62,50 +62,39 @@ impl BatchInputs {
         self.load_p_mw.nrows()
     }
 
+    /// `f(mine, other's)` for each of the ten arrays, in field order.
+    fn each_pair(
+        &mut self,
+        other: &BatchInputs,
+        mut f: impl FnMut(&mut Array2<f64>, &Array2<f64>),
+    ) {
+        f(&mut self.load_p_mw, &other.load_p_mw);
+        f(&mut self.load_q_mvar, &other.load_q_mvar);
+        f(&mut self.load_scaling, &other.load_scaling);
+        f(&mut self.sgen_p_mw, &other.sgen_p_mw);
+        f(&mut self.sgen_q_mvar, &other.sgen_q_mvar);
+        f(&mut self.storage_p_mw, &other.storage_p_mw);
+        f(&mut self.trafo_tap_pos, &other.trafo_tap_pos);
+        f(&mut self.shunt_step, &other.shunt_step);
+        f(&mut self.gen_p_mw, &other.gen_p_mw);
+        f(&mut self.gen_vm_pu, &other.gen_vm_pu);
+    }
+
     /// Set copy `dst`'s values to copy `src` of `other` (same network).
     pub fn copy_row_from(&mut self, dst: usize, other: &BatchInputs, src: usize) {
-        self.load_p_mw
-            .row_mut(dst)
-            .assign(&other.load_p_mw.row(src));
-        self.load_q_mvar
-            .row_mut(dst)
-            .assign(&other.load_q_mvar.row(src));
-        self.load_scaling
-            .row_mut(dst)
-            .assign(&other.load_scaling.row(src));
-        self.sgen_p_mw
-            .row_mut(dst)
-            .assign(&other.sgen_p_mw.row(src));
-        self.sgen_q_mvar
-            .row_mut(dst)
-            .assign(&other.sgen_q_mvar.row(src));
-        self.storage_p_mw
-            .row_mut(dst)
-            .assign(&other.storage_p_mw.row(src));
-        self.trafo_tap_pos
-            .row_mut(dst)
-            .assign(&other.trafo_tap_pos.row(src));
-        self.shunt_step
-            .row_mut(dst)
-            .assign(&other.shunt_step.row(src));
-        self.gen_p_mw.row_mut(dst).assign(&other.gen_p_mw.row(src));
-        self.gen_vm_pu
-            .row_mut(dst)
-            .assign(&other.gen_vm_pu.row(src));
+        self.each_pair(other, |a, b| a.row_mut(dst).assign(&b.row(src)));
     }
 
     /// Copy `other`'s values into these arrays without reallocating (shapes must match).
     pub fn assign(&mut self, other: &BatchInputs) {
-        self.load_p_mw.assign(&other.load_p_mw);
-        self.load_q_mvar.assign(&other.load_q_mvar);
-        self.load_scaling.assign(&other.load_scaling);
-        self.sgen_p_mw.assign(&other.sgen_p_mw);
-        self.sgen_q_mvar.assign(&other.sgen_q_mvar);
-        self.storage_p_mw.assign(&other.storage_p_mw);
-        self.trafo_tap_pos.assign(&other.trafo_tap_pos);
-        self.shunt_step.assign(&other.shunt_step);
-        self.gen_p_mw.assign(&other.gen_p_mw);
-        self.gen_vm_pu.assign(&other.gen_vm_pu);
+        self.each_pair(other, |a, b| a.assign(b));
+    }
+
+    /// Set every copy to `other`'s copies `rows` (as many; same network).
+    pub(crate) fn assign_rows(&mut self, other: &BatchInputs, rows: std::ops::Range<usize>) {
+        self.each_pair(other, |a, b| {
+            a.assign(&b.slice(ndarray::s![rows.clone(), ..]))
+        });
     }
 
     /// Named arrays, for messages and generic code.
@@ -362,6 +351,42 @@ impl BatchResults {
         ]
     }
 
+    /// [`tables`](BatchResults::tables), mutable (same order, without the names).
+    pub(crate) fn tables_mut(&mut self) -> [&mut Array2<f64>; 15] {
+        self.columns_and_tables_mut().3
+    }
+
+    /// `converged`, `iterations`, `max_mismatch_pu` and
+    /// [`tables_mut`](BatchResults::tables_mut), at once.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn columns_and_tables_mut(
+        &mut self,
+    ) -> (&mut [bool], &mut [u32], &mut [f64], [&mut Array2<f64>; 15]) {
+        let tables = [
+            &mut self.vm_pu,
+            &mut self.va_degree,
+            &mut self.line_p_from_mw,
+            &mut self.line_q_from_mvar,
+            &mut self.line_i_ka,
+            &mut self.line_loading_percent,
+            &mut self.trafo_loading_percent,
+            &mut self.trafo_p_hv_mw,
+            &mut self.trafo_q_hv_mvar,
+            &mut self.trafo_p_lv_mw,
+            &mut self.trafo_q_lv_mvar,
+            &mut self.ext_grid_p_mw,
+            &mut self.ext_grid_q_mvar,
+            &mut self.gen_p_mw,
+            &mut self.gen_q_mvar,
+        ];
+        (
+            &mut self.converged,
+            &mut self.iterations,
+            &mut self.max_mismatch_pu,
+            tables,
+        )
+    }
+
     /// One copy's row of a table.
     pub fn row<'a>(a: &'a Array2<f64>, copy: usize) -> ArrayView1<'a, f64> {
         a.row(copy)
@@ -487,6 +512,21 @@ impl HostTime {
     }
 }
 
+impl std::ops::AddAssign for HostTime {
+    /// Every count and phase summed (two backends' time, or two threads').
+    fn add_assign(&mut self, o: HostTime) {
+        self.solves += o.solves;
+        self.copy_solves += o.copy_solves;
+        self.check_s += o.check_s;
+        self.prepare_s += o.prepare_s;
+        self.upload_s += o.upload_s;
+        self.submit_s += o.submit_s;
+        self.wait_s += o.wait_s;
+        self.unpack_s += o.unpack_s;
+        self.read_bytes += o.read_bytes;
+    }
+}
+
 /// A batched power-flow backend (CPU or GPU): set inputs, solve, read results.
 pub trait PowerFlow: Send {
     /// Backend name, with the device where it applies.
@@ -595,6 +635,11 @@ pub trait PowerFlow: Send {
     fn as_cpu_mut(&mut self) -> Option<&mut super::CpuBatch> {
         None
     }
+    /// The GPU backend in parts driven by several threads, where this is it
+    /// (the control loop then runs on each part, one per thread).
+    fn as_gpu_parts_mut(&mut self) -> Option<&mut super::gpu::GpuParts> {
+        None
+    }
     /// [`as_cpu_mut`](PowerFlow::as_cpu_mut), shared.
     fn as_cpu(&self) -> Option<&super::CpuBatch> {
         None
@@ -612,6 +657,40 @@ pub trait PowerFlow: Send {
 }
 
 /// An active mask of [`PowerFlow::solve_active`] has one entry per copy.
+/// `v` cut along its first axis at `bounds` (`bounds[0] = 0`, ascending,
+/// last = the length): one view per consecutive pair.
+pub(crate) fn split_rows<'a, A, D: ndarray::RemoveAxis>(
+    mut v: ndarray::ArrayViewMut<'a, A, D>,
+    bounds: &[usize],
+) -> Vec<ndarray::ArrayViewMut<'a, A, D>> {
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for w in bounds.windows(2) {
+        let (head, tail) = v.split_at(ndarray::Axis(0), w[1] - at);
+        out.push(head);
+        v = tail;
+        at = w[1];
+    }
+    out
+}
+
+/// `s` (rows of `row_len` values) cut at the row `bounds`.
+pub(crate) fn split_slice<'a, T>(
+    mut s: &'a mut [T],
+    row_len: usize,
+    bounds: &[usize],
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for w in bounds.windows(2) {
+        let (head, tail) = std::mem::take(&mut s).split_at_mut((w[1] - at) * row_len);
+        out.push(head);
+        s = tail;
+        at = w[1];
+    }
+    out
+}
+
 pub(crate) fn check_active(active: &[bool], batch: usize) -> Result<()> {
     if active.len() != batch {
         return Err(Error::InvalidInput(format!(

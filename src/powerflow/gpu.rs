@@ -43,11 +43,15 @@ use crate::gpu::GpuContext;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The batch in parts, each driven by its own host thread.
+mod parts;
 /// f64/f32 CPU port of the shader, function for function (kernel-by-kernel tests).
 #[cfg(test)]
 pub(crate) mod port;
 /// `enforce_q_lims`: pandapower's PV→PQ rounds, driven from the host.
 mod qlims;
+
+pub use parts::GpuParts;
 
 /// The solver's WGSL source.
 pub const FDPF_WGSL: &str = include_str!("../../shaders/fdpf.wgsl");
@@ -152,8 +156,15 @@ pub fn real_gpu_available() -> bool {
     crate::gpu::context::real_gpu_available()
 }
 
-/// A batch on the GPU (the process-wide [`GpuContext`]).
+/// A batch on the GPU (the process-wide [`GpuContext`]): one [`GpuBatch`],
+/// or [`GpuParts`] where the plan asks for more than one host thread
+/// ([`SolverOptions::gpu_threads`](super::SolverOptions::gpu_threads)).
 pub fn new_batch(plan: Arc<Plan>, batch: usize) -> Result<Box<dyn PowerFlow>> {
+    let threads = plan.options.gpu_threads;
+    if threads > 1 && batch > 1 {
+        let ctx = GpuContext::shared()?;
+        return Ok(Box::new(GpuParts::on(ctx, plan, batch, threads)?));
+    }
     Ok(Box::new(GpuBatch::new(plan, batch)?))
 }
 
@@ -520,6 +531,9 @@ pub struct GpuBatch {
     setpoints: bool,
     /// Shunt step of every copy's shunts at the last prepare (NaN: never).
     shunt_step: Vec<f64>,
+    /// The inputs of the next solve were checked by the caller ([`GpuParts`],
+    /// for the whole batch): the solve does not check them again.
+    pub(crate) checked: bool,
     /// `Some((vm_buses, va_buses))` while results are deferred
     /// ([`PowerFlow::defer_results`]; `vm_buses` `None`: every bus).
     deferred: Option<(Option<Vec<usize>>, Vec<usize>)>,
@@ -823,6 +837,7 @@ impl GpuBatch {
             host: HostTime::default(),
             setpoints: true,
             shunt_step: vec![f64::NAN; batch * plan.net.shunts.len()],
+            checked: false,
             deferred: None,
             limit: None,
             lazy: false,
@@ -900,7 +915,7 @@ impl GpuBatch {
 
     /// Per-copy inputs of `chunk` into its host mirrors (f64 → f32), B'' refactored
     /// for copies whose taps changed.
-    fn prepare(&mut self, ci: usize) {
+    fn prepare(&mut self, ci: usize, active: Option<&[bool]>) {
         let chunk = &mut self.chunks[ci];
         let mut host = HostState {
             setpoints: self.setpoints,
@@ -917,6 +932,7 @@ impl GpuBatch {
             &self.layout,
             &mut host,
             (chunk.c0, chunk.len, chunk.primed),
+            active,
             &mut chunk.pc,
             (&mut chunk.sets, &mut chunk.bpp),
         );
@@ -994,9 +1010,10 @@ impl GpuBatch {
         self.full = std::sync::OnceLock::new();
         self.lazy = false;
         let rows = self.readback_rows(self.deferred.as_ref(), self.limit.as_deref());
+        let active = self.active.take();
         let mut submitted = Vec::with_capacity(self.chunks.len());
         for ci in 0..self.chunks.len() {
-            submitted.push(self.submit(ci, &rows));
+            submitted.push(self.submit(ci, &rows, active.as_deref()));
         }
         self.setpoints = false;
         self.pending_cold.clear();
@@ -1004,7 +1021,6 @@ impl GpuBatch {
         let period = ctx.queue.get_timestamp_period() as f64;
         let esize = precision_bytes(self.plan.options.gpu_precision);
         let mut gpu_ns = None;
-        let active = self.active.take();
         for (ch, index) in self.chunks.iter_mut().zip(submitted) {
             let wall = Instant::now();
             ctx.device
@@ -1069,18 +1085,27 @@ impl GpuBatch {
         self.gpu_ns = gpu_ns;
         self.lazy = self.deferred.is_none() && self.limit.is_some();
         self.host.solves += 1;
-        self.host.copy_solves += self.results.batch() as u64;
+        self.host.copy_solves += (active.as_deref())
+            .map_or(self.results.batch(), |a| a.iter().filter(|&&x| x).count())
+            as u64;
         Ok(())
     }
 
     /// Chunk `ci`'s part of a solve up to its submission: its inputs prepared
     /// and uploaded, its cold starts marked, its passes and readback recorded
     /// and submitted (the readback: output `rows`), its readback mapped when
-    /// done.
-    fn submit(&mut self, ci: usize, rows: &[std::ops::Range<usize>]) -> wgpu::SubmissionIndex {
+    /// done. Copies not `active` (`None`: all are) are skipped: not prepared,
+    /// and on the device their loop starts done (phase 2), so their state and
+    /// result rows stay those of their last solve.
+    fn submit(
+        &mut self,
+        ci: usize,
+        rows: &[std::ops::Range<usize>],
+        active: Option<&[bool]>,
+    ) -> wgpu::SubmissionIndex {
         let wall = Instant::now();
         let t = thread_cpu_s();
-        self.prepare(ci);
+        self.prepare(ci, active);
         self.q_write(ci);
         let t_prepared = thread_cpu_s();
         self.host.prepare_s += t_prepared - t;
@@ -1104,9 +1129,30 @@ impl GpuBatch {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fdpf"),
         });
-        // Every copy starts a new solve (loop phase 0).
+        // Every copy starts a new solve (loop phase 0), or is skipped (phase 2:
+        // done; the queue's write lands before this submission's commands).
         let phase = ((self.layout.row_cold + 1) * ch.len * esize) as u64;
-        enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64));
+        match active.map(|a| &a[ch.c0..ch.c0 + ch.len]) {
+            Some(a) if a.iter().any(|&x| !x) => {
+                let row: Vec<u8> = if esize == 8 {
+                    bytemuck::cast_slice(
+                        &a.iter()
+                            .map(|&x| if x { 0.0 } else { 2.0 })
+                            .collect::<Vec<f64>>(),
+                    )
+                    .to_vec()
+                } else {
+                    bytemuck::cast_slice(
+                        &a.iter()
+                            .map(|&x| if x { 0.0f32 } else { 2.0 })
+                            .collect::<Vec<f32>>(),
+                    )
+                    .to_vec()
+                };
+                queue.write_buffer(&ch.work_buf, phase, &row);
+            }
+            _ => enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64)),
+        }
         {
             let tw = ch
                 .queries
@@ -1322,13 +1368,19 @@ fn put_bpp(
 
 /// Per-copy inputs of copies `c0..c0 + len` into `pc` and `bppv` (the host mirrors,
 /// or the shader port's buffers), B'' refactored for copies whose taps changed (all
-/// of them unless `primed`) and put on the chunk's value `sets`.
+/// of them unless `primed`) and put on the chunk's value `sets`. Copies not
+/// `active` (`None`: all are; the device skips them) get only their
+/// set-points: their shunts, taps (with the warm-start factor of a tap move)
+/// and B'' stay as at their last solve, so the next solve that includes
+/// them sees every change since then.
+#[allow(clippy::too_many_arguments)]
 fn prepare_copies(
     p: &Plan,
     inp: &BatchInputs,
     layout: &Layout,
     host: &mut HostState,
     (c0, len, primed): (usize, usize, bool),
+    active: Option<&[bool]>,
     pc: &mut impl Put,
     (sets, bppv): (&mut BppSets, &mut impl Put),
 ) {
@@ -1356,6 +1408,16 @@ fn prepare_copies(
     }
     for lc in 0..len {
         let c = c0 + lc;
+        // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
+        if host.setpoints {
+            let r0 = layout.params.p_pv as usize;
+            for j in 0..p.pv_nodes.len() {
+                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
+            }
+        }
+        if primed && active.is_some_and(|a| !a[c]) {
+            continue;
+        }
         // Node shunts: only where a step moved (every node the first time).
         let steps = &mut host.shunt_step[c * n_shunt..(c + 1) * n_shunt];
         let mut moved = !primed;
@@ -1413,13 +1475,6 @@ fn prepare_copies(
                 }
             }
             pc.put(2 * nn + 9 * n_tap + j, lc, g);
-        }
-        // PV set-points as deviations (|V| − 1), per `plan.pv_nodes`.
-        if host.setpoints {
-            let r0 = layout.params.p_pv as usize;
-            for j in 0..p.pv_nodes.len() {
-                pc.put(r0 + j, lc, p.pv_vm(j, inp, c) - 1.0);
-            }
         }
         if changed || !primed {
             let taps = &host.tap_pos[c * n_tap..(c + 1) * n_tap];
@@ -1487,6 +1542,19 @@ fn thread_cpu_s() -> f64 {
 
 /// Whether every copy's tap positions and shunt steps are finite and within
 /// their ranges (the checks of [`BatchInputs::validate`] on the controls).
+/// Check a solve's inputs: every set-point where `setpoints` may have
+/// changed, else only the taps and steps (`controls_mut`): a sequential range
+/// check, and the full one to name the value where it fails.
+fn check_inputs(plan: &Plan, inputs: &BatchInputs, setpoints: bool) -> Result<()> {
+    if setpoints {
+        inputs.validate(&plan.net)?;
+        plan.check_gen_setpoints(inputs, None)?;
+    } else if !controls_in_range(&plan.net, inputs) {
+        inputs.validate_unchecked(&plan.net, None, &|_| true)?;
+    }
+    Ok(())
+}
+
 fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
     if inp.trafo_tap_pos.ncols() != net.trafos.len() || inp.shunt_step.ncols() != net.shunts.len() {
         return false;
@@ -1631,23 +1699,7 @@ fn unpack<T: Copy + Into<f64>>(to: Tables, out: &[T], c0: usize, b: usize, what:
 
 /// Result table `i` in [`BatchResults::tables`] order.
 fn table_mut(r: &mut BatchResults, i: usize) -> &mut ndarray::Array2<f64> {
-    match i {
-        0 => &mut r.vm_pu,
-        1 => &mut r.va_degree,
-        2 => &mut r.line_p_from_mw,
-        3 => &mut r.line_q_from_mvar,
-        4 => &mut r.line_i_ka,
-        5 => &mut r.line_loading_percent,
-        6 => &mut r.trafo_loading_percent,
-        7 => &mut r.trafo_p_hv_mw,
-        8 => &mut r.trafo_q_hv_mvar,
-        9 => &mut r.trafo_p_lv_mw,
-        10 => &mut r.trafo_q_lv_mvar,
-        11 => &mut r.ext_grid_p_mw,
-        12 => &mut r.ext_grid_q_mvar,
-        13 => &mut r.gen_p_mw,
-        _ => &mut r.gen_q_mvar,
-    }
+    (r.tables_mut().into_iter().nth(i)).expect("a table index below 15")
 }
 
 /// Gen nodes' Q balance (MVar, output rows from `o`), split among their gens
@@ -2350,9 +2402,10 @@ impl PowerFlow for GpuBatch {
     }
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
         super::batch::check_active(active, self.batch())?;
-        // Every copy is solved on the device; a deferred solve reads back only
-        // the active ones (the others keep their last results).
-        if self.deferred.is_some() {
+        // Only the active copies are prepared and solved on the device; the
+        // others keep their state and last results (a deferred solve reads
+        // back only the active ones). The Q-limit rounds solve every copy.
+        if !self.plan.options.enforce_q_lims {
             self.active = Some(active.to_vec());
         }
         let r = self.solve();
@@ -2434,16 +2487,8 @@ impl PowerFlow for GpuBatch {
     }
     fn solve(&mut self) -> Result<SolveSummary> {
         let t = thread_cpu_s();
-        if self.setpoints {
-            self.inputs.validate(&self.plan.net)?;
-            self.plan.check_gen_setpoints(&self.inputs, None)?;
-        } else {
-            // Only taps and steps can have moved (`controls_mut`): a sequential
-            // range check, and the full one to name the value where it fails.
-            if !controls_in_range(&self.plan.net, &self.inputs) {
-                self.inputs
-                    .validate_unchecked(&self.plan.net, None, &|_| true)?;
-            }
+        if !std::mem::take(&mut self.checked) {
+            check_inputs(&self.plan, &self.inputs, self.setpoints)?;
         }
         self.host.check_s += thread_cpu_s() - t;
         let q_lims = self.plan.options.enforce_q_lims;
@@ -2688,8 +2733,8 @@ mod tests {
     /// taps from the cache), a deferred `solve_active` (voltages of the active
     /// copies only; with `defer_results_at`, `vm_pu` at the asked buses only),
     /// only those rows read back, then `finish_results` (every table from the
-    /// output buffer), against a second batch solving the same inputs with
-    /// every table.
+    /// output buffer), against a second batch solving the same inputs and
+    /// copies with every table (`inputs_mut`, `solve_active` not deferred).
     #[test]
     fn control_resolves_and_deferred_results_match_full_solves() {
         deferred_results_match_full_solves(None);
@@ -2745,7 +2790,7 @@ mod tests {
             let nb = plan.net.buses.len();
             let rows = 3 + vm_buses.map_or(nb, <[usize]>::len) + va_buses.len();
             assert_eq!(fast.host.read_bytes - before, (rows * b * 4) as u64);
-            full.solve().expect("solve");
+            full.solve_active(&moved).expect("solve");
             let (rf, rr) = (fast.results(), full.results());
             for c in (0..b).filter(|&c| moved[c]) {
                 match vm_buses {
@@ -2769,6 +2814,72 @@ mod tests {
         }
         fast.finish_results();
         assert_eq!(fast.results(), full.results());
+    }
+
+    /// `solve_active` skips the inactive copies on the device: their state and
+    /// results stay as they were, bit for bit (a re-solve of a converged copy
+    /// would move its f32 answer by its polish iterations), and a tap moved
+    /// while a copy was skipped is taken (warm-start factor, branch, B'') at
+    /// its next solve: it then gives the answer of a batch that never skipped
+    /// it. A prepare that takes the move at the skipped solve (losing its
+    /// warm-start factor) fails it.
+    #[test]
+    fn skipped_copies_keep_their_state_and_take_tap_moves_later() {
+        let Some(ctx) = context_or_skip("skipped_copies_keep_their_state_and_take_tap_moves_later")
+        else {
+            return;
+        };
+        let net = crate::network::load("ieee34").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let b = 6;
+        let batch = || GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let (mut skips, mut never) = (batch(), batch());
+        for pf in [&mut skips, &mut never] {
+            pf.inputs_mut()
+                .load_scaling
+                .indexed_iter_mut()
+                .for_each(|((c, j), v)| *v = 0.8 + 0.05 * ((c + j) % 7) as f64);
+            pf.solve().expect("solve");
+        }
+        assert_eq!(skips.results(), never.results());
+        let before = skips.results().clone();
+        // Every tap up one step in every copy; `skips` solves only the even
+        // copies first, then every copy; `never` solves every copy once.
+        let (k, tap) = (net.trafos.iter().enumerate())
+            .find_map(|(k, t)| t.tap.as_ref().map(|x| (k, x.clone())))
+            .expect("a tap changer");
+        for pf in [&mut skips, &mut never] {
+            let (taps, _) = pf.controls_mut();
+            taps.column_mut(k).fill((tap.pos + 1.0).min(tap.max));
+        }
+        let even: Vec<bool> = (0..b).map(|c| c % 2 == 0).collect();
+        skips.solve_active(&even).expect("solve");
+        for c in (0..b).filter(|c| c % 2 == 1) {
+            for (name, t) in skips.results().tables() {
+                let was = before
+                    .tables()
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .expect("table")
+                    .1;
+                assert_eq!(t.row(c), was.row(c), "{name} of skipped copy {c}");
+            }
+            assert_eq!(skips.results().iterations[c], before.iterations[c]);
+        }
+        let odd: Vec<bool> = even.iter().map(|e| !e).collect();
+        skips.solve_active(&odd).expect("solve");
+        never.solve().expect("solve");
+        for c in (0..b).filter(|c| c % 2 == 1) {
+            for ((name, a), (_, z)) in skips
+                .results()
+                .tables()
+                .into_iter()
+                .zip(never.results().tables())
+            {
+                assert_eq!(a.row(c), z.row(c), "{name} of copy {c}");
+            }
+            assert_eq!(skips.results().iterations[c], never.results().iterations[c]);
+        }
     }
 
     /// `limit_results`: after each solve (plain, and deferred through

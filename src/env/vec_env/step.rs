@@ -7,8 +7,9 @@ use super::{Split, VecEnv};
 use crate::devices::DeviceRef;
 use crate::env::observation::{finite, price_feature, time_features, voltage_feature, ObsSource};
 use crate::env::reward::{self, Term, N_COST_TERMS};
-use crate::env::timing::{split_slice, HistRows};
+use crate::env::timing::HistRows;
 use crate::error::Result;
+use crate::powerflow::batch::{split_rows, split_slice};
 use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis};
 use rand::RngExt;
 
@@ -313,23 +314,6 @@ impl Scratch {
     fn like(other: &Scratch) -> Scratch {
         Scratch::new(other.inner_cost.len(), other.base_row.len())
     }
-}
-
-/// `v` cut along its first axis at `bounds` (`bounds[0] = 0`, ascending,
-/// last = the length): one view per consecutive pair.
-fn split_rows<'a, A, D: ndarray::RemoveAxis>(
-    mut v: ndarray::ArrayViewMut<'a, A, D>,
-    bounds: &[usize],
-) -> Vec<ndarray::ArrayViewMut<'a, A, D>> {
-    let mut out = Vec::with_capacity(bounds.len());
-    let mut at = 0;
-    for w in bounds.windows(2) {
-        let (head, tail) = v.split_at(Axis(0), w[1] - at);
-        out.push(head);
-        v = tail;
-        at = w[1];
-    }
-    out
 }
 
 /// The rows of a part of every [`StepInfo`](super::StepInfo) table, listed once.

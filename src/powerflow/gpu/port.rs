@@ -1130,6 +1130,7 @@ impl<T: Real> PortBatch<T> {
             &self.layout,
             &mut host,
             (0, batch, self.primed),
+            None,
             &mut pc,
             (&mut self.sets, &mut bppv),
         );
@@ -1196,7 +1197,7 @@ impl GpuBatch {
     pub(crate) fn stage(&mut self) -> Result<()> {
         self.inputs.validate(&self.plan.net)?;
         for ci in 0..self.chunks.len() {
-            self.prepare(ci);
+            self.prepare(ci, None);
         }
         for ch in &mut self.chunks {
             ch.pc.upload(&self.ctx.queue, &ch.pc_buf);

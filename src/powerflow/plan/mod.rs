@@ -46,6 +46,14 @@ pub struct SolverOptions {
     /// done, so the host's work on one chunk overlaps the device's work on
     /// another; each chunk's dispatch has fewer copies. Default 1.
     pub gpu_chunks: usize,
+    /// Host threads that drive the GPU backend (default 1). With two or more,
+    /// the batch is split into that many parts of consecutive copies, each
+    /// with its own device buffers and its own thread, which prepares,
+    /// submits, waits for and unpacks its part's solves (and runs its
+    /// control loop) on its own: the host's work runs on several cores and
+    /// overlaps the device's work on the other parts. The same results bit
+    /// for bit.
+    pub gpu_threads: usize,
 }
 
 impl Default for SolverOptions {
@@ -57,6 +65,7 @@ impl Default for SolverOptions {
             enforce_q_lims: false,
             gpu_precision: super::GpuPrecision::F32,
             gpu_chunks: 1,
+            gpu_threads: 1,
         }
     }
 }
