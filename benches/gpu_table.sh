@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Issue 11's GPU table in one run, for a machine with a real GPU:
 #   - `bench pf --backend gpu` on ieee13, ieee123 and ieee34_ieee13 at 1,024,
-#     16,384, 65,536 and 262,144 copies (the largest also in 2 chunks);
+#     16,384, 65,536 and 262,144 copies (the largest also in 2 chunks, and
+#     driven from $THREADS host threads);
 #   - `bench pf --backend cpu` on every core at 65,536 copies beside it (the
 #     GPU/CPU ratio of the same machine);
-#   - `rollout` of ieee34_ieee13 at 16,384 and 65,536 copies (1 and 2 chunks).
+#   - `rollout` of ieee34_ieee13 at 16,384 and 65,536 copies (1 and 2 chunks,
+#     and $THREADS host threads).
+# A run's tag: what, backend, network, copies, chunks, host threads.
 # Every run's JSON goes to $DIR/gpu_table.jsonl; a markdown table to stdout.
 #
 #   benches/gpu_table.sh [BIN]                 # BIN: target/release/powergrid
 #   BATCHES="1024 4096" ENVS="1024" STEPS=4 benches/gpu_table.sh   # a small trial (lavapipe)
 # DIR (default $OUT, else .), SECONDS_PER (bench pf seconds, default 1),
-# STEPS (rollout steps, default 16).
+# STEPS (rollout steps, default 16), THREADS (--gpu-threads of the threaded
+# runs, default 8).
 set -uo pipefail
 BIN=${1:-target/release/powergrid}
 DIR=${DIR:-${OUT:-.}}
@@ -18,6 +22,7 @@ BATCHES=${BATCHES:-"1024 16384 65536 262144"}
 ENVS=${ENVS:-"16384 65536"}
 STEPS=${STEPS:-16}
 SECONDS_PER=${SECONDS_PER:-1}
+THREADS=${THREADS:-8}
 cd "$(dirname "$0")/.."
 log="$DIR/gpu_table.jsonl"
 : >"$log"
@@ -35,14 +40,18 @@ run() { # tag, command...
 }
 for n in ieee13 ieee123 ieee34_ieee13; do
   for b in $BATCHES; do
-    run "pf gpu $n $b 1" "$BIN" bench pf --backend gpu --network "networks/$n.yml" --batch "$b" --seconds "$SECONDS_PER"
+    run "pf gpu $n $b 1 1" "$BIN" bench pf --backend gpu --network "networks/$n.yml" --batch "$b" --seconds "$SECONDS_PER"
   done
-  run "pf gpu $n $largest 2" "$BIN" bench pf --backend gpu --network "networks/$n.yml" --batch "$largest" --seconds "$SECONDS_PER" --gpu-chunks 2
-  run "pf cpu $n 65536" "$BIN" bench pf --backend cpu --network "networks/$n.yml" --batch 65536 --seconds "$SECONDS_PER"
+  for kt in "2 1" "1 $THREADS"; do
+    set -- $kt
+    run "pf gpu $n $largest $1 $2" "$BIN" bench pf --backend gpu --network "networks/$n.yml" --batch "$largest" --seconds "$SECONDS_PER" --gpu-chunks "$1" --gpu-threads "$2"
+  done
+  run "pf cpu $n 65536 - -" "$BIN" bench pf --backend cpu --network "networks/$n.yml" --batch 65536 --seconds "$SECONDS_PER"
 done
 for e in $ENVS; do
-  for k in 1 2; do
-    run "rollout gpu $e $k" "$BIN" rollout --setup ieee34_ieee13 --envs "$e" --steps "$STEPS" --backend gpu --gpu-chunks "$k"
+  for kt in "1 1" "2 1" "1 $THREADS"; do
+    set -- $kt
+    run "rollout gpu $e $1 $2" "$BIN" rollout --setup ieee34_ieee13 --envs "$e" --steps "$STEPS" --backend gpu --gpu-chunks "$1" --gpu-threads "$2"
   done
 done
 python3 - "$log" <<'PY'
@@ -76,5 +85,5 @@ print("\nGPU/CPU (all cores, 65,536 copies):")
 for r in rows:
     t = r["tag"].split()
     if r["tag"].startswith("pf gpu") and "error" not in r and t[2] in cpu:
-        print(f"  {t[2]} at {t[3]} copies, {t[4]} chunk(s): {r['power_flows_per_s'] / cpu[t[2]]:.3g}x")
+        print(f"  {t[2]} at {t[3]} copies, {t[4]} chunk(s), {t[5]} host thread(s): {r['power_flows_per_s'] / cpu[t[2]]:.3g}x")
 PY
