@@ -22,6 +22,22 @@ pub fn env(name: &str, batch: usize) -> VecEnv {
     .unwrap()
 }
 
+/// A GPU environment, or `None` (the test then skips, saying why) where no
+/// wgpu adapter exists; a failure under `POWERGRID_REQUIRE_GPU`.
+pub fn gpu_env_or_skip(made: powergrid::Result<VecEnv>) -> Option<VecEnv> {
+    match made {
+        Ok(e) => Some(e),
+        Err(e) => {
+            assert!(
+                std::env::var_os("POWERGRID_REQUIRE_GPU").is_none(),
+                "POWERGRID_REQUIRE_GPU is set but there is no GPU backend: {e}"
+            );
+            eprintln!("skipped: no GPU backend here ({e})");
+            None
+        }
+    }
+}
+
 /// Constant actions `v` for every agent.
 pub fn const_actions(env: &VecEnv, v: f32) -> Vec<Array2<f32>> {
     env.action_dims()
