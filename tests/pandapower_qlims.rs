@@ -369,6 +369,30 @@ fn gpu_matches_pandapower_enforce_q_lims() {
             for c in 0..reference.scenarios.len() {
                 assert_eq!(two.gens_at_q_limit(c), gpu.gens_at_q_limit(c), "{name} {c}");
             }
+            // From two host threads (two parts, each with its own rounds):
+            // the same bits.
+            let threaded = Arc::new(
+                Plan::new(
+                    &net,
+                    SolverOptions {
+                        gpu_threads: 2,
+                        ..gpu.plan().unwrap().options.clone()
+                    },
+                )
+                .unwrap(),
+            );
+            let mut parts =
+                powergrid::powerflow::gpu::new_batch(threaded, reference.scenarios.len()).unwrap();
+            assert!(
+                parts.describe().ends_with(", 2 host threads)"),
+                "{}",
+                parts.describe()
+            );
+            assert_eq!(
+                &solve_scenarios(parts.as_mut(), &net, &reference),
+                &r,
+                "{name} {what} from two host threads"
+            );
             gpu.solve().unwrap();
             let again = gpu.results().clone();
             let what = format!("{what}, again");
