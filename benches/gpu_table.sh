@@ -8,7 +8,10 @@
 #   - `rollout` of ieee34_ieee13 at 16,384 and 65,536 copies (1 and 2 chunks,
 #     and $THREADS host threads).
 # A run's tag: what, backend, network, copies, chunks, host threads.
-# Every run's JSON goes to $DIR/gpu_table.jsonl; a markdown table to stdout.
+# Every run's JSON goes to $DIR/gpu_table.jsonl; a markdown table to stdout
+# (host: our code's CPU time; wait: blocked on the device; kernel: the
+# device's compute passes by timestamp queries; the rest of the wait is
+# transfers and scheduling).
 #
 #   benches/gpu_table.sh [BIN]                 # BIN: target/release/powergrid
 #   BATCHES="1024 4096" ENVS="1024" STEPS=4 benches/gpu_table.sh   # a small trial (lavapipe)
@@ -58,29 +61,29 @@ python3 - "$log" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(f"device: {next((r['backend'] for r in rows if 'backend' in r and r['backend'].startswith('gpu')), '?')}")
-print("\n| run | power flows/s | mean iterations | host µs/copy | wait µs/copy | read back B/copy |")
-print("|---|---|---|---|---|---|")
+print("\n| run | power flows/s | mean iterations | host µs/copy | wait µs/copy | kernel µs/copy | read back B/copy |")
+print("|---|---|---|---|---|---|---|")
 cpu = {}
 for r in rows:
     t = r["tag"]
     if "error" in r:
-        print(f"| {t} | error: {r['error'][-120:].strip()!r} | | | | |")
+        print(f"| {t} | error: {r['error'][-120:].strip()!r} | | | | | |")
         continue
     if t.startswith("pf"):
         h = r.get("host_us_per_copy") or {}
         f = lambda x, p: "–" if x is None else f"{x:.{p}f}"
         print(f"| {t} | {r['power_flows_per_s']:,.0f} | {r['mean_iterations']:.2f} | "
-              f"{f(h.get('host'), 3)} | {f(h.get('wait'), 3)} | "
+              f"{f(h.get('host'), 3)} | {f(h.get('wait'), 3)} | {f(h.get('kernel'), 3)} | "
               f"{f(r.get('readback_bytes_per_copy'), 0)} |")
         if t.startswith("pf cpu"):
             cpu[t.split()[2]] = r["power_flows_per_s"]
-print("\n| rollout | env-steps/s | host µs/copy/env-step (solves) | whole step host | read back B/copy/env-step | mean reward |")
-print("|---|---|---|---|---|---|")
+print("\n| rollout | env-steps/s | host µs/copy/env-step (solves) | whole step host | kernel | read back B/copy/env-step | mean reward |")
+print("|---|---|---|---|---|---|---|")
 for r in rows:
     if r["tag"].startswith("rollout") and "error" not in r:
         h = r.get("power_flow_host_us_per_env_step") or {}
         print(f"| {r['tag']} | {r['env_steps_per_s']:,.0f} | {h.get('host', 0):.3f} | "
-              f"{h.get('step_host', 0):.3f} | {h.get('readback_bytes', 0):.0f} | {r['mean_reward']:.6f} |")
+              f"{h.get('step_host', 0):.3f} | {h.get('kernel', 0):.3f} | {h.get('readback_bytes', 0):.0f} | {r['mean_reward']:.6f} |")
 print("\nGPU/CPU (all cores, 65,536 copies):")
 for r in rows:
     t = r["tag"].split()

@@ -437,15 +437,20 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                 ];
                 let mut text = text.join("\n");
                 if let Some(h) = &r.host_us_per_copy {
+                    let device = ["host", "wait", "kernel"];
                     let parts: Vec<String> = h
                         .iter()
-                        .filter(|(k, _)| *k != "host")
+                        .filter(|(k, _)| !device.contains(&k.as_str()))
                         .map(|(k, v)| format!("{k} {v:.4}"))
                         .collect();
+                    let at = |k: &str| h.get(k).copied().unwrap_or(0.0);
                     text += &format!(
-                        "\nhost µs per copy   {:.4} ({}; µs per copy per solve)",
-                        h.get("host").copied().unwrap_or(0.0),
-                        parts.join(", ")
+                        "\nhost µs per copy   {:.4} ({}; µs per copy per solve)\
+                         \nwait µs per copy   {:.4} (blocked on the device; its compute passes {:.4} by timestamp queries, 0 where the adapter has none)",
+                        at("host"),
+                        parts.join(", "),
+                        at("wait"),
+                        at("kernel"),
                     );
                 }
                 if let Some(b) = r.readback_bytes_per_copy {
@@ -694,6 +699,7 @@ mod rollout {
                 ("submit", per_step(h.submit_s)),
                 ("unpack", per_step(h.unpack_s)),
                 ("wait", per_step(h.wait_s)),
+                ("kernel", per_step(h.kernel_s)),
                 ("step_host", per_step(secs - h.wait_s)),
                 // Not µs: bytes read back from the device per copy and env-step.
                 (

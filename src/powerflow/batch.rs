@@ -475,6 +475,11 @@ pub struct HostTime {
     /// Bytes of results read back from the device (complete tables formed
     /// on request by `results` not counted).
     pub read_bytes: u64,
+    /// Not host time: the device's time in the solves' compute passes (s),
+    /// from timestamp queries where the adapter has them (0 where not; with
+    /// several host threads, summed over their parts). The rest of `wait_s`
+    /// is transfers, scheduling and the device's idle time.
+    pub kernel_s: f64,
 }
 
 impl HostTime {
@@ -494,10 +499,11 @@ impl HostTime {
             wait_s: self.wait_s - earlier.wait_s,
             unpack_s: self.unpack_s - earlier.unpack_s,
             read_bytes: self.read_bytes - earlier.read_bytes,
+            kernel_s: self.kernel_s - earlier.kernel_s,
         }
     }
     /// Microseconds per copy solve of each phase: `(name, µs)`, the host total
-    /// (`host`) first and the wait last.
+    /// (`host`) first, then the phases, the wait and the device's `kernel`.
     pub fn per_copy_us(&self) -> Vec<(&'static str, f64)> {
         let k = 1e6 / self.copy_solves.max(1) as f64;
         vec![
@@ -508,6 +514,7 @@ impl HostTime {
             ("submit", self.submit_s * k),
             ("unpack", self.unpack_s * k),
             ("wait", self.wait_s * k),
+            ("kernel", self.kernel_s * k),
         ]
     }
 }
@@ -524,6 +531,7 @@ impl std::ops::AddAssign for HostTime {
         self.wait_s += o.wait_s;
         self.unpack_s += o.unpack_s;
         self.read_bytes += o.read_bytes;
+        self.kernel_s += o.kernel_s;
     }
 }
 

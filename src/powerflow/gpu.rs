@@ -1083,6 +1083,7 @@ impl GpuBatch {
             self.host.unpack_s += thread_cpu_s() - t_ready;
         }
         self.gpu_ns = gpu_ns;
+        self.host.kernel_s += gpu_ns.unwrap_or(0.0) * 1e-9;
         self.lazy = self.deferred.is_none() && self.limit.is_some();
         self.host.solves += 1;
         self.host.copy_solves += (active.as_deref())
@@ -2880,6 +2881,28 @@ mod tests {
             }
             assert_eq!(skips.results().iterations[c], never.results().iterations[c]);
         }
+    }
+
+    /// `HostTime::kernel_s` sums the timestamp queries' pass times: positive
+    /// after solves where the adapter times passes, 0 where it does not, and
+    /// never above the wait (the device's passes are inside it).
+    #[test]
+    fn kernel_time_is_counted_where_the_adapter_times_passes() {
+        let Some(ctx) = context_or_skip("kernel_time_is_counted_where_the_adapter_times_passes")
+        else {
+            return;
+        };
+        let net = crate::network::load("ieee13").expect("shipped");
+        let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
+        let mut pf = GpuBatch::on(ctx.clone(), plan, 64, usize::MAX).expect("batch");
+        pf.solve().expect("solve");
+        let first = pf.host_time().expect("counted").kernel_s;
+        pf.solve().expect("solve");
+        let h = pf.host_time().expect("counted");
+        assert_eq!(h.kernel_s > 0.0, ctx.timestamps, "{h:?}");
+        let last = pf.last_gpu_seconds().unwrap_or(0.0);
+        assert!((h.kernel_s - first - last).abs() <= 1e-12, "{h:?} {last}");
+        assert!(h.kernel_s <= h.wait_s, "{h:?}");
     }
 
     /// `limit_results`: after each solve (plain, and deferred through
