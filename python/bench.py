@@ -1,6 +1,6 @@
 """Env-steps/s of a Gymnasium VectorEnv stepped from Python vs `powergrid rollout`.
 
-    python python/bench.py [--envs 1024] [--steps 200] [--backend cpu] [--repeats 3]
+    python python/bench.py [--envs 1024] [--steps 200] [--backend cpu] [--repeats 3] [--gpu-threads 1]
 
 Both sides step the `ieee34_ieee13` setup for the same number of steps on the
 same backend with uniform random actions in [-1, 1] (`--policy zero`: all
@@ -31,8 +31,8 @@ import powergrid  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def python_sps(setup, envs, steps, backend, policy):
-    venv = powergrid.vector_env(setup, envs, backend=backend)
+def python_sps(setup, envs, steps, backend, policy, gpu_threads):
+    venv = powergrid.vector_env(setup, envs, backend=backend, gpu_threads=gpu_threads)
     venv.reset(seed=0)
     rng = np.random.default_rng(0)
     shape = venv.action_space.shape
@@ -43,11 +43,11 @@ def python_sps(setup, envs, steps, backend, policy):
     return envs * steps / (time.perf_counter() - t0)
 
 
-def rollout_sps(setup, envs, steps, backend, policy):
+def rollout_sps(setup, envs, steps, backend, policy, gpu_threads):
     exe = ROOT / "target" / "release" / "powergrid"
     out = subprocess.run(
         [str(exe), "rollout", "--setup", setup, "--envs", str(envs), "--steps", str(steps),
-         "--policy", policy, "--backend", backend, "--seed", "0", "--json"],
+         "--policy", policy, "--backend", backend, "--seed", "0", "--gpu-threads", str(gpu_threads), "--json"],
         check=True, capture_output=True, text=True, cwd=ROOT,
     )
     return json.loads(out.stdout)["env_steps_per_s"]
@@ -61,13 +61,16 @@ def main():
     p.add_argument("--backend", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--policy", choices=["random", "zero"], default="random")
+    p.add_argument("--gpu-threads", type=int, default=1, help="host threads driving the GPU backend")
     args = p.parse_args()
     py, rs = [], []
     for _ in range(args.repeats):
-        rs.append(rollout_sps(args.setup, args.envs, args.steps, args.backend, args.policy))
-        py.append(python_sps(args.setup, args.envs, args.steps, args.backend, args.policy))
+        how = (args.setup, args.envs, args.steps, args.backend, args.policy, args.gpu_threads)
+        rs.append(rollout_sps(*how))
+        py.append(python_sps(*how))
     res = {
         "setup": args.setup, "envs": args.envs, "steps": args.steps, "backend": args.backend, "policy": args.policy,
+        "gpu_threads": args.gpu_threads,
         "python_vector_env_steps_per_s": max(py), "rollout_steps_per_s": max(rs),
         "ratio": max(py) / max(rs),
         "python_runs": py, "rollout_runs": rs,

@@ -130,8 +130,27 @@ class CentralVectorEnv(gymnasium.vector.VectorEnv):
         "render_modes": [],
     }
 
-    def __init__(self, setup="ieee34_ieee13", num_envs=1, *, backend="cpu", split="train", seed=None, copy=False):
-        self.vec = VecEnv(setup, num_envs, backend=backend, split=split, seed=seed)
+    def __init__(
+        self,
+        setup="ieee34_ieee13",
+        num_envs=1,
+        *,
+        backend="cpu",
+        split="train",
+        seed=None,
+        copy=False,
+        gpu_chunks=1,
+        gpu_threads=1,
+    ):
+        self.vec = VecEnv(
+            setup,
+            num_envs,
+            backend=backend,
+            split=split,
+            seed=seed,
+            gpu_chunks=gpu_chunks,
+            gpu_threads=gpu_threads,
+        )
         self.num_envs = self.vec.num_envs
         self.copy = copy
         dim, cols = _central_dims(self.vec)
@@ -182,7 +201,9 @@ class CentralVectorEnv(gymnasium.vector.VectorEnv):
 
 
 def vector_env(setup: str = "ieee34_ieee13", num_envs: int = 1, **kw) -> CentralVectorEnv:
-    """``gymnasium.vector.VectorEnv`` for centralised control of ``num_envs`` copies."""
+    """``gymnasium.vector.VectorEnv`` for centralised control of ``num_envs``
+    copies (``backend``, ``split``, ``seed``, ``copy``, and on the GPU
+    ``gpu_chunks`` and ``gpu_threads`` as :class:`VecEnv` has them)."""
     return CentralVectorEnv(setup, num_envs, **kw)
 
 

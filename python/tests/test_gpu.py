@@ -101,6 +101,24 @@ def test_gpu_threads_give_one_threads_rewards():
         np.testing.assert_array_equal(pfs[0].results[k], pfs[1].results[k])
 
 
+def test_vector_env_takes_the_gpu_options():
+    """The Gymnasium vector env passes gpu_chunks and gpu_threads through:
+    the same rewards as one thread and one chunk."""
+    gpu_env(1)  # skips where there is no adapter
+    envs = [
+        powergrid.vector_env("ieee34_ieee13", 8, backend="gpu", seed=1, **kw)
+        for kw in ({}, {"gpu_threads": 2, "gpu_chunks": 2})
+    ]
+    assert envs[1].vec.backend.endswith("2 dispatches, 2 host threads)"), envs[1].vec.backend
+    rng = np.random.default_rng(0)
+    for e in envs:
+        e.reset(seed=1)
+    for _ in range(3):
+        a = rng.uniform(-1, 1, envs[0].action_space.shape).astype(np.float32)
+        r = [e.step(a)[1] for e in envs]
+        np.testing.assert_array_equal(r[0], r[1])
+
+
 @pytest.mark.parametrize("name", ["gpu_chunks", "gpu_threads"])
 def test_gpu_counts_are_checked(name):
     with pytest.raises(ValueError, match=name):
