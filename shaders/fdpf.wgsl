@@ -119,6 +119,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> work: array<f32>;
 // Per-copy status and result tables.
 @group(0) @binding(6) var<storage, read_write> outp: array<f32>;
+// The copies a solve of some copies only visits (`copy_of`): their number,
+// then their indices; NONE as the number: every copy.
+@group(0) @binding(7) var<storage, read> list: array<u32>;
 
 const NONE: u32 = 0xffffffffu;
 const DEG: f32 = 57.29577951308232;
@@ -128,6 +131,20 @@ const PV_RELEASED: f32 = 1e20;
 
 fn at(row: u32, c: u32) -> u32 {
     return row * P.batch + c;
+}
+
+// The copy invocation `i` of a solving entry point works on: `i` itself, or
+// the `i`-th listed copy (NONE past the list's end, which the entry points
+// skip as they skip `i >= batch`).
+fn copy_of(i: u32) -> u32 {
+    let n = list[0];
+    if n == NONE {
+        return i;
+    }
+    if i >= n {
+        return NONE;
+    }
+    return list[1u + i];
 }
 
 fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
@@ -696,7 +713,7 @@ fn start(c: u32) {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+    let c = copy_of(gid.x);
     if c >= P.batch {
         return;
     }
@@ -779,7 +796,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 // stages together and finished ones wait, so a dispatch runs one stage.
 @compute @workgroup_size(64)
 fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+    let c = copy_of(gid.x);
     if c >= P.batch {
         return;
     }
@@ -863,7 +880,7 @@ fn main_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
 // branch currents (phase 3 → 4), then the tables (4 → 2, done).
 @compute @workgroup_size(64)
 fn results_staged(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+    let c = copy_of(gid.x);
     if c >= P.batch {
         return;
     }

@@ -494,6 +494,11 @@ struct Chunk {
     bpp_buf: wgpu::Buffer,
     work_buf: wgpu::Buffer,
     out_buf: wgpu::Buffer,
+    /// The copies a solve of some copies visits (`copy_of` in the shader):
+    /// their number, then their indices; `NONE` first: every copy.
+    list_buf: wgpu::Buffer,
+    /// Whether `list_buf` holds a list (else `NONE`: every copy).
+    listed: bool,
     /// Two readback copies of `out_buf`: a deferred solve's stays mapped (`held`)
     /// until `finish_results` or the next solve, which reads into the other.
     staging: [wgpu::Buffer; 2],
@@ -1130,29 +1135,28 @@ impl GpuBatch {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fdpf"),
         });
-        // Every copy starts a new solve (loop phase 0), or is skipped (phase 2:
-        // done; the queue's write lands before this submission's commands).
+        // Every copy starts a new solve (loop phase 0); a solve of some
+        // copies only lists them, and its dispatches cover only those (the
+        // queue's write lands before this submission's commands).
         let phase = ((self.layout.row_cold + 1) * ch.len * esize) as u64;
+        enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64));
+        let mut visited = ch.len;
         match active.map(|a| &a[ch.c0..ch.c0 + ch.len]) {
             Some(a) if a.iter().any(|&x| !x) => {
-                let row: Vec<u8> = if esize == 8 {
-                    bytemuck::cast_slice(
-                        &a.iter()
-                            .map(|&x| if x { 0.0 } else { 2.0 })
-                            .collect::<Vec<f64>>(),
-                    )
-                    .to_vec()
-                } else {
-                    bytemuck::cast_slice(
-                        &a.iter()
-                            .map(|&x| if x { 0.0f32 } else { 2.0 })
-                            .collect::<Vec<f32>>(),
-                    )
-                    .to_vec()
-                };
-                queue.write_buffer(&ch.work_buf, phase, &row);
+                let list: Vec<u32> = std::iter::once(0)
+                    .chain((0..ch.len as u32).filter(|&lc| a[lc as usize]))
+                    .collect();
+                visited = list.len() - 1;
+                let mut list = list;
+                list[0] = visited as u32;
+                queue.write_buffer(&ch.list_buf, 0, bytemuck::cast_slice(&list));
+                ch.listed = true;
             }
-            _ => enc.clear_buffer(&ch.work_buf, phase, Some((ch.len * esize) as u64)),
+            _ if ch.listed => {
+                queue.write_buffer(&ch.list_buf, 0, bytemuck::bytes_of(&NONE));
+                ch.listed = false;
+            }
+            _ => {}
         }
         {
             let tw = ch
@@ -1169,14 +1173,18 @@ impl GpuBatch {
             });
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &ch.bind_group, &[]);
-            let groups = (ch.len as u32).div_ceil(WORKGROUP);
-            for _ in 0..self.layout.passes {
+            // No dispatch where no copy is listed.
+            let groups = (visited as u32).div_ceil(WORKGROUP);
+            for _ in 0..self.layout.passes * (groups > 0) as usize {
                 pass.dispatch_workgroups(groups, 1, 1);
             }
-            if let Some(results) = &self.results_pipeline {
-                pass.set_pipeline(results);
-                pass.dispatch_workgroups(groups, 1, 1);
-                pass.dispatch_workgroups(groups, 1, 1);
+            match &self.results_pipeline {
+                Some(results) if groups > 0 => {
+                    pass.set_pipeline(results);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                _ => {}
             }
         }
         if let Some((q, resolve, read)) = &ch.queries {
@@ -1827,6 +1835,7 @@ fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
             ro(4, true),
             ro(5, false),
             ro(6, false),
+            ro(7, true),
         ],
     })
 }
@@ -1890,6 +1899,14 @@ fn make_chunk(
             resource: buf.as_entire_binding(),
         }
     }
+    // The copies a solve visits (`copy_of`): every copy (NONE) to begin with.
+    let list = vec![NONE; len + 1];
+    let list_buf = init_buffer(
+        ctx,
+        "fdpf copy list",
+        bytemuck::cast_slice(&list),
+        U::STORAGE | U::COPY_DST,
+    );
     let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("fdpf"),
         layout: bgl,
@@ -1901,6 +1918,7 @@ fn make_chunk(
             entry(4, &bpp_buf),
             entry(5, &work_buf),
             entry(6, &out_buf),
+            entry(7, &list_buf),
         ],
     });
     let queries = ctx.timestamps.then(|| {
@@ -1926,6 +1944,8 @@ fn make_chunk(
         bpp_buf,
         work_buf,
         out_buf,
+        list_buf,
+        listed: false,
         staging,
         held: None,
         bind_group,
@@ -2817,13 +2837,16 @@ mod tests {
         assert_eq!(fast.results(), full.results());
     }
 
-    /// `solve_active` skips the inactive copies on the device: their state and
-    /// results stay as they were, bit for bit (a re-solve of a converged copy
-    /// would move its f32 answer by its polish iterations), and a tap moved
-    /// while a copy was skipped is taken (warm-start factor, branch, B'') at
-    /// its next solve: it then gives the answer of a batch that never skipped
-    /// it. A prepare that takes the move at the skipped solve (losing its
-    /// warm-start factor) fails it.
+    /// `solve_active` skips the inactive copies on the device (the dispatch
+    /// covers only the listed active ones): their state and results stay as
+    /// they were, bit for bit (a re-solve of a converged copy would move its
+    /// f32 answer by its polish iterations), and a tap moved while a copy was
+    /// skipped is taken (warm-start factor, branch, B'') at its next solve: it
+    /// then gives the answer of a batch that never skipped it. A solve of no
+    /// copy changes nothing. The same with one stage per dispatch (the list
+    /// also drives `main_staged` and `results_staged`), bit for bit. A prepare
+    /// that takes the move at the skipped solve (losing its warm-start
+    /// factor), or a dispatch over every copy, fails it.
     #[test]
     fn skipped_copies_keep_their_state_and_take_tap_moves_later() {
         let Some(ctx) = context_or_skip("skipped_copies_keep_their_state_and_take_tap_moves_later")
@@ -2832,55 +2855,58 @@ mod tests {
         };
         let net = crate::network::load("ieee34").expect("shipped");
         let plan = Arc::new(Plan::new(&net, Default::default()).expect("plan"));
-        let b = 6;
-        let batch = || GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
-        let (mut skips, mut never) = (batch(), batch());
-        for pf in [&mut skips, &mut never] {
-            pf.inputs_mut()
-                .load_scaling
-                .indexed_iter_mut()
-                .for_each(|((c, j), v)| *v = 0.8 + 0.05 * ((c + j) % 7) as f64);
-            pf.solve().expect("solve");
-        }
-        assert_eq!(skips.results(), never.results());
-        let before = skips.results().clone();
-        // Every tap up one step in every copy; `skips` solves only the even
-        // copies first, then every copy; `never` solves every copy once.
-        let (k, tap) = (net.trafos.iter().enumerate())
-            .find_map(|(k, t)| t.tap.as_ref().map(|x| (k, x.clone())))
-            .expect("a tap changer");
-        for pf in [&mut skips, &mut never] {
-            let (taps, _) = pf.controls_mut();
-            taps.column_mut(k).fill((tap.pos + 1.0).min(tap.max));
-        }
-        let even: Vec<bool> = (0..b).map(|c| c % 2 == 0).collect();
-        skips.solve_active(&even).expect("solve");
-        for c in (0..b).filter(|c| c % 2 == 1) {
-            for (name, t) in skips.results().tables() {
-                let was = before
-                    .tables()
-                    .into_iter()
-                    .find(|(n, _)| *n == name)
-                    .expect("table")
-                    .1;
-                assert_eq!(t.row(c), was.row(c), "{name} of skipped copy {c}");
+        let b = 70; // two workgroups
+        let single = || GpuBatch::on(ctx.clone(), plan.clone(), b, usize::MAX).expect("batch");
+        let staged = || GpuBatch::staged(plan.clone(), b).expect("batch");
+        let mut ends = vec![];
+        for batch in [&single as &dyn Fn() -> GpuBatch, &staged] {
+            let (mut skips, mut never) = (batch(), batch());
+            for pf in [&mut skips, &mut never] {
+                pf.inputs_mut()
+                    .load_scaling
+                    .indexed_iter_mut()
+                    .for_each(|((c, j), v)| *v = 0.8 + 0.05 * ((c + j) % 7) as f64);
+                pf.solve().expect("solve");
             }
-            assert_eq!(skips.results().iterations[c], before.iterations[c]);
-        }
-        let odd: Vec<bool> = even.iter().map(|e| !e).collect();
-        skips.solve_active(&odd).expect("solve");
-        never.solve().expect("solve");
-        for c in (0..b).filter(|c| c % 2 == 1) {
-            for ((name, a), (_, z)) in skips
-                .results()
-                .tables()
-                .into_iter()
-                .zip(never.results().tables())
-            {
-                assert_eq!(a.row(c), z.row(c), "{name} of copy {c}");
+            assert_eq!(skips.results(), never.results());
+            let before = skips.results().clone();
+            skips.solve_active(&vec![false; b]).expect("solve");
+            assert_eq!(skips.results(), &before, "a solve of no copy");
+            // Every tap up one step in every copy; `skips` solves only the
+            // even copies first, then the odd ones; `never` every copy once.
+            let (k, tap) = (net.trafos.iter().enumerate())
+                .find_map(|(k, t)| t.tap.as_ref().map(|x| (k, x.clone())))
+                .expect("a tap changer");
+            for pf in [&mut skips, &mut never] {
+                let (taps, _) = pf.controls_mut();
+                taps.column_mut(k).fill((tap.pos + 1.0).min(tap.max));
             }
-            assert_eq!(skips.results().iterations[c], never.results().iterations[c]);
+            let even: Vec<bool> = (0..b).map(|c| c % 2 == 0).collect();
+            skips.solve_active(&even).expect("solve");
+            let rows = |r: &BatchResults, c: usize| {
+                let t = r.tables().map(|(_, t)| t.row(c).to_vec());
+                (t, r.iterations[c], r.converged[c])
+            };
+            for c in (0..b).filter(|c| c % 2 == 1) {
+                assert_eq!(
+                    rows(skips.results(), c),
+                    rows(&before, c),
+                    "skipped copy {c}"
+                );
+            }
+            let odd: Vec<bool> = even.iter().map(|e| !e).collect();
+            skips.solve_active(&odd).expect("solve");
+            never.solve().expect("solve");
+            for c in (0..b).filter(|c| c % 2 == 1) {
+                assert_eq!(
+                    rows(skips.results(), c),
+                    rows(never.results(), c),
+                    "copy {c}"
+                );
+            }
+            ends.push(skips.results().clone());
         }
+        assert_eq!(ends[0], ends[1], "one stage per dispatch");
     }
 
     /// `HostTime::kernel_s` sums the timestamp queries' pass times: positive

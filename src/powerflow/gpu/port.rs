@@ -192,6 +192,9 @@ pub(crate) struct Port<T> {
     pub bppv: Vec<T>,
     pub work: Vec<T>,
     pub outp: Vec<T>,
+    /// The listed copies (`copy_of`): their number, then their indices;
+    /// `[NONE]`: every copy.
+    pub list: Vec<u32>,
 }
 
 pub(crate) fn cmul<T: Real>(a: V2<T>, b: V2<T>) -> V2<T> {
@@ -238,6 +241,7 @@ impl<T: Real> Port<T> {
             bppv,
             work: vec![],
             outp: vec![],
+            list: vec![NONE],
         }
     }
 
@@ -250,6 +254,17 @@ impl<T: Real> Port<T> {
 
     pub fn at(&self, row: u32, c: u32) -> usize {
         (row * self.p.batch + c) as usize
+    }
+
+    pub fn copy_of(&self, i: u32) -> u32 {
+        let n = self.list[0];
+        if n == NONE {
+            return i;
+        }
+        if i >= n {
+            return NONE;
+        }
+        self.list[1 + i as usize]
     }
 
     pub fn r_u(&self, i: u32) -> u32 {
@@ -818,8 +833,9 @@ impl<T: Real> Port<T> {
     }
 
     /// The shader's `main` for invocation `c` (one dispatch).
-    pub fn main(&mut self, c: u32) {
+    pub fn main(&mut self, i: u32) {
         let p = self.p;
+        let c = self.copy_of(i);
         if c >= p.batch {
             return;
         }
@@ -893,8 +909,9 @@ impl<T: Real> Port<T> {
     }
 
     /// The shader's `main_staged` for invocation `c` (one dispatch, one stage).
-    pub fn main_staged(&mut self, c: u32) {
+    pub fn main_staged(&mut self, i: u32) {
         let p = self.p;
+        let c = self.copy_of(i);
         if c >= p.batch {
             return;
         }
@@ -976,8 +993,9 @@ impl<T: Real> Port<T> {
     }
 
     /// The shader's `results_staged` for invocation `c`.
-    pub fn results_staged(&mut self, c: u32) {
+    pub fn results_staged(&mut self, i: u32) {
         let k = Self::k;
+        let c = self.copy_of(i);
         if c >= self.p.batch {
             return;
         }
@@ -1283,32 +1301,14 @@ impl GpuBatch {
             compilation_options: Default::default(),
             cache: None,
         });
+        // The chunk's own bind group (its layout equals `bgl`).
         let ch = &self.chunks[0];
-        fn e(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buf.as_entire_binding(),
-            }
-        }
-        let (idx, sh) = &self._shared;
-        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("fdpf probe"),
-            layout: &bgl,
-            entries: &[
-                e(0, &ch._params),
-                e(1, idx),
-                e(2, sh),
-                e(3, &ch.pc_buf),
-                e(4, &ch.bpp_buf),
-                e(5, &ch.work_buf),
-                e(6, &ch.out_buf),
-            ],
-        });
+        let bg = &ch.bind_group;
         let mut enc = device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bg, &[]);
+            pass.set_bind_group(0, bg, &[]);
             pass.dispatch_workgroups((ch.len as u32).div_ceil(super::WORKGROUP), 1, 1);
         }
         self.ctx.queue.submit([enc.finish()]);

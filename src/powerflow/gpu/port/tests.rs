@@ -92,6 +92,7 @@ fn to64(p: &Port<f32>) -> Port<f64> {
         bppv: v(&p.bppv),
         work: v(&p.work),
         outp: v(&p.outp),
+        list: p.list.clone(),
     }
 }
 
