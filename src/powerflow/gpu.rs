@@ -1101,8 +1101,9 @@ impl GpuBatch {
     /// and uploaded, its cold starts marked, its passes and readback recorded
     /// and submitted (the readback: output `rows`), its readback mapped when
     /// done. Copies not `active` (`None`: all are) are skipped: not prepared,
-    /// and on the device their loop starts done (phase 2), so their state and
-    /// result rows stay those of their last solve.
+    /// and not listed for the device (`list_buf`), whose dispatches cover only
+    /// the listed copies, so their state and result rows stay those of their
+    /// last solve.
     fn submit(
         &mut self,
         ci: usize,
@@ -1143,11 +1144,9 @@ impl GpuBatch {
         let mut visited = ch.len;
         match active.map(|a| &a[ch.c0..ch.c0 + ch.len]) {
             Some(a) if a.iter().any(|&x| !x) => {
-                let list: Vec<u32> = std::iter::once(0)
-                    .chain((0..ch.len as u32).filter(|&lc| a[lc as usize]))
-                    .collect();
+                let mut list = vec![0u32];
+                list.extend((0..ch.len as u32).filter(|&lc| a[lc as usize]));
                 visited = list.len() - 1;
-                let mut list = list;
                 list[0] = visited as u32;
                 queue.write_buffer(&ch.list_buf, 0, bytemuck::cast_slice(&list));
                 ch.listed = true;
@@ -1549,8 +1548,6 @@ fn thread_cpu_s() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
-/// Whether every copy's tap positions and shunt steps are finite and within
-/// their ranges (the checks of [`BatchInputs::validate`] on the controls).
 /// Check a solve's inputs: every set-point where `setpoints` may have
 /// changed, else only the taps and steps (`controls_mut`): a sequential range
 /// check, and the full one to name the value where it fails.
@@ -1564,6 +1561,8 @@ fn check_inputs(plan: &Plan, inputs: &BatchInputs, setpoints: bool) -> Result<()
     Ok(())
 }
 
+/// Whether every copy's tap positions and shunt steps are finite and within
+/// their ranges (the checks of [`BatchInputs::validate`] on the controls).
 fn controls_in_range(net: &crate::network::Network, inp: &BatchInputs) -> bool {
     if inp.trafo_tap_pos.ncols() != net.trafos.len() || inp.shunt_step.ncols() != net.shunts.len() {
         return false;
