@@ -11,9 +11,11 @@
 //!    at most [`ControlOptions::max_iterations`] times.
 //!
 //! On the CPU backend the loop runs on shards of the batch, one per pool
-//! thread, each to the end on its own (`powerflow::cpu` `run_shards`);
-//! copies are independent, so the results are bit for bit those of the
-//! batch-wide loop that other backends run.
+//! thread, each to the end on its own (`powerflow::cpu` `run_shards`), and on
+//! the GPU backend driven from several host threads on each part of the
+//! batch likewise (`powerflow::gpu` `GpuParts::run_parts`); copies are
+//! independent, so the results are bit for bit those of one loop over the
+//! whole batch.
 //!
 //! A copy whose power flow fails stops controlling (it is reported in
 //! [`ControlLoop::failed`]); a copy that still moves after the cap is reported
