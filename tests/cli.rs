@@ -254,3 +254,55 @@ fn a_gpu_batch_that_cannot_fit_on_lavapipe_is_refused() {
     assert!(msg.contains("not enough memory"), "{msg}");
     assert!(msg.contains("CPU-emulated"), "{msg}");
 }
+
+/// Options that apply to one backend are refused on the other, saying so
+/// (exit 1 with the message, before any work): `--cpu-kernel` on the GPU,
+/// `--gpu-chunks` / `--gpu-threads` on the CPU; `auto` takes the GPU's.
+#[test]
+fn options_of_the_other_backend_are_refused() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "bench",
+                "pf",
+                "--network",
+                "ieee13",
+                "--backend",
+                "gpu",
+                "--cpu-kernel",
+                "scalar",
+            ],
+            "--cpu-kernel applies to --backend cpu only",
+        ),
+        (
+            &["bench", "pf", "--network", "ieee13", "--gpu-threads", "2"],
+            "--gpu-chunks and --gpu-threads apply to --backend gpu or auto",
+        ),
+        (
+            &["rollout", "--backend", "cpu", "--gpu-chunks", "2"],
+            "--gpu-chunks and --gpu-threads apply to --backend gpu or auto",
+        ),
+        (
+            &["rollout", "--backend", "cpu", "--gpu-threads", "4"],
+            "--gpu-chunks and --gpu-threads apply to --backend gpu or auto",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = powergrid(args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    // `auto` takes them (the CPU where there is no GPU, which ignores them).
+    let o = powergrid(&[
+        "rollout",
+        "--envs",
+        "4",
+        "--steps",
+        "2",
+        "--gpu-threads",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -231,6 +231,19 @@ struct GpuArgs {
     gpu_threads: u32,
 }
 
+impl GpuArgs {
+    /// Refuse a split asked of the CPU backend (where it would do nothing);
+    /// `auto` may choose the GPU, which takes it.
+    fn check(&self, backend: BackendKind) -> powergrid::Result<()> {
+        if backend == BackendKind::Cpu && (self.gpu_chunks > 1 || self.gpu_threads > 1) {
+            return Err(powergrid::Error::InvalidInput(
+                "--gpu-chunks and --gpu-threads apply to --backend gpu or auto".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn cpu_kernel(s: &str) -> Result<CpuKernel, String> {
     match s {
         "lanes" => Ok(CpuKernel::Lanes),
@@ -389,6 +402,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
                     "--cpu-kernel applies to --backend cpu only".into(),
                 ));
             }
+            gpu.check(backend)?;
             let net = network::load(&network)?;
             let t0 = std::time::Instant::now();
             let options = SolverOptions {
@@ -471,6 +485,7 @@ fn run(cli: Cli) -> powergrid::Result<()> {
             json,
             gpu,
         } => {
+            gpu.check(backend)?;
             if policy == "opf" {
                 // One whole episode per copy, on the CPU (see --policy).
                 let summary = powergrid::opf::replay::rollout_opf(
