@@ -146,13 +146,21 @@ fn same_seed_same_trajectory_on_one_and_two_threads() {
     assert_ne!(one, other, "another seed gives another trajectory");
 }
 
-/// With enough copies the environment evaluates its batch in parts, one per
-/// thread (here 3 parts of 66 or 67 copies: uneven bounds): every output,
-/// the observation rings of the delayed agents included, is the one-part
-/// result bit for bit, across autoresets (4-step episodes).
+/// With enough copies the environment applies actions to and evaluates its
+/// batch in parts, one per thread (here 3 parts of 66 or 67 copies: uneven
+/// bounds): every output and device state, the observation rings and action
+/// delay lines of the delayed agents, the coordinators' messages, the volt-var
+/// agent's taps and capacitors and the operator's price factor included, is
+/// the one-part result bit for bit, across autoresets (4-step episodes).
 #[test]
 fn parts_of_the_batch_give_the_one_part_results() {
-    for setup in ["ieee34_ieee13", "ieee34_ieee13_delayed"] {
+    for setup in [
+        "ieee34_ieee13",
+        "ieee34_ieee13_delayed",
+        "ieee34_ieee13_hierarchical",
+        "ieee34_ieee13_dso",
+        "ieee34_voltvar",
+    ] {
         let one = random_run(setup, 1, 200, 7);
         let three = random_run(setup, 3, 200, 7);
         assert_eq!(one.len(), three.len());

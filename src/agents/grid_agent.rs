@@ -2,7 +2,7 @@
 //! transformers between them, loads on them, devices, and a point of common
 //! coupling where it trades with the upstream grid.
 
-use crate::devices::{DeviceRef, Devices};
+use crate::devices::{DeviceRef, DeviceRows, Devices};
 use crate::network::Network;
 use crate::powerflow::BatchResults;
 
@@ -89,11 +89,12 @@ impl GridAgent {
         }
     }
 
-    /// Split copy `c`'s action row over the devices (setpoint protocol).
+    /// Split copy `c`'s action row over the devices (setpoint protocol), on
+    /// the devices' rows of all copies or of a part of the batch (`c` local).
     /// `renewable_profile[k]` is renewable unit k's profile value this hour.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
-        devices: &mut Devices,
+        devices: &mut DeviceRows,
         c: usize,
         action: &[f64],
         dt_h: f64,

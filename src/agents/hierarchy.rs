@@ -1,6 +1,6 @@
 //! Coordinators and device agents at run time (semantics: [`crate::setup::agents`]):
 //! how the agents' effective actions become each grid agent's device action
-//! row (the row [`crate::agents::GridAgent::apply`] splits over its devices).
+//! row (the row a [`crate::agents::GridAgent`] splits over its devices).
 
 use crate::devices::DeviceRef;
 use crate::setup::agents::{DevicePolicy, Message};

@@ -28,11 +28,16 @@ impl SystemOperator {
     pub fn is_agent(&self) -> bool {
         self.control.is_some()
     }
+    /// The price factors' rows, all copies.
+    pub(crate) fn rows(&mut self) -> OperatorRows<'_> {
+        OperatorRows {
+            control: self.control,
+            factor: self.factor.view_mut(),
+        }
+    }
     /// Apply an action of copy `c`.
     pub fn apply(&mut self, c: usize, a: f64) {
-        if let Some((lo, hi)) = self.control {
-            self.factor[c] = (1.0 + crate::devices::centred(a, lo - 1.0, hi - 1.0)).clamp(lo, hi);
-        }
+        self.rows().apply(c, a)
     }
     /// The action that sets price factor `f` (inverse of [`Self::apply`]).
     pub fn action_for(&self, f: f64) -> f64 {
@@ -42,6 +47,33 @@ impl SystemOperator {
         }
     }
     /// Factor back to 1 (clipped to the bounds).
+    pub fn reset_copy(&mut self, c: usize) {
+        self.rows().reset_copy(c)
+    }
+}
+
+/// The operator's price factor rows (all copies, or a part's), for stepping
+/// parts of the batch on several threads.
+pub(crate) struct OperatorRows<'a> {
+    control: Option<(f64, f64)>,
+    factor: ndarray::ArrayViewMut1<'a, f64>,
+}
+
+impl<'a> OperatorRows<'a> {
+    /// These rows cut at `bounds` (one part per consecutive pair).
+    pub fn split(self, bounds: &[usize]) -> Vec<OperatorRows<'a>> {
+        let control = self.control;
+        (crate::powerflow::batch::split_rows(self.factor, bounds).into_iter())
+            .map(|factor| OperatorRows { control, factor })
+            .collect()
+    }
+    /// See [`SystemOperator::apply`].
+    pub fn apply(&mut self, c: usize, a: f64) {
+        if let Some((lo, hi)) = self.control {
+            self.factor[c] = (1.0 + crate::devices::centred(a, lo - 1.0, hi - 1.0)).clamp(lo, hi);
+        }
+    }
+    /// See [`SystemOperator::reset_copy`].
     pub fn reset_copy(&mut self, c: usize) {
         self.factor[c] = match self.control {
             Some((lo, hi)) => 1.0f64.clamp(lo, hi),

@@ -56,24 +56,29 @@ impl Capacitors {
     }
     /// Step after an action from `current`: `clamp(current + round(a·max_move), 0, max_step)`.
     pub fn step_for(&self, k: usize, current: f64, a: f64) -> f64 {
-        (current + (a.clamp(-1.0, 1.0) * self.max_move[k]).round()).clamp(0.0, self.max_step[k])
+        super::relative_move(current, a, self.max_move[k], 0.0, self.max_step[k])
     }
     /// The action that moves from `current` to `target`: `(target − current)/max_move`.
     pub fn action_for(&self, k: usize, current: f64, target: f64) -> f64 {
         ((target - current) / self.max_move[k].max(1e-12)).clamp(-1.0, 1.0)
     }
+    /// The per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> CapacitorRows<'_> {
+        CapacitorRows {
+            max_step: &self.max_step,
+            step_init: &self.step_init,
+            max_move: &self.max_move,
+            step: self.step.view_mut(),
+            moved: self.moved.view_mut(),
+        }
+    }
     /// Back to the network's step.
     pub fn reset_copy(&mut self, c: usize) {
-        for k in 0..self.shunt.len() {
-            self.step[[c, k]] = self.step_init[k];
-            self.moved[[c, k]] = 0.0;
-        }
+        self.rows().reset_copy(c)
     }
     /// Apply an action.
     pub fn apply(&mut self, c: usize, k: usize, a: f64) {
-        let s = self.step_for(k, self.step[[c, k]], a);
-        self.moved[[c, k]] = (s - self.step[[c, k]]).abs();
-        self.step[[c, k]] = s;
+        self.rows().apply(c, k, a)
     }
     /// Wear cost `wear_cost·|Δstep|`.
     pub fn cost(&self, c: usize, k: usize) -> f64 {
@@ -82,5 +87,27 @@ impl Capacitors {
     /// `[step/max_step]`.
     pub fn observe(&self, c: usize, k: usize, out: &mut [f32]) {
         out[0] = (self.step[[c, k]] / self.max_step[k].max(1.0)) as f32;
+    }
+}
+
+device_rows! {
+    /// [`Capacitors`]' step and move rows.
+    CapacitorRows { max_step: [f64], step_init: [f64], max_move: [f64]; step, moved }
+}
+
+impl CapacitorRows<'_> {
+    /// See [`Capacitors::reset_copy`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for (k, &init) in self.step_init.iter().enumerate() {
+            self.step[[c, k]] = init;
+            self.moved[[c, k]] = 0.0;
+        }
+    }
+    /// See [`Capacitors::apply`].
+    pub fn apply(&mut self, c: usize, k: usize, a: f64) {
+        let from = self.step[[c, k]];
+        let s = super::relative_move(from, a, self.max_move[k], 0.0, self.max_step[k]);
+        self.moved[[c, k]] = (s - from).abs();
+        self.step[[c, k]] = s;
     }
 }

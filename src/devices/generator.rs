@@ -104,19 +104,21 @@ impl Generators {
         (0..batch).for_each(|c| g.reset_copy(c));
         g
     }
+    /// The per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> GeneratorRows<'_> {
+        GeneratorRows {
+            params: &self.params,
+            p_mw: self.p_mw.view_mut(),
+            q_mvar: self.q_mvar.view_mut(),
+        }
+    }
     /// At reset a unit runs at `p_min` with `Q = 0` projected.
     pub fn reset_copy(&mut self, c: usize) {
-        for k in 0..self.params.len() {
-            let (p, q) = self.params[k].project(self.params[k].p_min_mw, 0.0);
-            self.p_mw[[c, k]] = p;
-            self.q_mvar[[c, k]] = q;
-        }
+        self.rows().reset_copy(c)
     }
     /// Apply an action.
     pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64) {
-        let (p, q) = self.params[k].from_action(a_p, a_q);
-        self.p_mw[[c, k]] = p;
-        self.q_mvar[[c, k]] = q;
+        self.rows().apply(c, k, a_p, a_q)
     }
     /// Generation cost over `dt_h` hours.
     pub fn cost(&self, c: usize, k: usize, dt_h: f64) -> f64 {
@@ -131,5 +133,27 @@ impl Generators {
     pub fn observe(&self, c: usize, k: usize, out: &mut [f32]) {
         out[0] = (self.p_mw[[c, k]] / self.params[k].p_max_mw) as f32;
         out[1] = (self.q_mvar[[c, k]] / self.params[k].s_rated_mva) as f32;
+    }
+}
+
+device_rows! {
+    /// [`Generators`]' P and Q rows.
+    GeneratorRows { params: [GeneratorParams]; p_mw, q_mvar }
+}
+
+impl GeneratorRows<'_> {
+    /// See [`Generators::reset_copy`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for (k, prm) in self.params.iter().enumerate() {
+            let (p, q) = prm.project(prm.p_min_mw, 0.0);
+            self.p_mw[[c, k]] = p;
+            self.q_mvar[[c, k]] = q;
+        }
+    }
+    /// See [`Generators::apply`].
+    pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64) {
+        let (p, q) = self.params[k].from_action(a_p, a_q);
+        self.p_mw[[c, k]] = p;
+        self.q_mvar[[c, k]] = q;
     }
 }

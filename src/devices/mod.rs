@@ -23,6 +23,33 @@
 //! computed elsewhere (an optimal dispatch) can be replayed through the
 //! environment.
 
+/// A device kind's per-copy state rows (views of its `[B, n]` arrays, all
+/// copies or a part's) with the parameters they need, and `split`, which cuts
+/// them into parts of consecutive copies (for stepping parts of the batch on
+/// several threads; local copy indices from 0 in each part).
+macro_rules! device_rows {
+    ($(#[$m:meta])* $name:ident { $($shared:ident: $st:ty),* ; $($rows:ident),* }) => {
+        $(#[$m])*
+        pub(crate) struct $name<'a> {
+            $(pub(crate) $shared: &'a $st,)*
+            $(pub(crate) $rows: ndarray::ArrayViewMut2<'a, f64>,)*
+        }
+        impl<'a> $name<'a> {
+            /// These rows cut at `bounds` (`bounds[0] = 0`, ascending, last =
+            /// the rows): one part per consecutive pair.
+            pub(crate) fn split(self, bounds: &[usize]) -> Vec<$name<'a>> {
+                $(let mut $rows = crate::powerflow::batch::split_rows(self.$rows, bounds).into_iter();)*
+                (1..bounds.len())
+                    .map(|_| $name {
+                        $($shared: self.$shared,)*
+                        $($rows: $rows.next().expect("a part per bound"),)*
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
 pub mod capacitor;
 pub mod generator;
 pub mod load;
@@ -30,11 +57,16 @@ pub mod renewable;
 pub mod storage;
 pub mod transformer;
 
+pub(crate) use capacitor::CapacitorRows;
 pub use capacitor::{CapacitorParams, Capacitors};
+pub(crate) use generator::GeneratorRows;
 pub use generator::{GeneratorParams, Generators};
 pub use load::LoadGroups;
+pub(crate) use renewable::RenewableRows;
 pub use renewable::{RenewableParams, Renewables};
+pub(crate) use storage::StorageRows;
 pub use storage::{StorageParams, Storages};
+pub(crate) use transformer::TapRows;
 pub use transformer::{TapChangers, TapParams};
 
 /// Map an action value in `[-1, 1]` (clipped) to `[lo, hi]` linearly.
@@ -55,6 +87,13 @@ pub fn centred(a: f64, lo: f64, hi: f64) -> f64 {
     } else {
         -a * lo.min(0.0)
     }
+}
+
+/// A tap's or a capacitor's position after an action from `current`:
+/// `clamp(current + round(a·max_move), lo, hi)` (`a` clipped to `[-1, 1]`).
+#[inline]
+pub(crate) fn relative_move(current: f64, a: f64, max_move: f64, lo: f64, hi: f64) -> f64 {
+    (current + (a.clamp(-1.0, 1.0) * max_move).round()).clamp(lo, hi)
 }
 
 /// Inverse of [`centred`]: `x/hi` for `x ≥ 0`, `−x/lo` for `x < 0`, clipped to `[-1, 1]`.
@@ -125,9 +164,39 @@ pub struct Devices {
     pub loads: LoadGroups,
 }
 
-impl Devices {
-    /// Apply one device's action slice for copy `c`; `profile[k]` is the
-    /// renewable profile values of this hour (indexed by renewable unit).
+/// Every device's per-copy state rows (all copies, [`Devices::rows`], or a
+/// part's, [`DeviceRows::split`]): what applying actions and resetting copies
+/// write, so that parts of the batch can be stepped on several threads.
+pub(crate) struct DeviceRows<'a> {
+    pub generators: GeneratorRows<'a>,
+    pub storages: StorageRows<'a>,
+    pub renewables: RenewableRows<'a>,
+    pub taps: TapRows<'a>,
+    pub capacitors: CapacitorRows<'a>,
+}
+
+impl<'a> DeviceRows<'a> {
+    /// These rows cut at `bounds` (one part per consecutive pair).
+    pub fn split(self, bounds: &[usize]) -> Vec<DeviceRows<'a>> {
+        let mut g = self.generators.split(bounds).into_iter();
+        let mut s = self.storages.split(bounds).into_iter();
+        let mut r = self.renewables.split(bounds).into_iter();
+        let mut t = self.taps.split(bounds).into_iter();
+        let mut c = self.capacitors.split(bounds).into_iter();
+        let mut next = || -> Option<DeviceRows<'a>> {
+            Some(DeviceRows {
+                generators: g.next()?,
+                storages: s.next()?,
+                renewables: r.next()?,
+                taps: t.next()?,
+                capacitors: c.next()?,
+            })
+        };
+        std::iter::from_fn(&mut next).collect()
+    }
+
+    /// Apply one device's action slice for copy `c`; `renewable_profile` is
+    /// the renewable's profile value this hour.
     #[inline]
     pub fn apply(&mut self, d: DeviceRef, c: usize, a: &[f64], dt_h: f64, renewable_profile: f64) {
         match d {
@@ -137,6 +206,36 @@ impl Devices {
             DeviceRef::TapChanger(k) => self.taps.apply(c, k, a[0]),
             DeviceRef::Capacitor(k) => self.capacitors.apply(c, k, a[0]),
         }
+    }
+
+    /// Reset copy `c`'s device state (renewables at zero until
+    /// [`RenewableRows::set_uncurtailed`]).
+    pub fn reset_copy(&mut self, c: usize) {
+        self.generators.reset_copy(c);
+        self.storages.reset_copy(c);
+        self.renewables.reset_copy(c);
+        self.taps.reset_copy(c);
+        self.capacitors.reset_copy(c);
+    }
+}
+
+impl Devices {
+    /// Every device's per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> DeviceRows<'_> {
+        DeviceRows {
+            generators: self.generators.rows(),
+            storages: self.storages.rows(),
+            renewables: self.renewables.rows(),
+            taps: self.taps.rows(),
+            capacitors: self.capacitors.rows(),
+        }
+    }
+
+    /// Apply one device's action slice for copy `c`; `renewable_profile` is
+    /// the renewable's profile value this hour.
+    #[inline]
+    pub fn apply(&mut self, d: DeviceRef, c: usize, a: &[f64], dt_h: f64, renewable_profile: f64) {
+        self.rows().apply(d, c, a, dt_h, renewable_profile)
     }
 
     /// Operating cost of one device for copy `c` over this step ($).
@@ -174,12 +273,9 @@ impl Devices {
         }
     }
 
-    /// Reset copy `c`'s device state (renewables get this hour's profile).
+    /// Reset copy `c`'s device state (renewables at zero until
+    /// [`Renewables::set_uncurtailed`]).
     pub fn reset_copy(&mut self, c: usize) {
-        self.generators.reset_copy(c);
-        self.storages.reset_copy(c);
-        self.renewables.reset_copy(c);
-        self.taps.reset_copy(c);
-        self.capacitors.reset_copy(c);
+        self.rows().reset_copy(c)
     }
 }

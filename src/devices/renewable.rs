@@ -78,29 +78,26 @@ impl Renewables {
             q_mvar: Array2::zeros((batch, n)),
         }
     }
+    /// The per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> RenewableRows<'_> {
+        RenewableRows {
+            params: &self.params,
+            available_mw: self.available_mw.view_mut(),
+            p_mw: self.p_mw.view_mut(),
+            q_mvar: self.q_mvar.view_mut(),
+        }
+    }
     /// Zero state; the environment then calls [`Renewables::set_uncurtailed`].
     pub fn reset_copy(&mut self, c: usize) {
-        for k in 0..self.params.len() {
-            self.available_mw[[c, k]] = 0.0;
-            self.p_mw[[c, k]] = 0.0;
-            self.q_mvar[[c, k]] = 0.0;
-        }
+        self.rows().reset_copy(c)
     }
     /// At reset: deliver everything available, `Q = 0`.
     pub fn set_uncurtailed(&mut self, c: usize, k: usize, profile: f64) {
-        let a = self.params[k].available(profile);
-        self.available_mw[[c, k]] = a;
-        self.p_mw[[c, k]] = a;
-        self.q_mvar[[c, k]] = 0.0;
+        self.rows().set_uncurtailed(c, k, profile)
     }
     /// Apply an action for a profile value of this hour.
     pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64, profile: f64) {
-        let prm = &self.params[k];
-        let avail = prm.available(profile);
-        let (p, q) = prm.set_point(avail, a_p, a_q);
-        self.available_mw[[c, k]] = avail;
-        self.p_mw[[c, k]] = p;
-        self.q_mvar[[c, k]] = q;
+        self.rows().apply(c, k, a_p, a_q, profile)
     }
     /// `max(|S| − s_rated, 0)` in MVA.
     pub fn violation(&self, c: usize, k: usize) -> f64 {
@@ -113,5 +110,37 @@ impl Renewables {
         out[0] = (self.available_mw[[c, k]] / cap) as f32;
         out[1] = (self.p_mw[[c, k]] / cap) as f32;
         out[2] = (self.q_mvar[[c, k]] / self.params[k].s_rated_mva) as f32;
+    }
+}
+
+device_rows! {
+    /// [`Renewables`]' available P, P and Q rows.
+    RenewableRows { params: [RenewableParams]; available_mw, p_mw, q_mvar }
+}
+
+impl RenewableRows<'_> {
+    /// See [`Renewables::reset_copy`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for k in 0..self.params.len() {
+            self.available_mw[[c, k]] = 0.0;
+            self.p_mw[[c, k]] = 0.0;
+            self.q_mvar[[c, k]] = 0.0;
+        }
+    }
+    /// See [`Renewables::set_uncurtailed`].
+    pub fn set_uncurtailed(&mut self, c: usize, k: usize, profile: f64) {
+        let a = self.params[k].available(profile);
+        self.available_mw[[c, k]] = a;
+        self.p_mw[[c, k]] = a;
+        self.q_mvar[[c, k]] = 0.0;
+    }
+    /// See [`Renewables::apply`].
+    pub fn apply(&mut self, c: usize, k: usize, a_p: f64, a_q: f64, profile: f64) {
+        let prm = &self.params[k];
+        let avail = prm.available(profile);
+        let (p, q) = prm.set_point(avail, a_p, a_q);
+        self.available_mw[[c, k]] = avail;
+        self.p_mw[[c, k]] = p;
+        self.q_mvar[[c, k]] = q;
     }
 }

@@ -76,20 +76,21 @@ impl Storages {
         (0..batch).for_each(|c| s.reset_copy(c));
         s
     }
+    /// The per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> StorageRows<'_> {
+        StorageRows {
+            params: &self.params,
+            soc: self.soc.view_mut(),
+            p_mw: self.p_mw.view_mut(),
+        }
+    }
     /// SOC back to `soc_init`, P = 0.
     pub fn reset_copy(&mut self, c: usize) {
-        for k in 0..self.params.len() {
-            self.soc[[c, k]] = self.params[k].soc_init;
-            self.p_mw[[c, k]] = 0.0;
-        }
+        self.rows().reset_copy(c)
     }
     /// Apply an action: `P = a·p_max` (zero: idle), clipped, then the SOC update.
     pub fn apply(&mut self, c: usize, k: usize, a: f64, dt_h: f64) {
-        let prm = &self.params[k];
-        let soc = self.soc[[c, k]];
-        let p = prm.clip(soc, a.clamp(-1.0, 1.0) * prm.p_max_mw, dt_h);
-        self.p_mw[[c, k]] = p;
-        self.soc[[c, k]] = prm.next_soc(soc, p, dt_h);
+        self.rows().apply(c, k, a, dt_h)
     }
     /// Degradation cost `cost_per_mwh·|P|·dt` (charging and discharging alike).
     pub fn cost(&self, c: usize, k: usize, dt_h: f64) -> f64 {
@@ -109,5 +110,28 @@ impl Storages {
     pub fn observe(&self, c: usize, k: usize, out: &mut [f32]) {
         out[0] = self.soc[[c, k]] as f32;
         out[1] = (self.p_mw[[c, k]] / self.params[k].p_max_mw) as f32;
+    }
+}
+
+device_rows! {
+    /// [`Storages`]' SOC and P rows.
+    StorageRows { params: [StorageParams]; soc, p_mw }
+}
+
+impl StorageRows<'_> {
+    /// See [`Storages::reset_copy`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for (k, prm) in self.params.iter().enumerate() {
+            self.soc[[c, k]] = prm.soc_init;
+            self.p_mw[[c, k]] = 0.0;
+        }
+    }
+    /// See [`Storages::apply`].
+    pub fn apply(&mut self, c: usize, k: usize, a: f64, dt_h: f64) {
+        let prm = &self.params[k];
+        let soc = self.soc[[c, k]];
+        let p = prm.clip(soc, a.clamp(-1.0, 1.0) * prm.p_max_mw, dt_h);
+        self.p_mw[[c, k]] = p;
+        self.soc[[c, k]] = prm.next_soc(soc, p, dt_h);
     }
 }

@@ -62,26 +62,37 @@ impl TapChangers {
     }
     /// Position after an action from `current`: `clamp(current + round(a·max_move), min, max)`.
     pub fn position(&self, k: usize, current: f64, a: f64) -> f64 {
-        (current + (a.clamp(-1.0, 1.0) * self.max_move[k]).round())
-            .clamp(self.tap_min[k], self.tap_max[k])
+        super::relative_move(
+            current,
+            a,
+            self.max_move[k],
+            self.tap_min[k],
+            self.tap_max[k],
+        )
     }
     /// The action that moves from `current` to `target` (inverse of
     /// [`Self::position`] for moves within `max_move`): `(target − current)/max_move`.
     pub fn action_for(&self, k: usize, current: f64, target: f64) -> f64 {
         ((target - current) / self.max_move[k].max(1e-12)).clamp(-1.0, 1.0)
     }
+    /// The per-copy state rows, all copies.
+    pub(crate) fn rows(&mut self) -> TapRows<'_> {
+        TapRows {
+            tap_min: &self.tap_min,
+            tap_max: &self.tap_max,
+            tap_init: &self.tap_init,
+            max_move: &self.max_move,
+            pos: self.pos.view_mut(),
+            moved: self.moved.view_mut(),
+        }
+    }
     /// Back to the network's position.
     pub fn reset_copy(&mut self, c: usize) {
-        for k in 0..self.trafo.len() {
-            self.pos[[c, k]] = self.tap_init[k];
-            self.moved[[c, k]] = 0.0;
-        }
+        self.rows().reset_copy(c)
     }
     /// Apply an action.
     pub fn apply(&mut self, c: usize, k: usize, a: f64) {
-        let p = self.position(k, self.pos[[c, k]], a);
-        self.moved[[c, k]] = (p - self.pos[[c, k]]).abs();
-        self.pos[[c, k]] = p;
+        self.rows().apply(c, k, a)
     }
     /// Wear cost `wear_cost·|Δtap|`.
     pub fn cost(&self, c: usize, k: usize) -> f64 {
@@ -91,5 +102,27 @@ impl TapChangers {
     pub fn observe(&self, c: usize, k: usize, out: &mut [f32]) {
         let span = (self.tap_max[k] - self.tap_min[k]).max(1e-12);
         out[0] = (2.0 * (self.pos[[c, k]] - self.tap_min[k]) / span - 1.0) as f32;
+    }
+}
+
+device_rows! {
+    /// [`TapChangers`]' position and move rows.
+    TapRows { tap_min: [f64], tap_max: [f64], tap_init: [f64], max_move: [f64]; pos, moved }
+}
+
+impl TapRows<'_> {
+    /// See [`TapChangers::reset_copy`].
+    pub fn reset_copy(&mut self, c: usize) {
+        for (k, &init) in self.tap_init.iter().enumerate() {
+            self.pos[[c, k]] = init;
+            self.moved[[c, k]] = 0.0;
+        }
+    }
+    /// See [`TapChangers::apply`].
+    pub fn apply(&mut self, c: usize, k: usize, a: f64) {
+        let from = self.pos[[c, k]];
+        let p = super::relative_move(from, a, self.max_move[k], self.tap_min[k], self.tap_max[k]);
+        self.moved[[c, k]] = (p - from).abs();
+        self.pos[[c, k]] = p;
     }
 }

@@ -27,6 +27,24 @@ impl DelayLine {
         }
     }
 
+    /// The queues of the copies `bounds[k] .. bounds[k + 1]`, one part per
+    /// consecutive pair of `bounds` (ascending from 0 to the batch).
+    pub fn split_rows(&mut self, bounds: &[usize]) -> Vec<DelayRows<'_>> {
+        let (d, dim) = (self.d, self.dim);
+        (split_slice(&mut self.buf, d * dim, bounds).into_iter())
+            .map(|buf| DelayRows { d, dim, buf })
+            .collect()
+    }
+}
+
+/// Some copies' queues of a [`DelayLine`] (local copy indices from 0).
+pub(crate) struct DelayRows<'a> {
+    d: usize,
+    dim: usize,
+    buf: &'a mut [f64],
+}
+
+impl DelayRows<'_> {
     /// Forget copy `c`'s queued rows (autoreset).
     pub fn clear(&mut self, c: usize) {
         let n = self.d * self.dim;
@@ -140,18 +158,26 @@ mod tests {
 
     #[test]
     fn delay_line_shifts_by_d_and_clears() {
-        let mut q = DelayLine::new(2, 3, 1);
+        let mut line = DelayLine::new(3, 3, 1);
+        // Copy 1, the first of the second part (local index 0).
+        let mut parts = line.split_rows(&[0, 1, 3]);
+        let q = &mut parts[1];
         let mut got = Vec::new();
         for t in 1..=8 {
             let mut io = [t as f64];
-            q.shift(1, t, &mut io);
+            q.shift(0, t, &mut io);
             got.push(io[0]);
         }
         assert_eq!(got, [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-        q.clear(1);
+        q.clear(0);
         let mut io = [9.0];
-        q.shift(1, 9, &mut io);
+        q.shift(0, 9, &mut io);
         assert_eq!(io[0], 0.0);
+        // The other copies' queues were not touched.
+        assert!(line.buf[..3]
+            .iter()
+            .chain(&line.buf[6..])
+            .all(|&x| x == 0.0));
     }
 
     #[test]

@@ -70,7 +70,7 @@ use crate::powerflow::scenarios::{Scenario, ScenarioInputs};
 use crate::powerflow::{
     new_backend, BackendKind, BatchResults, Plan, PowerFlow, ResultColumns, SolverOptions,
 };
-use crate::setup::agents::{DevicePolicy, Message, Quantity, Role, Timing};
+use crate::setup::agents::{Message, Quantity, Role, Timing};
 use crate::setup::config::ObservationMode;
 use crate::setup::{Setup, TimeSeries};
 use ndarray::{Array1, Array2, Array3, ArrayView2};
@@ -285,12 +285,9 @@ pub struct VecEnv {
     info: StepInfo,
     // scratch
     reset_list: Vec<usize>,
-    renewable_profile: Vec<f64>,
-    action_row: Vec<f64>,
-    /// Each agent's effective action of the copy being stepped.
-    eff: Vec<Vec<f64>>,
-    msg_row: Vec<f64>,
-    unit_msg: Vec<f64>,
+    /// One scratch per part of the batch whose actions are applied in
+    /// parallel (`act::ActScratch`).
+    act_scratch: Vec<act::ActScratch>,
     /// One scratch per part of the batch evaluated in parallel (`step::Scratch`).
     scratch: Vec<step::Scratch>,
 }
@@ -497,11 +494,13 @@ impl VecEnv {
                 acts_next: Array2::from_elem((b, n_agents), false),
             },
             reset_list: Vec::with_capacity(b),
-            renewable_profile: vec![0.0; n_ren],
-            action_row: vec![0.0; max_action],
-            eff,
-            msg_row: vec![0.0; max_msg],
-            unit_msg: vec![0.0; max_msg.max(max_action)],
+            act_scratch: vec![act::ActScratch {
+                renewable_profile: vec![0.0; n_ren],
+                action_row: vec![0.0; max_action],
+                eff,
+                msg_row: vec![0.0; max_msg],
+                unit_msg: vec![0.0; max_msg.max(max_action)],
+            }],
             scratch: vec![step::Scratch::new(n_inner, max_base)],
         })
     }
@@ -713,11 +712,7 @@ impl VecEnv {
             self.st.episodes[c] = 0;
             self.st.needs_reset[c] = true;
         }
-        self.reset_list.clear();
-        for c in 0..self.p.batch {
-            self.begin_episode(c);
-            self.reset_list.push(c);
-        }
+        self.act::<f32>(None);
         self.solve_and_evaluate()
     }
 
@@ -758,89 +753,7 @@ impl VecEnv {
     /// has changed.
     pub fn step<A: ActionScalar>(&mut self, actions: &[ArrayView2<A>]) -> Result<()> {
         self.check_actions(actions)?;
-        self.reset_list.clear();
-        let dt = self.p.setup.config.dt_h;
-        for c in 0..self.p.batch {
-            if self.st.needs_reset[c] {
-                self.begin_episode(c);
-                self.reset_list.push(c);
-                continue;
-            }
-            self.st.step_in_episode[c] += 1;
-            let row = self.hour(c);
-            let ts = match self.p.split {
-                Split::Train => &self.p.setup.train,
-                Split::Test => &self.p.setup.test,
-            };
-            for (k, p) in self.st.devices.renewables.params.iter().enumerate() {
-                self.renewable_profile[k] = ts.at(p.profile_column, row);
-            }
-            let s = self.st.step_in_episode[c] - 1;
-            let t = s + 1;
-            // Each agent's effective action: its chosen action when its tick
-            // is due (else the held one), delayed by act_delay.
-            for (e, eff) in self.eff.iter_mut().enumerate() {
-                let mut held = self.st.held[e].row_mut(c);
-                if s.is_multiple_of(self.p.timing[e].tick_every) {
-                    held.iter_mut()
-                        .zip(actions[e].row(c).iter())
-                        .for_each(|(d, x)| *d = x.to_f64());
-                }
-                eff.iter_mut().zip(held.iter()).for_each(|(d, x)| *d = *x);
-                self.st.act_lines[e].shift(c, t, eff);
-            }
-            for (i, agent) in self.p.agents.iter().enumerate() {
-                let row = &mut self.action_row[..agent.action_dim];
-                match &self.p.drivers[i] {
-                    Driver::Flat(e) => row.copy_from_slice(&self.eff[*e]),
-                    Driver::Hier {
-                        coordinator,
-                        message,
-                        msg_dim,
-                        units,
-                        direct,
-                    } => {
-                        let msg = &mut self.msg_row[..*msg_dim];
-                        match coordinator {
-                            Some(e) => msg.copy_from_slice(&self.eff[*e]),
-                            None => msg.fill(0.0),
-                        }
-                        row.fill(0.0);
-                        if *message == Message::Setpoints {
-                            for &(off, len) in direct {
-                                row[off..off + len].copy_from_slice(&msg[off..off + len]);
-                            }
-                        }
-                        for u in units.clone() {
-                            let unit = &self.p.units[u];
-                            let m = &mut self.unit_msg[..unit.msg_dim];
-                            match message {
-                                Message::Setpoints => unit.gather(msg, m),
-                                Message::Vector(_) => m.copy_from_slice(msg),
-                            }
-                            self.st.msg_lines[u].shift(c, t, m);
-                            self.st.msg_held[u]
-                                .row_mut(c)
-                                .iter_mut()
-                                .zip(m.iter())
-                                .for_each(|(d, x)| *d = *x);
-                            match unit.policy {
-                                DevicePolicy::Learner => {
-                                    let e = unit.agent.expect("a learner unit is an agent");
-                                    unit.scatter(&self.eff[e], row);
-                                }
-                                DevicePolicy::PassThrough => unit.scatter(m, row),
-                                DevicePolicy::Proportional => unit.proportional(m, row),
-                            }
-                        }
-                    }
-                }
-                agent.apply(&mut self.st.devices, c, row, dt, &self.renewable_profile);
-            }
-            if let Some(e) = self.p.operator_agent {
-                self.st.operator.apply(c, self.eff[e][0]);
-            }
-        }
+        self.act(Some(actions));
         self.solve_and_evaluate()
     }
 }
@@ -852,6 +765,7 @@ pub fn copy_rng(seed: u64, c: usize) -> ChaCha8Rng {
     r
 }
 
+mod act;
 mod step;
 
 /// The agents of a setup made concrete for the batch.

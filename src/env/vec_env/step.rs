@@ -11,43 +11,8 @@ use crate::env::timing::HistRows;
 use crate::error::Result;
 use crate::powerflow::batch::{split_rows, split_slice};
 use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis};
-use rand::RngExt;
 
 impl VecEnv {
-    pub(super) fn begin_episode(&mut self, c: usize) {
-        let slot = match self.p.split {
-            Split::Train => self.st.rngs[c].random_range(0..self.p.start_slots),
-            Split::Test => ((self.st.episodes[c] as usize) * self.p.batch + c) % self.p.start_slots,
-        };
-        self.st.episodes[c] += 1;
-        self.st.start_row[c] = 24 * slot;
-        self.st.step_in_episode[c] = 0;
-        self.st.needs_reset[c] = false;
-        self.st.devices.reset_copy(c);
-        self.st.operator.reset_copy(c);
-        // Autoreset clears every queue of the copy: held actions, delayed
-        // actions and messages (the observation rings refill at t = 0).
-        for h in &mut self.st.held {
-            h.row_mut(c).fill(0.0);
-        }
-        for q in &mut self.st.act_lines {
-            q.clear(c);
-        }
-        for q in &mut self.st.msg_lines {
-            q.clear(c);
-        }
-        for m in &mut self.st.msg_held {
-            m.row_mut(c).fill(0.0);
-        }
-        let row = self.st.start_row[c];
-        for k in 0..self.st.devices.renewables.params.len() {
-            let v = self
-                .series()
-                .at(self.st.devices.renewables.params[k].profile_column, row);
-            self.st.devices.renewables.set_uncurtailed(c, k, v);
-        }
-    }
-
     /// Write set-points, solve with automatic control, then cost, safety,
     /// reward, observations, flags: all of it in one trip to the CPU
     /// backend's pool (its parallel parts then start from a pool thread
@@ -245,7 +210,7 @@ struct InputRows<'a> {
 impl VecEnv {
     /// Parts of the batch worked on in parallel: one per pool thread, at
     /// least [`MIN_COPIES_PER_PART`] copies each (one without a pool).
-    fn n_parts(&self) -> usize {
+    pub(super) fn n_parts(&self) -> usize {
         let b = self.p.batch;
         if self.pf.pool().is_some() && b >= MIN_COPIES_PER_PART * 2 {
             self.pf.threads().clamp(1, b / MIN_COPIES_PER_PART)
