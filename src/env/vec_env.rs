@@ -712,8 +712,7 @@ impl VecEnv {
             self.st.episodes[c] = 0;
             self.st.needs_reset[c] = true;
         }
-        self.act::<f32>(None);
-        self.solve_and_evaluate()
+        self.act_solve_and_evaluate::<f32>(None)
     }
 
     /// Check actions: one array per agent, shape `[B, action_dims[i]]`, finite.
@@ -753,8 +752,7 @@ impl VecEnv {
     /// has changed.
     pub fn step<A: ActionScalar>(&mut self, actions: &[ArrayView2<A>]) -> Result<()> {
         self.check_actions(actions)?;
-        self.act(Some(actions));
-        self.solve_and_evaluate()
+        self.act_solve_and_evaluate(Some(actions))
     }
 }
 

@@ -13,18 +13,28 @@ use crate::powerflow::batch::{split_rows, split_slice};
 use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis};
 
 impl VecEnv {
-    /// Write set-points, solve with automatic control, then cost, safety,
-    /// reward, observations, flags: all of it in one trip to the CPU
-    /// backend's pool (its parallel parts then start from a pool thread
-    /// instead of waking the pool from this one each time).
-    pub(super) fn solve_and_evaluate(&mut self) -> Result<()> {
+    /// Episode starts and actions ([`VecEnv::act`]), then set-points, the
+    /// solve with automatic control, cost, safety, reward, observations,
+    /// flags: all of it in one trip to the backend's pool (its parallel parts
+    /// then start from a pool thread instead of waking the pool from this
+    /// one each time).
+    pub(super) fn act_solve_and_evaluate<A: super::ActionScalar>(
+        &mut self,
+        actions: Option<&[ndarray::ArrayView2<A>]>,
+    ) -> Result<()> {
         match self.pf.shared_pool() {
-            Some(pool) => pool.install(|| self.solve_and_evaluate_here()),
-            None => self.solve_and_evaluate_here(),
+            Some(pool) => pool.install(|| {
+                self.act(actions);
+                self.solve_and_evaluate()
+            }),
+            None => {
+                self.act(actions);
+                self.solve_and_evaluate()
+            }
         }
     }
 
-    fn solve_and_evaluate_here(&mut self) -> Result<()> {
+    fn solve_and_evaluate(&mut self) -> Result<()> {
         self.write_inputs();
         if !self.reset_list.is_empty() {
             self.pf.reset_start(&self.reset_list);
@@ -96,7 +106,7 @@ impl VecEnv {
             }
         };
         match pool {
-            // Called from inside the pool (`solve_and_evaluate`): no wake-up.
+            // Called from inside the pool (`act_solve_and_evaluate`): no wake-up.
             Some(pool) if parts.len() > 1 => {
                 use rayon::prelude::*;
                 pool.install(|| parts.into_par_iter().for_each(write));
