@@ -563,8 +563,9 @@ pub trait PowerFlow: Send {
     fn solve(&mut self) -> Result<SolveSummary>;
     /// Like [`solve`](PowerFlow::solve), but only copies with `active[c]` need
     /// solving: the others keep their state and last results (the control
-    /// loop's settled copies). The default solves every copy; the CPU backend
-    /// skips the inactive ones. The summary covers every copy.
+    /// loop's settled copies). The default solves every copy; the CPU and GPU
+    /// backends skip the inactive ones (the GPU dispatches only the active
+    /// copies, with `enforce_q_lims` every copy). The summary covers every copy.
     fn solve_active(&mut self, active: &[bool]) -> Result<SolveSummary> {
         check_active(active, self.batch())?;
         self.solve()
