@@ -183,16 +183,16 @@ impl<'a> DeviceRows<'a> {
         let mut r = self.renewables.split(bounds).into_iter();
         let mut t = self.taps.split(bounds).into_iter();
         let mut c = self.capacitors.split(bounds).into_iter();
-        let mut next = || -> Option<DeviceRows<'a>> {
-            Some(DeviceRows {
-                generators: g.next()?,
-                storages: s.next()?,
-                renewables: r.next()?,
-                taps: t.next()?,
-                capacitors: c.next()?,
+        let part = "a part per bound";
+        (1..bounds.len())
+            .map(|_| DeviceRows {
+                generators: g.next().expect(part),
+                storages: s.next().expect(part),
+                renewables: r.next().expect(part),
+                taps: t.next().expect(part),
+                capacitors: c.next().expect(part),
             })
-        };
-        std::iter::from_fn(&mut next).collect()
+            .collect()
     }
 
     /// Apply one device's action slice for copy `c`; `renewable_profile` is

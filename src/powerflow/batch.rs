@@ -666,6 +666,12 @@ pub trait PowerFlow: Send {
 }
 
 /// An active mask of [`PowerFlow::solve_active`] has one entry per copy.
+/// Bounds of `n` parts of consecutive rows covering `0..len`, as even as can
+/// be (`n + 1` values from 0 to `len`), for [`split_rows`] and [`split_slice`].
+pub(crate) fn even_bounds(len: usize, n: usize) -> Vec<usize> {
+    (0..=n).map(|i| i * len / n).collect()
+}
+
 /// `v` cut along its first axis at `bounds` (`bounds[0] = 0`, ascending,
 /// last = the length): one view per consecutive pair.
 pub(crate) fn split_rows<'a, A, D: ndarray::RemoveAxis>(

@@ -10,7 +10,7 @@
 use super::{ActionScalar, Driver, Params, Split, VecEnv};
 use crate::devices::DeviceRows;
 use crate::env::timing::DelayRows;
-use crate::powerflow::batch::{split_rows, split_slice};
+use crate::powerflow::batch::{even_bounds, split_rows, split_slice};
 use crate::setup::agents::{DevicePolicy, Message};
 use crate::setup::TimeSeries;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -61,7 +61,7 @@ impl VecEnv {
             let s = self.act_scratch[0].clone();
             self.act_scratch.push(s);
         }
-        let bounds: Vec<usize> = (0..=n_parts).map(|i| i * b / n_parts).collect();
+        let bounds = even_bounds(b, n_parts);
         let pool = self.pf.shared_pool();
         let st = &mut self.st;
         let mut devices = st.devices.rows().split(&bounds).into_iter();

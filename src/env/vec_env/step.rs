@@ -9,7 +9,7 @@ use crate::env::observation::{finite, price_feature, time_features, voltage_feat
 use crate::env::reward::{self, Term, N_COST_TERMS};
 use crate::env::timing::HistRows;
 use crate::error::Result;
-use crate::powerflow::batch::{split_rows, split_slice};
+use crate::powerflow::batch::{even_bounds, split_rows, split_slice};
 use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis};
 
 impl VecEnv {
@@ -135,7 +135,7 @@ impl VecEnv {
             let s = Scratch::like(&self.scratch[0]);
             self.scratch.push(s);
         }
-        let bounds: Vec<usize> = (0..=n_parts).map(|i| i * b / n_parts).collect();
+        let bounds = even_bounds(b, n_parts);
         let ctx = Ctx {
             p: &self.p,
             ts: match self.p.split {

@@ -22,8 +22,8 @@ use super::GpuBatch;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::powerflow::batch::{
-    split_rows, split_slice, BatchInputs, BatchResults, HostTime, PowerFlow, ResultColumns,
-    SolveSummary,
+    even_bounds, split_rows, split_slice, BatchInputs, BatchResults, HostTime, PowerFlow,
+    ResultColumns, SolveSummary,
 };
 use crate::powerflow::Plan;
 use ndarray::{s, Array2, ArrayViewMut2};
@@ -34,6 +34,9 @@ use std::sync::{Arc, OnceLock};
 /// A batch on the GPU in parts, one host thread each.
 pub struct GpuParts {
     parts: Vec<GpuBatch>,
+    /// Each part's first copy, then the batch (`even_bounds`).
+    bounds: Vec<usize>,
+    /// The copies of each part (`bounds`' windows).
     ranges: Vec<Range<usize>>,
     pool: Arc<rayon::ThreadPool>,
     inputs: BatchInputs,
@@ -61,11 +64,6 @@ struct Copying {
     out_of_part: f64,
 }
 
-/// `n` ranges of consecutive copies covering `0..batch`, as even as can be.
-fn even_ranges(batch: usize, n: usize) -> Vec<Range<usize>> {
-    (0..n).map(|i| i * batch / n..(i + 1) * batch / n).collect()
-}
-
 impl GpuParts {
     /// `batch` copies in `threads` parts (at most one per copy) on `ctx`.
     pub fn on(ctx: Arc<GpuContext>, plan: Arc<Plan>, batch: usize, threads: usize) -> Result<Self> {
@@ -74,7 +72,8 @@ impl GpuParts {
                 "a batch needs at least one copy".into(),
             ));
         }
-        let ranges = even_ranges(batch, threads.clamp(1, batch));
+        let bounds = even_bounds(batch, threads.clamp(1, batch));
+        let ranges: Vec<Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
         let parts = (ranges.iter())
             .map(|r| GpuBatch::on(ctx.clone(), plan.clone(), r.len(), usize::MAX))
             .collect::<Result<Vec<_>>>()?;
@@ -92,6 +91,7 @@ impl GpuParts {
             controls: true,
             host: HostTime::default(),
             parts,
+            bounds,
             ranges,
             pool: Arc::new(pool),
         })
@@ -121,14 +121,11 @@ impl GpuParts {
         self.setpoints = false;
         self.controls = false;
         self.full = OnceLock::new();
-        let bounds: Vec<usize> = std::iter::once(0)
-            .chain(self.ranges.iter().map(|r| r.end))
-            .collect();
         let tables: Vec<usize> = match &self.limit {
             Some(t) => t.clone(),
             None => (0..15).collect(),
         };
-        let mut outs = Rows::split(&mut self.results, &tables, &bounds);
+        let mut outs = Rows::split(&mut self.results, &tables, &self.bounds);
         let inputs = &self.inputs;
         let done: Vec<(R, Copying)> = self.pool.install(|| {
             (self.parts.par_iter_mut())
